@@ -1,0 +1,46 @@
+"""rag: ask questions of your own documents and get answers backed by verbatim, checked quotes.
+
+Example:
+    >>> from rag import Index
+    >>> index = Index.build(["docs/"], "index/")
+    >>> hit = index.search("How do I add documents?", k=1)[0]
+    >>> print(hit.name, hit.page, hit.quote.text)
+"""
+
+from .errors import (
+    EmbeddingModelError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    LLMError,
+    LoadError,
+    RagError,
+    SettingsError,
+)
+from .index import Index
+from .settings import Settings
+from .types import Answer, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Document",
+    "EmbeddingModelError",
+    "Hit",
+    "Index",
+    "IndexCorruptError",
+    "IndexLockedError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IngestReport",
+    "LLMError",
+    "LoadError",
+    "LoadFailure",
+    "Page",
+    "Quote",
+    "RagError",
+    "Settings",
+    "SettingsError",
+]
+__version__ = "0.1.0"

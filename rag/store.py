@@ -1,0 +1,468 @@
+"""The index on disk: FAISS vectors, BM25, chunk and page metadata (SQLite) and a manifest.
+
+Layout of an index folder::
+
+    index/
+      CURRENT                 name of the live generation (replaced atomically)
+      gen-<id>/               one complete, immutable generation
+        manifest.json         settings fingerprint, counts, dense index kind, sha256 of every file
+        meta.sqlite           files, pages (full text, for quote checks) and chunks (row = vector id)
+        vectors.npy           float32 [n, dim], row-aligned with the chunks table
+        dense.faiss           FAISS index over the vectors
+        bm25/                 bm25s index (numpy arrays + JSON, no pickle)
+      cache/embeddings.sqlite vectors by content hash, shared by all generations
+      .lock                   held by the one process that writes
+
+A save writes a whole new generation beside the live one and then switches ``CURRENT`` with an
+atomic rename: a crash at any moment leaves the previous generation as the live, consistent index.
+Nothing on disk is a pickle: a user may be handed an index by someone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from .settings import FORMAT_VERSION, Settings
+from .types import Chunk, Document
+
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+META = "meta.sqlite"
+VECTORS = "vectors.npy"
+DENSE = "dense.faiss"
+BM25_DIR = "bm25"
+LOCK = ".lock"
+
+_SCHEMA = """
+CREATE TABLE files (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+                    mtime REAL NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL);
+CREATE TABLE pages (source TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
+                    PRIMARY KEY (source, page));
+CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, page INTEGER NOT NULL,
+                     start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
+                     n_tokens INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX chunks_source ON chunks (source, page);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the index remembers of a file to tell later whether it changed."""
+
+    source: str
+    sha256: str
+    size: int
+    mtime: float
+    pages: int = 0
+    chunks: int = 0
+
+
+def rebuild_hint(folder: Path) -> str:
+    return f"rebuild it with: rag ingest PATH... --index {folder} --rebuild"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+class Snapshot:
+    """One generation of the index, opened read-only. Immutable, so any thread may share it."""
+
+    def __init__(self, folder: Path, generation: str, verify: bool = True) -> None:
+        self.folder = folder
+        self.generation = generation
+        self.path = folder / generation
+        self.manifest = _read_manifest(self.path, folder)
+        if verify:
+            _verify_files(self.path, self.manifest, folder)
+        self.count: int = int(self.manifest["chunks"])
+        self.dim: int = int(self.manifest["dim"])
+        self._local = threading.local()
+        try:
+            self.vectors = np.load(self.path / VECTORS, mmap_mode="r", allow_pickle=False)
+            if self.vectors.shape != (self.count, self.dim):
+                raise ValueError(f"shape {self.vectors.shape}, manifest says ({self.count}, {self.dim})")
+            import faiss
+
+            self.dense = faiss.read_index(str(self.path / DENSE))
+            if self.dense.ntotal != self.count:
+                raise ValueError(f"FAISS holds {self.dense.ntotal} vectors, manifest says {self.count}")
+            self.bm25 = _load_bm25(self.path / BM25_DIR) if self.count else None
+            with self._db() as db:
+                (rows,) = db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+            if rows != self.count:
+                raise ValueError(f"metadata holds {rows} chunks, manifest says {self.count}")
+        except (ValueError, OSError, RuntimeError, sqlite3.DatabaseError, json.JSONDecodeError, KeyError) as exc:
+            raise IndexCorruptError(f"the index in {folder} is damaged ({exc}); {rebuild_hint(folder)}") from None
+
+    @property
+    def dense_kind(self) -> str:
+        return str(self.manifest.get("dense_kind", "flat"))
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            uri = f"file:{self.path / META}?mode=ro&immutable=1"
+            db = sqlite3.connect(uri, uri=True, check_same_thread=True)
+            self._local.db = db
+        return db
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        """Chunks by row (vector id), in the order asked."""
+        if not rows:
+            return []
+        found: dict[int, Chunk] = {}
+        db = self._db()
+        unique = list(dict.fromkeys(int(r) for r in rows))
+        for begin in range(0, len(unique), 500):
+            part = unique[begin:begin + 500]
+            marks = ",".join("?" * len(part))
+            for row, cid, source, page, start, end, text, n_tokens in db.execute(
+                    f"SELECT row, id, source, page, start, end, text, n_tokens FROM chunks WHERE row IN ({marks})",
+                    part):
+                found[row] = Chunk(cid, source, page, start, end, text, n_tokens)
+        return [found[int(r)] for r in rows]
+
+    def page_text(self, source: str, page: int) -> str | None:
+        """The full text of a page as stored, or None when the index has no such page."""
+        row = self._db().execute("SELECT text FROM pages WHERE source = ? AND page = ?", (source, page)).fetchone()
+        return None if row is None else str(row[0])
+
+    def rows_where(self, sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
+        """Rows of the chunks from some sources and/or a page range (inclusive), for filters."""
+        clauses, args = [], []
+        if sources is not None:
+            names = list(sources)
+            marks = ",".join("?" * len(names))
+            clauses.append(f"(source IN ({marks}) OR {' OR '.join(['source LIKE ?'] * len(names))})")
+            args += names + [f"%/{name}" for name in names]
+        if pages is not None:
+            clauses.append("page BETWEEN ? AND ?")
+            args += [int(pages[0]), int(pages[1])]
+        where = " AND ".join(clauses) or "1"
+        rows = [r for (r,) in self._db().execute(f"SELECT row FROM chunks WHERE {where}", args)]
+        return np.array(rows, dtype=np.int64)
+
+    def files(self) -> dict[str, FileRecord]:
+        return {r[0]: FileRecord(*r) for r in self._db().execute(
+            "SELECT source, sha256, size, mtime, pages, chunks FROM files")}
+
+    def documents(self) -> list[Document]:
+        return [Document(source=r.source, pages=r.pages, chunks=r.chunks, sha256=r.sha256, size=r.size)
+                for r in sorted(self.files().values(), key=lambda r: r.source)]
+
+    def iter_rows(self, sources: set[str]) -> Iterator[tuple[int, str]]:
+        """(row, content hash) of every chunk whose source is not in ``sources``, by row."""
+        for row, source, digest in self._db().execute("SELECT row, source, hash FROM chunks ORDER BY row"):
+            if source not in sources:
+                yield row, digest
+
+
+def current_generation(folder: Path) -> str | None:
+    try:
+        name = (folder / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexCorruptError(f"cannot read {folder / CURRENT} ({exc})") from None
+    if not name.startswith("gen-") or "/" in name or not (folder / name).is_dir():
+        raise IndexCorruptError(f"{folder / CURRENT} names no generation ({name!r}); {rebuild_hint(folder)}")
+    return name
+
+
+def open_snapshot(folder: Path, settings: Settings | None, verify: bool = True) -> Snapshot:
+    """The live generation of an index folder; checks it was built with compatible settings."""
+    generation = current_generation(folder)
+    if generation is None:
+        raise IndexNotFoundError(f"no index in {folder}: build one with: rag ingest PATH... --index {folder}")
+    snapshot = Snapshot(folder, generation, verify=verify)
+    if settings is not None:
+        check_settings(snapshot.manifest, settings, folder)
+    return snapshot
+
+
+def check_settings(manifest: dict[str, Any], settings: Settings, folder: Path) -> None:
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(f"the index in {folder} has format version {manifest.get('format_version')}, "
+                                 f"this version of rag reads {FORMAT_VERSION}; {rebuild_hint(folder)}")
+    if manifest.get("fingerprint") != settings.fingerprint():
+        stored = manifest.get("settings", {})
+        wanted = settings.index_fields()
+        diffs = [f"{key}={stored.get(key)!r} (asked: {wanted[key]!r})" for key in wanted if stored.get(key) != wanted[key]]
+        raise IndexMismatchError(f"the index in {folder} was built with other settings: {', '.join(diffs)}; "
+                                 f"open it with those settings, or {rebuild_hint(folder)}")
+
+
+def settings_from_manifest(folder: Path, base: Settings) -> Settings:
+    """``base`` with the index-shaping settings of the index in ``folder`` (if there is one)."""
+    generation = current_generation(folder)
+    if generation is None:
+        return base
+    stored = _read_manifest(folder / generation, folder).get("settings", {})
+    return base.replace(**{k: v for k, v in stored.items() if k != "format_version" and hasattr(base, k)})
+
+
+def _read_manifest(path: Path, folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"the index in {folder} has no manifest ({path / MANIFEST}); "
+                                f"{rebuild_hint(folder)}") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"the manifest {path / MANIFEST} is unreadable ({exc}); {rebuild_hint(folder)}") from None
+    if not isinstance(manifest, dict) or "files" not in manifest or "chunks" not in manifest:
+        raise IndexCorruptError(f"the manifest {path / MANIFEST} is incomplete; {rebuild_hint(folder)}")
+    return manifest
+
+
+def _verify_files(path: Path, manifest: dict[str, Any], folder: Path) -> None:
+    for name, expected in manifest["files"].items():
+        file = path / name
+        try:
+            size = file.stat().st_size
+        except OSError:
+            raise IndexCorruptError(f"the index in {folder} is missing {name}; {rebuild_hint(folder)}") from None
+        if size != expected["size"] or _sha256(file) != expected["sha256"]:
+            raise IndexCorruptError(f"the index file {file} is damaged (its checksum does not match the "
+                                    f"manifest); {rebuild_hint(folder)}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_bm25(path: Path):  # noqa: ANN202 - bm25s.BM25
+    import bm25s
+
+    return bm25s.BM25.load(str(path), mmap=False, load_corpus=False, allow_pickle=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+class WriteLock:
+    """An exclusive lock on an index folder, so two writers never interleave.
+
+    The second process waits up to ``timeout`` seconds, then fails with ``IndexLockedError``.
+    """
+
+    def __init__(self, folder: Path, timeout: float = 0.0) -> None:
+        from filelock import FileLock
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.timeout = timeout
+        self._lock = FileLock(str(folder / LOCK))
+
+    def __enter__(self) -> WriteLock:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=self.timeout)
+        except Timeout:
+            raise IndexLockedError(f"another process is writing the index in {self.folder}; wait for it to "
+                                   "finish (or pass --wait SECONDS)") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class GenerationWriter:
+    """Writes a new generation: the previous one minus removed sources, plus new documents.
+
+    Documents are streamed in (``add``) so memory holds vectors, not page texts. Nothing is
+    visible to readers until ``commit`` switches ``CURRENT``; ``abort`` (or a crash) leaves only
+    a ``.tmp`` folder that the next writer deletes.
+    """
+
+    def __init__(self, folder: Path, settings: Settings, dim: int, previous: Snapshot | None,
+                 drop_sources: set[str]) -> None:
+        self.folder = folder
+        self.settings = settings
+        self.dim = dim
+        self.name = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        self.tmp = folder / (self.name + ".tmp")
+        _remove_stale(folder)
+        self.tmp.mkdir(parents=True)
+        self.db = sqlite3.connect(self.tmp / META)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.executescript(_SCHEMA)
+        self._vector_parts: list[np.ndarray] = []
+        self._next_row = 0
+        if previous is not None:
+            self._copy_previous(previous, drop_sources)
+
+    def _copy_previous(self, previous: Snapshot, drop: set[str]) -> None:
+        self.db.execute("ATTACH DATABASE ? AS old", (f"file:{previous.path / META}?mode=ro&immutable=1",))
+        keep_rows = np.array([row for row, _ in previous.iter_rows(drop)], dtype=np.int64)
+        self.db.execute("CREATE TEMP TABLE dropped (source TEXT PRIMARY KEY)")
+        self.db.executemany("INSERT INTO dropped VALUES (?)", [(s,) for s in drop])
+        self.db.execute("INSERT INTO files SELECT * FROM old.files WHERE source NOT IN (SELECT source FROM dropped)")
+        self.db.execute("INSERT INTO pages SELECT * FROM old.pages WHERE source NOT IN (SELECT source FROM dropped)")
+        # Rows are renumbered densely, in the old order, to stay aligned with the copied vectors.
+        self.db.execute(
+            "INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, id, source, page, start, end, text, "
+            "n_tokens, hash FROM old.chunks WHERE source NOT IN (SELECT source FROM dropped) ORDER BY row")
+        self.db.commit()
+        self.db.execute("DETACH DATABASE old")
+        if len(keep_rows):
+            self._vector_parts.append(np.ascontiguousarray(previous.vectors[keep_rows], dtype=np.float32))
+        self._next_row = len(keep_rows)
+
+    def add(self, record: FileRecord, pages: Sequence[tuple[int, str]], chunks: Sequence[Chunk],
+            hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Add one file: its record, page texts, chunks and their vectors (row-aligned)."""
+        if len(chunks) != len(vectors) or len(chunks) != len(hashes):
+            raise ValueError("chunks, hashes and vectors must have the same length")
+        self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                        (record.source, record.sha256, record.size, record.mtime, len(pages), len(chunks)))
+        self.db.executemany("INSERT INTO pages VALUES (?, ?, ?)", [(record.source, n, t) for n, t in pages])
+        rows = range(self._next_row, self._next_row + len(chunks))
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(row, c.id, c.source, c.page, c.start, c.end, c.text, c.n_tokens, h)
+                             for row, c, h in zip(rows, chunks, hashes)])
+        if len(chunks):
+            self._vector_parts.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim))
+        self._next_row += len(chunks)
+
+    def commit(self) -> Snapshot:
+        """Write vectors, FAISS, BM25 and the manifest, then make this generation live."""
+        self.db.commit()
+        count = self._next_row
+        vectors = (np.concatenate(self._vector_parts) if self._vector_parts
+                   else np.zeros((0, self.dim), dtype=np.float32))
+        self._vector_parts = []
+        np.save(self.tmp / VECTORS, vectors, allow_pickle=False)
+        dense, kind = build_dense_index(vectors, self.settings)
+        import faiss
+
+        faiss.write_index(dense, str(self.tmp / DENSE))
+        del dense
+        if count:
+            texts = [t for (t,) in self.db.execute("SELECT text FROM chunks ORDER BY row")]
+            _build_bm25(texts, self.tmp / BM25_DIR)
+        self.db.close()
+        files = {}
+        for file in sorted(p for p in self.tmp.rglob("*") if p.is_file()):
+            files[file.relative_to(self.tmp).as_posix()] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.settings.fingerprint(),
+            "settings": self.settings.index_fields(),
+            "dim": self.dim,
+            "chunks": count,
+            "dense_kind": kind,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": files,
+        }
+        _write_atomic(self.tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
+        _fsync_tree(self.tmp)
+        os.replace(self.tmp, self.folder / self.name)
+        _fsync_dir(self.folder)
+        _write_atomic(self.folder / CURRENT, (self.name + "\n").encode())
+        _prune(self.folder, keep={self.name})
+        return Snapshot(self.folder, self.name, verify=False)
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def build_dense_index(vectors: np.ndarray, settings: Settings):  # noqa: ANN201 - (faiss.Index, str)
+    """Exact inner-product search up to ``settings.exact_search_limit`` vectors, HNSW above.
+
+    Vectors are normalised, so inner product is cosine similarity.
+    """
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) <= settings.exact_search_limit:
+        index = faiss.IndexFlatIP(dim)
+        kind = "flat"
+    else:
+        # HNSW over 8-bit scalar-quantised vectors: a quarter of the memory of flat float32, and
+        # no training pass over the data (unlike IVF), which suits incremental rebuilds.
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.train(vectors)
+        kind = "hnsw-sq8"
+    if len(vectors):
+        index.add(vectors)
+    return index, kind
+
+
+def _build_bm25(texts: list[str], path: Path) -> None:
+    import bm25s
+
+    from .retrieve import bm25_tokenize
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25_tokenize(texts), show_progress=False)
+    retriever.save(str(path), allow_pickle=False)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(folder: Path) -> None:
+    """Delete half-written generations left by a crashed writer (we hold the lock)."""
+    for path in folder.glob("gen-*.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in folder.glob("*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+
+
+def _prune(folder: Path, keep: set[str]) -> None:
+    """Keep the live generation and the one before it (readers may still have it open)."""
+    generations = sorted((p for p in folder.glob("gen-*") if p.is_dir() and not p.name.endswith(".tmp")),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in generations[2:]:
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)

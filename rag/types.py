@@ -1,0 +1,189 @@
+"""The typed values that flow between the modules: Page -> Chunk -> Hit -> Answer.
+
+Every value is a frozen dataclass so that a hit handed to a UI thread can never be changed under
+another thread's feet, and every position is a character offset into the *page text as stored in
+the index*, so a quote can always be checked against its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of text as a loader extracted it.
+
+    Example:
+        >>> Page(source="/docs/guide.md", page=1, text="Hello.")
+        Page(source='/docs/guide.md', page=1, text='Hello.')
+    """
+
+    source: str
+    """Absolute path of the file the page came from."""
+    page: int
+    """1-based page number (text, Markdown and HTML files have one page)."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of one page: ``text == page_text[start:end]``, always.
+
+    Example:
+        >>> c = Chunk(id="ab12", source="/d/a.txt", page=1, start=0, end=5, text="Hello", n_tokens=1)
+        >>> c.name
+        'a.txt'
+    """
+
+    id: str
+    """Stable id derived from source, page, offsets and text."""
+    source: str
+    page: int
+    start: int
+    """Character offset of the first character within the page text."""
+    end: int
+    """Character offset one past the last character within the page text."""
+    text: str
+    n_tokens: int
+    """Length in tiktoken tokens (the chunker's unit)."""
+
+    @property
+    def name(self) -> str:
+        """The file name without its folder, for display."""
+        return Path(self.source).name
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A verbatim span of a page: ``page_text[start:end] == text``.
+
+    Example:
+        >>> q = Quote(text="Hello", source="/d/a.txt", page=1, start=0, end=5)
+        >>> q.name, q.page
+        ('a.txt', 1)
+    """
+
+    text: str
+    source: str
+    page: int
+    start: int
+    end: int
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage with the sentence in it that best matches the question.
+
+    Example:
+        >>> # for hit in index.search("Who called for UN visits?"):
+        >>> #     print(hit.rank, hit.name, hit.page, hit.quote.text)
+    """
+
+    chunk: Chunk
+    score: float
+    """Fused retrieval score; higher is better. Comparable only within one result list."""
+    rank: int
+    """1-based position in the result list."""
+    quote: Quote
+    """The best-matching sentence of the chunk, verbatim, with page offsets."""
+    dense_score: float | None = None
+    """Cosine similarity of question and passage, when dense retrieval saw this chunk."""
+    lexical_score: float | None = None
+    """BM25 score, when lexical retrieval saw this chunk."""
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def name(self) -> str:
+        return self.chunk.name
+
+    @property
+    def page(self) -> int:
+        return self.chunk.page
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``Index.ask`` returns: a short answer and the verified quotes behind it.
+
+    ``citations[i]`` is cited as ``[i+1]`` in ``text``. When ``found`` is false the documents do
+    not answer the question; ``text`` says so and ``hits`` still lists the closest passages.
+
+    Example:
+        >>> # answer = index.ask("Who called for UN visits?")
+        >>> # answer.found, answer.text, answer.citations[0].text
+    """
+
+    question: str
+    text: str
+    found: bool
+    citations: tuple[Quote, ...]
+    hits: tuple[Hit, ...]
+    mode: str
+    """Which answerer produced it: "extractive" or "llm"."""
+    confidence: float = 0.0
+    """The answerer's evidence score that the abstention threshold is compared with."""
+    span: str = ""
+    """The shortest answering span, when the answerer found one (may equal ``text``)."""
+    notes: tuple[str, ...] = ()
+    """Warnings for the reader, e.g. LLM quotes dropped because they were not verbatim."""
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A file that could not be indexed, and why, in words meant for the user."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """One indexed file as the index knows it."""
+
+    source: str
+    pages: int
+    chunks: int
+    sha256: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ``ingest`` call did, file by file counts plus the failures with reasons."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    failed: tuple[LoadFailure, ...] = ()
+    chunks_embedded: int = 0
+    """Chunks whose vectors had to be computed (the rest came from the embedding cache)."""
+    chunks_total: int = 0
+    """Chunks in the index after the ingest."""
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict, compare=False)
+    """Timings of the stages, for benchmarks."""
+
+    def summary(self) -> str:
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+            f"removed {len(self.removed)}, failed {len(self.failed)}; "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_total} in the index, {self.seconds:.1f}s"
+        )
