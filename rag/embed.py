@@ -118,11 +118,14 @@ class TorchEmbedder:
             raise EmbeddingModelError(f"sentence-transformers is not installed ({exc})") from None
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
             self.model = SentenceTransformer(str(_model_dir()), device="cpu")
         except OSError as exc:
             raise EmbeddingModelError(f"the packaged embedding model could not be loaded: {exc}") from None
         self.max_tokens = int(self.model.max_seq_length)
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 384)
+        self.dim = int(self.model.get_embedding_dimension() or 384)
         self._tokenizer = _Tokenizer(self.max_tokens)
         self._lock = threading.Lock()
 

@@ -169,16 +169,29 @@ class Retriever:
         return out
 
     def best_sentence(self, question_terms: Sequence[str], chunk: Chunk) -> Quote:
-        """The sentence of ``chunk`` sharing the most (rarity-weighted) terms with the question."""
+        """The sentence of ``chunk`` sharing the most (rarity-weighted) terms with the question.
+
+        Two adjacent sentences are quoted together when together they cover question terms that
+        neither covers alone ("X has called on the UN ... She said delegations must visit Iran"
+        answers "Who called for UN visits?" only as a pair). Ties go to the shorter quote.
+        """
         spans = split_sentences(chunk.text) or [(0, len(chunk.text))]
         weights = self.idf(question_terms)
         wanted = set(question_terms)
+        covered = [wanted.intersection(terms(chunk.text[a:b])) for a, b in spans]
+
+        def value(found: set[str]) -> float:
+            return sum(weights[t] for t in found)
+
         best, best_score = spans[0], -1.0
-        for a, b in spans:
-            present = wanted.intersection(terms(chunk.text[a:b]))
-            score = sum(weights[t] for t in present)
+        for i, (a, b) in enumerate(spans):
+            score = value(covered[i])
             if score > best_score + 1e-9:
                 best, best_score = (a, b), score
+        for i in range(len(spans) - 1):
+            union = covered[i] | covered[i + 1]
+            if len(union) > max(len(covered[i]), len(covered[i + 1])) and value(union) > best_score + 1e-9:
+                best, best_score = (spans[i][0], spans[i + 1][1]), value(union)
         a, b = best
         return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page,
                      start=chunk.start + a, end=chunk.start + b)
