@@ -1,0 +1,46 @@
+# Set-up lives here so that a fresh machine needs only `make run` or `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 7860
+CORPUS ?= docs
+
+.PHONY: install run test test-slow test-all bench chromium clean-index
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first and pinned: an unpinned torch resolved by pip may pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: index the default corpus (incrementally) and open the web chat on 127.0.0.1.
+run: install
+	$(BIN)/rag serve --corpus $(CORPUS) --host $(HOST) --port $(PORT)
+
+# Debian's chromium for the browser tests (never a downloaded browser); skipped without root.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
+	else echo "note: /usr/bin/chromium is missing and cannot be installed here: browser tests will skip"; fi
+
+test: install chromium
+	$(BIN)/python -m pytest -q
+
+# Model-heavy and long tests, kept out of the default run.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: install chromium
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+clean-index:
+	rm -rf index/gen-* index/CURRENT index/cache index/.lock

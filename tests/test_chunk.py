@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.chunk import Chunker, chunk_id, count_tokens, split_sentences
+from rag.embed import model_token_counter
+from rag.settings import Settings
+from rag.types import Page
+
+
+@pytest.fixture(scope="module")
+def chunker() -> Chunker:
+    counter, limit = model_token_counter()
+    return Chunker(Settings(), counter, limit)
+
+
+def sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in split_sentences(text)]
+
+
+def test_sentences_keep_abbreviations_and_initials_together() -> None:
+    text = "Mrs. Maryam Rajavi spoke in the U.S. on Monday. J. R. R. Tolkien wrote it! Did he? Yes."
+    assert sentences(text) == ["Mrs. Maryam Rajavi spoke in the U.S. on Monday.", "J. R. R. Tolkien wrote it!",
+                               "Did he?", "Yes."]
+
+
+def test_sentences_break_at_blank_lines_and_markdown_blocks() -> None:
+    text = "# Title\nSome intro text\n\n- first item\n- second item\nNot a new block"
+    assert sentences(text) == ["# Title\nSome intro text", "- first item", "- second item\nNot a new block"]
+
+
+def test_sentence_spans_are_trimmed_slices() -> None:
+    text = "  One.   Two three.\n\n  Four  "
+    assert sentences(text) == ["One.", "Two three.", "Four"]
+
+
+def test_chunks_are_verbatim_slices_within_budget(chunker: Chunker) -> None:
+    text = " ".join(f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(200))
+    page = Page("/docs/a.txt", 3, text)
+    chunks = chunker.chunk(page)
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert text[chunk.start:chunk.end] == chunk.text
+        assert chunk.page == 3 and chunk.source == "/docs/a.txt"
+        assert chunk.n_tokens == count_tokens([chunk.text])[0] <= Settings().chunk_tokens
+        assert chunk.id == chunk_id(page.source, page.page, chunk.start, chunk.text)
+    # Every character of every sentence is in some chunk: nothing is dropped.
+    covered = set()
+    for chunk in chunks:
+        covered.update(range(chunk.start, chunk.end))
+    for a, b in split_sentences(text):
+        assert set(range(a, b)) <= covered
+
+
+def test_consecutive_chunks_overlap_by_whole_sentences(chunker: Chunker) -> None:
+    text = " ".join(f"Short sentence {i}." for i in range(300))
+    chunks = chunker.chunk(Page("/d/a.txt", 1, text))
+    for first, second in zip(chunks, chunks[1:]):
+        assert second.start < first.end  # overlap
+        assert second.start in {a for a, _ in split_sentences(text)}  # starts at a sentence
+        overlap = count_tokens([text[second.start:first.end]])[0]
+        assert overlap <= Settings().chunk_overlap
+
+
+def test_no_chunk_exceeds_the_models_word_piece_limit(chunker: Chunker) -> None:
+    # Text that tiktoken packs densely but word pieces split finely: numbers, codes, accents,
+    # non-Latin scripts, one very long "word". sentence-transformers would silently cut these.
+    counter, limit = model_token_counter()
+    texts = [
+        " ".join(f"{i * 7919 % 100000}.{i % 97}%" for i in range(3000)),
+        "Ünïcödé façade naïve coöperate " * 400,
+        "東京都の人口は約千四百万人です。" * 300,
+        "x" * 20000,
+        "https://example.com/" + "a1b2c3d4" * 2000,
+        " ".join(["Antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis"] * 500),
+    ]
+    for text in texts:
+        chunks = chunker.chunk(Page("/d/t.txt", 1, text))
+        assert chunks, text[:40]
+        assert max(counter([c.text for c in chunks])) <= limit == 256
+        assert all(text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_empty_and_whitespace_pages_give_no_chunks(chunker: Chunker) -> None:
+    assert chunker.chunk(Page("/d/a.txt", 1, "")) == []
+    assert chunker.chunk(Page("/d/a.txt", 1, " \n\n\t ")) == []
+
+
+def test_chunk_size_and_overlap_are_configurable() -> None:
+    text = " ".join(f"This is sentence {i} of a long page." for i in range(100))
+    small = Chunker(Settings(chunk_tokens=40, chunk_overlap=0)).chunk(Page("/d/a.txt", 1, text))
+    large = Chunker(Settings(chunk_tokens=200, chunk_overlap=0)).chunk(Page("/d/a.txt", 1, text))
+    assert len(small) > len(large)
+    assert all(c.n_tokens <= 40 for c in small)
+    for first, second in zip(small, small[1:]):
+        assert second.start >= first.end  # no overlap asked, none given
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=3000))
+def test_any_text_chunks_into_verbatim_slices(text: str) -> None:
+    chunker = Chunker(Settings(chunk_tokens=48, chunk_overlap=8))
+    for chunk in chunker.chunk(Page("/d/a.txt", 1, text)):
+        assert text[chunk.start:chunk.end] == chunk.text
+        assert chunk.text.strip()
+        assert chunk.n_tokens <= 48

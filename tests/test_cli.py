@@ -1,0 +1,89 @@
+"""The `rag` command as a user drives it: output, JSON, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("docs")
+    (folder / "tides.txt").write_text("The tide tables are printed every Monday. High tide in Brest reached "
+                                      "7.2 metres on 3 March. Harbour master Yannick Le Goff signs them.")
+    (folder / "bees.md").write_text("# Bees\n\nA honey bee colony keeps one queen. Workers live about six weeks "
+                                    "in summer.")
+    index = tmp_path_factory.mktemp("idx")
+    assert main(["ingest", str(folder), "--index", str(index), "--no-progress"]) == 0
+    return index
+
+
+def test_ingest_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.txt").write_text("Alpha beta gamma. Delta epsilon.")
+    (tmp_path / "bad.txt").write_bytes(b"")
+    assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "added 1, updated 0, unchanged 0, removed 0, failed 1" in out
+    assert "bad.txt" in err and "empty" in err
+    assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["unchanged"] == 1 and report["chunks_embedded"] == 0 and len(report["failed"]) == 1
+
+
+def test_search_human_output(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "Who is the harbour master?", "--index", str(built), "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[1] tides.txt, page 1, chars ")
+    assert "Harbour master Yannick Le Goff signs them." in out
+
+
+def test_search_json_lines(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "How long do worker bees live?", "--index", str(built), "--json", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    first = json.loads(lines[0])
+    for key in ("source", "page", "start", "end", "score", "text", "quote", "quote_start", "quote_end"):
+        assert key in first
+    assert first["name"] == "bees.md" and "six weeks" in first["quote"]
+    page_text = Path(first["source"]).read_text()
+    assert page_text[first["quote_start"]:first["quote_end"]] == first["quote"]
+    assert page_text[first["start"]:first["end"]] == first["text"]
+
+
+def test_docs_lists_documents(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["docs", "--index", str(built), "--json"]) == 0
+    names = sorted(Path(d["source"]).name for d in json.loads(capsys.readouterr().out))
+    assert names == ["bees.md", "tides.txt"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "x", "--index", "{tmp}/none"], "no index in"),
+    (["search", "x", "--index", "{built}", "--pages", "5-2"], "--pages"),
+    (["ingest", "{tmp}/missing.pdf", "--index", "{tmp}/i2", "--chunk-tokens", "4"], "chunk_tokens must be"),
+])
+def test_errors_are_one_line_and_exit_non_zero(argv: list[str], message: str, built: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a.format(tmp=tmp_path, built=built) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_every_verb_has_help() -> None:
+    parser = build_parser()
+    verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(verbs) == {"ingest", "search", "ask", "eval", "serve", "docs", "remove"}
+    for verb in verbs:
+        result = subprocess.run([sys.executable, "-m", "rag.cli", verb, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: rag " + verb in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run([str(Path(sys.executable).parent / "rag"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "ingest" in result.stdout
