@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rag {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except (OSError, sqlite3.Error) as exc:
+        # A full disk, a file size limit, a read-only folder: the index on disk is untouched
+        # (saves are atomic), so one line saying what failed is all the user needs.
+        print(f"rag {args.verb}: error: {exc.__class__.__name__}: {exc} (the saved index is unchanged)",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _quiet_libraries() -> None:

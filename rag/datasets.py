@@ -3,7 +3,8 @@
 Every adapter returns a ``QuestionSet``: the documents to index (files on disk) and the
 questions with what a correct result looks like. Public data sets are turned into plain text
 files in a cache folder, one per BEIR document or SQuAD article, so they go through the same
-loader, chunker and index as a user's own files.
+loader, chunker and index as a user's own files. ``load_question_set`` tells the three apart by
+their shape. The JSON-lines format is documented in ``eval_questions/README.md``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import RagError
+
+
+class CorpusMissingError(RagError):
+    """A question set names documents that are not on this machine (e.g. ``../shared`` is absent)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ def load_beir(folder: str | Path, split: str = "test", cache_dir: Path | None = 
                 continue
             doc = json.loads(line)
             title, text = (doc.get("title") or "").strip(), (doc.get("text") or "").strip()
-            body = f"{title}\n\n{text}" if title else text
+            body = "\n\n".join(part for part in (title, text) if part)
             if not body:
                 continue
             file = out / doc_file_name(str(doc["_id"]))
@@ -156,3 +162,121 @@ def load_beir(folder: str | Path, split: str = "test", cache_dir: Path | None = 
 def doc_file_name(doc_id: str) -> str:
     """File name of a BEIR document: its id made safe, plus a short hash so ids never collide."""
     return f"{_safe_name(doc_id)}-{hashlib.sha1(doc_id.encode()).hexdigest()[:6]}.txt"
+
+
+def load_question_set(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
+    """Any question set, told apart by its shape: a BEIR folder, a SQuAD JSON file or our JSON lines.
+
+    Example:
+        >>> qs = load_question_set("eval_questions/docs.jsonl")
+        >>> qs.corpus[0].name, len(qs.questions) > 10
+        ('docs', True)
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "corpus.jsonl").exists() and (path / "queries.jsonl").exists():
+            return load_beir(path, cache_dir=cache_dir)
+        raise RagError(f"{path}: a folder question set must be a BEIR folder "
+                       "(corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    if not path.exists():
+        raise RagError(f"{path}: no such question set")
+    if path.suffix == ".json":
+        return load_squad(path, cache_dir=cache_dir)
+    return load_jsonl(path)
+
+
+_QUESTION_KEYS = {"id", "question", "answers", "source", "sources", "page", "pages", "unanswerable", "relevance",
+                  "note"}
+_HEADER_KEYS = {"corpus", "description", "name"}
+
+
+def load_jsonl(path: str | Path, require_corpus: bool = True) -> QuestionSet:
+    """Our JSON-lines set: an optional header line naming the corpus, then one question per line.
+
+    Corpus paths in the header are relative to the set file. With ``require_corpus``, a corpus
+    path that does not exist raises ``CorpusMissingError`` naming it.
+
+    Example:
+        >>> qs = load_jsonl("eval_questions/seed.jsonl")   # corpus: ../../shared/seeds
+        >>> qs.questions[0].question
+        'Who called for UN visits?'
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RagError(f"{path}: cannot read the question set ({exc})") from None
+    header: dict[str, Any] = {}
+    questions: list[EvalQuestion] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise RagError(f"{where}: not a JSON object ({exc})") from None
+        if not isinstance(item, dict):
+            raise RagError(f"{where}: each line must be a JSON object")
+        if "question" not in item:
+            if questions or header:
+                raise RagError(f"{where}: a question line needs a \"question\"")
+            _check_keys(item, _HEADER_KEYS, where)
+            header = item
+            continue
+        _check_keys(item, _QUESTION_KEYS, where)
+        question = _question(item, where, default_id=f"{path.stem}-{number}")
+        if question.id in seen:
+            raise RagError(f"{where}: the id {question.id!r} is used twice")
+        seen.add(question.id)
+        questions.append(question)
+    if not questions:
+        raise RagError(f"{path}: the set holds no questions")
+    corpus = tuple((path.parent / p).resolve() for p in _strings(header.get("corpus"), f"{path}: corpus"))
+    if require_corpus:
+        for raw, resolved in zip(_strings(header.get("corpus"), ""), corpus, strict=True):
+            if not resolved.exists():
+                raise CorpusMissingError(f"{path}: the corpus {raw!r} of this set ({resolved}) does not exist "
+                                         "on this machine")
+    return QuestionSet(name=str(header.get("name") or path.stem), corpus=corpus, questions=tuple(questions),
+                       description=str(header.get("description", "")))
+
+
+def _check_keys(item: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise RagError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise RagError(f"{where}: must be a string or a list of strings")
+
+
+def _question(item: dict[str, Any], where: str, default_id: str) -> EvalQuestion:
+    text = item["question"]
+    if not isinstance(text, str) or not text.strip():
+        raise RagError(f"{where}: \"question\" must be a non-empty string")
+    answers = _strings(item.get("answers"), f"{where}: answers")
+    sources = _strings(item.get("sources", item.get("source")), f"{where}: source")
+    pages_raw = item.get("pages", item.get("page"))
+    pages_list = [] if pages_raw is None else pages_raw if isinstance(pages_raw, list) else [pages_raw]
+    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in pages_list):
+        raise RagError(f"{where}: page must be a page number from 1, or a list of them")
+    unanswerable = item.get("unanswerable", False)
+    if not isinstance(unanswerable, bool):
+        raise RagError(f"{where}: unanswerable must be true or false")
+    if unanswerable and (answers or sources):
+        raise RagError(f"{where}: an unanswerable question cannot have answers or a source")
+    relevance = item.get("relevance", {})
+    if not (isinstance(relevance, dict) and all(isinstance(v, int) for v in relevance.values())):
+        raise RagError(f"{where}: relevance must map document names to integer grades")
+    return EvalQuestion(id=str(item.get("id", default_id)), question=text.strip(), answers=answers,
+                        sources=sources, pages=tuple(pages_list), unanswerable=unanswerable,
+                        relevance={str(k): v for k, v in relevance.items() if v > 0})

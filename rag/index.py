@@ -56,10 +56,8 @@ class Index:
         an index built another way raises ``IndexMismatchError`` saying how to rebuild.
         """
         folder = Path(folder).expanduser().resolve()
-        explicit = settings is not None
         settings = settings or settings_from_manifest(folder, Settings.from_env())
-        snapshot = open_snapshot(folder, settings if explicit else settings, verify=verify)
-        return cls(folder, settings, snapshot)
+        return cls(folder, settings, open_snapshot(folder, settings, verify=verify))
 
     @classmethod
     def build(cls, paths: Iterable[str | Path], folder: str | Path = DEFAULT_FOLDER,

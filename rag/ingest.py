@@ -1,18 +1,26 @@
 """Files -> a new index generation, embedding only what the cache has not seen.
 
-Loading and chunking run in a background thread, one file ahead of embedding, so PDF parsing
-overlaps with the model (which releases the GIL while it computes). Pages go to disk file by
-file: memory holds vectors and the files in flight, not the corpus.
+Loading and chunking run beside the embedding, one or two files ahead of it: in a background
+thread, or for larger PDF batches in a parsing process (pypdf is pure Python and would otherwise
+hold the GIL the embedding loop needs). The model starts loading while the first files are
+parsed, and embeds as soon as a batch is ready. Pages go to disk file by file: memory holds
+vectors and the files in flight, not the corpus. ``IngestReport.extra`` times every stage.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import itertools
 import logging
+import multiprocessing
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +29,7 @@ import numpy as np
 from .chunk import Chunker, content_hash
 from .embed import EmbeddingCache, load_embedder, model_token_counter
 from .errors import LoadError
-from .load import find_files, load_file
+from .load import PDF_SUFFIXES, find_files, load_file
 from .settings import Settings
 from .store import FileRecord, GenerationWriter, Snapshot
 from .types import Chunk, IngestReport, LoadFailure
@@ -32,7 +40,8 @@ Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: "files" (files read) and "embedding" (chunks embedded)."""
 
 _EMBED_GROUP = 256
-"""Chunks gathered across small files before calling the model, so batches stay full."""
+"""Chunks gathered across small files before calling the model, so batches stay full and sort
+well by length; fewer when the loader falls behind (the model never waits for a full group)."""
 
 
 @dataclass
@@ -105,6 +114,8 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     """
     started = time.perf_counter()
     to_load, unchanged, removed, failures = plan(paths, settings, previous)
+    timings = {"plan": time.perf_counter() - started, "load_chunk": 0.0, "wait": 0.0, "cache": 0.0, "embed": 0.0,
+               "write": 0.0, "commit": 0.0}
     removed = sorted(set(removed) | set(remove))
     if not to_load and not removed:
         total = previous.count if previous is not None else 0
@@ -112,12 +123,16 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
                                   seconds=time.perf_counter() - started)
     counter, limit = model_token_counter()
     chunker = Chunker(settings, counter, limit)
+    if to_load:
+        # The model loads (seconds for torch) while the first files are parsed; an ingest that
+        # finds every vector in the cache loses nothing but that load, whose errors the first
+        # real use raises again.
+        threading.Thread(target=_load_quietly, args=(settings,), name="rag-model", daemon=True).start()
     drop = set(removed) | {str(record.source) for _, status, record in to_load if status == "updated"}
     dim = 384
     writer = GenerationWriter(folder, settings, dim, previous, drop)
     done: dict[str, list[str]] = {"added": [], "updated": []}
     embedded = 0
-    timings = {"load_chunk": 0.0, "embed": 0.0, "write": 0.0}
     stop = threading.Event()
     try:
         loaded: queue.Queue[_Loaded | LoadFailure | None] = queue.Queue(maxsize=4)
@@ -133,9 +148,11 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
             if not pending:
                 return
             hashes = [h for item in pending for h in item.hashes]
+            t0 = time.perf_counter()
             if cache is None:
                 cache = EmbeddingCache(folder / "cache" / "embeddings.sqlite", settings.fingerprint(), dim)
             vectors = cache.get_many(hashes)
+            timings["cache"] += time.perf_counter() - t0
             missing = list(dict.fromkeys(h for h in hashes if h not in vectors))
             if missing:
                 texts = {h: c.text for item in pending for c, h in zip(item.chunks, item.hashes)}
@@ -148,10 +165,12 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
                         progress("embedding", base + done_, base + total_)
 
                 new = embedder.encode_documents([texts[h] for h in missing], settings.batch_size, report)
-                timings["embed"] += time.perf_counter() - t0
+                t1 = time.perf_counter()
+                timings["embed"] += t1 - t0
                 fresh = dict(zip(missing, new))
                 cache.put_many(fresh)
                 vectors.update(fresh)
+                timings["cache"] += time.perf_counter() - t1
                 embedded += len(missing)
             t0 = time.perf_counter()
             for item in pending:
@@ -163,7 +182,12 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
             pending.clear()
 
         while True:
+            if loaded.empty() and sum(len(p.chunks) for p in pending) >= settings.batch_size:
+                # The loader is still parsing: embed the full batches at hand instead of idling.
+                flush()
+            t0 = time.perf_counter()
             item = loaded.get()
+            timings["wait"] += time.perf_counter() - t0
             if item is None:
                 break
             files_done += 1
@@ -195,30 +219,111 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     return snapshot, report
 
 
+def _load_quietly(settings: Settings) -> None:
+    try:
+        load_embedder(settings)
+    except Exception:  # noqa: BLE001 - raised again, to the caller, where the model is needed
+        log.debug("loading the embedding model in the background failed", exc_info=True)
+
+
 def _produce(to_load: list[tuple[Path, str, FileRecord]], chunker: Chunker, settings: Settings,
              out: queue.Queue, stop: threading.Event, timings: dict[str, float]) -> None:
     try:
-        for path, status, record in to_load:
-            if stop.is_set():
-                return
+        pool = _parsing_pool(to_load)
+        if pool is None:
+            for path, status, record in to_load:
+                if stop.is_set():
+                    return
+                t0 = time.perf_counter()
+                item = _load_one(path, status, record, settings, chunker)
+                timings["load_chunk"] += time.perf_counter() - t0
+                _put(out, item, stop)
+            return
+        try:
+            # Two files in flight: the process parses the next one while this thread hands over one.
+            in_flight: collections.deque = collections.deque()
+            jobs = iter(to_load)
+            first = next(jobs)
+            for job in itertools.islice(jobs, 2):
+                in_flight.append((job, time.perf_counter(), pool.submit(_load_one, *job, settings)))
+            # The first file is read here while the process starts (about a second), so the
+            # model gets its first batch as early as without a process.
             t0 = time.perf_counter()
-            try:
-                pages = load_file(path, settings.max_file_bytes)
-                chunks = [c for page in pages for c in chunker.chunk(page)]
-                item: _Loaded | LoadFailure = _Loaded(
-                    record=record, pages=[(p.page, p.text) for p in pages], chunks=chunks,
-                    hashes=[content_hash(c.text) for c in chunks], status=status)
-            except LoadError as exc:
-                item = LoadFailure(exc.source, exc.reason)
-            except (MemoryError, RecursionError) as exc:
-                item = LoadFailure(str(path), f"too large or too deeply nested to read ({type(exc).__name__})")
-            except Exception as exc:  # noqa: BLE001 - one unreadable file never stops the others
-                log.exception("unexpected error reading %s", path)
-                item = LoadFailure(str(path), f"unexpected error while reading: {type(exc).__name__}: {exc}")
+            item = _load_one(*first, settings, chunker)
             timings["load_chunk"] += time.perf_counter() - t0
             _put(out, item, stop)
+            while not stop.is_set():
+                for job in itertools.islice(jobs, 2 - len(in_flight)):
+                    in_flight.append((job, time.perf_counter(), pool.submit(_load_one, *job, settings)))
+                if not in_flight:
+                    return
+                (path, status, record), t0, future = in_flight.popleft()
+                try:
+                    item = future.result()
+                except Exception:  # noqa: BLE001 - a dead or broken worker: read this file here instead
+                    log.warning("the parsing process failed on %s; reading it in-process", path, exc_info=True)
+                    item = _load_one(path, status, record, settings, chunker)
+                timings["load_chunk"] += time.perf_counter() - t0
+                _put(out, item, stop)
+        finally:
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
     finally:
         _put(out, None, stop)
+
+
+_PROCESS_MIN_PDF_BYTES = 1 << 20
+"""PDF bytes to read before a parsing process pays for its start (about a second)."""
+
+
+def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]]):  # noqa: ANN202 - ProcessPoolExecutor | None
+    """A one-process pool for PDF parsing when there is enough of it, else None (parse in this thread).
+
+    pypdf is pure Python: in a thread it holds the GIL that the embedding loop needs between
+    model calls, and measured on 70 PDF pages with onnx-int8 the two slowed each other (the
+    loader took twice its time alone, the model 15% more). A process shares no GIL. It is started
+    with "spawn", which is safe beside the model's threads, unlike "fork".
+    """
+    pdf_bytes = sum(record.size for path, _, record in to_load if path.suffix.lower() in PDF_SUFFIXES)
+    if pdf_bytes < _PROCESS_MIN_PDF_BYTES or (os.cpu_count() or 1) < 2 or not _main_is_guarded():
+        return None
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _main_is_guarded() -> bool:
+    """Whether a "spawn" child may import the program's main script without running it again.
+
+    The child imports ``__main__`` by path; a script without an ``if __name__ == "__main__":``
+    guard would run its top-level code (and its side effects) a second time there. Such scripts
+    get the loader thread instead.
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return True  # interactive, ``python -c`` or stdin: nothing to import
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "__name__ == \"__main__\"" in source or "__name__ == '__main__'" in source
+
+
+def _load_one(path: Path, status: str, record: FileRecord, settings: Settings,
+              chunker: Chunker | None = None) -> _Loaded | LoadFailure:
+    """Read and chunk one file; every error becomes a reported failure. Runs in either place."""
+    if chunker is None:
+        counter, limit = model_token_counter()
+        chunker = Chunker(settings, counter, limit)
+    try:
+        pages = load_file(path, settings.max_file_bytes)
+        chunks = [c for page in pages for c in chunker.chunk(page)]
+        return _Loaded(record=record, pages=[(p.page, p.text) for p in pages], chunks=chunks,
+                       hashes=[content_hash(c.text) for c in chunks], status=status)
+    except LoadError as exc:
+        return LoadFailure(exc.source, exc.reason)
+    except (MemoryError, RecursionError) as exc:
+        return LoadFailure(str(path), f"too large or too deeply nested to read ({type(exc).__name__})")
+    except Exception as exc:  # noqa: BLE001 - one unreadable file never stops the others
+        log.exception("unexpected error reading %s", path)
+        return LoadFailure(str(path), f"unexpected error while reading: {type(exc).__name__}: {exc}")
 
 
 def _put(out: queue.Queue, item: object, stop: threading.Event) -> None:

@@ -10,6 +10,7 @@ import codecs
 import fnmatch
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,6 +25,9 @@ TEXT_SUFFIXES = frozenset({".txt", ".text"})
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES
+
+PDF_TIME_LIMIT = 600.0
+"""Seconds one PDF may take to read; a 2,000-page text PDF takes about 1.3 s here."""
 
 # Skipped when walking a folder: our own index files, VCS folders and the like.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", ".rag-index"})
@@ -74,8 +78,12 @@ def _glob_match(rel: str, pattern: str) -> bool:
     return fnmatch.fnmatch(rel, pattern)
 
 
-def load_file(path: str | Path, max_bytes: int | None = None) -> list[Page]:
+def load_file(path: str | Path, max_bytes: int | None = None, time_limit: float = PDF_TIME_LIMIT) -> list[Page]:
     """Read one file into pages (1-based page numbers). Raises ``LoadError`` with the reason.
+
+    ``time_limit`` bounds the seconds spent extracting the text of one PDF; it is checked between
+    pages, so it stops a PDF of very many slow pages, not one page that never ends (pypdf's own
+    limits on stream sizes and nesting cover those).
 
     Example:
         >>> pages = load_file("docs/guide.md")
@@ -97,7 +105,7 @@ def load_file(path: str | Path, max_bytes: int | None = None) -> list[Page]:
         raise LoadError(source, f"the file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
                                 "(raise max_file_bytes to index it)")
     if suffix in PDF_SUFFIXES:
-        pages = _load_pdf(path)
+        pages = _load_pdf(path, time_limit)
     else:
         text = _decode(source, _read_bytes(path))
         if suffix in HTML_SUFFIXES:
@@ -118,9 +126,17 @@ def _read_bytes(path: Path) -> bytes:
         raise LoadError(str(path), f"cannot read the file ({exc.strerror or exc})") from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _clean(text: str) -> str:
     # NUL characters come out of some PDFs and break downstream tools; nothing readable is lost.
-    return text.replace("\x00", "")
+    text = text.replace("\x00", "")
+    # A PDF's ToUnicode map can name UTF-16 halves one at a time: pairs are joined here, and a
+    # lone half, which no tokenizer, SQLite or JSON accepts, becomes U+FFFD.
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _decode(source: str, data: bytes) -> str:
@@ -174,40 +190,77 @@ def _looks_binary(text: str) -> bool:
     return control / len(sample) > 0.05
 
 
-def _load_pdf(path: Path) -> list[Page]:
+def _load_pdf(path: Path, time_limit: float) -> list[Page]:
     source = str(path)
     # Imported here so text-only use never pays for pypdf's import.
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError
 
+    deadline = time.monotonic() + time_limit
     try:
         reader = PdfReader(str(path), strict=False)
         if reader.is_encrypted:
+            # Many PDFs are encrypted only to restrict printing or copying: the empty user
+            # password opens them, and their text is as readable as any other PDF's.
             try:
-                if not reader.decrypt(""):
-                    raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)")
+                opened = reader.decrypt("")
             except (FileNotDecryptedError, NotImplementedError) as exc:
-                raise LoadError(source, f"the PDF is encrypted and cannot be opened ({exc})") from None
+                raise LoadError(source, f"the PDF is encrypted and cannot be opened ({_short(exc)})") from None
+            if not opened:
+                raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)")
         count = len(reader.pages)
     except LoadError:
         raise
     except FileNotDecryptedError:
         raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
-            RecursionError, AssertionError, ZeroDivisionError) as exc:
-        raise LoadError(source, f"not a readable PDF ({type(exc).__name__}: {_short(exc)})") from None
+    except DependencyError:
+        raise LoadError(source, _AES_REASON) from None
+    except MemoryError:
+        raise  # the file is not damaged; the caller reports it as too large
+    except Exception as exc:  # noqa: BLE001 - a parser fed hostile bytes can raise anything
+        raise LoadError(source, _unreadable_reason(path, exc)) from None
     if count == 0:
         raise LoadError(source, "the PDF has no pages")
     pages = []
+    failed: list[str] = []
     for number in range(1, count + 1):
+        if time.monotonic() > deadline:
+            raise LoadError(source, f"reading took longer than {time_limit:.0f} s (stopped at page {number} of "
+                                    f"{count}): the PDF is too large or too complex")
         try:
             text = reader.pages[number - 1].extract_text() or ""
+        except DependencyError:
+            raise LoadError(source, _AES_REASON) from None
         except Exception as exc:  # noqa: BLE001 - one bad page must not lose the other pages
             log.warning("%s: page %d: text extraction failed (%s); the page is indexed empty",
                         source, number, _short(exc))
+            failed.append(f"page {number}: {type(exc).__name__}: {_short(exc)}")
             text = ""
         pages.append(Page(source=source, page=number, text=_clean(text)))
+    if failed and not any(page.text.strip() for page in pages):
+        raise LoadError(source, f"text extraction failed on {len(failed)} of {count} page(s) ({failed[0]})")
     return pages
+
+
+_AES_REASON = ("the PDF is AES-encrypted and reading it needs the 'cryptography' package "
+               "(pip install cryptography)")
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why pypdf could not open a file, in the words most useful to its owner."""
+    detail = f"{type(exc).__name__}: {_short(exc)}"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+            f.seek(max(0, path.stat().st_size - 1024))
+            tail = f.read()
+    except OSError as err:
+        return f"cannot read the file ({err.strerror or err})"
+    if b"%PDF-" not in head:
+        return f"not a PDF file (it does not start with %PDF-) ({detail})"
+    if b"%%EOF" not in tail:
+        return f"the PDF is incomplete: it ends before its end-of-file marker (a truncated copy?) ({detail})"
+    return f"the PDF is damaged and cannot be read ({detail})"
 
 
 def _short(exc: BaseException) -> str:

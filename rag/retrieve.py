@@ -57,6 +57,10 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+NEAR_DUPLICATE = 0.98
+"""Cosine similarity above which MMR treats two passages as copies of one another."""
+
+
 class Retriever:
     """Searches one snapshot of the index. Stateless between calls, so threads may share it."""
 
@@ -82,7 +86,9 @@ class Retriever:
                 return []
             selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
             params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(64, n))
-                      if self.snapshot.dense_kind.startswith("hnsw") else faiss.SearchParameters(sel=selector))
+                      if self.snapshot.dense_kind.startswith("hnsw")
+                      else faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
+                      if self.snapshot.dense_kind.startswith("ivf") else faiss.SearchParameters(sel=selector))
         elif self.snapshot.dense_kind.startswith("hnsw"):
             params = faiss.SearchParametersHNSW(efSearch=max(64, n))
         scores, rows = index.search(query, min(n, index.ntotal), params=params)
@@ -150,6 +156,8 @@ class Retriever:
         while len(chosen) < min(k, len(rows)):
             redundancy = similarity[:, chosen].max(axis=1)
             value = lam * relevance - (1 - lam) * redundancy
+            # A near-copy of a chosen passage adds nothing, however relevant: it goes last.
+            value[redundancy >= NEAR_DUPLICATE] -= 10.0
             value[chosen] = -np.inf
             chosen.append(int(np.argmax(value)))
         return [fused[i] for i in chosen]

@@ -51,15 +51,15 @@ class Settings:
     glob: str = "**/*"
     """Which files of a folder to read; only supported types are ever read."""
     max_file_bytes: int = 512 * 1024 * 1024
-    exact_search_limit: int = 200_000
-    """Up to this many chunks the dense index is exact (flat); above it, approximate (HNSW)."""
+    exact_search_limit: int = 50_000
+    """Up to this many chunks the dense index is exact (flat); above it, approximate (IVF-SQ8)."""
 
     # --- retrieval (per query) ---
     k: int = 5
     candidates: int = 50
     """How many passages each retriever proposes before fusion."""
     fusion: Fusion = "blend"
-    dense_weight: float = 0.5
+    dense_weight: float = 0.8
     """Weight of the dense score in the ``blend`` fusion (the rest is BM25's)."""
     rrf_k: int = 60
     mmr: bool = False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -177,8 +178,8 @@ def current_generation(folder: Path) -> str | None:
         name = (folder / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise IndexCorruptError(f"cannot read {folder / CURRENT} ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"cannot read {folder / CURRENT} ({exc}); {rebuild_hint(folder)}") from None
     if not name.startswith("gen-") or "/" in name or not (folder / name).is_dir():
         raise IndexCorruptError(f"{folder / CURRENT} names no generation ({name!r}); {rebuild_hint(folder)}")
     return name
@@ -224,9 +225,28 @@ def _read_manifest(path: Path, folder: Path) -> dict[str, Any]:
                                 f"{rebuild_hint(folder)}") from None
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"the manifest {path / MANIFEST} is unreadable ({exc}); {rebuild_hint(folder)}") from None
-    if not isinstance(manifest, dict) or "files" not in manifest or "chunks" not in manifest:
-        raise IndexCorruptError(f"the manifest {path / MANIFEST} is incomplete; {rebuild_hint(folder)}")
+    if not _manifest_is_whole(manifest):
+        raise IndexCorruptError(f"the manifest {path / MANIFEST} is damaged (its fields are missing or do not "
+                                f"agree); {rebuild_hint(folder)}")
     return manifest
+
+
+def _manifest_is_whole(manifest: Any) -> bool:
+    """Every field the reader relies on is there with its type, and the fingerprint matches the settings.
+
+    The manifest holds the other files' checksums but has none of its own; the fingerprint, a
+    hash of the settings beside it (as ``Settings.fingerprint`` makes it), catches a change to either.
+    """
+    if not isinstance(manifest, dict):
+        return False
+    files, settings = manifest.get("files"), manifest.get("settings")
+    if not (isinstance(files, dict) and isinstance(settings, dict)
+            and all(isinstance(entry, dict) and isinstance(entry.get("size"), int)
+                    and isinstance(entry.get("sha256"), str) for entry in files.values())
+            and all(type(manifest.get(key)) is int and manifest[key] >= 0 for key in ("chunks", "dim"))):
+        return False
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return manifest.get("fingerprint") == digest
 
 
 def _verify_files(path: Path, manifest: dict[str, Any], folder: Path) -> None:
@@ -305,13 +325,17 @@ class GenerationWriter:
         _remove_stale(folder)
         self.tmp.mkdir(parents=True)
         self.db = sqlite3.connect(self.tmp / META)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.executescript(_SCHEMA)
         self._vector_parts: list[np.ndarray] = []
         self._next_row = 0
-        if previous is not None:
-            self._copy_previous(previous, drop_sources)
+        try:
+            self.db.execute("PRAGMA journal_mode=OFF")
+            self.db.execute("PRAGMA synchronous=OFF")
+            self.db.executescript(_SCHEMA)
+            if previous is not None:
+                self._copy_previous(previous, drop_sources)
+        except BaseException:
+            self.abort()  # a full disk while copying the previous generation leaves no half folder
+            raise
 
     def _copy_previous(self, previous: Snapshot, drop: set[str]) -> None:
         self.db.execute("ATTACH DATABASE ? AS old", (f"file:{previous.path / META}?mode=ro&immutable=1",))
@@ -392,26 +416,52 @@ class GenerationWriter:
 
 
 def build_dense_index(vectors: np.ndarray, settings: Settings):  # noqa: ANN201 - (faiss.Index, str)
-    """Exact inner-product search up to ``settings.exact_search_limit`` vectors, HNSW above.
+    """Exact inner-product search up to ``settings.exact_search_limit`` vectors, IVF-SQ8 above.
 
-    Vectors are normalised, so inner product is cosine similarity.
+    Vectors are normalised, so inner product is cosine similarity. Above the limit an exact
+    scan costs too much per query (every vector is read: 15-25 ms at 100k on 2 cores), so
+    vectors go into ``4*sqrt(n)`` inverted lists, stored as 8-bit scalar codes (a quarter of
+    float32), and a query scans the ``nprobe`` nearest lists. IVF rather than HNSW: measured
+    on 1M vectors it builds several times faster (every commit rebuilds the index), takes less
+    memory and keeps the same recall@10 against exact search (bench/scale.py). ``nprobe`` is
+    stored in the index file.
+
+    Example:
+        >>> index, kind = build_dense_index(np.eye(3, dtype=np.float32), Settings())
+        >>> kind, index.ntotal
+        ('flat', 3)
     """
     import faiss
 
-    dim = vectors.shape[1]
-    if len(vectors) <= settings.exact_search_limit:
+    n, dim = vectors.shape
+    if n <= settings.exact_search_limit:
         index = faiss.IndexFlatIP(dim)
-        kind = "flat"
-    else:
-        # HNSW over 8-bit scalar-quantised vectors: a quarter of the memory of flat float32, and
-        # no training pass over the data (unlike IVF), which suits incremental rebuilds.
-        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.train(vectors)
-        kind = "hnsw-sq8"
-    if len(vectors):
+        if n:
+            index.add(vectors)
+        return index, "flat"
+    # 4*sqrt(n) lists (faiss's own guidance), a power of two, with at least 39 training points each.
+    nlist = 1 << int(math.log2(max(1.0, min(4 * math.sqrt(n), n / 39))))
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10  # 10 k-means rounds: recall measured equal to the default 25, at 40% of the time
+    sample = vectors[np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)] \
+        if n > 64 * nlist else vectors
+    # Searches may run faiss single-threaded (one question gains nothing from threads); a build
+    # is large batch work and uses every core.
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(threads, os.cpu_count() or 1))
+    try:
+        index.train(np.ascontiguousarray(sample))
         index.add(vectors)
-    return index, kind
+    finally:
+        faiss.omp_set_num_threads(threads)
+    index.nprobe = max(1, nlist // _IVF_PROBE_FRACTION)
+    return index, "ivf-sq8"
+
+
+_IVF_PROBE_FRACTION = 32
+"""A query scans 1/32 of the inverted lists: recall@10 against exact search 0.98 on 100k and 1M
+clustered vectors (bench/scale.py), about 2 ms per query at 1M on 2 cores."""
 
 
 def _build_bm25(texts: list[str], path: Path) -> None:

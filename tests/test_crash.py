@@ -1,0 +1,335 @@
+"""Crash safety: ``rag ingest`` killed with SIGKILL at any moment, and damaged index files.
+
+The kill test drives the real command in a subprocess and kills it at a random moment and at the
+moments that matter most (a new generation being written, committed, sealed, switched to). After
+every kill the previous index must open, pass its checksums and agree with itself: vectors,
+FAISS, BM25 and the metadata hold the same number of chunks, row for row; a rerun then completes.
+
+The subprocesses use the int8 ONNX backend only because it starts in one second instead of ten;
+the write path under test is the same for every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import Index, IndexCorruptError, Settings
+from rag.chunk import content_hash
+from rag.store import CURRENT, MANIFEST, current_generation
+
+FAST = Settings(embed_backend="onnx-int8")
+RAG = [sys.executable, "-m", "rag.cli"]
+
+_TOWNS = ["Aberdeen", "Bergen", "Cadiz", "Danzig", "Esbjerg", "Faro", "Galway", "Hull", "Izmir", "Jaffa",
+          "Kiel", "Lisbon", "Malmo", "Nantes", "Oslo", "Porto", "Quimper", "Riga", "Split", "Tallinn"]
+
+
+def write_corpus(folder: Path, tag: str, files: int, sentences: int = 40) -> list[Path]:
+    """Text files with distinct facts, so every chunk is new to the embedding cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(tag)
+    paths = []
+    for n in range(files):
+        town = _TOWNS[n % len(_TOWNS)]
+        lines = [f"Harbour log {tag}-{n}: the {rng.choice(['ferry', 'trawler', 'barge', 'schooner'])} "
+                 f"{rng.choice(['Aurora', 'Borealis', 'Cygnus', 'Delphine'])}{rng.randint(1, 10**6)} left {town} "
+                 f"at {rng.randint(0, 23)}:{rng.randint(10, 59)} carrying {rng.randint(2, 900)} tonnes of "
+                 f"{rng.choice(['salt', 'timber', 'coal', 'wool', 'cod', 'tin'])}." for _ in range(sentences)]
+        path = folder / f"{tag}-{n:03d}.txt"
+        path.write_text(" ".join(lines), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def assert_consistent(folder: Path) -> Index:
+    """The live generation opens with its checksums and every part agrees with the others."""
+    index = Index.open(folder)  # verifies every file's sha256 against the manifest
+    snap = index.snapshot()
+    assert snap is not None
+    n = len(index)
+    assert snap.vectors.shape == (n, snap.dim)
+    assert snap.dense.ntotal == n
+    assert (snap.bm25.scores["num_docs"] if n else 0) == n
+    db = sqlite3.connect(f"file:{snap.path / 'meta.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = [r for (r,) in db.execute("SELECT row FROM chunks ORDER BY row")]
+        assert rows == list(range(n))
+        per_file = dict(db.execute("SELECT source, COUNT(*) FROM chunks GROUP BY source"))
+        for source, pages, chunks in db.execute("SELECT source, pages, chunks FROM files"):
+            assert per_file.get(source, 0) == chunks
+            assert db.execute("SELECT COUNT(*) FROM pages WHERE source = ?", (source,)).fetchone()[0] == pages
+        # Row r of the vectors is the embedding of chunk r: compare with the cache, keyed by text.
+        cache = sqlite3.connect(folder / "cache" / "embeddings.sqlite")
+        model = index.settings.fingerprint()
+        for row, text, digest in db.execute("SELECT row, text, hash FROM chunks ORDER BY row"):
+            assert digest == content_hash(text)
+            (blob,) = cache.execute("SELECT vector FROM vectors WHERE model = ? AND hash = ?",
+                                    (model, digest)).fetchone()
+            assert np.array_equal(np.frombuffer(blob, dtype=np.float32), snap.vectors[row])
+        cache.close()
+    finally:
+        db.close()
+    return index
+
+
+def _tmp_generations(folder: Path) -> list[Path]:
+    return list(folder.glob("gen-*.tmp"))
+
+
+def _trigger(folder: Path, stage: str, rng: random.Random):  # noqa: ANN202 - Callable[[], bool]
+    """A condition that says "kill now" for one stage of an ingest.
+
+    Stages are told apart by what any writer must visibly do, not by how this one names things:
+    a new generation folder appears (writing), vectors land in it (committing), its manifest is
+    written (sealing: the fsyncs, the rename and the switch follow), CURRENT changes (switching:
+    the moments after the switch, while old generations are pruned).
+    """
+    started = time.monotonic()
+    delay, extra = rng.uniform(0.2, 2.0), rng.uniform(0.0, 0.3)
+    old_generations = set(folder.glob("gen-*"))
+    old_current = (folder / CURRENT).read_bytes() if (folder / CURRENT).exists() else b""
+    seen: dict[str, float] = {}
+
+    def due() -> bool:
+        now = time.monotonic()
+        if stage == "random":
+            return now - started > delay
+        if stage == "switching":
+            return (folder / CURRENT).exists() and (folder / CURRENT).read_bytes() != old_current
+        new = set(folder.glob("gen-*")) - old_generations
+        if stage == "writing" and new:
+            seen.setdefault("at", now)
+            return now - seen["at"] >= extra
+        wanted = {"committing": "vectors.npy", "sealing": MANIFEST}.get(stage)
+        return wanted is not None and any((path / wanted).exists() for path in new)
+
+    return due
+
+
+def kill_ingest_when(folder: Path, paths: list[Path], stage: str, rng: random.Random) -> str:
+    """Start ``rag ingest`` and SIGKILL it when ``stage`` is reached; say what happened."""
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a full pipe would stall the child
+        proc = subprocess.Popen([*RAG, "ingest", *map(str, paths), "--index", str(folder), "--no-progress"],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        due = _trigger(folder, stage, rng)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if due():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return "killed"
+            time.sleep(0.001)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"rag ingest did not finish within 120 s at stage {stage}")
+        stderr.seek(0)
+        assert proc.returncode == 0, stderr.read().decode(errors="replace")
+    return "finished"
+
+
+@pytest.fixture
+def base_index(tmp_path: Path) -> tuple[Path, Path]:
+    docs = tmp_path / "docs"
+    write_corpus(docs / "base", "base", files=4, sentences=20)
+    folder = tmp_path / "index"
+    Index.build([docs / "base"], folder, settings=FAST)
+    return docs, folder
+
+
+def test_sigkill_at_any_moment_leaves_the_previous_index_whole(base_index: tuple[Path, Path]) -> None:
+    docs, folder = base_index
+    before = len(assert_consistent(folder))
+    rng = random.Random(7)
+    batches = []
+    for trial, stage in enumerate(["writing", "committing", "switching", "random"]):
+        batch = docs / f"batch{trial}"
+        write_corpus(batch, f"t{trial}", files=6, sentences=20)
+        batches.append(batch)
+        outcome = kill_ingest_when(folder, [batch], stage, rng)
+        print(f"{stage}: {outcome}")
+        index = assert_consistent(folder)
+        names = {d.name for d in index.documents()}
+        if outcome == "killed":
+            # All of a batch or nothing of it: a generation is never half-written.
+            new = {p.name for p in batch.iterdir()}
+            assert new <= names or not (new & names)
+        before = len(index)
+    # A rerun completes the work that the kills interrupted and cleans up after them.
+    result = subprocess.run([*RAG, "ingest", *map(str, batches), "--index", str(folder), "--no-progress"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    index = assert_consistent(folder)
+    assert len(index) >= before
+    assert {d.name for d in index.documents()} >= {p.name for b in batches for p in b.iterdir()}
+    assert not _tmp_generations(folder)
+    hits = index.search("Which trawler left Bergen?", k=3)
+    assert hits and all(h.chunk.text in index.page_text(h.source, h.page) for h in hits)
+
+
+def test_stale_half_written_generation_is_ignored_and_cleaned(base_index: tuple[Path, Path]) -> None:
+    docs, folder = base_index
+    live = current_generation(folder)
+    stale = folder / "gen-20000101-000000-deadbeef.tmp"
+    shutil.copytree(folder / live, stale)
+    (stale / "vectors.npy").write_bytes(b"half")
+    assert current_generation(folder) == live
+    assert_consistent(folder)
+    write_corpus(docs / "more", "more", files=1, sentences=5)
+    Index.open(folder).ingest([docs / "more"])
+    assert not stale.exists()
+    assert_consistent(folder)
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged index files: every file of a generation, flipped and truncated
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    docs = tmp_path_factory.mktemp("docs")
+    write_corpus(docs, "pristine", files=3, sentences=15)
+    folder = tmp_path_factory.mktemp("pristine") / "index"
+    Index.build([docs], folder, settings=FAST)
+    return folder
+
+
+def _copy(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "index"
+    shutil.copytree(pristine, folder)
+    return folder, folder / current_generation(folder)
+
+
+def _generation_files(pristine: Path) -> list[str]:
+    gen = pristine / current_generation(pristine)
+    return sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*") if p.is_file())
+
+
+def test_generation_holds_every_part(pristine: Path) -> None:
+    assert {"manifest.json", "meta.sqlite", "vectors.npy", "dense.faiss"} <= set(_generation_files(pristine))
+    assert any(name.startswith("bm25/") for name in _generation_files(pristine))
+
+
+@pytest.mark.parametrize("damage", ["flip-one", "flip-many", "truncate-half", "truncate-empty", "delete"])
+def test_damaged_file_is_detected_with_a_clear_message(pristine: Path, tmp_path: Path, damage: str) -> None:
+    rng = random.Random(damage)
+    for name in _generation_files(pristine):
+        if name == MANIFEST:
+            continue  # the manifest holds the checksums; it has its own test below
+        case = tmp_path / name.replace("/", "_")
+        folder, gen = _copy(pristine, case)
+        path = gen / name
+        data = bytearray(path.read_bytes())
+        if damage == "delete":
+            path.unlink()
+        elif damage.startswith("truncate"):
+            path.write_bytes(bytes(data[:len(data) // 2 if damage == "truncate-half" else 0]))
+        else:
+            for _ in range(1 if damage == "flip-one" else 64):
+                i = rng.randrange(len(data))
+                data[i] ^= 1 << rng.randrange(8)
+            path.write_bytes(bytes(data))
+        with pytest.raises(IndexCorruptError) as caught:
+            Index.open(folder)
+        message = str(caught.value)
+        assert "rag ingest" in message and "--rebuild" in message, message
+        assert name.split("/")[-1] in message or "manifest" in message, message
+
+
+def _edit_manifest(folder: Path, gen: Path, edit) -> None:  # noqa: ANN001 - Callable[[dict], None]
+    manifest = json.loads((gen / MANIFEST).read_text())
+    edit(manifest)
+    (gen / MANIFEST).write_text(json.dumps(manifest))
+
+
+_MANIFEST_EDITS = {
+    "chunk count": lambda m: m.update(chunks=m["chunks"] + 1),
+    "dimension": lambda m: m.update(dim=m["dim"] * 2),
+    "dimension missing": lambda m: m.pop("dim"),
+    "dimension not a number": lambda m: m.update(dim="384x"),
+    "file list not a table": lambda m: m.update(files=[]),
+    "file entry without size": lambda m: next(iter(m["files"].values())).pop("size"),
+    "checksum": lambda m: next(iter(m["files"].values())).update(sha256="0" * 64),
+    "fingerprint": lambda m: m.update(fingerprint="0123456789abcdef"),
+    "stored settings": lambda m: m["settings"].update(chunk_tokens=m["settings"]["chunk_tokens"] + 8),
+    "stored backend": lambda m: m["settings"].update(embed_backend="gpu"),
+    "not an object": lambda m: m.clear(),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_MANIFEST_EDITS))
+def test_inconsistent_manifest_is_reported_as_damage(pristine: Path, tmp_path: Path, edit: str) -> None:
+    folder, gen = _copy(pristine, tmp_path)
+    _edit_manifest(folder, gen, _MANIFEST_EDITS[edit])
+    with pytest.raises(IndexCorruptError, match="rebuild"):
+        Index.open(folder)
+
+
+def test_random_damage_to_the_manifest_never_passes_silently(pristine: Path, tmp_path: Path) -> None:
+    rng = random.Random(11)
+    expected = [h.chunk.id for h in Index.open(pristine).search("tonnes of salt", k=5)]
+    original = (pristine / current_generation(pristine) / MANIFEST).read_bytes()
+    for trial in range(40):
+        folder, gen = _copy(pristine, tmp_path / str(trial))
+        data = bytearray(original)
+        i = rng.randrange(len(data))
+        data[i] ^= 1 << rng.randrange(8)
+        (gen / MANIFEST).write_bytes(bytes(data))
+        try:
+            index = Index.open(folder)
+        except IndexCorruptError:
+            continue
+        # A flip in a field that shapes nothing (the creation date, the dense index label)
+        # leaves a whole index: it must then answer exactly as before.
+        assert [h.chunk.id for h in index.search("tonnes of salt", k=5)] == expected, bytes(data[i - 20:i + 20])
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"gen-nope\n", b"../../etc\n", b"\xff\xfe\xdc\x00garbage",
+                                     b"gen-2026" + bytes(range(128, 160))])
+def test_damaged_current_pointer(pristine: Path, tmp_path: Path, content: bytes) -> None:
+    folder, _ = _copy(pristine, tmp_path)
+    (folder / CURRENT).write_bytes(content)
+    with pytest.raises(IndexCorruptError, match="CURRENT"):
+        Index.open(folder)
+
+
+def test_cli_reports_a_damaged_index_in_one_line_and_rebuild_recovers(pristine: Path, tmp_path: Path) -> None:
+    folder, gen = _copy(pristine, tmp_path)
+    (gen / "dense.faiss").write_bytes(b"\x00" * 100)
+    result = subprocess.run([*RAG, "search", "salt", "--index", str(folder)], capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "dense.faiss is damaged" in lines[0] and "--rebuild" in lines[0]
+    assert "Traceback" not in result.stderr
+    docs = {Path(d.source).parent for d in Index.open(pristine).documents()}
+    # --rebuild starts from the default settings: name the backend the damaged index was built with.
+    result = subprocess.run([*RAG, "ingest", *map(str, docs), "--index", str(folder), "--rebuild", "--no-progress",
+                             "--backend", FAST.embed_backend], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(assert_consistent(folder)) == len(Index.open(pristine))
+
+
+def test_damaged_embedding_cache_costs_time_not_the_index(pristine: Path, tmp_path: Path) -> None:
+    folder, _ = _copy(pristine, tmp_path)
+    cache = folder / "cache" / "embeddings.sqlite"
+    for extra in cache.parent.glob("embeddings.sqlite-*"):
+        extra.unlink()
+    cache.write_bytes(cache.read_bytes()[:1000] + b"\x00garbage" * 500)
+    docs = tmp_path / "more"
+    write_corpus(docs, "cache", files=1, sentences=5)
+    index = Index.open(folder)
+    report = index.ingest([docs])
+    assert len(report.added) == 1
+    assert len(Index.open(folder)) == len(index)

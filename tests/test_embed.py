@@ -1,0 +1,183 @@
+"""The embedding backends: they agree, their vectors are unit float32, the cache spares the model,
+and no chunk is longer than what the model reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag.embed
+from rag import Index, Settings
+from rag.chunk import Chunker, split_sentences
+from rag.embed import OnnxInt8Embedder, ProgressCallback, load_embedder, model_token_counter
+from rag.types import Page
+
+from conftest import SHARED
+
+INT8 = Settings(embed_backend="onnx-int8")
+
+SENTENCES = [
+    "Maryam Rajavi called on the United Nations to send delegations to visit Iran's prisons.",
+    "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy.",
+    "Packet switching is a method of grouping data that is transmitted over a digital network into packets.",
+    "Net revenue for the quarter rose 4% to $2.1 billion, driven by higher prices in North America.",
+    "Who called for UN visits?",
+    "The Scottish Parliament is the devolved national legislature of Scotland.",
+    "Stir the rice gently, cover the pot and let it simmer for twenty minutes.",
+    "In 1973 the members of OAPEC proclaimed an oil embargo.",
+    "Imperialism is a policy of extending a country's power and influence through colonization.",
+    "The Huguenots were French Protestants who held to the Reformed tradition.",
+]
+
+
+def real_sentences() -> list[str]:
+    """The sentences above, plus those of the seed news article when ../shared is there."""
+    seed = SHARED / "seeds" / "000_17d6ea71f6fbed30.txt"
+    found = list(SENTENCES)
+    if seed.exists():
+        text = seed.read_text(encoding="utf-8")
+        found += [text[a:b] for a, b in split_sentences(text)][:40]
+    return found
+
+
+@pytest.mark.slow
+def test_int8_and_torch_backends_agree_on_real_sentences() -> None:
+    sentences = real_sentences()
+    torch_vectors = load_embedder(Settings(embed_backend="torch")).encode_documents(sentences)
+    int8_vectors = load_embedder(INT8).encode_documents(sentences)
+    cosines = (torch_vectors * int8_vectors).sum(axis=1)
+    assert cosines.min() > 0.99, [(s, round(float(c), 4)) for s, c in zip(sentences, cosines) if c <= 0.99]
+    # And they rank alike: each sentence's nearest other sentence is the same for both backends.
+    nearest_torch = np.argmax(torch_vectors @ torch_vectors.T - 2 * np.eye(len(sentences)), axis=1)
+    nearest_int8 = np.argmax(int8_vectors @ int8_vectors.T - 2 * np.eye(len(sentences)), axis=1)
+    assert (nearest_torch == nearest_int8).mean() >= 0.9
+
+
+@pytest.mark.parametrize("backend", [
+    "onnx-int8", pytest.param("torch", marks=pytest.mark.slow)])
+def test_vectors_are_unit_float32(backend: str) -> None:
+    embedder = load_embedder(Settings(embed_backend=backend))
+    documents = embedder.encode_documents(SENTENCES, batch_size=3)
+    queries = embedder.encode_queries(SENTENCES[:2])
+    for vectors, count in ((documents, len(SENTENCES)), (queries, 2)):
+        assert vectors.dtype == np.float32 and vectors.shape == (count, embedder.dim)
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # A question and the same text as a document get the same vector.
+    np.testing.assert_allclose(queries, documents[:2], atol=1e-4)
+    assert embedder.encode_queries([]).shape == (0, embedder.dim)
+
+
+def test_int8_vector_does_not_depend_on_the_batch() -> None:
+    embedder = load_embedder(INT8)
+    alone = embedder.encode_documents([SENTENCES[0]])
+    batched = embedder.encode_documents(SENTENCES, batch_size=len(SENTENCES))
+    np.testing.assert_allclose(batched[0], alone[0], atol=1e-6)
+
+
+class CountingInt8(OnnxInt8Embedder):
+    """The real int8 embedder, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded: list[str] = []
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 32,
+                         progress: ProgressCallback | None = None) -> np.ndarray:
+        self.embedded += list(texts)
+        return super().encode_documents(texts, batch_size, progress)
+
+
+def test_the_cache_never_embeds_a_text_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = CountingInt8()
+    monkeypatch.setitem(rag.embed._EMBEDDERS, "onnx-int8", counting)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(" ".join(SENTENCES[:5]), encoding="utf-8")
+    (docs / "b.txt").write_text(" ".join(SENTENCES[5:]), encoding="utf-8")
+    folder = tmp_path / "index"
+
+    first = Index.build([docs], folder, settings=INT8)
+    assert first.last_report.chunks_embedded == len(counting.embedded) == len(set(counting.embedded)) > 0
+    seen = set(counting.embedded)
+
+    # A rebuild from scratch finds every vector in the cache.
+    counting.embedded.clear()
+    again = Index.build([docs], folder, settings=INT8, rebuild=True)
+    assert counting.embedded == [] and again.last_report.chunks_embedded == 0 and len(again) == len(first)
+
+    # A new file that repeats a known text embeds only what is new.
+    (docs / "c.txt").write_text(" ".join(SENTENCES[:5]), encoding="utf-8")
+    (docs / "d.txt").write_text("A sentence the index has never seen before today.", encoding="utf-8")
+    more = Index.build([docs], folder, settings=INT8)
+    assert counting.embedded and not seen.intersection(counting.embedded)
+    assert more.last_report.chunks_embedded == len(counting.embedded)
+    assert more.search("a sentence never seen before", k=1)[0].name == "d.txt"
+
+
+def hard_pages() -> list[Page]:
+    """Text that tiktoken counts far lower than the model's word pieces do, and ordinary prose."""
+    pages = [
+        Page("/t/numbers.txt", 1, " ".join(f"{n * 7919 % 100000:05d}-{n}" for n in range(900))),
+        Page("/t/runon.txt", 1, " ".join(["unquestionably", "antidisestablishmentarianism", "ß∂ƒ©˙∆˚¬"] * 300)),
+        Page("/t/cjk.txt", 1, "東京都は日本の首都であり、世界有数の大都市である。" * 60),
+        Page("/t/url.txt", 1, "see https://example.org/" + "a1b2c3d4" * 400 + " for details."),
+    ]
+    seed = SHARED / "seeds" / "000_17d6ea71f6fbed30.txt"
+    if seed.exists():
+        pages.append(Page(str(seed), 1, seed.read_text(encoding="utf-8")))
+    pages.append(Page("/t/prose.txt", 1, " ".join(SENTENCES * 8)))
+    return pages
+
+
+@pytest.mark.parametrize("chunk_tokens", [160, 600])
+def test_no_chunk_exceeds_the_model_limit(chunk_tokens: int) -> None:
+    from tokenizers import Tokenizer
+
+    counter, limit = model_token_counter()
+    assert limit == 256
+    chunker = Chunker(Settings(chunk_tokens=chunk_tokens, chunk_overlap=16), counter, limit)
+    # Counted with the model's own tokenizer file, loaded here afresh, special tokens included.
+    tokenizer = Tokenizer.from_file(str(rag.embed._model_dir() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    total = 0
+    for page in hard_pages():
+        chunks = chunker.chunk(page)
+        assert chunks, page.source
+        for chunk in chunks:
+            assert len(tokenizer.encode(chunk.text).ids) <= 256, (page.source, chunk.text[:80])
+            assert chunk.text == page.text[chunk.start:chunk.end]
+        total += len(chunks)
+    assert total > 10
+
+
+def test_parsing_in_a_process_gives_the_same_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import rag.ingest
+    from conftest import write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(3):
+        write_pdf(docs / f"report{n}.pdf", [f"Report {n}, page {p}. " + " ".join(SENTENCES[p:p + 4])
+                                            for p in range(1, 5)])
+    (docs / "notes.txt").write_text(" ".join(SENTENCES), encoding="utf-8")
+
+    def rows(index: Index) -> list[tuple]:
+        generation = (index.folder / "CURRENT").read_text().strip()
+        with sqlite3.connect(index.folder / generation / "meta.sqlite") as db:
+            return db.execute("SELECT source, page, start, end, text FROM chunks ORDER BY row").fetchall()
+
+    monkeypatch.setattr(rag.ingest, "_PROCESS_MIN_PDF_BYTES", 0)
+    plan, *_ = rag.ingest.plan([docs], INT8, None)
+    pool = rag.ingest._parsing_pool(plan)
+    assert pool is not None  # pytest's main module is guarded, so a spawn child is safe here
+    pool.shutdown()
+    in_process = Index.build([docs], tmp_path / "a", settings=INT8)
+    monkeypatch.setattr(rag.ingest, "_PROCESS_MIN_PDF_BYTES", 1 << 40)
+    in_thread = Index.build([docs], tmp_path / "b", settings=INT8)
+    assert rows(in_process) == rows(in_thread) and len(rows(in_thread)) > 4
+    assert len(in_process.last_report.added) == 4 and not in_process.last_report.failed

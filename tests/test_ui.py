@@ -1,0 +1,299 @@
+"""The web chat without a browser: safe uploads, escaped rendering, the ``/ask`` API from gradio_client.
+
+The server runs in a thread over a real index (real model, real FAISS, a real PDF); the API is
+called exactly as another application would call it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import write_pdf
+from rag import Answer, Index
+from rag.ui import (
+    UPLOADS,
+    add_uploads,
+    answer_payload,
+    build_app,
+    highlight,
+    launch,
+    markdown_text,
+    open_index,
+    remove_document,
+    render_reply,
+    render_sources,
+    safe_filename,
+    store_uploads,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+INJECTION = "<script>alert('owned')</script><img src=x onerror=alert(1)> **bold** [link](http://evil.example) $x$"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    (folder / "tides.txt").write_text("The tide tables are printed every Monday. High tide in Brest reached 7.2 metres "
+                                      "on 3 March. Harbour master Yannick Le Goff signs the tide tables.\n")
+    (folder / "bees.md").write_text("# Bees\n\nA honey bee colony keeps one queen. Worker bees live about six weeks "
+                                    "in summer.\n")
+    (folder / "vault.txt").write_text(f"The vault key is kept by the archivist Ingrid Halvorsen. {INJECTION}\n")
+    write_pdf(folder / "orchard.pdf", ["Apples grow in orchards across the valley.",
+                                       "The orchard of Miriam Okafor covers twelve hectares near Lyon."])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    return Index.build([corpus], tmp_path_factory.mktemp("idx"))
+
+
+@pytest.fixture(scope="module")
+def url(index: Index) -> Iterator[str]:
+    demo = launch(build_app(index), "127.0.0.1", free_port(), block=False)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def found_answer(index: Index, question: str) -> Answer:
+    """An answer citing the best sentence of each of the top two hits (real hits, real quotes)."""
+    hits = index.search(question, k=3)
+    return Answer(question=question, text="An answer [1][2]", found=True, citations=(hits[0].quote, hits[1].quote),
+                  hits=tuple(hits), mode="extractive")
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("report.pdf", "report.pdf"),
+    ("../../etc/passwd.txt", "passwd.txt"),
+    ("..\\..\\Windows\\win.ini.md", "win.ini.md"),
+    (".hidden.md", "hidden.md"),
+    ("...", "document"),
+    ("-rf .TXT", "rf.txt"),
+    ("Résumé (final) 2024.PDF", "Résumé (final) 2024.pdf"),
+    ("a\x00b\nc\u202e.html", "a_b_c.html"),
+    ("x" * 300 + ".md", "x" * 80 + ".md"),
+])
+def test_safe_filename(name: str, safe: str) -> None:
+    assert safe_filename(name) == safe
+
+
+def test_store_uploads_keeps_safe_unique_copies_and_says_why_it_refuses(tmp_path: Path) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "notes.md").write_text("# Notes\n\nFirst version.")
+    (incoming / "tool.exe").write_bytes(b"MZ...")
+    (incoming / "big.txt").write_text("x" * 2000)
+    (incoming / "empty.txt").write_text("")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.md").write_text("# Notes\n\nAnother file with the same name.")
+    target = tmp_path / "index" / UPLOADS
+
+    stored, refused = store_uploads([incoming / "notes.md", incoming / "tool.exe", incoming / "big.txt",
+                                     incoming / "empty.txt", other / "notes.md"], target, max_bytes=1000)
+
+    assert [(original, path.name) for original, path in stored] == [("notes.md", "notes.md"),
+                                                                     ("notes.md", "notes-2.md")]
+    assert all(path.parent == target for _, path in stored)
+    assert (target / "notes-2.md").read_text() == "# Notes\n\nAnother file with the same name."
+    reasons = {failure.source: failure.reason for failure in refused}
+    assert "unsupported file type '.exe'" in reasons["tool.exe"]
+    assert "too large" in reasons["big.txt"] and "limit" in reasons["big.txt"]
+    assert "empty" in reasons["empty.txt"]
+    again, _ = store_uploads([incoming / "notes.md"], target)
+    assert again[0][1] == target / "notes.md", "the same content under the same name is not copied twice"
+    assert sorted(p.name for p in target.iterdir()) == ["notes-2.md", "notes.md"], "no temporary file left behind"
+
+
+def test_add_uploads_ingests_reports_failures_and_remove_deletes_the_copy(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index")
+    (tmp_path / "garden.md").write_text("# Garden\n\nThe greenhouse tomatoes were planted on 4 April by Tomasz Nowak.")
+    (tmp_path / "broken.pdf").write_bytes(b"this is not a PDF at all")
+
+    stored, failed, report = add_uploads(index, [tmp_path / "garden.md", tmp_path / "broken.pdf"])
+
+    assert report is not None and [path.name for _, path in stored] == ["garden.md"]
+    assert [f.source for f in failed] == ["broken.pdf"] and failed[0].reason
+    assert not (index.folder / UPLOADS / "broken.pdf").exists(), "a copy the index cannot read is not kept"
+    assert [d.name for d in index.documents()] == ["garden.md"]
+    assert index.search("Who planted the greenhouse tomatoes?", k=1)[0].name == "garden.md"
+    assert Index.open(index.folder).documents()[0].source == str(index.folder / UPLOADS / "garden.md")
+
+    remove_document(index, str(index.folder / UPLOADS / "garden.md"))
+    assert index.documents() == [] and not (index.folder / UPLOADS / "garden.md").exists()
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def test_highlight_marks_the_span_and_escapes_everything() -> None:
+    text = "before <b>bold</b> & the quoted <i>part</i> after"
+    start = text.index("the quoted")
+    end = text.index(" after")
+    out = highlight(text, start, end)
+    assert out == ("before &lt;b&gt;bold&lt;/b&gt; &amp; <mark>the quoted &lt;i&gt;part&lt;/i&gt;</mark> after")
+    long = "word " * 100 + "QUOTE" + " word" * 100
+    cut = highlight(long, 500, 505, context=40)
+    assert cut.startswith("… ") and cut.endswith(" …") and "<mark>QUOTE</mark>" in cut and len(cut) < 120
+
+
+def test_markdown_text_is_inert() -> None:
+    out = markdown_text(INJECTION)
+    assert "<" not in out and "\\*\\*bold\\*\\*" in out and "\\[link\\]" in out and "\\$x\\$" in out
+
+
+def test_sources_show_each_quote_highlighted_in_its_passage(index: Index) -> None:
+    answer = found_answer(index, "Who signs the tide tables?")
+    html_text = render_sources(answer, index)
+    assert html_text.count('class="rag-card rag-citation"') == 2
+    first = answer.citations[0]
+    assert f"<mark>{first.text}</mark>" in html_text
+    assert f'<span class="rag-file" title="{first.source}">{first.name}</span>' in html_text
+    assert f'<span class="rag-page">page {first.page}</span>' in html_text
+    assert html_text.count("<details><summary>Read the whole passage</summary>") == 2
+    reply = render_reply(answer)
+    assert "\\[1\\]" in reply and first.name.replace(".", "\\.") in reply
+
+
+def test_document_text_never_becomes_markup(index: Index) -> None:
+    hits = index.search("Who keeps the vault key?", k=2)
+    assert hits[0].name == "vault.txt" and "<script>" in hits[0].text
+    answer = Answer(question="Who keeps the vault key? <script>x()</script>", text=f"Ingrid {INJECTION} [1]",
+                    found=True, citations=(hits[0].quote,), hits=tuple(hits), mode="extractive")
+    panel, reply = render_sources(answer, index), render_reply(answer)
+    for html_text in (panel, reply):
+        assert "<script" not in html_text and "<img" not in html_text
+    assert "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt;" in panel
+    assert "](http" not in reply and "**bold**" not in reply, "Markdown in a document stays text in the chat"
+
+
+def test_abstention_is_plain_and_offers_the_closest_passages(index: Index) -> None:
+    hits = index.search("What is the boiling point of mercury?", k=5)
+    answer = Answer(question="What is the boiling point of mercury?", text="Not found in the indexed documents.",
+                    found=False, citations=(), hits=tuple(hits), mode="extractive", notes=("best guess: none",))
+    html_text = render_sources(answer, index)
+    assert "Not found in the indexed documents." in html_text and "Closest passages" in html_text
+    assert html_text.count('class="rag-card rag-closest"') == min(3, len(hits)) > 0
+    assert "best guess: none" in html_text
+    assert render_reply(answer).startswith("**Not found in the indexed documents.**")
+
+
+def test_a_quote_outside_the_retrieved_passages_is_shown_in_its_page(index: Index) -> None:
+    hits = index.search("Who signs the tide tables?", k=1)
+    page = index.page_text(hits[0].source, 1) or ""
+    start = page.index("High tide in Brest")
+    quote = type(hits[0].quote)(text=page[start:start + 18], source=hits[0].source, page=1, start=start,
+                                end=start + 18)
+    answer = Answer(question="q", text="a [1]", found=True, citations=(quote,), hits=(), mode="extractive")
+    assert "<mark>High tide in Brest</mark> reached 7.2 metres" in render_sources(answer, index)
+
+
+# -- the API, as another application uses it --------------------------------------------------
+
+
+def test_ask_endpoint_returns_the_answer_with_quotes_files_and_pages(url: str, index: Index) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/ask", "/search"}, "the page's own handlers stay out of the public API"
+
+    result = client.predict("Who signs the tide tables?", api_name="/ask")
+
+    assert result["found"] is True and "Yannick Le Goff" in result["answer"]
+    citation = result["citations"][0]
+    assert citation["n"] == 1 and citation["file"] == "tides.txt" and citation["page"] == 1
+    page = index.page_text(index.search("tide tables", k=1)[0].source, 1) or ""
+    assert page[citation["start"]:citation["end"]] == citation["text"]
+    assert result["passages"] and result["passages"][0]["file"] == "tides.txt"
+    assert result == answer_payload(index.ask("Who signs the tide tables?")), "the API serves Index.ask unchanged"
+
+
+def test_search_endpoint_returns_passages(url: str) -> None:
+    from gradio_client import Client
+
+    passages = Client(url, verbose=False).predict("twelve hectares orchard", 2, api_name="/search")
+    assert len(passages) == 2
+    assert passages[0]["file"] == "orchard.pdf" and passages[0]["page"] == 2
+    assert passages[0]["quote"] in passages[0]["text"]
+
+
+def test_two_clients_ask_at_the_same_time(url: str) -> None:
+    from gradio_client import Client
+
+    questions = {"Who signs the tide tables?": ("Yannick Le Goff", "tides.txt"),
+                 "How long do worker bees live in summer?": ("six", "bees.md")}
+    results: dict[str, Any] = {}
+    start = threading.Barrier(len(questions))
+
+    def ask(question: str) -> None:
+        client = Client(url, verbose=False)
+        start.wait()
+        results[question] = client.predict(question, api_name="/ask")
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for question, (expected, file) in questions.items():
+        assert results[question]["question"] == question
+        assert results[question]["found"] and expected in results[question]["answer"]
+        assert results[question]["citations"][0]["file"] == file
+
+
+# -- starting ----------------------------------------------------------------------------------
+
+
+def test_open_index_ingests_the_corpus_then_reuses_the_index(tmp_path: Path, corpus: Path) -> None:
+    index = open_index(tmp_path / "idx", corpus=[corpus / "bees.md"])
+    assert [d.name for d in index.documents()] == ["bees.md"]
+    again = open_index(tmp_path / "idx")
+    assert [d.name for d in again.documents()] == ["bees.md"], "a filled index is served as it is"
+
+
+def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path) -> None:
+    source = (ROOT / "app.py").read_text()
+    assert len([line for line in source.splitlines() if line.strip()]) <= 15
+    port = free_port()
+    env = {**os.environ, "RAG_INDEX": str(tmp_path / "idx"), "RAG_PORT": str(port), "RAG_CORPUS": str(corpus)}
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        page = ""
+        while not page and time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    page = response.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert "rag: answers from your documents" in page, process.poll()
+        assert (tmp_path / "idx" / "CURRENT").exists()
+        time.sleep(2)  # the page can be served a moment before serve() prints its address
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert "Indexing" in output and "rag web chat on http://127.0.0.1:" in output
