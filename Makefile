@@ -42,5 +42,20 @@ test-slow: install
 test-all: install chromium
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+# Every benchmark, one after another (about 2 hours on 2 cores), then docs/benchmarks.md.
+# Each script also runs alone: see the command at the top of its section in docs/benchmarks.md.
+bench: install
+	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/fusion_study.py
+	$(BIN)/python bench/squad_answer.py --latency 30
+	$(BIN)/python bench/embed_backends.py
+	$(BIN)/python bench/ingest_speed.py --rounds 2
+	$(BIN)/python bench/ingest_speed.py --memory
+	$(BIN)/python bench/query_latency.py --questions 50
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/compare_frameworks.py --rounds 2
+	$(BIN)/python bench/fault_injection.py
+	$(BIN)/python bench/report.py
+
 clean-index:
 	rm -rf index/gen-* index/CURRENT index/cache index/.lock

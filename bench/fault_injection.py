@@ -203,6 +203,9 @@ def full_disk(work: Path, rng: random.Random, trials: int) -> tuple[list[list[st
                 problems.append(f"full disk at {limit} bytes changed the index")
         if list(folder.glob("gen-*.tmp")):
             state += ", half-written generation left behind"
+            problems.append(f"full disk at {limit} bytes left a half-written generation")
+        if "Traceback" in result.stderr:
+            problems.append(f"full disk at {limit} bytes printed a traceback")
         rows.append([f"{limit:,} bytes", f"exit {result.returncode}", state, last])
         print(f"disk limit {limit:>9,}: exit {result.returncode}, {state}: {last}", flush=True)
     return rows, problems
@@ -277,8 +280,8 @@ random point, emptied, deleted, one bit flipped, 64 bits flipped. Outcomes of `I
 
 ## Full disk (RLIMIT_FSIZE, writes past the limit fail with EFBIG)
 
-A traceback as the last line and a half-written generation left behind are the two known gaps
-listed in docs/reliability.md (fixes proposed); the next writer deletes such a folder.
+Each failed ingest must end with one line on stderr (no traceback) and leave no half-written
+generation behind.
 
 {_table(["limit", "exit", "index afterwards", "last line of stderr"], disk_rows)}
 """

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -259,12 +260,15 @@ class OnnxInt8Embedder:
 
         self.threads = batch_threads()
         try:
-            self.session = self._session(ort, path, self.threads)
-            # onnxruntime fixes its thread count per session: questions get their own.
-            self.query_session = (self._session(ort, path, QUERY_THREADS) if self.threads != QUERY_THREADS
-                                  else self.session)
+            # One single-threaded session per core, each embedding its own texts: one text at a
+            # time is too small a job to split across cores (measured: two 1-thread sessions side
+            # by side embed 1.8x the texts per second of one 2-thread session, same vectors).
+            self.sessions = [self._session(ort, path, 1) for _ in range(max(1, self.threads))]
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             raise EmbeddingModelError(f"the int8 ONNX model {path} could not be loaded: {exc}") from None
+        self.query_session = self.sessions[0]
+        self._pool = (ThreadPoolExecutor(len(self.sessions), thread_name_prefix="rag-onnx")
+                      if len(self.sessions) > 1 else None)
         self._tokenizer = _Tokenizer(self.max_tokens)
 
     @staticmethod
@@ -275,7 +279,7 @@ class OnnxInt8Embedder:
 
     def _encode(self, texts: list[str], session=None) -> np.ndarray:  # noqa: ANN001 - InferenceSession
         ids, mask, types = self._tokenizer.encode(texts)
-        (hidden,) = (session or self.session).run(
+        (hidden,) = (session or self.sessions[0]).run(
             ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
@@ -289,10 +293,21 @@ class OnnxInt8Embedder:
         # embedded alone); alone, a text always gets the same vector, which the cache by content
         # hash relies on. On a CPU it costs nothing: no padding, and measured as fast as batches.
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            out[i] = self._encode([text])[0]
-            if progress is not None and ((i + 1) % batch_size == 0 or i + 1 == len(texts)):
-                progress(i + 1, len(texts))
+        lanes = len(self.sessions)
+
+        def embed_lane(lane: int, rows: range) -> None:
+            for i in rows[lane::lanes]:
+                out[i] = self._encode([texts[i]], self.sessions[lane])[0]
+
+        for begin in range(0, len(texts), batch_size):
+            rows = range(begin, min(begin + batch_size, len(texts)))
+            if self._pool is None:
+                embed_lane(0, rows)
+            else:
+                for done in [self._pool.submit(embed_lane, lane, rows) for lane in range(lanes)]:
+                    done.result()
+            if progress is not None:
+                progress(rows.stop, len(texts))
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:

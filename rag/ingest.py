@@ -123,14 +123,20 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
                                   seconds=time.perf_counter() - started)
     counter, limit = model_token_counter()
     chunker = Chunker(settings, counter, limit)
+    helpers: list[threading.Thread] = []
     if to_load:
         # The model loads (seconds for torch) while the first files are parsed; an ingest that
         # finds every vector in the cache loses nothing but that load, whose errors the first
         # real use raises again.
-        threading.Thread(target=_load_quietly, args=(settings,), name="rag-model", daemon=True).start()
+        helpers.append(threading.Thread(target=_load_quietly, args=(settings,), name="rag-model", daemon=True))
+        helpers[-1].start()
     drop = set(removed) | {str(record.source) for _, status, record in to_load if status == "updated"}
     dim = 384
-    writer = GenerationWriter(folder, settings, dim, previous, drop)
+    try:
+        writer = GenerationWriter(folder, settings, dim, previous, drop)
+    except BaseException:
+        _join(helpers)
+        raise
     done: dict[str, list[str]] = {"added": [], "updated": []}
     embedded = 0
     stop = threading.Event()
@@ -139,6 +145,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
         producer = threading.Thread(target=_produce, args=(to_load, chunker, settings, loaded, stop, timings),
                                     name="rag-load", daemon=True)
         producer.start()
+        helpers.append(producer)
         cache: EmbeddingCache | None = None
         pending: list[_Loaded] = []
         files_done = 0
@@ -212,11 +219,20 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     except BaseException:
         stop.set()
         writer.abort()
+        _join(helpers)
         raise
     report = IngestReport(added=tuple(done["added"]), updated=tuple(done["updated"]), unchanged=tuple(unchanged),
                           removed=tuple(removed), failed=tuple(failures), chunks_embedded=embedded,
                           chunks_total=snapshot.count, seconds=time.perf_counter() - started, extra=timings)
     return snapshot, report
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """Wait (a bounded time) for helper threads to leave native code (model loading, tokenizers)
+    before an error reaches the caller: a process that exits while one of them is inside
+    onnxruntime aborts ("terminate called without an active exception")."""
+    for thread in threads:
+        thread.join(timeout=60)
 
 
 def _load_quietly(settings: Settings) -> None:

@@ -7,6 +7,7 @@ index) so that ``search`` stays fast; ``answer`` looks harder at fewer passages.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -38,10 +39,21 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def bm25_tokenize(texts: Sequence[str]):  # noqa: ANN201 - bm25s.tokenization.Tokenized
-    """The one tokenisation of the BM25 index: lower-cased words, English stop words out, stemmed."""
+def bm25s_module():  # noqa: ANN201 - the bm25s module
+    """bm25s, imported on first use, with its logger following the application's logging again.
+
+    bm25s sets its own logger to DEBUG when imported, which prints "Building index from IDs
+    objects" through any handler the application has; NOTSET hands the decision back.
+    """
     import bm25s
 
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
+def bm25_tokenize(texts: Sequence[str]):  # noqa: ANN201 - bm25s.tokenization.Tokenized
+    """The one tokenisation of the BM25 index: lower-cased words, English stop words out, stemmed."""
+    bm25s = bm25s_module()
     return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False)
 
 

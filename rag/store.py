@@ -270,8 +270,9 @@ def _sha256(path: Path) -> str:
 
 
 def _load_bm25(path: Path):  # noqa: ANN202 - bm25s.BM25
-    import bm25s
+    from .retrieve import bm25s_module
 
+    bm25s = bm25s_module()
     return bm25s.BM25.load(str(path), mmap=False, load_corpus=False, allow_pickle=False)
 
 
@@ -465,9 +466,9 @@ clustered vectors (bench/scale.py), about 2 ms per query at 1M on 2 cores."""
 
 
 def _build_bm25(texts: list[str], path: Path) -> None:
-    import bm25s
+    from .retrieve import bm25_tokenize, bm25s_module
 
-    from .retrieve import bm25_tokenize
+    bm25s = bm25s_module()
 
     retriever = bm25s.BM25()
     retriever.index(bm25_tokenize(texts), show_progress=False)

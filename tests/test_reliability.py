@@ -178,7 +178,7 @@ def test_full_disk_is_reported_in_one_line(tmp_path: Path) -> None:
     result = subprocess.run([*RAG, "ingest", str(docs), "--index", str(tmp_path / "idx"), "--no-progress",
                              "--backend", "onnx-int8"],
                             capture_output=True, text=True, preexec_fn=_file_size_limit(16_384), timeout=600)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
 
 
 # --------------------------------------------------------------------------------------------
