@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag import fusion as F
 
     weight = F.DEFAULT_DENSE_WEIGHT
-    default = f"blend (default)"
+    default = "blend (default)"
     methods: dict[str, Fuser] = {
         "BM25": lambda d, s: fuse(d, s, "bm25"),
         "dense": lambda d, s: fuse(d, s, "dense"),

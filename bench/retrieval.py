@@ -17,8 +17,6 @@ Results go to ``bench/results/retrieval.md`` with the command, date and machine.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
 import time
@@ -30,6 +28,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import machine  # noqa: E402
 from rag import Index, Settings  # noqa: E402
 from rag import fusion as fusion_module  # noqa: E402
 from rag.datasets import load_beir  # noqa: E402
@@ -44,19 +43,6 @@ PUBLISHED_SCIFACT = {"bm25": 0.687, "dense": 0.645, "hybrid": 0.713}
 """nDCG@10 on SciFact: BM25 (MTEB, bm25s), all-MiniLM-L6-v2 (MTEB), MiniLM+BM25 hybrid (txtai)."""
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-        ram = f"{mem_kb / 1024 ** 2:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        ram = "unknown RAM"
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, Python {platform.python_version()}"
 
 
 def run_set(name: str, folder: Path, settings: Settings) -> dict[str, object]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import shlex
 import sys
 import time
@@ -37,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import machine  # noqa: E402
 from rag import Index, Settings  # noqa: E402
 from rag import answer as A  # noqa: E402
 from rag.datasets import EvalQuestion, load_squad  # noqa: E402
@@ -50,20 +50,6 @@ CALIBRATION = ("1973_oil_crisis.txt", "Huguenot.txt", "Normans.txt", "Scottish_P
 """Articles the weights and threshold are fitted on (every other article of the sorted list)."""
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    ram = "unknown RAM"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-        ram = f"{mem_kb / 1024 ** 2:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, Python {platform.python_version()}"
 
 
 class LookupEmbedder:

@@ -10,7 +10,6 @@ vectors and the files in flight, not the corpus. ``IngestReport.extra`` times ev
 from __future__ import annotations
 
 import collections
-import hashlib
 import itertools
 import logging
 import multiprocessing
@@ -31,7 +30,7 @@ from .embed import EmbeddingCache, load_embedder, model_token_counter
 from .errors import LoadError
 from .load import PDF_SUFFIXES, find_files, load_file
 from .settings import Settings
-from .store import FileRecord, GenerationWriter, Snapshot
+from .store import FileRecord, GenerationWriter, Snapshot, file_sha256
 from .types import Chunk, IngestReport, LoadFailure
 
 log = logging.getLogger(__name__)
@@ -51,14 +50,6 @@ class _Loaded:
     chunks: list[Chunk]
     hashes: list[str]
     status: str  # "added" or "updated"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None
@@ -127,8 +118,9 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     if to_load:
         # The model loads (seconds for torch) while the first files are parsed; an ingest that
         # finds every vector in the cache loses nothing but that load, whose errors the first
-        # real use raises again.
-        helpers.append(threading.Thread(target=_load_quietly, args=(settings,), name="rag-model", daemon=True))
+        # real use raises again. Not a daemon: a process that exits while the thread is inside
+        # onnxruntime aborts, so the interpreter waits for it at exit.
+        helpers.append(threading.Thread(target=_load_quietly, args=(settings,), name="rag-model"))
         helpers[-1].start()
     drop = set(removed) | {str(record.source) for _, status, record in to_load if status == "updated"}
     dim = 384

@@ -256,12 +256,13 @@ def _verify_files(path: Path, manifest: dict[str, Any], folder: Path) -> None:
             size = file.stat().st_size
         except OSError:
             raise IndexCorruptError(f"the index in {folder} is missing {name}; {rebuild_hint(folder)}") from None
-        if size != expected["size"] or _sha256(file) != expected["sha256"]:
+        if size != expected["size"] or file_sha256(file) != expected["sha256"]:
             raise IndexCorruptError(f"the index file {file} is damaged (its checksum does not match the "
                                     f"manifest); {rebuild_hint(folder)}")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -390,7 +391,7 @@ class GenerationWriter:
         self.db.close()
         files = {}
         for file in sorted(p for p in self.tmp.rglob("*") if p.is_file()):
-            files[file.relative_to(self.tmp).as_posix()] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+            files[file.relative_to(self.tmp).as_posix()] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
         manifest = {
             "format_version": FORMAT_VERSION,
             "fingerprint": self.settings.fingerprint(),

@@ -14,9 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import html
-import os
 import re
 import shutil
 import unicodedata
@@ -31,7 +29,7 @@ from .index import DEFAULT_FOLDER, Index
 from .ingest import Progress
 from .load import SUPPORTED_SUFFIXES
 from .settings import Settings
-from .store import current_generation, settings_from_manifest
+from .store import current_generation, file_sha256, settings_from_manifest
 from .types import Answer, Hit, IngestReport, LoadFailure, Quote
 
 
@@ -229,7 +227,7 @@ def remove_document(index: Index, source: str) -> IngestReport:
 
 
 def _copy_unique(path: Path, folder: Path, name: str) -> Path:
-    digest = _sha256(path)
+    digest = file_sha256(path)
     stem, suffix = Path(name).stem, Path(name).suffix
     for n in range(1, 10_000):
         target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
@@ -243,17 +241,9 @@ def _copy_unique(path: Path, folder: Path, name: str) -> Path:
                     raise
             return target
         except FileExistsError:
-            if target.is_file() and _sha256(target) == digest:
+            if target.is_file() and file_sha256(target) == digest:
                 return target
     raise OSError(f"no free file name for {name} in {folder}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _size(n: int) -> str:
