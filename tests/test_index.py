@@ -188,10 +188,11 @@ SEED_QUESTIONS = {
 
 @pytest.mark.slow
 def test_seed_passages_stay_in_the_top_3_among_thousands(seed_dir: Path, tmp_path: Path) -> None:
-    from rag.datasets import load_squad
+    from rag.datasets import load_beir, load_squad
 
     squad = load_squad(shared_path("data", "squad2-dev", "squad2-dev-half-a.json"))
-    index = Index.build([seed_dir, *squad.corpus], tmp_path / "idx")
+    reports = load_beir(shared_path("data", "beir-mini", "business-reports"))
+    index = Index.build([seed_dir, *squad.corpus, *reports.corpus], tmp_path / "idx")
     assert len(index) > 1000
     for question, expected in SEED_QUESTIONS.items():
         hits = index.search(question, k=3)
