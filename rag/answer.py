@@ -123,7 +123,7 @@ _ABBREVIATION = re.compile(r"^(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|Gen|Col|Lt|Capt|Rev|
 _TOKEN = re.compile(r"https?://[^\s<>()\[\]\"'`]*[^\s<>()\[\]\"'`.,;:!?]"  # a URL is one token
                     r"|\d[\d,]*(?:[.:]\d+)*|\w+(?:[-'’.]\w+)*|[^\w\s]")
 _FRAMING_WORDS = ("which what who whom whose when where why how "
-                  "article document documents text passage mentioned mention named name according refer refers")
+                  "article passage mentioned mention named name according refer refers")
 """Words that frame a question ("Which leader is named in the article?") rather than say what it
 is about: a sentence need not hold them to answer, and as words the index may
 never have seen they would weigh as the rarest of all."""
@@ -137,6 +137,10 @@ def _framing_terms() -> frozenset[str]:
 _PRONOUNS = frozenset("he she they it his her their its this these those".split())
 _PERSONAL = frozenset("he she they".split())
 _CONNECTORS = frozenset("of the de du da von van al bin ibn la le y &".split())
+_HEADING = re.compile(r"#{1,6}\s[^\n]*$")
+"""A Markdown heading line."""
+_PROCEDURAL = frozenset("do does can could should to would".split())
+"""Words after "how" that ask for a way of doing something, not a quantity or a manner in a phrase."""
 _AUXILIARIES = frozenset("did does do is was were are has have had will would can could should may might".split())
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -172,6 +176,8 @@ class QuestionKind:
     """"Who <verb> ...": the answer is the verb's subject, so it comes before the matched words."""
     preposition: str = ""
     """The preposition a question ends on ("... sign the treaty with?"): the answer follows it."""
+    whole: bool = False
+    """"How do I ...?", "Why ...?", "Does it ...?": no phrase answers it, the sentence does."""
 
 
 _KIND_NOUNS = {
@@ -196,6 +202,9 @@ def question_kind(question: str) -> QuestionKind:
     words = re.findall(r"[a-z]+", question.lower())
     if not words:
         return QuestionKind("other")
+    if (words[0] in _AUXILIARIES or words[0] == "why"
+            or (words[0] == "how" and len(words) > 1 and words[1] in _PROCEDURAL)):
+        return QuestionKind("other", whole=True)
     tail = words[-1] if words[-1] in _TAIL_PREPOSITIONS else ""
     for i, word in enumerate(words):
         following = words[i + 1] if i + 1 < len(words) else ""
@@ -241,7 +250,8 @@ def _stem(word: str) -> str:
 
 
 def page_units(text: str) -> list[tuple[tuple[int, int], tuple[int, int] | None]]:
-    """Every sentence of a page with the sentence its opening pronoun refers to (or None).
+    """Every sentence of a page with its context: the sentence its opening pronoun refers to, or the
+    Markdown heading right above it (or None).
 
     Example:
         >>> page_units("Ann Lee spoke. She left.")
@@ -252,7 +262,9 @@ def page_units(text: str) -> list[tuple[tuple[int, int], tuple[int, int] | None]
     for i, (a, b) in enumerate(sentences):
         first = re.match(r"\W*(\w+)", text[a:b])
         refers = i > 0 and first is not None and first.group(1).lower() in _PRONOUNS
-        units.append(((a, b), sentences[i - 1] if refers else None))
+        # A Markdown heading names the topic of the sentence under it ("## Adding documents").
+        titled = i > 0 and _HEADING.match(text[sentences[i - 1][0]:sentences[i - 1][1]]) is not None
+        units.append(((a, b), sentences[i - 1] if refers or titled else None))
     return units
 
 
@@ -294,10 +306,12 @@ def candidates(question: str, hits: Sequence[Hit], retriever: Retriever, *, dens
             sentence = Quote(text[a:b], hit.source, hit.page, a, b)
             if _restates(question, sentence.text) or _HEADING.match(sentence.text):
                 continue  # the question itself, quoted, or a Markdown heading: a label, not an answer
-            if before and not set(qterms).intersection(terms(sentence.text)):
+            heading = before is not None and _HEADING.match(text[before[0]:before[1]]) is not None
+            if before and not heading and not set(qterms).intersection(terms(sentence.text)):
                 before = None  # the pair adds nothing the previous sentence does not say alone
             antecedent = Quote(text[before[0]:before[1]], hit.source, hit.page, *before) if before else None
-            units.append((sentence, antecedent, unit_text(text, (a, b), before), hit.rank, missing, passage))
+            units.append((sentence, antecedent, unit_text(text, (a, b), before), hit.rank, missing, passage,
+                          heading))
         if len(units) >= max_sentences:
             break
     if not units:
@@ -307,17 +321,16 @@ def candidates(question: str, hits: Sequence[Hit], retriever: Retriever, *, dens
         vectors = _SENTENCE_VECTORS.encode(retriever.embedder, [u[2] for u in units])
         similarities = vectors @ retriever.embedder.encode_queries([question])[0]
     out = []
-    for (sentence, antecedent, body, rank, missing, passage), similarity in zip(units, similarities):
+    for (sentence, antecedent, body, rank, missing, passage, heading), similarity in zip(units, similarities):
         lexical = sum(idf[t] for t in set(qterms).intersection(terms(body))) / total
-        span = best_span(kind, qterms, sentence, antecedent, pages[(sentence.source, sentence.page)][0],
-                         use_kind=use_kind, use_proximity=use_proximity)
+        # A heading gives the sentence its topic but never its answer.
+        span = None if kind.whole else best_span(
+            kind, qterms, sentence, None if heading else antecedent, pages[(sentence.source, sentence.page)][0],
+            use_kind=use_kind, use_proximity=use_proximity)
         typed = 0.0 if kind.kind == "other" or not use_kind else (1.0 if span is not None else -1.0)
         features = np.array([lexical, float(similarity), passage, typed, missing], dtype=np.float64)
         out.append(Evidence(sentence, antecedent, rank, features, span))
     return out
-
-
-_HEADING = re.compile(r"#{1,6}\s[^\n]*$")
 
 
 class _SentenceVectorCache:

@@ -224,3 +224,52 @@ def test_squad_answers_contain_gold_and_quotes_are_verbatim(tmp_path_factory: py
         right += answer.found and (contains_answer(answer.text, q.answers) or contains_answer(first, q.answers))
     # bench/squad_answer.py measures about 0.6 on held-out articles; this floor only catches breakage.
     assert right / len(answerable) > 0.45
+
+
+# -- Markdown sections and questions that a whole sentence answers --------------------------------
+
+GUIDE = """# Tidewater user guide
+
+## Adding charts
+
+Drop the chart files into the inbox folder and press Import.
+
+## Removing charts
+
+Select a chart in the list and press Delete; its tiles are kept for a week.
+
+## Printing
+
+Tidewater prints on A3 paper only.
+"""
+
+
+@pytest.fixture(scope="module")
+def guide_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    docs = tmp_path_factory.mktemp("guide-docs")
+    (docs / "guide.md").write_text(GUIDE, encoding="utf-8")
+    return Index.build([docs], tmp_path_factory.mktemp("guide-index"))
+
+
+def test_question_kinds_that_want_a_whole_sentence() -> None:
+    assert question_kind("How do I add charts?").whole
+    assert question_kind("Why is printing slow?").whole
+    assert question_kind("Does Tidewater print on A4?").whole
+    assert not question_kind("How many charts are there?").whole
+    assert not question_kind("Who designed the lighthouse?").whole
+
+
+def test_heading_gives_the_sentence_below_it_its_topic(guide_index: Index) -> None:
+    answer = guide_index.ask("How do I add charts?")
+    assert answer.found, answer.notes
+    # The answer is the instruction under "## Adding charts", quoted whole, never the heading.
+    assert answer.span == "Drop the chart files into the inbox folder and press Import."
+    assert [q.text for q in answer.citations] == [answer.span]
+    assert_verbatim(guide_index, answer.citations)
+
+
+def test_page_units_pair_a_sentence_with_the_heading_above_it() -> None:
+    text = "## Removing charts\n\nSelect a chart and press Delete. It asks first."
+    units = page_units(text)
+    assert units[1] == ((20, 52), (0, 18))  # the heading is the context of the first sentence
+    assert units[2][1] == (20, 52)          # "It" refers to the sentence before
