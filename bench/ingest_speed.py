@@ -188,8 +188,10 @@ def memory(args: argparse.Namespace, argv: list[str]) -> None:
                      f"| {r['seconds']:.0f} |")
     lines += ["", f"Peak memory grows by **{slope:.1f} KiB per chunk** from the smallest to the largest corpus "
               f"(the corpus text itself is {1024 * (last['pages_mib'] - first['pages_mib']) / max(1, last['chunks'] - first['chunks']):.1f} KiB "
-              "per chunk). What still grows with the corpus: the float32 vectors (1.5 KiB per chunk) kept until the "
-              "commit writes them, and the BM25 build at commit time, which tokenises every chunk text at once."]
+              "per chunk). Pages and vectors stream to disk as they are made; what still grows with the corpus is "
+              "the commit: the exact (flat) FAISS index holds every vector in memory (1.5 KiB per chunk, up to "
+              "`exact_search_limit` chunks; IVF-SQ8 above it, 0.4 KiB), and the BM25 build tokenises every chunk "
+              "text at once."]
     write("ingest_memory", lines)
 
 

@@ -44,6 +44,10 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 META = "meta.sqlite"
 VECTORS = "vectors.npy"
+_VECTORS_PART = "vectors.f32.part"
+"""Raw float32 rows appended while a generation is written; becomes ``VECTORS`` at commit."""
+_COPY_ROWS = 65_536
+"""Rows copied at a time (96 MiB of vectors): memory stays flat however large the index."""
 DENSE = "dense.faiss"
 BM25_DIR = "bm25"
 LOCK = ".lock"
@@ -327,9 +331,11 @@ class GenerationWriter:
         _remove_stale(folder)
         self.tmp.mkdir(parents=True)
         self.db = sqlite3.connect(self.tmp / META)
-        self._vector_parts: list[np.ndarray] = []
+        self._vectors = None
         self._next_row = 0
         try:
+            # Vectors go to disk as they come, not into memory: an ingest holds one batch of them.
+            self._vectors = open(self.tmp / _VECTORS_PART, "wb")  # noqa: SIM115 - closed by commit/abort
             self.db.execute("PRAGMA journal_mode=OFF")
             self.db.execute("PRAGMA synchronous=OFF")
             self.db.executescript(_SCHEMA)
@@ -352,8 +358,9 @@ class GenerationWriter:
             "n_tokens, hash FROM old.chunks WHERE source NOT IN (SELECT source FROM dropped) ORDER BY row")
         self.db.commit()
         self.db.execute("DETACH DATABASE old")
-        if len(keep_rows):
-            self._vector_parts.append(np.ascontiguousarray(previous.vectors[keep_rows], dtype=np.float32))
+        for begin in range(0, len(keep_rows), _COPY_ROWS):
+            part = previous.vectors[keep_rows[begin:begin + _COPY_ROWS]]
+            self._vectors.write(np.ascontiguousarray(part, dtype=np.float32).tobytes())
         self._next_row = len(keep_rows)
 
     def add(self, record: FileRecord, pages: Sequence[tuple[int, str]], chunks: Sequence[Chunk],
@@ -369,18 +376,27 @@ class GenerationWriter:
                             [(row, c.id, c.source, c.page, c.start, c.end, c.text, c.n_tokens, h)
                              for row, c, h in zip(rows, chunks, hashes)])
         if len(chunks):
-            self._vector_parts.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim))
+            self._vectors.write(np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim).tobytes())
         self._next_row += len(chunks)
 
     def commit(self) -> Snapshot:
         """Write vectors, FAISS, BM25 and the manifest, then make this generation live."""
         self.db.commit()
         count = self._next_row
-        vectors = (np.concatenate(self._vector_parts) if self._vector_parts
-                   else np.zeros((0, self.dim), dtype=np.float32))
-        self._vector_parts = []
-        np.save(self.tmp / VECTORS, vectors, allow_pickle=False)
+        self._vectors.close()
+        part = self.tmp / _VECTORS_PART
+        stored = np.lib.format.open_memmap(self.tmp / VECTORS, mode="w+", dtype=np.float32, shape=(count, self.dim))
+        if count:
+            raw = np.memmap(part, dtype=np.float32, mode="r", shape=(count, self.dim))
+            for begin in range(0, count, _COPY_ROWS):
+                stored[begin:begin + _COPY_ROWS] = raw[begin:begin + _COPY_ROWS]
+            del raw
+        stored.flush()
+        del stored
+        part.unlink()
+        vectors = np.load(self.tmp / VECTORS, mmap_mode="r", allow_pickle=False)
         dense, kind = build_dense_index(vectors, self.settings)
+        del vectors
         import faiss
 
         faiss.write_index(dense, str(self.tmp / DENSE))
@@ -412,6 +428,8 @@ class GenerationWriter:
 
     def abort(self) -> None:
         try:
+            if self._vectors is not None:
+                self._vectors.close()
             self.db.close()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
