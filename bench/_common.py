@@ -43,6 +43,14 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, Python {platform.python_version()}"
 
 
+def shared_missing() -> bool:
+    """True, after saying so on stderr, when the evaluation data in ``../shared`` is not here."""
+    if (SHARED / "squad2-dev").exists():
+        return False
+    print(f"missing data: {SHARED} (../shared is beside the checkout)", file=sys.stderr)
+    return True
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])

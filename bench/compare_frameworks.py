@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CACHE, ROOT, SHARED, header, median, peak_rss_mib, percentile, write
+from _common import CACHE, ROOT, SHARED, header, median, peak_rss_mib, percentile, shared_missing, write
 
 VENV = CACHE / "venv-compare"
 PACKAGES = ["langchain-community", "langchain-huggingface", "langchain-text-splitters", "faiss-cpu",
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                   else worker_rag(files, asked, args.worker.split()[1]))
         print(json.dumps(result))
         return 0
-    if not (SHARED / "squad2-dev").exists():
-        print(f"missing data: {SHARED} (../shared is beside the checkout)", file=sys.stderr)
+    if shared_missing():
         return 1
     ensure_venv()
     runs: dict[str, list[dict]] = {s: [] for s in SYSTEMS}

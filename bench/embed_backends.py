@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from _common import CACHE, SHARED, Timer, header, median, percentile, write
+from _common import CACHE, SHARED, Timer, header, median, percentile, shared_missing, write
 
 from rag import Index, Settings
 from rag.chunk import Chunker
@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="beir-mini sets for the quality check (none: skip it)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    if not (SHARED / "squad2-dev").exists():
-        print(f"missing data: {SHARED} (../shared is beside the checkout)", file=sys.stderr)
+    if shared_missing():
         return 1
 
     load_s = {}

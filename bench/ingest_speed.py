@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import CACHE, ROOT, SHARED, Timer, header, median, peak_rss_mib, write
+from _common import CACHE, ROOT, SHARED, Timer, header, median, peak_rss_mib, shared_missing, write
 
 from rag import Index, Settings
 from rag.datasets import load_squad
@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    if not (SHARED / "squad2-dev").exists():
-        print(f"missing data: {SHARED} (../shared is beside the checkout)", file=sys.stderr)
+    if shared_missing():
         return 1
     if args.memory_child:
         memory_child(args.memory_child, args.backends[-1])

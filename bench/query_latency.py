@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import CACHE, ROOT, SHARED, Timer, clustered_vectors, header, peak_rss_mib, percentile, rss_mib, write
+from _common import (
+    CACHE, ROOT, SHARED, Timer, clustered_vectors, header, peak_rss_mib, percentile, rss_mib, shared_missing, write,
+)
 
 from rag import Index, Settings
 from rag.chunk import chunk_id, content_hash
@@ -180,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    if not (SHARED / "squad2-dev").exists():
-        print(f"missing data: {SHARED} (../shared is beside the checkout)", file=sys.stderr)
+    if shared_missing():
         return 1
     if args.build:
         build(args.build, CACHE / "synthetic" / f"index-{args.build}")
