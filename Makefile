@@ -47,6 +47,7 @@ test-all: install chromium
 bench: install
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/fusion_study.py
+	$(BIN)/python bench/fusion_more.py
 	$(BIN)/python bench/squad_answer.py --latency 30
 	$(BIN)/python bench/embed_backends.py
 	$(BIN)/python bench/ingest_speed.py --rounds 2

@@ -141,6 +141,18 @@ _HEADING = re.compile(r"#{1,6}\s[^\n]*$")
 """A Markdown heading line."""
 _PROCEDURAL = frozenset("do does can could should to would".split())
 """Words after "how" that ask for a way of doing something, not a quantity or a manner in a phrase."""
+_ADVICE = re.compile(r"\W*(?:what|which \w+)\s+(?:should|do|can|could|must|shall)\s+(?:i|we|you|one)\s+"
+                     r"(?:do|run|use|try|type|change|set|pass)\b", re.IGNORECASE)
+"""Questions asking what to do: "What should I run when ...?", "What do I do with ...?"."""
+_INSTRUCTION_VERBS = frozenset(
+    "run use rebuild set pass open install reinstall delete remove add wait check try make put choose start "
+    "stop restart type click select go call give point read see save move copy rename upgrade update enable "
+    "disable turn change keep ask contact convert export import create edit write restore free close launch "
+    "press drop ingest apply fix increase reduce lower raise split join mark list print replace retry clear "
+    "empty reset refresh reload upload download log sign enter fill follow uninstall connect disconnect plug "
+    "unplug reboot switch send report unlock allow grant load unload sync mount format scan verify confirm "
+    "accept cancel skip ignore avoid leave return look find search note do don never always".split())
+"""Verbs an instruction opens with ("Run it through an OCR tool first."), for ``_instructs``."""
 _AUXILIARIES = frozenset("did does do is was were are has have had will would can could should may might".split())
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -178,6 +190,10 @@ class QuestionKind:
     """The preposition a question ends on ("... sign the treaty with?"): the answer follows it."""
     whole: bool = False
     """"How do I ...?", "Why ...?", "Does it ...?": no phrase answers it, the sentence does."""
+    advice: bool = False
+    """"What should I do when ...?", "How do I fix ...?": the answer is an instruction, and manuals
+    put it right after the sentence that names the situation ("A PDF has no text: it is a scan.
+    Run it through an OCR tool first.")."""
 
 
 _KIND_NOUNS = {
@@ -202,6 +218,8 @@ def question_kind(question: str) -> QuestionKind:
     words = re.findall(r"[a-z]+", question.lower())
     if not words:
         return QuestionKind("other")
+    if _ADVICE.match(question):
+        return QuestionKind("other", whole=True, advice=True)
     if (words[0] in _AUXILIARIES or words[0] == "why"
             or (words[0] == "how" and len(words) > 1 and words[1] in _PROCEDURAL)):
         return QuestionKind("other", whole=True)
@@ -249,9 +267,11 @@ def _stem(word: str) -> str:
     return found[0] if found else ""
 
 
-def page_units(text: str) -> list[tuple[tuple[int, int], tuple[int, int] | None]]:
+def page_units(text: str, *, follow: bool = False) -> list[tuple[tuple[int, int], tuple[int, int] | None]]:
     """Every sentence of a page with its context: the sentence its opening pronoun refers to, or the
-    Markdown heading right above it (or None).
+    Markdown heading right above it (or None). With ``follow``, a sentence also has the one before
+    it as context unless that one is an instruction itself: an instruction is read with the
+    situation it answers, not with the previous instruction (which answered that situation).
 
     Example:
         >>> page_units("Ann Lee spoke. She left.")
@@ -264,8 +284,27 @@ def page_units(text: str) -> list[tuple[tuple[int, int], tuple[int, int] | None]
         refers = i > 0 and first is not None and first.group(1).lower() in _PRONOUNS
         # A Markdown heading names the topic of the sentence under it ("## Adding documents").
         titled = i > 0 and _HEADING.match(text[sentences[i - 1][0]:sentences[i - 1][1]]) is not None
-        units.append(((a, b), sentences[i - 1] if refers or titled else None))
+        after = follow and i > 0 and not _instructs(text[sentences[i - 1][0]:sentences[i - 1][1]])
+        units.append(((a, b), sentences[i - 1] if refers or titled or after else None))
     return units
+
+
+def _without_list_marker(sentence: Quote) -> tuple[int, int]:
+    """Page offsets of a sentence without the list marker it may open with ("- ", "2. ", "* ")."""
+    marker = re.match(r"\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+", sentence.text)
+    return (sentence.start + (marker.end() if marker else 0), sentence.end)
+
+
+def _instructs(sentence: str) -> bool:
+    """Whether a sentence reads as an instruction: a verb like "Run" or "rebuild" opens it or one of
+    its clauses ("If it fails, rebuild it."), or it tells the reader what they can or should do."""
+    for clause in re.split(r"[,;:]", sentence):
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", clause)]
+        while words and words[0] in ("then", "and", "so", "please", "just", "instead", "first"):
+            words.pop(0)
+        if words and words[0] in _INSTRUCTION_VERBS:
+            return True
+    return re.search(r"\byou (?:can|should|must|need to|have to)\b", sentence, re.IGNORECASE) is not None
 
 
 def unit_text(page_text: str, sentence: tuple[int, int], antecedent: tuple[int, int] | None) -> str:
@@ -294,7 +333,7 @@ def candidates(question: str, hits: Sequence[Hit], retriever: Retriever, *, dens
             text = retriever.snapshot.page_text(*key)
             if text is None:
                 continue
-            pages[key] = (text, page_units(text))
+            pages[key] = (text, page_units(text, follow=kind.advice))
         text, page = pages[key]
         chunk_terms = set(terms(hit.chunk.text))
         missing = sum(idf[t] for t in qterms if t not in chunk_terms) / total
@@ -307,7 +346,7 @@ def candidates(question: str, hits: Sequence[Hit], retriever: Retriever, *, dens
             if _restates(question, sentence.text) or _HEADING.match(sentence.text):
                 continue  # the question itself, quoted, or a Markdown heading: a label, not an answer
             heading = before is not None and _HEADING.match(text[before[0]:before[1]]) is not None
-            if before and not heading and not set(qterms).intersection(terms(sentence.text)):
+            if before and not heading and not kind.advice and not set(qterms).intersection(terms(sentence.text)):
                 before = None  # the pair adds nothing the previous sentence does not say alone
             antecedent = Quote(text[before[0]:before[1]], hit.source, hit.page, *before) if before else None
             units.append((sentence, antecedent, unit_text(text, (a, b), before), hit.rank, missing, passage,
@@ -324,10 +363,13 @@ def candidates(question: str, hits: Sequence[Hit], retriever: Retriever, *, dens
     for (sentence, antecedent, body, rank, missing, passage, heading), similarity in zip(units, similarities):
         lexical = sum(idf[t] for t in set(qterms).intersection(terms(body))) / total
         # A heading gives the sentence its topic but never its answer.
-        span = None if kind.whole else best_span(
+        span = _without_list_marker(sentence) if kind.whole else best_span(
             kind, qterms, sentence, None if heading else antecedent, pages[(sentence.source, sentence.page)][0],
             use_kind=use_kind, use_proximity=use_proximity)
-        typed = 0.0 if kind.kind == "other" or not use_kind else (1.0 if span is not None else -1.0)
+        if kind.advice and use_kind:
+            typed = 1.0 if _instructs(sentence.text) else -1.0
+        else:
+            typed = 0.0 if kind.kind == "other" or not use_kind else (1.0 if span is not None else -1.0)
         features = np.array([lexical, float(similarity), passage, typed, missing], dtype=np.float64)
         out.append(Evidence(sentence, antecedent, rank, features, span))
     return out

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import RagError
 from .index import DEFAULT_FOLDER
+from .progress import StderrProgress
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -168,7 +169,7 @@ def _ingest(args: argparse.Namespace) -> int:
         settings = Settings.from_env(**overrides)
     else:
         settings = _settings(args, **overrides)
-    progress = None if (args.no_progress or args.json) else _ProgressBars()
+    progress = None if (args.no_progress or args.json) else StderrProgress()
     try:
         index = Index.build(args.paths, args.index, settings=settings, progress=progress, rebuild=args.rebuild,
                             wait=args.wait)
@@ -189,32 +190,6 @@ def _ingest(args: argparse.Namespace) -> int:
             print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
         print(f"{index.folder}: {report.summary()}")
     return 0
-
-
-class _ProgressBars:
-    """tqdm bars for files read and chunks embedded, on stderr."""
-
-    def __init__(self) -> None:
-        self.bars: dict[str, Any] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if total <= 0:
-            return
-        bar = self.bars.get(stage)
-        if bar is None:
-            unit = "file" if stage == "files" else "chunk"
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr,
-                                          leave=True, dynamic_ncols=True, mininterval=0.5)
-        if bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
 
 
 def _parse_pages(text: str | None) -> tuple[int, int] | None:

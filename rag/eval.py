@@ -35,6 +35,7 @@ from .datasets import EvalQuestion, QuestionSet, load_question_set
 from .errors import RagError
 from .index import DEFAULT_FOLDER, Index
 from .load import find_files
+from .progress import StderrProgress
 from .settings import Settings
 from .store import current_generation
 from .types import Answer, Hit, Quote
@@ -625,30 +626,21 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     folder = _explicit_index(args)
     if folder is None and not question_set.corpus:
         folder = Path(args.index)
-    bars = None
-    if show_progress:
-        from .cli import _ProgressBars
-
-        bars = _ProgressBars()
+    progress = StderrProgress() if show_progress else None
     try:
-        index, where = index_for_set(question_set, settings, folder, bars)
+        index, where = index_for_set(question_set, settings, folder, progress)
+        if progress is not None:
+            progress.close()
+        print(where, file=sys.stderr)
+        k = args.k if args.k is not None else 10
+        stage = f"eval {question_set.name}"
+        if progress is not None:
+            progress.start(stage, "question")
+        on_question = None if progress is None else (lambda done, total: progress(stage, done, total))
+        result = evaluate(index, question_set, k=k, limit=args.limit, progress=on_question)
     finally:
-        if bars is not None:
-            bars.close()
-    print(where, file=sys.stderr)
-    k = args.k if args.k is not None else 10
-    bar = None
-    if show_progress:
-        from tqdm import tqdm
-
-        n = len(question_set.questions[:args.limit] if args.limit is not None else question_set.questions)
-        bar = tqdm(total=n, desc=f"eval {question_set.name}", unit="q", file=sys.stderr, dynamic_ncols=True)
-    try:
-        result = evaluate(index, question_set, k=k, limit=args.limit,
-                          progress=(lambda done, total: bar.update(1)) if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
+        if progress is not None:
+            progress.close()
     if args.report:
         Path(args.report).write_text(result.to_markdown(), encoding="utf-8")
     missed = below(result, thresholds)

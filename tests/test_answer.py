@@ -273,3 +273,52 @@ def test_page_units_pair_a_sentence_with_the_heading_above_it() -> None:
     units = page_units(text)
     assert units[1] == ((20, 52), (0, 18))  # the heading is the context of the first sentence
     assert units[2][1] == (20, 52)          # "It" refers to the sentence before
+
+
+# -- "What should I do ...?": the instruction after the sentence that names the situation ---------
+
+TROUBLESHOOTING = """# Tidewater troubleshooting
+
+- The import says "chart file is locked": another program has the chart open. Close that program and press Import again.
+- If the tiles look blurred, clear the tile cache in Settings. Restart Tidewater afterwards.
+- A chart that shows no depths was exported without soundings. Ask the chart office for the full edition.
+"""
+
+
+@pytest.fixture(scope="module")
+def troubleshooting_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    docs = tmp_path_factory.mktemp("trouble-docs")
+    (docs / "troubleshooting.md").write_text(TROUBLESHOOTING, encoding="utf-8")
+    return Index.build([docs], tmp_path_factory.mktemp("trouble-index"))
+
+
+def test_advice_questions_are_recognised() -> None:
+    assert question_kind("What should I do when the import says the chart file is locked?").advice
+    assert question_kind("What do I run if the tiles look blurred?").advice
+    assert question_kind("What do I do with a chart that shows no depths?").whole
+    assert not question_kind("What do you think of the charts?").advice
+    assert not question_kind("How do I add charts?").advice
+    assert not question_kind("What is a chart office?").advice
+
+
+@pytest.mark.parametrize(("question", "instruction"), [
+    ("What should I do when the import says the chart file is locked?",
+     "Close that program and press Import again."),
+    ("What should I do with a chart that shows no depths?", "Ask the chart office for the full edition."),
+    # The instruction is in the sentence that names the situation; the next one is not the answer.
+    ("What should I do if the tiles look blurred?", "If the tiles look blurred, clear the tile cache in Settings."),
+])
+def test_advice_is_the_instruction_not_the_situation(troubleshooting_index: Index, question: str,
+                                                     instruction: str) -> None:
+    answer = troubleshooting_index.ask(question)
+    assert answer.found, answer.notes
+    assert answer.span == instruction
+    assert answer.citations[0].text.endswith(instruction)
+    assert_verbatim(troubleshooting_index, answer.citations)
+
+
+def test_page_units_follow_pairs_a_sentence_with_the_situation_before_it() -> None:
+    text = "The import fails. Close the program. Try again. It works."
+    assert [before for _, before in page_units(text)] == [None, None, None, (37, 47)]
+    # An instruction is read with the situation before it, never with the instruction before it.
+    assert [before for _, before in page_units(text, follow=True)] == [None, (0, 17), None, (37, 47)]
