@@ -64,6 +64,53 @@ def test_consecutive_chunks_overlap_by_whole_sentences(chunker: Chunker) -> None
         assert overlap <= Settings().chunk_overlap
 
 
+@pytest.mark.parametrize("overlap", [0, 8, 16])
+def test_the_last_chunk_of_a_page_is_not_a_scrap(overlap: int) -> None:
+    # Greedy packing alone would end some of these pages on one 10-token sentence.
+    chunker = Chunker(Settings(chunk_tokens=48, chunk_overlap=overlap))
+    for n in range(5, 40):
+        text = " ".join(f"This is sentence number {i} of the page." for i in range(n))
+        chunks = chunker.chunk(Page("/d/a.txt", 1, text))
+        if len(chunks) > 1:
+            assert chunks[-1].n_tokens >= 48 // 4, (n, [c.n_tokens for c in chunks])
+        assert all(c.n_tokens <= 48 and text[c.start:c.end] == c.text for c in chunks)
+        assert chunks[0].start == 0 and chunks[-1].end == len(text)
+        for first, second in zip(chunks, chunks[1:]):
+            assert first.start < second.start <= first.end + 1  # in order, nothing skipped
+            if second.start < first.end:
+                assert count_tokens([text[second.start:first.end]])[0] <= overlap
+
+
+def test_a_markdown_heading_starts_a_chunk() -> None:
+    chunker = Chunker(Settings(chunk_tokens=60, chunk_overlap=10))
+    sections = ["## Install\n\nRun the installer now. It takes a minute to finish. Then restart the machine.",
+                "## Use\n\nOpen the app. Type a question and press enter. Read the answer with its quotes.",
+                "## License\n\nMIT."]
+    text = "# Guide\n\nThis guide covers the whole tool from the first install to daily use, in order.\n\n" \
+           + "\n\n".join(sections)
+    chunks = chunker.chunk(Page("/d/guide.md", 1, text))
+    # One section per chunk, titled by its heading, without the previous section's last sentence;
+    # a short last section stays alone rather than borrowing from the one before it.
+    assert [c.text for c in chunks[1:]] == sections
+    assert chunks[0].text.startswith("# Guide") and "## Install" not in chunks[0].text
+    # A heading right under a short opening stays with it: no chunk of a title alone.
+    tiny = Chunker(Settings(chunk_tokens=60, chunk_overlap=10)).chunk(Page("/d/g.md", 1, "# Guide\n\n" + sections[0]))
+    assert len(tiny) == 1
+
+
+def test_a_section_never_starts_with_the_end_of_the_previous_one() -> None:
+    chunker = Chunker(Settings(chunk_tokens=48, chunk_overlap=16))
+    for n in range(3, 12):
+        long_section = " ".join(f"Sentence {i} of the first section is here." for i in range(n))
+        text = f"## First\n\n{long_section}\n\n## Second\n\nThe second section says one thing."
+        chunks = chunker.chunk(Page("/d/a.md", 1, text))
+        assert chunks[-1].text == "## Second\n\nThe second section says one thing.", n
+        for c in chunks:
+            assert "## Second" not in c.text or c.text.startswith("## Second"), (n, c.text)
+        for a, b in zip(chunks, chunks[1:]):
+            assert not (b.start >= a.start and b.end <= a.end), (n, b.text)  # no chunk inside another
+
+
 def test_no_chunk_exceeds_the_models_word_piece_limit(chunker: Chunker) -> None:
     # Text that tiktoken packs densely but word pieces split finely: numbers, codes, accents,
     # non-Latin scripts, one very long "word". sentence-transformers would silently cut these.
