@@ -322,3 +322,19 @@ def test_page_units_follow_pairs_a_sentence_with_the_situation_before_it() -> No
     assert [before for _, before in page_units(text)] == [None, None, None, (37, 47)]
     # An instruction is read with the situation before it, never with the instruction before it.
     assert [before for _, before in page_units(text, follow=True)] == [None, (0, 17), None, (37, 47)]
+
+
+def test_what_questions_without_a_phrase_kind_want_the_whole_sentence() -> None:
+    assert question_kind("What kind of campaign has the ministry been waging?").whole
+    assert question_kind("Which embedding model does rag use?").whole
+    assert not question_kind("What year did the war end?").whole  # a date: a phrase answers it
+    assert not question_kind("Which city hosts the office?").whole  # a place
+    assert not question_kind("What did the king sign the treaty with?").whole  # the phrase after "with"
+
+
+def test_a_what_question_is_answered_by_the_sentence_that_holds_the_answer(guide_index: Index) -> None:
+    answer = guide_index.ask("What happens to the tiles of a removed chart?")
+    assert answer.found, answer.notes
+    assert answer.span == "Select a chart in the list and press Delete; its tiles are kept for a week."
+    assert answer.text.startswith(answer.span) and answer.text.endswith("[1]")
+    assert_verbatim(guide_index, answer.citations)
