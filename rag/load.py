@@ -275,6 +275,7 @@ class _TextExtractor(HTMLParser):
     _BLOCK = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "header",
                         "footer", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "hr", "dd", "dt",
                         "main", "nav", "aside", "figure", "figcaption", "form", "td", "th"})
+    _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -287,6 +288,12 @@ class _TextExtractor(HTMLParser):
             self._hidden += 1
         elif tag in self._BLOCK:
             self.parts.append("\n\n" if tag in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre") else "\n")
+            # Headings and list items written as Markdown: the chunker then starts a passage at
+            # a heading, and the answerer reads a heading as the topic of the sentence below it.
+            if tag in self._HEADINGS and not self._hidden:
+                self.parts.append("#" * int(tag[1]) + " ")
+            elif tag == "li" and not self._hidden:
+                self.parts.append("- ")
         if tag == "pre":
             self._pre += 1
 
@@ -319,6 +326,7 @@ def html_to_text(html: str) -> str:
     parser.feed(html)
     parser.close()
     text = "".join(parser.parts)
+    # A heading or list item with no text leaves its marker alone on a line: drop it.
     lines = [line.strip() for line in text.split("\n")]
-    text = "\n".join(lines)
+    text = "\n".join("" if re.fullmatch(r"#{1,6}|-", line) else line for line in lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()

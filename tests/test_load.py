@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_path, write_pdf
-from rag.chunk import Chunker, count_tokens
+from rag.chunk import Chunker, count_tokens, split_sentences
 from rag.embed import model_token_counter
 from rag.errors import LoadError
 from rag.load import find_files, html_to_text, load_file
@@ -375,6 +375,16 @@ def test_unclosed_html_tags_and_scripts(tmp_path: Path) -> None:
     path.write_text(html)
     text = load_file(path)[0].text
     assert text.startswith("Visible text") and "var x" not in text and "still hidden" not in text
+
+
+def test_html_headings_and_list_items_read_as_markdown() -> None:
+    html = ("<h1>Tidewater</h1><p>Charts for sailors.</p><h2>Install <b>it</b></h2>"
+            "<ul><li>Run the installer</li><li>Restart</li></ul><h3> </h3><ul><li></li></ul><p>Done.</p>")
+    text = html_to_text(html)
+    assert text == "# Tidewater\n\nCharts for sailors.\n\n## Install it\n\n- Run the installer\n\n- Restart\n\nDone."
+    # So the chunker cuts sections and list items as it does in Markdown.
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "# Tidewater", "Charts for sailors.", "## Install it", "- Run the installer", "- Restart", "Done."]
 
 
 def test_html_is_never_fetched_or_executed() -> None:
