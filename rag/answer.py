@@ -678,8 +678,10 @@ def compose(question: str, hits: Sequence[Hit], ranked: Sequence[Evidence], retr
     span = span_text if span_text and span_text in " ".join(q.text for q in kept) else kept[0].text
     markers = "".join(f"[{n}]" for n in range(1, len(kept) + 1))
     notes = tuple(f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped)
-    return Answer(question=question, text=f"{span} {markers}", found=True, citations=tuple(kept), hits=tuple(hits),
-                  mode="extractive", confidence=sure, span=span, notes=notes)
+    # The answer reads as one line (a sentence broken over source lines would wrap oddly in a
+    # chat bubble); the quotes keep the page's own characters.
+    return Answer(question=question, text=f"{' '.join(span.split())} {markers}", found=True, citations=tuple(kept),
+                  hits=tuple(hits), mode="extractive", confidence=sure, span=span, notes=notes)
 
 
 def _clip(text: str, limit: int = 160) -> str:

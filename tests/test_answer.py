@@ -338,3 +338,16 @@ def test_a_what_question_is_answered_by_the_sentence_that_holds_the_answer(guide
     assert answer.span == "Select a chart in the list and press Delete; its tiles are kept for a week."
     assert answer.text.startswith(answer.span) and answer.text.endswith("[1]")
     assert_verbatim(guide_index, answer.citations)
+
+
+def test_the_answer_reads_as_one_line_and_the_quote_keeps_the_page(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.md").write_text("The harbour office keeps the tide tables\nfor every port of the bay in its archive.\n",
+                                   encoding="utf-8")
+    index = Index.build([docs], tmp_path / "index")
+    answer = index.ask("What does the harbour office keep in its archive?")
+    assert answer.found, answer.notes
+    assert answer.text == "The harbour office keeps the tide tables for every port of the bay in its archive. [1]"
+    assert answer.citations[0].text == "The harbour office keeps the tide tables\nfor every port of the bay in its archive."
+    assert_verbatim(index, answer.citations)
