@@ -264,6 +264,9 @@ class Evidence:
     span: tuple[int, int] | None
     """Page offsets of the best answering span inside ``antecedent + sentence``, when one was found."""
     score: float = 0.0
+    cite_antecedent: bool = False
+    """Quote the antecedent too: the answer is the whole sentence, which reads with it (the
+    situation an instruction answers, the person its opening pronoun names)."""
 
 
 @lru_cache(maxsize=4096)
@@ -376,7 +379,8 @@ def candidates(question: str, hits: Sequence[Hit], retriever: Retriever, *, dens
         else:
             typed = 0.0 if kind.kind == "other" or not use_kind else (1.0 if span is not None else -1.0)
         features = np.array([lexical, float(similarity), passage, typed, missing], dtype=np.float64)
-        out.append(Evidence(sentence, antecedent, rank, features, span))
+        out.append(Evidence(sentence, antecedent, rank, features, span,
+                            cite_antecedent=kind.whole and antecedent is not None and not heading))
     return out
 
 
@@ -664,9 +668,11 @@ def compose(question: str, hits: Sequence[Hit], ranked: Sequence[Evidence], retr
     best = ranked[0]
     page_text = retriever.snapshot.page_text(best.sentence.source, best.sentence.page) or ""
     span_text = page_text[best.span[0]:best.span[1]] if best.span is not None else ""
-    # The antecedent is cited only when the answer comes from it ("She said ..." names nobody).
+    # The antecedent is cited when the answer comes from it ("She said ..." names nobody), or
+    # when the whole sentence is the answer and reads with it.
     from_antecedent = best.antecedent is not None and best.span is not None and best.span[1] <= best.antecedent.end
-    quotes = [best.sentence] + ([best.antecedent] if from_antecedent and best.antecedent else [])
+    cited = from_antecedent or best.cite_antecedent
+    quotes = [best.sentence] + ([best.antecedent] if cited and best.antecedent else [])
     kept, dropped = verify_quotes(quotes, retriever)
     sure = confidence(best, *confidence_weights) if confidence_weights else confidence(best)
     if sure < threshold or not kept:

@@ -317,6 +317,14 @@ def test_advice_is_the_instruction_not_the_situation(troubleshooting_index: Inde
     assert_verbatim(troubleshooting_index, answer.citations)
 
 
+def test_advice_quotes_the_situation_it_answers(troubleshooting_index: Index) -> None:
+    answer = troubleshooting_index.ask("What should I do when the import says the chart file is locked?")
+    assert [q.text for q in answer.citations] == [
+        "Close that program and press Import again.",
+        '- The import says "chart file is locked": another program has the chart open.']
+    assert answer.text == "Close that program and press Import again. [1][2]"
+
+
 def test_page_units_follow_pairs_a_sentence_with_the_situation_before_it() -> None:
     text = "The import fails. Close the program. Try again. It works."
     assert [before for _, before in page_units(text)] == [None, None, None, (37, 47)]
