@@ -82,11 +82,14 @@ def test_the_last_chunk_of_a_page_is_not_a_scrap(overlap: int) -> None:
 
 
 def test_a_markdown_heading_starts_a_chunk() -> None:
-    chunker = Chunker(Settings(chunk_tokens=60, chunk_overlap=10))
-    sections = ["## Install\n\nRun the installer now. It takes a minute to finish. Then restart the machine.",
-                "## Use\n\nOpen the app. Type a question and press enter. Read the answer with its quotes.",
+    chunker = Chunker(Settings(chunk_tokens=48, chunk_overlap=8))
+    sections = ["## Install\n\nRun the installer from the download folder now. It takes a minute or two to "
+                "finish on most machines. Then restart the machine.",
+                "## Use\n\nOpen the app from the start menu. Type a question about your charts and press enter. "
+                "Read the answer with its quotes.",
                 "## License\n\nMIT."]
-    text = "# Guide\n\nThis guide covers the whole tool from the first install to daily use, in order.\n\n" \
+    text = "# Guide\n\nThis guide covers the whole tool, from the first install to daily use, in the order " \
+           "in which you will need it.\n\n" \
            + "\n\n".join(sections)
     chunks = chunker.chunk(Page("/d/guide.md", 1, text))
     # One section per chunk, titled by its heading, without the previous section's last sentence;
@@ -94,7 +97,7 @@ def test_a_markdown_heading_starts_a_chunk() -> None:
     assert [c.text for c in chunks[1:]] == sections
     assert chunks[0].text.startswith("# Guide") and "## Install" not in chunks[0].text
     # A heading right under a short opening stays with it: no chunk of a title alone.
-    tiny = Chunker(Settings(chunk_tokens=60, chunk_overlap=10)).chunk(Page("/d/g.md", 1, "# Guide\n\n" + sections[0]))
+    tiny = chunker.chunk(Page("/d/g.md", 1, "# Guide\n\n" + sections[0]))
     assert len(tiny) == 1
 
 
@@ -153,3 +156,13 @@ def test_any_text_chunks_into_verbatim_slices(text: str) -> None:
         assert text[chunk.start:chunk.end] == chunk.text
         assert chunk.text.strip()
         assert chunk.n_tokens <= 48
+
+
+def test_short_sections_share_a_chunk() -> None:
+    # A changelog of one-line sections: one chunk per section would be 60 scraps.
+    chunker = Chunker(Settings(chunk_tokens=64, chunk_overlap=8))
+    text = "\n\n".join(f"## Version 1.{n}\n\n- Fixed the export of chart {n}." for n in range(60))
+    chunks = chunker.chunk(Page("/d/CHANGELOG.md", 1, text))
+    assert len(chunks) <= 60 // 3
+    assert all(c.n_tokens >= 64 // 2 for c in chunks[:-1])
+    assert all(c.text.startswith("## Version") for c in chunks)  # each starts at a section
