@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/fusion_study.py
 	$(BIN)/python bench/fusion_more.py
 	$(BIN)/python bench/squad_answer.py --latency 30
+	$(BIN)/python bench/financebench.py
 	$(BIN)/python bench/embed_backends.py
 	$(BIN)/python bench/ingest_speed.py --rounds 2
 	$(BIN)/python bench/ingest_speed.py --memory

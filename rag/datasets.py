@@ -1,4 +1,5 @@
-"""Question sets: our JSON-lines format, and adapters that read BEIR folders and SQuAD JSON directly.
+"""Question sets: our JSON-lines format, and adapters that read BEIR folders, SQuAD JSON and
+FinanceBench folders directly.
 
 Every adapter returns a ``QuestionSet``: the documents to index (files on disk) and the
 questions with what a correct result looks like. Public data sets are turned into plain text
@@ -159,13 +160,54 @@ def load_beir(folder: str | Path, split: str = "test", cache_dir: Path | None = 
                        description=f"BEIR {folder.name}: {len(files)} documents, {len(questions)} queries")
 
 
+def load_financebench(folder: str | Path) -> QuestionSet:
+    """A FinanceBench folder (``questions.jsonl`` and ``pdfs/``): the cited filings are indexed as
+    they are, and each question is judged by the page that holds its evidence.
+
+    FinanceBench answers are written by analysts ("$1577.00" for a table cell reading 1,577),
+    rarely words of the filing, so they are not asked for: a retrieved passage is right when it
+    comes from the question's filing and from one of its evidence pages (the record's
+    ``evidence_page_num`` is 0-based; pages here are 1-based, as in ``Quote.page``).
+
+    Example:
+        >>> qs = load_financebench("../shared/data/financebench")
+        >>> qs.questions[0].sources, qs.questions[0].pages
+        (('3M_2018_10K.pdf',), (60,))
+    """
+    folder = Path(folder)
+    records_path, pdfs = folder / "questions.jsonl", folder / "pdfs"
+    if not records_path.exists() or not pdfs.is_dir():
+        raise RagError(f"{folder}: not a FinanceBench folder (questions.jsonl and pdfs/ are needed)")
+    questions, files = [], {}
+    for n, line in enumerate(records_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            doc = f"{record['doc_name']}.pdf"
+            pages = sorted({int(e["evidence_page_num"]) + 1 for e in record.get("evidence", [])
+                            if e.get("doc_name", record["doc_name"]) == record["doc_name"]})
+            question = EvalQuestion(id=str(record.get("financebench_id", n)), question=record["question"],
+                                    sources=(doc,), pages=tuple(pages))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RagError(f"{records_path}, line {n}: not a FinanceBench record ({exc})") from None
+        if not (pdfs / doc).exists():
+            raise CorpusMissingError(f"{records_path}, line {n}: {pdfs / doc} is missing")
+        files[doc] = pdfs / doc
+        questions.append(question)
+    return QuestionSet(name=folder.name, corpus=tuple(files.values()), questions=tuple(questions),
+                       description=f"FinanceBench {folder.name}: {len(files)} filings (PDF), {len(questions)} questions "
+                                   "judged by evidence page")
+
+
 def doc_file_name(doc_id: str) -> str:
     """File name of a BEIR document: its id made safe, plus a short hash so ids never collide."""
     return f"{_safe_name(doc_id)}-{hashlib.sha1(doc_id.encode()).hexdigest()[:6]}.txt"
 
 
 def load_question_set(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
-    """Any question set, told apart by its shape: a BEIR folder, a SQuAD JSON file or our JSON lines.
+    """Any question set, told apart by its shape: a BEIR or FinanceBench folder, a SQuAD JSON file
+    or our JSON lines.
 
     Example:
         >>> qs = load_question_set("eval_questions/docs.jsonl")
@@ -176,8 +218,11 @@ def load_question_set(path: str | Path, cache_dir: Path | None = None) -> Questi
     if path.is_dir():
         if (path / "corpus.jsonl").exists() and (path / "queries.jsonl").exists():
             return load_beir(path, cache_dir=cache_dir)
+        if (path / "questions.jsonl").exists() and (path / "pdfs").is_dir():
+            return load_financebench(path)
         raise RagError(f"{path}: a folder question set must be a BEIR folder "
-                       "(corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+                       "(corpus.jsonl, queries.jsonl, qrels/test.tsv) or a FinanceBench folder "
+                       "(questions.jsonl, pdfs/)")
     if not path.exists():
         raise RagError(f"{path}: no such question set")
     if path.suffix == ".json":

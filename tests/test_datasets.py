@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, shared_path
-from rag import RagError
+from conftest import ROOT, shared_path, write_pdf
+from rag import Index, RagError
 from rag.datasets import (
     CorpusMissingError,
     doc_file_name,
     load_beir,
+    load_financebench,
     load_jsonl,
     load_question_set,
 )
@@ -120,7 +121,7 @@ def test_doc_file_names_never_collide() -> None:
 def test_shape_detection_errors(tmp_path: Path) -> None:
     with pytest.raises(RagError, match="no such question set"):
         load_question_set(tmp_path / "missing.jsonl")
-    with pytest.raises(RagError, match="must be a BEIR folder"):
+    with pytest.raises(RagError, match="must be a BEIR folder .* or a FinanceBench folder"):
         load_question_set(tmp_path)
     (tmp_path / "x.json").write_text('{"version": 2}', encoding="utf-8")
     with pytest.raises(RagError, match="not a readable SQuAD JSON"):
@@ -149,6 +150,52 @@ def test_real_beir_mini(name: str, tmp_path: Path) -> None:
     assert len(files) == documents
     assert qs.questions and all(q.relevance and set(q.relevance) <= files for q in qs.questions)
     assert all(grade > 0 for q in qs.questions for grade in q.relevance.values())
+
+
+def make_financebench(folder: Path) -> Path:
+    (folder / "pdfs").mkdir(parents=True)
+    write_pdf(folder / "pdfs" / "HARBOUR_2024_10K.pdf", [
+        "Annual report 2024. Contents: the fleet, the results.",
+        "Fleet. Harbour Holdings operated 14 ferries at the end of the year.",
+        "Results. Harbour Holdings had revenue of 212 million dollars; its capital expenditure was 31 million.",
+    ])
+    records = [
+        {"financebench_id": "fb_1", "doc_name": "HARBOUR_2024_10K", "question": "How many ferries did Harbour "
+         "Holdings operate?", "answer": "14 ferries", "evidence": [{"evidence_page_num": 1, "evidence_text": "x"}]},
+        {"financebench_id": "fb_2", "doc_name": "HARBOUR_2024_10K", "question": "What was the capital expenditure "
+         "of Harbour Holdings?", "answer": "$31.00", "evidence": [
+             {"evidence_page_num": 2, "evidence_text": "x"}, {"evidence_page_num": 0, "evidence_text": "x"}]},
+    ]
+    (folder / "questions.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    return folder
+
+
+def test_financebench_folder_is_judged_by_evidence_page(tmp_path: Path) -> None:
+    folder = make_financebench(tmp_path / "fb")
+    qs = load_question_set(folder)
+    assert [p.name for p in qs.corpus] == ["HARBOUR_2024_10K.pdf"]
+    assert [(q.id, q.sources, q.pages, q.answers) for q in qs.questions] == [
+        ("fb_1", ("HARBOUR_2024_10K.pdf",), (2,), ()), ("fb_2", ("HARBOUR_2024_10K.pdf",), (1, 3), ())]
+    # Through the real index: the right page comes back for each question.
+    index = Index.build(qs.corpus, tmp_path / "index")
+    for q in qs.questions:
+        assert index.search(q.question, 1)[0].page in q.pages
+
+
+def test_financebench_mistakes_name_the_file_and_line(tmp_path: Path) -> None:
+    folder = make_financebench(tmp_path / "fb")
+    (folder / "pdfs" / "HARBOUR_2024_10K.pdf").unlink()
+    with pytest.raises(CorpusMissingError, match="line 1: .*HARBOUR_2024_10K.pdf is missing"):
+        load_financebench(folder)
+    (folder / "questions.jsonl").write_text('{"doc_name": "X"}\n', encoding="utf-8")
+    with pytest.raises(RagError, match="line 1: not a FinanceBench record"):
+        load_financebench(folder)
+
+
+def test_real_financebench() -> None:
+    qs = load_question_set(shared_path("data", "financebench"))
+    assert len(qs.questions) == 33 and all(q.sources and q.pages for q in qs.questions)
+    assert {p.name for p in qs.corpus} == {q.sources[0] for q in qs.questions}
 
 
 def test_shipped_sets_match_their_corpus() -> None:

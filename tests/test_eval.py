@@ -16,6 +16,7 @@ from rag.datasets import EvalQuestion, QuestionSet, load_jsonl, load_question_se
 from rag.eval import (
     answers_available,
     contains_answer,
+    eval_cache_folder,
     evaluate,
     exact_match,
     f1_score,
@@ -336,3 +337,17 @@ def test_shipped_sets_with_answers(name: str, tmp_path: Path, capsys: pytest.Cap
         index = Index.open(tmp_path / "idx")
         answer = index.ask("Who called for UN visits?")
         assert answer.found and any("Maryam Rajavi" in q.text for q in answer.citations)
+
+
+def test_eval_cache_folder_is_the_same_however_the_corpus_is_named(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import Settings
+    from rag.datasets import QuestionSet
+
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    named = [QuestionSet("s", (Path("docs"),), ()), QuestionSet("s", (tmp_path / "docs",), ()),
+             QuestionSet("s", (tmp_path / "docs" / ".." / "docs",), ())]
+    assert len({eval_cache_folder(qs, Settings(), tmp_path) for qs in named}) == 1
+    other = QuestionSet("s", (tmp_path,), ())
+    assert eval_cache_folder(other, Settings(), tmp_path) != eval_cache_folder(named[0], Settings(), tmp_path)
