@@ -244,11 +244,17 @@ Tidewater prints on A3 paper only.
 """
 
 
+def one_file_index(docs: Path, index: Path, name: str, text: str) -> Index:
+    """A real index of one file, ``docs/name``, holding ``text``."""
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / name).write_text(text, encoding="utf-8")
+    return Index.build([docs], index)
+
+
 @pytest.fixture(scope="module")
 def guide_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    docs = tmp_path_factory.mktemp("guide-docs")
-    (docs / "guide.md").write_text(GUIDE, encoding="utf-8")
-    return Index.build([docs], tmp_path_factory.mktemp("guide-index"))
+    return one_file_index(tmp_path_factory.mktemp("guide-docs"), tmp_path_factory.mktemp("guide-index"),
+                          "guide.md", GUIDE)
 
 
 def test_question_kinds_that_want_a_whole_sentence() -> None:
@@ -287,9 +293,8 @@ TROUBLESHOOTING = """# Tidewater troubleshooting
 
 @pytest.fixture(scope="module")
 def troubleshooting_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    docs = tmp_path_factory.mktemp("trouble-docs")
-    (docs / "troubleshooting.md").write_text(TROUBLESHOOTING, encoding="utf-8")
-    return Index.build([docs], tmp_path_factory.mktemp("trouble-index"))
+    return one_file_index(tmp_path_factory.mktemp("trouble-docs"), tmp_path_factory.mktemp("trouble-index"),
+                          "troubleshooting.md", TROUBLESHOOTING)
 
 
 def test_advice_questions_are_recognised() -> None:
@@ -349,11 +354,8 @@ def test_a_what_question_is_answered_by_the_sentence_that_holds_the_answer(guide
 
 
 def test_the_answer_reads_as_one_line_and_the_quote_keeps_the_page(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "notes.md").write_text("The harbour office keeps the tide tables\nfor every port of the bay in its archive.\n",
-                                   encoding="utf-8")
-    index = Index.build([docs], tmp_path / "index")
+    index = one_file_index(tmp_path / "docs", tmp_path / "index", "notes.md",
+                           "The harbour office keeps the tide tables\nfor every port of the bay in its archive.\n")
     answer = index.ask("What does the harbour office keep in its archive?")
     assert answer.found, answer.notes
     assert answer.text == "The harbour office keeps the tide tables for every port of the bay in its archive. [1]"
