@@ -38,6 +38,8 @@ _END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n|\n(?=[ \t]*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|))")
 _HEADING = re.compile(r"#{1,6}\s")
 """A Markdown heading (a unit of its own: ``_BLOCK_BREAK`` ends a block before it)."""
+_FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1|\Z)", re.MULTILINE | re.DOTALL)
+"""A fenced code block, whose "# ..." lines are comments, not headings."""
 
 
 @lru_cache(maxsize=4)
@@ -166,7 +168,9 @@ class Chunker:
         with the next (a changelog of one-line sections would otherwise become one-line chunks).
         The last chunk of the page is balanced against the one before it (``_balance_tail``).
         """
-        headings = {k for k, (a, b, _) in enumerate(units) if _HEADING.match(text, a, b)}
+        fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+        headings = {k for k, (a, b, _) in enumerate(units)
+                    if _HEADING.match(text, a, b) and not any(f <= a < g for f, g in fences)}
         spans: list[tuple[int, int]] = []
         i = 0
         while i < len(units):

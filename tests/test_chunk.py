@@ -166,3 +166,12 @@ def test_short_sections_share_a_chunk() -> None:
     assert len(chunks) <= 60 // 3
     assert all(c.n_tokens >= 64 // 2 for c in chunks[:-1])
     assert all(c.text.startswith("## Version") for c in chunks)  # each starts at a section
+
+
+def test_a_comment_in_a_code_block_is_not_a_heading() -> None:
+    chunker = Chunker(Settings(chunk_tokens=48, chunk_overlap=8))
+    code = "```\n# install the tool first\npip install tidewater\n# then start it\ntidewater serve\n```"
+    text = "## Setup\n\nThe tool installs from the package index and starts a small server.\n\n" + code
+    chunks = chunker.chunk(Page("/d/setup.md", 1, "\n\n".join([text, "## Use\n\nOpen the page."])))
+    assert chunks[0].text.startswith("## Setup") and chunks[0].text.endswith("```")
+    assert chunks[-1].text == "## Use\n\nOpen the page."
