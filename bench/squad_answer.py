@@ -186,9 +186,7 @@ def metrics(asked: Sequence[Asked], results: Sequence[Answer]) -> dict[str, floa
     f1 = [f1_score(r.span, q.answers) if r.found else 0.0 for q, r in answerable]
     in_quote = [r.found and any(contains_answer(c.text, q.answers) for c in r.citations) for q, r in answerable]
     in_answer = [r.found and contains_answer(r.text, q.answers) for q, r in answerable]
-    first = [r.found and (contains_answer(r.text, q.answers)
-                          or bool(r.citations) and contains_answer(r.citations[0].text, q.answers))
-             for q, r in answerable]
+    first = [good(q, r) for q, r in answerable]
     precision = mean(abstained)
     recall = sum(abstained) / len(unanswerable) if unanswerable else 0.0
     return {

@@ -34,7 +34,7 @@ import numpy as np
 
 from .chunk import split_sentences
 from .embed import Embedder
-from .retrieve import Retriever, terms
+from .retrieve import Retriever, stopwords, terms
 from .settings import Settings
 from .types import Answer, Hit, Quote
 
@@ -602,9 +602,7 @@ def _sentence_start(tokens: list[_Token], i: int) -> bool:
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN) | _PRONOUNS
+    return stopwords() | _PRONOUNS
 
 
 _COMMON_STARTS = frozenset("the a an in on at by for from to of as after before during when while although "

@@ -33,7 +33,8 @@ def _stemmer():  # noqa: ANN202 - Stemmer.Stemmer
 
 
 @lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
+def stopwords() -> frozenset[str]:
+    """bm25s's English stop words: what BM25 (and ``terms``) leave out."""
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
@@ -64,7 +65,7 @@ def terms(text: str) -> list[str]:
         >>> terms("Who called for UN visits?")
         ['call', 'un', 'visit']
     """
-    stop = _stopwords()
+    stop = stopwords()
     words = [w for w in _WORD.findall(text.lower()) if w not in stop and len(w) > 1 or w.isdigit()]
     return _stemmer().stemWords(words)
 
