@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ingest as _ingest
+from .collections import collection_folder
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
 from .retrieve import Retriever
@@ -49,27 +50,27 @@ class Index:
 
     @classmethod
     def open(cls, folder: str | Path = DEFAULT_FOLDER, settings: Settings | None = None,
-             verify: bool = True) -> Index:
-        """Open the index in ``folder``.
+             verify: bool = True, *, collection: str | None = None) -> Index:
+        """Open the index in ``folder`` (or its named ``collection``, see ``rag.collections``).
 
         Without ``settings``, the index-shaping ones are taken from the index itself; with them,
         an index built another way raises ``IndexMismatchError`` saying how to rebuild.
         """
-        folder = Path(folder).expanduser().resolve()
+        folder = collection_folder(folder, collection)
         settings = settings or settings_from_manifest(folder, Settings.from_env())
         return cls(folder, settings, open_snapshot(folder, settings, verify=verify))
 
     @classmethod
     def build(cls, paths: Iterable[str | Path], folder: str | Path = DEFAULT_FOLDER,
               settings: Settings | None = None, progress: _ingest.Progress | None = None,
-              rebuild: bool = False, wait: float = 0.0) -> Index:
-        """Index ``paths`` (files and folders) into ``folder`` and return the index.
+              rebuild: bool = False, wait: float = 0.0, *, collection: str | None = None) -> Index:
+        """Index ``paths`` (files and folders) into ``folder`` (or its ``collection``) and return it.
 
         An existing index there is updated incrementally (only new or changed files are read,
         only unseen text is embedded); ``rebuild=True`` starts it afresh. The ingest report is
         in ``index.last_report``.
         """
-        folder = Path(folder).expanduser().resolve()
+        folder = collection_folder(folder, collection)
         settings = settings or Settings.from_env()
         index = cls(folder, settings)
         if not rebuild and current_generation(folder) is not None:
