@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch first and pinned: an unpinned torch resolved by pip may pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,mcp,langchain,llamaindex]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_index(p: argparse.ArgumentParser) -> None:
         p.add_argument("--index", default=_default_index(), metavar="DIR",
                        help="index folder (default: %(default)s, or $RAG_INDEX)")
+        p.add_argument("--collection", default=os.environ.get("RAG_COLLECTION") or None, metavar="NAME",
+                       help="a named collection of the index folder (default: the folder's own index, "
+                            "or $RAG_COLLECTION)")
 
     p = verbs.add_parser("ingest", help="index files and folders (incremental)",
                          description="Index PDF, text, Markdown and HTML files. Re-running it reads only new or "
@@ -105,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
                    help="index this folder first (incremental) before serving; repeatable")
 
+    p = verbs.add_parser("mcp", help="serve search, ask and list_documents as MCP tools (stdio)",
+                         description="Serve the index to MCP clients (Claude Desktop, IDEs, agents) over stdio, "
+                                     "or over streamable HTTP on 127.0.0.1 with --http. Needs: pip install "
+                                     "'rag[mcp]'.")
+    add_index(p)
+    p.add_argument("--http", action="store_true", help="streamable HTTP on http://HOST:PORT/mcp instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="with --http (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="with --http (default: %(default)s)")
+
     p = verbs.add_parser("docs", help="list the indexed documents")
     add_index(p)
     p.add_argument("--json", action="store_true")
@@ -127,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         _quiet_libraries()
     try:
-        return int(_VERBS[args.verb](args) or 0)
+        return int(_VERBS[args.verb](_resolve_collection(args)) or 0)
     except RagError as exc:
         print(f"rag {args.verb}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -140,6 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rag {args.verb}: error: {exc.__class__.__name__}: {exc} (the saved index is unchanged)",
               file=sys.stderr)
         return EXIT_ERROR
+
+
+def _resolve_collection(args: argparse.Namespace) -> argparse.Namespace:
+    # A collection is just an index folder under the named one, so every verb that works on one
+    # index works on a collection unchanged; the servers get the root and serve its collections.
+    if getattr(args, "collection", None) and args.verb not in _SERVERS:
+        from .collections import collection_folder
+
+        args.index = str(collection_folder(args.index, args.collection))
+    return args
 
 
 def _quiet_libraries() -> None:
@@ -305,8 +327,16 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import serve
+
+    serve(args.index, args.collection, http=args.http, host=args.host, port=args.port)
+    return 0
+
+
+_SERVERS = ("serve", "mcp")
 _VERBS = {"ingest": _ingest, "search": _search, "ask": _ask, "eval": _eval, "serve": _serve, "docs": _docs,
-          "remove": _remove}
+          "remove": _remove, "mcp": _mcp}
 
 if __name__ == "__main__":
     raise SystemExit(main())

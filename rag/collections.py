@@ -19,9 +19,14 @@ Example:
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import RagError
+from .errors import IndexNotFoundError, RagError
+
+if TYPE_CHECKING:
+    from .index import Index
 
 COLLECTIONS = "collections"
 """Subfolder of an index folder that holds the named collections."""
@@ -91,3 +96,46 @@ def list_collections(folder: str | Path) -> list[str]:
                         if p.is_dir() and _NAME.fullmatch(p.name) and has_index(p))
     return names
 
+
+
+class Collections:
+    """The collections of one index folder, each opened once and shared by every caller.
+
+    The servers (``rag mcp``, the OpenAI-compatible API) answer for many collections at once;
+    opening an index loads its vectors, so each is opened on first use and then kept. An index is
+    thread-safe for reading, and picks up another process's ingest on its next query.
+
+    Example:
+        >>> library = Collections("index/", default="demo")
+        >>> library.get().ask("How do I add documents?").text
+        >>> library.get("reports").search("revenue", k=3)
+    """
+
+    def __init__(self, folder: str | Path, default: str | None = None) -> None:
+        self.folder = Path(folder).expanduser().resolve()
+        self.default = check_name(default) if default else DEFAULT_COLLECTION
+        self._open: dict[str, Index] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The collections that hold an index, the default one included when it exists."""
+        return list_collections(self.folder)
+
+    def get(self, name: str | None = None) -> Index:
+        """The index of collection ``name`` (the default one when empty).
+
+        Raises ``IndexNotFoundError`` naming the collections there are when ``name`` holds no index.
+        """
+        name = check_name(name) if name else self.default
+        with self._lock:
+            index = self._open.get(name)
+            if index is None:
+                if not has_index(collection_folder(self.folder, name)):
+                    there = ", ".join(self.names()) or "none yet"
+                    raise IndexNotFoundError(
+                        f"no collection {name!r} in {self.folder} (collections: {there}); build it with: "
+                        f"rag ingest PATH... --index {self.folder} --collection {name}")
+                from .index import Index  # index.py imports this module for collection_folder
+
+                index = self._open[name] = Index.open(self.folder, collection=name)
+            return index

@@ -1,0 +1,153 @@
+"""``rag mcp``: the index as Model Context Protocol tools, for Claude Desktop, IDEs and agents.
+
+Three tools, each a thin call on ``Index``: ``search`` (passages with file, page, offsets and the
+best sentence), ``ask`` (an answer with ``[n]`` marks and its verified quotes) and
+``list_documents``; plus ``list_collections``. Every tool takes an optional ``collection``; without
+it the server's own (``--collection``) is used. The transport is stdio by default (the client
+starts ``rag mcp`` itself) or streamable HTTP on 127.0.0.1 with ``--http``. Built on the official
+``mcp`` SDK (``pip install 'rag[mcp]'``).
+
+Example:
+    >>> from rag.mcp_server import build_server
+    >>> build_server("index/", collection="demo").run("stdio")     # or: rag mcp --index index/
+
+    A client's configuration (Claude Desktop's ``mcpServers``)::
+
+        {"rag": {"command": "rag", "args": ["mcp", "--index", "/home/me/index"]}}
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .collections import Collections
+from .errors import RagError
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+T = TypeVar("T")
+
+MAX_K = 50
+"""Most passages one call may ask for; more only slows the answer."""
+
+INSTRUCTIONS = (
+    "Search and question the user's own indexed documents. Prefer `ask` for a direct question: its "
+    "answer cites verbatim quotes as [n], each with file and page. Use `search` to read passages, "
+    "`list_documents` to see what is indexed and `list_collections` for the separate document sets."
+)
+
+
+def _require_mcp() -> type[MCPServer]:
+    try:
+        from mcp.server.mcpserver import MCPServer
+    except ImportError:
+        # mcp 1.x has FastMCP instead, with another run() signature: ask for the SDK we test with.
+        raise RagError("the MCP server needs the official MCP SDK 2.x: pip install 'rag[mcp]' "
+                       "(or: pip install 'mcp>=2')") from None
+    return MCPServer
+
+
+def _k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise RagError(f"k must be between 1 and {MAX_K}, not {k}")
+    return k
+
+
+def _tool(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` with our errors turned into the SDK's ``ToolError``: the client then reads our message
+    (the SDK hides the text of any other exception, as it would a crash's)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except RagError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return call
+
+
+def build_server(folder: str | Path, collection: str | None = None) -> MCPServer:
+    """An MCP server whose tools search and question the collections of the index folder ``folder``.
+
+    Args:
+        folder: the index folder (as ``--index``).
+        collection: the collection the tools use when a call names none (default: the folder's own).
+
+    Example:
+        >>> server = build_server("index/")
+        >>> server.run("stdio")
+    """
+    from .cli import answer_to_dict, hit_to_dict  # one JSON shape for CLI, web and tools
+
+    library = Collections(folder, default=collection)
+    server = _require_mcp()("rag", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    @server.tool()
+    @_tool
+    def search(question: str, k: int = 5, collection: str = "") -> list[dict[str, Any]]:
+        """The passages of the documents that best match a question, best first.
+
+        Each passage has its file (source, name), page, character offsets, text, score and `quote`:
+        its sentence that best matches the question, verbatim.
+
+        Args:
+            question: the question or search words, in plain language.
+            k: how many passages (1-50).
+            collection: which document collection (see list_collections); empty for the default.
+        """
+        return [hit_to_dict(hit) for hit in library.get(collection).search(question, _k(k))]
+
+    @server.tool()
+    @_tool
+    def ask(question: str, k: int = 5, collection: str = "") -> dict[str, Any]:
+        """Answer a question from the documents, with verbatim quotes checked against their pages.
+
+        Returns `answer` (text citing its quotes as [1], [2]...), `found` (false when the
+        documents do not hold the answer), `citations` ([{n, text, source, name, page, start,
+        end}]) and the passages read (`hits`).
+
+        Args:
+            question: the question, in plain language.
+            k: how many passages to read (1-50).
+            collection: which document collection (see list_collections); empty for the default.
+        """
+        return answer_to_dict(library.get(collection).ask(question, _k(k)))
+
+    @server.tool()
+    @_tool
+    def list_documents(collection: str = "") -> list[dict[str, Any]]:
+        """The indexed documents of a collection: source path, name, pages, chunks and size in bytes.
+
+        Args:
+            collection: which document collection (see list_collections); empty for the default.
+        """
+        return [{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks, "size": d.size}
+                for d in library.get(collection).documents()]
+
+    @server.tool()
+    @_tool
+    def list_collections() -> list[str]:
+        """The names of the separate document collections of this index (\"default\" is the folder's own)."""
+        return library.names()
+
+    return server
+
+
+def serve(folder: str | Path, collection: str | None = None, *, http: bool = False,
+          host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the tools until the client goes away (stdio) or until interrupted (HTTP on ``/mcp``).
+
+    Example:
+        >>> serve("index/", http=True, port=8765)     # clients connect to http://127.0.0.1:8765/mcp
+    """
+    server = build_server(folder, collection)
+    if http:
+        server.run("streamable-http", host=host, port=port)
+    else:
+        server.run("stdio")

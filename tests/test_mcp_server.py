@@ -1,0 +1,75 @@
+"""``rag mcp`` spawned over stdio and driven by the official MCP SDK's own client."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp", reason="the MCP extra is not installed: pip install 'rag[mcp]'")
+
+import anyio  # noqa: E402 - after the skip: anyio comes with mcp
+from mcp import ClientSession, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+
+from rag import Index  # noqa: E402
+
+DELEGATIONS = "She said it is essential for international delegations to visit Iran"
+
+
+@pytest.fixture(scope="module")
+def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("mcp-index")
+    Index.build([seed_file], folder, collection="news")
+    return folder
+
+
+def _run(folder: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[Any]]:
+    """Start ``rag mcp`` as a client would, list its tools, make ``calls``; tool names and results."""
+
+    async def session() -> tuple[list[str], list[Any]]:
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "rag.cli", "mcp", "--index", str(folder), "--collection", "news"],
+            env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                 "PATH": os.environ.get("PATH", "")})
+        with open(os.environ.get("RAG_TEST_MCP_LOG", os.devnull), "w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
+                await client.initialize()
+                tools = sorted(t.name for t in (await client.list_tools()).tools)
+                results = [await client.call_tool(name, args, read_timeout_seconds=120) for name, args in calls]
+        return tools, results
+
+    return anyio.run(session)
+
+
+def test_mcp_client_lists_the_tools_and_asks(seed_index: Path) -> None:
+    tools, (ask, search, docs, collections, missing) = _run(seed_index, [
+        ("ask", {"question": "Who called for UN visits?"}),
+        ("search", {"question": "Who called for UN visits?", "k": 3}),
+        ("list_documents", {}),
+        ("list_collections", {}),
+        ("ask", {"question": "Who called for UN visits?", "collection": "nowhere"}),
+    ])
+    assert tools == ["ask", "list_collections", "list_documents", "search"]
+
+    assert not ask.is_error
+    answer = ask.structured_content
+    assert answer["found"] and "Maryam Rajavi" in answer["answer"]
+    assert "[1]" in answer["answer"]
+    first = answer["citations"][0]
+    assert DELEGATIONS in first["text"] and first["name"] == "000_17d6ea71f6fbed30.txt" and first["page"] == 1
+    assert first["end"] - first["start"] == len(first["text"])
+    # The same answer is in the text content, for clients that only read text.
+    assert json.loads(ask.content[0].text)["answer"] == answer["answer"]
+
+    hits = search.structured_content["result"]
+    assert len(hits) == 3 and DELEGATIONS in hits[0]["quote"]
+    assert [d["name"] for d in docs.structured_content["result"]] == ["000_17d6ea71f6fbed30.txt"]
+    assert collections.structured_content["result"] == ["news"]
+
+    # A collection that does not exist is the tool's error, in words, not a dead server.
+    assert missing.is_error and "no collection 'nowhere'" in missing.content[0].text
