@@ -18,9 +18,13 @@ from typing import Any
 from .errors import RagError
 from .index import DEFAULT_FOLDER
 from .progress import StderrProgress
+from .terminal import safe_stdout, terminal_safe
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_SOME_FILES_FAILED = 3
+"""``rag ingest`` finished and saved the index, but some files could not be indexed (listed on
+stderr): distinct from 1 so a script can tell a partial ingest from one that saved nothing."""
 
 
 def _default_index() -> str:
@@ -139,9 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         _quiet_libraries()
     try:
-        return int(_VERBS[args.verb](_resolve_collection(args)) or 0)
+        # Passages and file names can hold escape sequences: a terminal gets them stripped.
+        with safe_stdout():
+            return int(_VERBS[args.verb](_resolve_collection(args)) or 0)
     except RagError as exc:
-        print(f"rag {args.verb}: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"rag {args.verb}: error: {exc}", sys.stderr), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"rag {args.verb}: interrupted", file=sys.stderr)
@@ -209,8 +215,12 @@ def _ingest(args: argparse.Namespace) -> int:
             "seconds": round(report.seconds, 3)}))
     else:
         for failure in report.failed:
-            print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
+            print(terminal_safe(f"failed: {failure.source}: {failure.reason}", sys.stderr), file=sys.stderr)
         print(f"{index.folder}: {report.summary()}")
+    if report.failed:
+        print(f"rag ingest: {len(report.failed)} file{'s' if len(report.failed) != 1 else ''} could not be indexed "
+              f"(exit status {EXIT_SOME_FILES_FAILED})", file=sys.stderr)
+        return EXIT_SOME_FILES_FAILED
     return 0
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import codecs
 import fnmatch
 import logging
+import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
@@ -36,8 +38,10 @@ _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_
 def find_files(paths: Iterable[str | Path], glob: str = "**/*") -> tuple[list[Path], list[LoadFailure]]:
     """Expand files and folders (recursively, filtered by ``glob``) into supported files.
 
-    A file named explicitly with an unsupported type, or a path that does not exist, is a failure;
+    A file named explicitly with an unsupported type, a path that does not exist, anything that is
+    not a regular file (a FIFO, a device, a socket) and a folder that cannot be read are failures;
     unsupported files met while walking a folder are skipped silently (a folder holds many things).
+    Nothing is opened here: a FIFO or ``/dev/zero`` is refused from its ``stat`` alone.
 
     Example:
         >>> files, failures = find_files(["docs/"])
@@ -49,25 +53,76 @@ def find_files(paths: Iterable[str | Path], glob: str = "**/*") -> tuple[list[Pa
         if not path.exists():
             failures.append(LoadFailure(str(path), "no such file or folder"))
         elif path.is_dir():
-            for file in _walk(path, glob):
+            for file in _walk(path, glob, failures):
                 found.setdefault(file.resolve(), None)
-        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
-            found.setdefault(path.resolve(), None)
-        else:
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
             failures.append(LoadFailure(str(path.resolve()), f"unsupported file type {path.suffix or '(none)'!r}; "
                                         f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"))
+        elif (kind := special_file_kind(path)) is not None:
+            # Named as the user named it: for a link, the target (/dev/zero) says less.
+            failures.append(LoadFailure(str(path.absolute()), f"not a regular file ({kind}); only regular files "
+                                                              "are read"))
+        else:
+            found.setdefault(path.resolve(), None)
     return sorted(found), failures
 
 
-def _walk(folder: Path, glob: str) -> Iterator[Path]:
+def special_file_kind(path: Path) -> str | None:
+    """What ``path`` (followed through links) is when it is not a regular file, else None.
+
+    Reading a FIFO blocks until a writer comes, and ``/dev/zero`` or ``/dev/urandom`` never end,
+    so these are refused from ``stat`` before anything opens them.
+
+    Example:
+        >>> special_file_kind(Path("/dev/zero"))
+        'a character device'
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # reported by whoever opens it, with the OS's reason
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _walk(folder: Path, glob: str, failures: list[LoadFailure]) -> Iterator[Path]:
+    """Supported regular files under ``folder``; links to folders are not followed (no loops).
+
+    A sub-folder that cannot be listed is reported (its files would otherwise vanish from the
+    index without a word). A link to a file outside ``folder`` is not followed: the index would
+    hold the target under its own path, outside every folder ingested, so deleting the link
+    could never remove it; such a file is indexed by naming it.
+    """
     pattern = glob or "**/*"
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in _SKIPPED_DIRS or part.startswith(".") for part in rel.parts):
-            continue
-        if not path.is_file() or path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            continue
-        if _glob_match(rel.as_posix(), pattern):
+    root = folder.resolve()
+
+    def unreadable(exc: OSError) -> None:
+        where = exc.filename or folder
+        failures.append(LoadFailure(str(Path(where).resolve()), f"cannot read the folder ({exc.strerror or exc}); "
+                                                                "its files were not indexed"))
+
+    for top, dirs, names in os.walk(folder, onerror=unreadable, followlinks=False):
+        base = Path(top)
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
+        for name in sorted(names):
+            path = base / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            rel = path.relative_to(folder)
+            if not _glob_match(rel.as_posix(), pattern) or special_file_kind(path) is not None:
+                continue
+            if not path.is_file():
+                continue  # a dangling link
+            if path.is_symlink():
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    log.info("%s: a link to %s, outside %s: not followed", path, target, folder)
+                    continue
             yield path
 
 
@@ -95,6 +150,9 @@ def load_file(path: str | Path, max_bytes: int | None = None, time_limit: float 
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(source, f"unsupported file type {suffix or '(none)'!r}")
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise LoadError(source, f"not a regular file ({kind}); only regular files are read")
     try:
         size = path.stat().st_size
     except OSError as exc:

@@ -27,11 +27,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_ingest_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a.txt").write_text("Alpha beta gamma. Delta epsilon.")
     (tmp_path / "bad.txt").write_bytes(b"")
-    assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    # A file failed: the index is saved, and the exit status says that not everything made it in.
+    assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--no-progress"]) == 3
     out, err = capsys.readouterr()
     assert "added 1, updated 0, unchanged 0, removed 0, failed 1" in out
     assert "bad.txt" in err and "empty" in err
-    assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--json"]) == 0
+    assert "rag ingest: 1 file could not be indexed (exit status 3)" in err
+    assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--json"]) == 3
     report = json.loads(capsys.readouterr().out)
     assert report["unchanged"] == 1 and report["chunks_embedded"] == 0 and len(report["failed"]) == 1
 
@@ -87,3 +89,47 @@ def test_every_verb_has_help() -> None:
 def test_console_script_is_installed() -> None:
     result = subprocess.run([str(Path(sys.executable).parent / "rag"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "ingest" in result.stdout
+
+
+def test_escape_sequences_from_documents_never_reach_the_terminal(tmp_path: Path) -> None:
+    # A passage and a file name carrying "clear screen", "set window title" and an 8-bit CSI:
+    # printed raw (before), they acted on the user's terminal.
+    import os
+    import pty
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    evil = "\x1b[2J\x1b]0;owned\x07\x9b31m"
+    (folder / "report\x1b[1m.txt").write_text(f"The harbour master {evil}signs the tide tables every Monday.")
+    index = tmp_path / "idx"
+    assert main(["ingest", str(folder), "--index", str(index), "--no-progress"]) == 0
+    rag = Path(sys.executable).with_name("rag")
+    for argv in (["search", "Who signs the tide tables?", "-k", "1"], ["ask", "Who signs the tide tables?"]):
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run([str(rag), *argv, "--index", str(index)], stdout=follower, stderr=follower,
+                                  timeout=300)
+            os.close(follower)
+            follower = -1
+            seen = b""
+            while True:
+                try:
+                    block = os.read(leader, 65536)
+                except OSError:
+                    break
+                if not block:
+                    break
+                seen += block
+        finally:
+            os.close(leader)
+            if follower >= 0:
+                os.close(follower)
+        assert proc.returncode == 0, seen
+        text = seen.decode("utf-8", "replace")
+        assert "signs the tide tables" in text and "report" in text
+        assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text
+        assert "owned" not in text  # a sequence goes whole, the title it would set with it
+    # Piped (not a terminal), --json keeps the text exactly, escaped by JSON itself.
+    out = subprocess.run([str(rag), "search", "Who signs the tide tables?", "-k", "1", "--json", "--index",
+                          str(index)], capture_output=True, text=True, timeout=300).stdout
+    assert json.loads(out.splitlines()[0])["text"].count("\x1b") == 2

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -434,6 +435,80 @@ def test_unreadable_and_unsupported_paths(tmp_path: Path) -> None:
     for name in ("zero.txt", "random.md", "pipe.txt"):
         with pytest.raises(LoadError):  # named explicitly: refused, never read forever
             load_file(tmp_path / name)
+
+
+def test_special_files_named_explicitly_are_refused_before_anything_opens_them(tmp_path: Path) -> None:
+    # Before: find_files passed a named FIFO or a link to /dev/zero on, and the ingest's hash
+    # step blocked on the FIFO or read /dev/zero without end (`rag ingest pipe.txt` hung).
+    os.mkfifo(tmp_path / "pipe.txt")
+    os.symlink("/dev/zero", tmp_path / "zero.txt")
+    os.symlink("/dev/urandom", tmp_path / "random.md")
+    files, failures = find_files([tmp_path / "pipe.txt", tmp_path / "zero.txt", tmp_path / "random.md"])
+    assert files == []
+    reasons = {Path(f.source).name: f.reason for f in failures}
+    assert reasons == {"pipe.txt": "not a regular file (a FIFO (named pipe)); only regular files are read",
+                       "zero.txt": "not a regular file (a character device); only regular files are read",
+                       "random.md": "not a regular file (a character device); only regular files are read"}
+    with pytest.raises(LoadError, match="not a regular file"):
+        load_file(tmp_path / "pipe.txt")
+
+
+def test_rag_ingest_of_a_fifo_is_refused_within_seconds(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    os.symlink("/dev/zero", tmp_path / "zero.txt")
+    rag = Path(sys.executable).with_name("rag")
+    for name in ("pipe.txt", "zero.txt"):
+        result = subprocess.run([str(rag), "ingest", str(tmp_path / name), "--index", str(tmp_path / "idx"),
+                                 "--no-progress"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 3, result.stderr
+        assert f"{name}: not a regular file" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_unreadable_folder_is_reported_not_skipped_silently(tmp_path: Path) -> None:
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "a.txt").write_text("Readable.")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.txt").write_text("Hidden behind permissions.")
+    (tmp_path / "locked").chmod(0)
+    try:
+        if os.geteuid() == 0:
+            # root reads any folder: walk without the capabilities that let it, as a user would.
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+            script = ("import sys, json; from rag.load import find_files; files, failures = find_files([sys.argv[1]]);"
+                      "print(json.dumps([[str(f) for f in files], [[x.source, x.reason] for x in failures]]))")
+            caps = "-dac_override,-dac_read_search"
+            result = subprocess.run([setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", sys.executable, "-c",
+                                     script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            names, failures = json.loads(result.stdout)
+            files = [Path(n) for n in names]
+        else:
+            found, found_failures = find_files([tmp_path])
+            files, failures = found, [[f.source, f.reason] for f in found_failures]
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert files == [tmp_path / "open" / "a.txt"]
+    assert failures == [[str(tmp_path / "locked"),
+                         "cannot read the folder (Permission denied); its files were not indexed"]]
+
+
+def test_link_to_a_file_outside_the_folder_is_not_followed(tmp_path: Path) -> None:
+    # Before: the walk followed it and indexed the target under its own path, outside the folder,
+    # so deleting the link never removed it from the index.
+    outside, folder = tmp_path / "outside", tmp_path / "folder"
+    outside.mkdir()
+    folder.mkdir()
+    (outside / "secret.txt").write_text("An outside file.")
+    (folder / "own.txt").write_text("Inside.")
+    os.symlink(outside / "secret.txt", folder / "link.txt")
+    os.symlink(folder / "own.txt", folder / "alias.txt")  # inside: same file, indexed once
+    files, failures = find_files([folder])
+    assert files == [folder / "own.txt"] and failures == []
+    files, failures = find_files([folder / "link.txt"])  # named: the user means it
+    assert files == [outside / "secret.txt"] and failures == []
 
 
 def test_symlink_loops_do_not_hang_the_folder_walk(tmp_path: Path) -> None:
