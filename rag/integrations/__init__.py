@@ -5,3 +5,20 @@
 
 Nothing here is imported by ``rag`` itself, so neither framework is needed to use the library.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import Hit
+
+
+def hit_metadata(hit: Hit) -> dict[str, Any]:
+    """Where a passage is, as plain values both frameworks can store.
+
+    Example:
+        >>> # hit_metadata(index.search("Who called for UN visits?")[0])["quote"]
+    """
+    return {"source": hit.source, "name": hit.name, "page": hit.page, "start": hit.chunk.start,
+            "end": hit.chunk.end, "quote": hit.quote.text, "quote_start": hit.quote.start,
+            "quote_end": hit.quote.end, "score": hit.score, "rank": hit.rank, "chunk_id": hit.chunk.id}

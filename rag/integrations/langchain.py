@@ -1,0 +1,61 @@
+"""A LangChain retriever over ``rag.Index``: hybrid search with page, offsets and quote kept.
+
+Needs ``pip install 'rag[langchain]'`` (``langchain-core``). Each passage becomes a LangChain
+``Document`` whose ``page_content`` is the passage and whose ``metadata`` carries where it is:
+``source`` (path), ``name``, ``page``, ``start``/``end`` (character offsets in the page text),
+``quote`` (the best-matching sentence, verbatim) with ``quote_start``/``quote_end``, ``score``,
+``rank`` and ``chunk_id``; ``Document.id`` is the chunk id.
+
+Example:
+    >>> from rag import Index
+    >>> from rag.integrations.langchain import RagRetriever
+    >>> retriever = RagRetriever(index=Index.open("index/"), k=4)
+    >>> docs = retriever.invoke("Who called for UN visits?")
+    >>> docs[0].metadata["name"], docs[0].metadata["page"], docs[0].metadata["quote"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import RagError
+from ..index import Index
+from . import hit_metadata
+
+try:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+except ImportError:  # pragma: no cover - depends on the environment
+    raise RagError("the LangChain retriever needs langchain-core: pip install 'rag[langchain]'") from None
+
+__all__ = ["RagRetriever"]
+
+
+class RagRetriever(BaseRetriever):
+    """LangChain ``BaseRetriever`` that searches a ``rag.Index`` (dense + BM25, fused).
+
+    Attributes:
+        index: the index to search (``Index.open(folder, collection=...)``).
+        k: passages per query.
+        search_kwargs: passed to ``Index.search``, e.g. ``{"sources": ["report.pdf"]}``.
+
+    Example:
+        >>> retriever = RagRetriever.from_folder("index/", collection="reports", k=3)
+        >>> [d.metadata["page"] for d in retriever.invoke("revenue in 2023")]
+    """
+
+    index: Index
+    k: int = 5
+    search_kwargs: dict[str, Any] = {}
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, collection: str | None = None, k: int = 5) -> RagRetriever:
+        """A retriever over the index in ``folder`` (or one of its collections)."""
+        return cls(index=Index.open(folder, collection=collection), k=k)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+                                ) -> list[Document]:
+        hits = self.index.search(query, self.k, **self.search_kwargs)
+        return [Document(page_content=hit.text, metadata=hit_metadata(hit), id=hit.chunk.id) for hit in hits]
