@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")), help="default: %(default)s")
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
                    help="index this folder first (incremental) before serving; repeatable")
+    p.add_argument("--allow-host", action="append", default=None, metavar="NAME",
+                   help="also answer requests addressed to this host name (loopback names and --host always "
+                        "work; others are refused against DNS rebinding); repeatable, or $RAG_ALLOW_HOST "
+                        "(comma-separated); '*' turns the check off behind a proxy that does it")
 
     p = verbs.add_parser("mcp", help="serve search, ask and list_documents as MCP tools (stdio)",
                          description="Serve the index to MCP clients (Claude Desktop, IDEs, agents) over stdio, "
@@ -309,7 +313,9 @@ def _eval(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .ui import serve
 
-    serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus)
+    allow = args.allow_host if args.allow_host is not None else os.environ.get("RAG_ALLOW_HOST", "").split(",")
+    serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus,
+          allow_hosts=[name for name in allow if name.strip()])
     return 0
 
 

@@ -31,6 +31,7 @@ from .load import SUPPORTED_SUFFIXES
 from .settings import Settings
 from .store import current_generation, file_sha256, settings_from_manifest
 from .types import Answer, Hit, IngestReport, LoadFailure, Quote
+from .webguard import HostGuard, allowed_hosts
 
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
@@ -87,19 +88,25 @@ def open_index(folder: str | Path = DEFAULT_FOLDER, corpus: Sequence[str | Path]
 
 
 def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", port: int = 7860,
-          corpus: Sequence[str | Path] | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
+          corpus: Sequence[str | Path] | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+          allow_hosts: Sequence[str] = ()) -> None:
     """Open (or fill) the index and serve the web chat until interrupted.
 
     Example:
         >>> serve("index/", host="127.0.0.1", port=7860, corpus=["docs/"])
     """
     index = open_index(index_folder, corpus)
-    launch(build_app(index, max_upload_bytes=max_upload_bytes), host, port, max_upload_bytes=max_upload_bytes)
+    launch(build_app(index, max_upload_bytes=max_upload_bytes), host, port, max_upload_bytes=max_upload_bytes,
+           allow_hosts=allow_hosts)
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True,
-           max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.Blocks:
+           max_upload_bytes: int = MAX_UPLOAD_BYTES, allow_hosts: Sequence[str] = ()) -> gr.Blocks:
     """Start the server for a page made by ``build_app``; returns the page (``demo.close()`` stops it).
+
+    The server answers only requests whose ``Host`` is a loopback name, ``host`` or one of
+    ``allow_hosts``, and only same-site ones (``rag.webguard``): a web page the user visits can
+    neither rebind its name to this server nor post to it.
 
     Example:
         >>> demo = launch(build_app(index), "127.0.0.1", 7861, block=False)
@@ -111,11 +118,31 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block:
         server_name=host, server_port=port, prevent_thread_lock=True, inbrowser=False, share=False,
         max_file_size=max_upload_bytes, show_error=True, quiet=True, footer_links=["api"],
         run_history=False, ssr_mode=False, mcp_server=False, theme=_theme(), css=CSS,
+        # No static-file workers (GRADIO_NUM_WORKERS): they would listen on ports of their own,
+        # outside the guard.
+        num_workers=0, _app=guarded_app(allowed_hosts(host, allow_hosts)),
     )
     if block:
         print(f"rag web chat on {demo.local_url} (Ctrl+C to stop)", flush=True)
         demo.block_thread()
     return demo
+
+
+def guarded_app(hosts: frozenset[str]) -> Any:
+    """Gradio's FastAPI app with ``HostGuard`` outside everything else it runs (routes, CORS, files).
+
+    ``Blocks.launch`` adds its own middleware after any we could add, so a guard added the usual
+    way would run after Gradio's CORS middleware had already answered a preflight. Building the
+    app ourselves (``launch(_app=...)``, as ``gradio.Server`` does) lets the guard wrap the whole
+    stack, and whatever else is later mounted on this app is behind it too.
+    """
+    from gradio.routes import App, ORJSONResponse
+
+    class GuardedApp(App):
+        def build_middleware_stack(self) -> Any:
+            return HostGuard(super().build_middleware_stack(), hosts)
+
+    return GuardedApp(default_response_class=ORJSONResponse)
 
 
 # --------------------------------------------------------------------------------------------
