@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch first and pinned: an unpinned torch resolved by pip may pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,mcp,langchain,llamaindex]"
+	$(BIN)/pip install -q -e ".[test,mcp,langchain,llamaindex,milvus]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +32,8 @@ chromium:
 		apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else echo "note: /usr/bin/chromium is missing and cannot be installed here: browser tests will skip"; fi
 
+# The Milvus tests start their own server (milvus-lite server on 127.0.0.1, a free port, a temp
+# folder) and stop it when the session ends: the milvus_uri fixture in tests/conftest.py.
 test: install chromium
 	$(BIN)/python -m pytest -q
 

@@ -41,7 +41,8 @@ from rag.chunk import chunk_id, content_hash
 from rag.datasets import load_squad
 from rag.fusion import fuse
 from rag.load import find_files
-from rag.retrieve import terms
+from rag.protocols import QueryContext
+from rag.text import terms
 from rag.store import FileRecord, GenerationWriter, open_snapshot
 from rag.types import Chunk
 
@@ -125,9 +126,9 @@ def stage_times(index: Index, question: str, settings: Settings) -> dict[str, fl
     t0 = time.perf_counter()
     vector = retriever.embedder.encode_queries([question])[0]
     t1 = time.perf_counter()
-    dense = retriever.dense(vector, settings.candidates)
+    dense = retriever.snapshot.dense.search(vector, settings.candidates)
     t2 = time.perf_counter()
-    sparse = retriever.lexical(question, settings.candidates)
+    sparse = retriever.snapshot.lexical.search(QueryContext(question, tuple(terms(question))), settings.candidates)
     t3 = time.perf_counter()
     fused = fuse(dense, sparse, settings.fusion, dense_weight=settings.dense_weight, rrf_k=settings.rrf_k)[:settings.k]
     t4 = time.perf_counter()

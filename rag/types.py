@@ -185,5 +185,7 @@ class IngestReport:
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
             f"removed {len(self.removed)}, failed {len(self.failed)}; "
-            f"{self.chunks_embedded} chunks embedded, {self.chunks_total} in the index, {self.seconds:.1f}s"
+            # "290 embedded, 291 in the index" read as a lost chunk: say why the two counts differ.
+            f"{self.chunks_embedded} chunks embedded (text already embedded is reused), "
+            f"{self.chunks_total} in the index, {self.seconds:.1f}s"
         )

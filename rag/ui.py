@@ -24,6 +24,7 @@ from typing import Any
 
 import gradio as gr
 
+from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
 from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .ingest import Progress
@@ -35,9 +36,10 @@ from .webguard import HostGuard, allowed_hosts
 
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = _CHECKOUT / "docs" if (_CHECKOUT / "app.py").is_file() else None
+DEFAULT_CORPUS = _CHECKOUT / "docs" / "user-guide.md" if (_CHECKOUT / "app.py").is_file() else None
 """This project's user guide, served when the index is empty so that a first run can answer
-questions; only in a source checkout (an installed package has no docs/ of its own)."""
+questions; only in a source checkout (an installed package has no docs/ of its own). Only the
+guide: the benchmark tables beside it would crowd the answers (and hold FinanceBench questions)."""
 
 UPLOADS = "uploads"
 """Subfolder of the index folder that keeps the files added from the page."""
@@ -55,6 +57,14 @@ WRITE_WAIT = 60.0
 """Seconds an upload or removal waits while another process (say ``rag ingest``) writes the index."""
 
 _CONTEXT_CHARS = 180
+
+CONFIRM_REMOVE = """(source, collection) => {
+  // Removing cannot be undone from the page (an uploaded copy is deleted too): ask first.
+  if (!source) return [null, collection];
+  const name = String(source).split(/[\\/]/).pop();
+  return [window.confirm(`Remove ${name} from the index?`) ? source : null, collection];
+}"""
+"""Runs in the browser before a removal: a cancelled dialog sends no document, so nothing happens."""
 """Characters of passage shown on each side of a quote before the passage is expanded."""
 
 
@@ -76,7 +86,7 @@ def open_index(folder: str | Path = DEFAULT_FOLDER, corpus: Sequence[str | Path]
     settings = settings_from_manifest(folder, Settings.from_env())
     index = Index.open(folder, settings) if current_generation(folder) is not None else Index(folder, settings)
     paths = [str(p) for p in corpus] if corpus else []
-    if not paths and len(index) == 0 and DEFAULT_CORPUS is not None and DEFAULT_CORPUS.is_dir():
+    if not paths and len(index) == 0 and DEFAULT_CORPUS is not None and DEFAULT_CORPUS.is_file():
         paths = [str(DEFAULT_CORPUS)]
     if paths:
         print(f"Indexing {', '.join(paths)} into {folder} ...", flush=True)
@@ -487,8 +497,13 @@ def render_ingest(stored: Sequence[tuple[str, Path]], failed: Sequence[LoadFailu
 # The page
 
 
-def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.Blocks:
+def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+              collections: Collections | None = None) -> gr.Blocks:
     """The Gradio page over ``index``: chat with sources, library (upload, list, remove), settings.
+
+    With ``collections`` (``rag.collections``), the page has a collection selector: questions,
+    the document list and removals work on the chosen collection, and an upload made while the
+    demo collection is shown goes to a collection of its own (``my-documents``), never the demo.
 
     Also registers the API endpoints ``/ask`` (question -> answer with quotes, files and pages) and
     ``/search`` (question -> passages) for ``gradio_client``.
@@ -498,9 +513,22 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.B
     """
     settings = index.settings
     max_bytes = min(max_upload_bytes, settings.max_file_bytes)
+    shown = collections.default if collections is not None else DEFAULT_COLLECTION
 
     def passages(k: float | None) -> int:
         return max(1, min(MAX_PASSAGES, int(k))) if k else settings.k
+
+    def pick(collection: str | None) -> Index:
+        # Each tab has its own choice (the selector's value), so two tabs never see each other's.
+        if collections is None or not collection or collection == shown:
+            return index
+        try:
+            return collections.get(collection)
+        except IndexNotFoundError:
+            return collections.create(collection)
+
+    def collection_choices() -> list[str]:
+        return sorted({shown, *collections.names()}) if collections is not None else [shown]
 
     def ask(question: str, k: int = settings.k) -> dict[str, Any]:
         """Answer a question from the indexed documents, with verbatim quotes and their files and pages.
@@ -532,10 +560,11 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.B
             return gr.skip(), gr.skip(), ""
         return "", history + [{"role": "user", "content": markdown_text(question)}], question
 
-    def reply(question: str, history: list[dict[str, Any]], panels: dict[int, str], k: float, mode: str
-              ) -> tuple[Any, ...]:
+    def reply(question: str, history: list[dict[str, Any]], panels: dict[int, str], k: float, mode: str,
+              collection: str | None = None) -> tuple[Any, ...]:
         if not question:
             return gr.skip(), gr.skip(), gr.skip()
+        index = pick(collection)
         try:
             answer = index.ask(question, passages(k), answer_mode=mode)
         except IndexNotFoundError:
@@ -554,14 +583,20 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.B
         panel = panels.get(message) or panels.get(message + 1)
         return panel if panel else gr.skip()
 
-    def library() -> tuple[Any, ...]:
+    def library(collection: str | None = None) -> tuple[Any, ...]:
+        index = pick(collection)
         docs = index.documents()
         choices = [(f"{d.name}  ({d.pages} p.)", d.source) for d in docs]
         return render_stats(index), render_documents(index), gr.update(choices=choices, value=None)
 
-    def add_files(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def add_files(files: list[str] | None, collection: str | None = None,
+                  progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if not files:
-            return (gr.skip(),) * 5
+            return (gr.skip(),) * 6
+        # The demo collection stays the user guide: a user's own files start their own collection.
+        target = UPLOADS_COLLECTION if collections is not None and (collection or shown) == DEMO_COLLECTION \
+            else collection
+        index = pick(target)
         stages = {"files": ("Reading files", "files"), "embedding": ("Embedding passages", "passages")}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -570,16 +605,23 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.B
 
         progress(0, desc="Saving the uploads")
         stored, failed, report = add_uploads(index, files, max_bytes, on_progress)
-        return (None, render_ingest(stored, failed, report)) + library()
+        names = collection_choices()   # a first upload that failed whole made no collection
+        choice = gr.update(choices=names, value=target if target in names else (collection or shown))
+        return (None, render_ingest(stored, failed, report)) + library(target) + (choice,)
 
-    def remove(source: str | None) -> tuple[Any, ...]:
+    def remove(source: str | None, collection: str | None = None) -> tuple[Any, ...]:
         if not source:
             return (gr.skip(),) * 4
         try:
-            remove_document(index, source)
+            remove_document(pick(collection), source)
         except RagError as exc:
-            return (f'<div class="rag-failed"><p>{_e(exc)}</p></div>',) + library()
-        return (f'<p class="rag-ok">Removed {_e(Path(source).name)}. The index is saved.</p>',) + library()
+            return (f'<div class="rag-failed"><p>{_e(exc)}</p></div>',) + library(collection)
+        return ((f'<p class="rag-ok">Removed {_e(Path(source).name)}. The index is saved.</p>',)
+                + library(collection))
+
+    def switch(collection: str | None) -> tuple[Any, ...]:
+        # Answers shown so far came from the other collection: start the conversation afresh.
+        return library(collection) + ([], {}, SOURCES_EMPTY, "")
 
     llm = settings.llm_configured
     # Gradio keeps its own copy of every upload; an hourly sweep stops documents piling up in /tmp.
@@ -590,6 +632,9 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.B
         with gr.Sidebar(label="Library", open=True, width=350, elem_id="rag-sidebar"):
             gr.HTML('<div class="rag-brand"><span class="rag-logo">r</span><div><b>rag</b>'
                     '<small>answers from your documents</small></div></div>')
+            collection_box = gr.Dropdown(choices=collection_choices(), value=shown, label="Collection",
+                                         info="Questions search this collection only.", allow_custom_value=False,
+                                         visible=collections is not None, elem_id="rag-collection")
             stats = gr.HTML(render_stats(index), elem_id="rag-stats")
             upload = gr.File(label="Add documents", file_count="multiple", elem_id="rag-upload",
                              file_types=sorted(SUPPORTED_SUFFIXES), height=110)
@@ -635,15 +680,20 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> gr.B
         for trigger in (question.submit, ask_button.click):
             trigger(post_question, [question, chatbot], [question, chatbot, pending], queue=False,
                     api_visibility="private").then(
-                reply, [pending, chatbot, panels, k, mode], [chatbot, panels, sources], api_visibility="private",
+                reply, [pending, chatbot, panels, k, mode, collection_box], [chatbot, panels, sources],
+                api_visibility="private",
                 show_progress="minimal", **read)
         chatbot.clear(lambda: ({}, SOURCES_EMPTY), None, [panels, sources], queue=False, api_visibility="private")
         chatbot.select(show_sources, panels, sources, queue=False, api_visibility="private")
-        upload.upload(add_files, upload, [upload, ingest_report, stats, documents, chosen],
+        upload.upload(add_files, [upload, collection_box],
+                      [upload, ingest_report, stats, documents, chosen, collection_box],
                       show_progress_on=[upload], api_visibility="private", **write)
-        remove_button.click(remove, chosen, [ingest_report, stats, documents, chosen], api_visibility="private",
+        remove_button.click(remove, [chosen, collection_box], [ingest_report, stats, documents, chosen],
+                            api_visibility="private", js=CONFIRM_REMOVE,
                             **write)
-        demo.load(library, None, [stats, documents, chosen], api_visibility="private", queue=False)
+        demo.load(library, collection_box, [stats, documents, chosen], api_visibility="private", queue=False)
+        collection_box.change(switch, collection_box, [stats, documents, chosen, chatbot, panels, sources, pending],
+                              api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", **read)
         gr.api(search, api_name="search", **read)
     return demo

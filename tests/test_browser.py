@@ -169,6 +169,12 @@ def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_
 
     page.locator("#rag-remove-choice input").click()
     page.get_by_role("option", name=PDF_NAME).click()
+    # Removing asks first: a dismissed dialog removes nothing, an accepted one removes the file.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#rag-remove")
+    page.wait_for_timeout(1500)
+    expect(page.locator("#rag-documents")).to_contain_text(PDF_NAME)
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#rag-remove")
     expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Removed {PDF_NAME}", timeout=WAIT_MS)
     expect(page.locator("#rag-documents")).not_to_contain_text(PDF_NAME)

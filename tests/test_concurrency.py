@@ -109,7 +109,7 @@ def test_readers_never_see_a_half_updated_index_during_an_ingest(corpus: Path, t
                 assert snapshot is not None
                 seen.add(snapshot.count)
                 # One snapshot's parts agree with each other...
-                assert snapshot.vectors.shape[0] == snapshot.dense.ntotal == snapshot.count
+                assert snapshot.vectors.shape[0] == len(snapshot.dense) == snapshot.count
                 # ...and every hit is a verbatim slice of a page of the index it came from.
                 _check_hits(reader, "Which trawler carried salt?")
                 _check_hits(reader, QUESTIONS[1])

@@ -60,8 +60,8 @@ def assert_consistent(folder: Path) -> Index:
     assert snap is not None
     n = len(index)
     assert snap.vectors.shape == (n, snap.dim)
-    assert snap.dense.ntotal == n
-    assert (snap.bm25.scores["num_docs"] if n else 0) == n
+    assert len(snap.dense) == n
+    assert (snap.lexical.count if n else 0) == n
     db = sqlite3.connect(f"file:{snap.path / 'meta.sqlite'}?mode=ro", uri=True)
     try:
         rows = [r for (r,) in db.execute("SELECT row FROM chunks ORDER BY row")]

@@ -140,7 +140,7 @@ def test_no_chunk_exceeds_the_model_limit(chunk_tokens: int) -> None:
     assert limit == 256
     chunker = Chunker(Settings(chunk_tokens=chunk_tokens, chunk_overlap=16), counter, limit)
     # Counted with the model's own tokenizer file, loaded here afresh, special tokens included.
-    tokenizer = Tokenizer.from_file(str(rag.embed._model_dir() / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(rag.embed.model_dir() / "tokenizer.json"))
     tokenizer.no_truncation()
     total = 0
     for page in hard_pages():
