@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class Quote:
     def name(self) -> str:
         return Path(self.source).name
 
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a quote (CLI, web page, tools)."""
+        return {"text": self.text, "source": self.source, "name": self.name, "page": self.page,
+                "start": self.start, "end": self.end}
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -113,6 +119,15 @@ class Hit:
     def text(self) -> str:
         return self.chunk.text
 
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a hit (``rag search --json`` prints one per line)."""
+        return {
+            "rank": self.rank, "score": self.score, "source": self.source, "name": self.name, "page": self.page,
+            "start": self.chunk.start, "end": self.chunk.end, "chunk_id": self.chunk.id, "text": self.chunk.text,
+            "quote": self.quote.text, "quote_start": self.quote.start, "quote_end": self.quote.end,
+            "dense_score": self.dense_score, "lexical_score": self.lexical_score,
+        }
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -139,6 +154,20 @@ class Answer:
     """The shortest answering span, when the answerer found one (may equal ``text``)."""
     notes: tuple[str, ...] = ()
     """Warnings for the reader, e.g. LLM quotes dropped because they were not verbatim."""
+    query: str = ""
+    """What was searched, when it differs from ``question`` (a follow-up made standalone)."""
+    unsupported: tuple[str, ...] = ()
+    """Sentences of an LLM's answer left out of ``text`` because its quotes do not support them."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of an answer; ``citations[i]["n"]`` is its ``[n]`` in ``answer``."""
+        return {
+            "question": self.question, "query": self.query or self.question, "answer": self.text,
+            "found": self.found, "span": self.span,
+            "mode": self.mode, "confidence": self.confidence, "notes": list(self.notes),
+            "citations": [{"n": n, **q.to_dict()} for n, q in enumerate(self.citations, start=1)],
+            "hits": [h.to_dict() for h in self.hits],
+        }
 
 
 @dataclass(frozen=True)
