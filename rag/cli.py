@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")), help="default: %(default)s")
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
                    help="index this folder first (incremental) before serving; repeatable")
+    p.add_argument("--api-key", default=os.environ.get("RAG_API_KEY", ""), metavar="KEY",
+                   help="require 'Authorization: Bearer KEY' on the OpenAI-compatible API under /v1 "
+                        "(default: $RAG_API_KEY, or no key)")
     p.add_argument("--allow-host", action="append", default=None, metavar="NAME",
                    help="also answer requests addressed to this host name (loopback names and --host always "
                         "work; others are refused against DNS rebinding); repeatable, or $RAG_ALLOW_HOST "
@@ -303,10 +306,11 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .ui import serve
+    from .server import serve
 
     allow = args.allow_host if args.allow_host is not None else os.environ.get("RAG_ALLOW_HOST", "").split(",")
     serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus,
+          collection=args.collection, api_key=args.api_key or None,
           allow_hosts=[name for name in allow if name.strip()])
     return 0
 

@@ -43,7 +43,7 @@ def demo_server(browser_path: Path, seed_dir: Path, tmp_path_factory: pytest.Tem
         env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 420
+        deadline = time.monotonic() + 1500
         while True:
             if process.poll() is not None:
                 pytest.fail(f"rag serve exited with {process.returncode}:\n{(work / 'serve.log').read_text()}")

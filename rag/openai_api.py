@@ -1,0 +1,264 @@
+"""An OpenAI-compatible chat API, so any chat client can use rag as a model.
+
+``rag serve`` answers ``GET /v1/models`` (one model per collection: the collection's name is the
+model's) and ``POST /v1/chat/completions`` beside the web page, on the same host and port. Open
+WebUI, LibreChat, the ``openai`` Python client or anything that speaks that API can ask the
+documents; ``"stream": true`` gets server-sent events (``data: {...}`` chunks, then
+``data: [DONE]``).
+
+A reply's text cites its quotes as ``[1]``, ``[2]``... and ends with the numbered quotes (file,
+page, the quote itself), so even a client that shows nothing else shows the sources. The same
+quotes come as data in a top-level ``citations`` list (``n``, ``text``, ``file``, ``source``,
+``page``, ``start``, ``end``: offsets in the page text), in the last chunk when streaming, and
+``found`` says whether the documents held the answer.
+
+The question is the last user message. The earlier messages are handed to ``Index.ask`` as
+``history`` when it accepts one; until then each question is answered on its own.
+
+With an API key (``rag serve --api-key KEY`` or ``$RAG_API_KEY``) every ``/v1`` request must
+carry ``Authorization: Bearer KEY``.
+
+Example:
+    >>> from openai import OpenAI
+    >>> client = OpenAI(base_url="http://127.0.0.1:7860/v1", api_key="unused")
+    >>> reply = client.chat.completions.create(
+    ...     model="default", messages=[{"role": "user", "content": "Who called for UN visits?"}])
+    >>> reply.choices[0].message.content, reply.citations[0]["file"]
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from .collections import Collections
+from .errors import IndexNotFoundError, RagError
+from .index import Index
+from .types import Answer
+
+MAX_PASSAGES = 50
+"""Most passages one request may ask for (``k`` in the request body); more only slows the answer."""
+
+READERS = 4
+"""Questions answered at the same time through the API; more would only queue on a few cores."""
+
+_CHUNK_WORDS = 8
+"""Words per streamed chunk: the answer is whole before the first word is sent, so this only
+shapes how a client paints it."""
+
+
+class ChatRequestError(RagError):
+    """A chat request that cannot be answered as sent; its message says what to change."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _error(message: str, status: int, code: str) -> JSONResponse:
+    # The shape OpenAI clients parse into their own exception (openai.NotFoundError and so on).
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
+                        status_code=status)
+
+
+def message_text(content: Any) -> str:
+    """The text of a chat message's ``content``: a string, or a list of parts of which the text ones count.
+
+    Example:
+        >>> message_text([{"type": "text", "text": "Who called"}, {"type": "text", "text": "for UN visits?"}])
+        'Who called for UN visits?'
+    """
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    raise ChatRequestError("message content must be a string or a list of content parts")
+
+
+def parse_messages(messages: Any) -> tuple[str, list[dict[str, str]]]:
+    """The question (the last user message) and the conversation before it, as ``{role, content}``.
+
+    System messages are dropped: rag's answerer takes no instructions, only questions.
+
+    Example:
+        >>> parse_messages([{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."},
+        ...                 {"role": "user", "content": "Who called for UN visits?"}])
+        ('Who called for UN visits?', [{'role': 'user', 'content': 'Hi?'}, {'role': 'assistant', 'content': 'Hello.'}])
+    """
+    if not isinstance(messages, list) or not messages:
+        raise ChatRequestError("'messages' must be a non-empty list of {role, content}")
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message:
+            raise ChatRequestError("each message must be an object with a 'role' and a 'content'")
+        if message["role"] in ("user", "assistant"):
+            turns.append({"role": str(message["role"]), "content": message_text(message.get("content"))})
+    while turns and turns[-1]["role"] != "user":
+        turns.pop()
+    if not turns or not turns[-1]["content"].strip():
+        raise ChatRequestError("the last user message holds no question")
+    return turns[-1]["content"].strip(), turns[:-1]
+
+
+def citations(answer: Answer) -> list[dict[str, Any]]:
+    """The answer's quotes as data: ``[{n, text, file, source, page, start, end}]``; ``n`` is its ``[n]``."""
+    return [{"n": n, "text": q.text, "file": q.name, "source": q.source, "page": q.page, "start": q.start,
+             "end": q.end} for n, q in enumerate(answer.citations, start=1)]
+
+
+def reply_text(answer: Answer) -> str:
+    """The answer with its numbered quotes after it, for clients that show only the text.
+
+    Example:
+        >>> # reply_text(index.ask("Who called for UN visits?"))
+        >>> # 'Mrs. Maryam Rajavi [1]\\n\\n[1] 000_17d6ea71f6fbed30.txt, page 1: "She said it is essential ..."'
+    """
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+        lines += [f'[{n}] {q.name}, page {q.page}: "{q.text}"' for n, q in enumerate(answer.citations, start=1)]
+    elif not answer.found and answer.hits:
+        lines += ["", "Closest passages:"]
+        lines += [f'- {h.name}, page {h.page}: "{h.quote.text}"' for h in answer.hits[:3]]
+    return "\n".join(lines)
+
+
+def _accepts_history(index: Index) -> bool:
+    # Conversation-aware asking is being added to Index.ask; until it is there, pass only the question.
+    try:
+        return "history" in inspect.signature(index.ask).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _pieces(text: str) -> list[str]:
+    words = re.findall(r"\S+\s*|\s+", text)
+    return ["".join(words[i:i + _CHUNK_WORDS]) for i in range(0, len(words), _CHUNK_WORDS)] or [""]
+
+
+def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
+    """The ``/v1`` routes over the collections of ``library``; mount with ``app.include_router``.
+
+    Args:
+        library: the collections to serve; each is a model of that name.
+        api_key: when set, every request must send ``Authorization: Bearer <api_key>``.
+
+    Example:
+        >>> from fastapi import FastAPI
+        >>> app = FastAPI()
+        >>> app.include_router(chat_router(Collections("index/"), api_key="s3cret"))
+    """
+    router = APIRouter(prefix="/v1")
+    readers = threading.BoundedSemaphore(READERS)
+
+    def refused(request: Request) -> JSONResponse | None:
+        if not api_key:
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            return None
+        return _error("a valid API key is needed: send Authorization: Bearer <key> (rag serve --api-key)",
+                      401, "invalid_api_key")
+
+    def model_index(model: Any) -> tuple[str, Index]:
+        names = library.names()
+        name = model if isinstance(model, str) and model else library.default
+        if name not in names:
+            raise ChatRequestError(f"no model (collection) {name!r}; the models are: {', '.join(names) or 'none'}",
+                                   404, "model_not_found")
+        return name, library.get(name)
+
+    def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
+        with readers:
+            if history and _accepts_history(index):
+                return index.ask(question, k, history=history)  # type: ignore[call-arg]
+            return index.ask(question, k)
+
+    def parse(body: Any) -> tuple[str, Index, str, list[dict[str, str]], int | None, bool]:
+        if not isinstance(body, dict):
+            raise ChatRequestError("the request body must be a JSON object")
+        name, index = model_index(body.get("model"))
+        question, history = parse_messages(body.get("messages"))
+        k = body.get("k")
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_PASSAGES):
+            raise ChatRequestError(f"'k' must be a whole number from 1 to {MAX_PASSAGES}")
+        return name, index, question, history, k, bool(body.get("stream", False))
+
+    @router.get("/models")
+    async def models(request: Request) -> JSONResponse:
+        if (no := refused(request)) is not None:
+            return no
+        return JSONResponse({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "rag"} for name in library.names()]})
+
+    @router.post("/chat/completions")
+    async def chat(request: Request) -> Any:
+        if (no := refused(request)) is not None:
+            return no
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error("the request body is not JSON", 400, "invalid_json")
+        try:
+            name, index, question, history, k, stream = parse(body)
+        except ChatRequestError as exc:
+            return _error(str(exc), exc.status, exc.code)
+        except RagError as exc:
+            return _error(str(exc), 400, "invalid_request")
+        reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if stream:
+            return StreamingResponse(_stream(reply_id, created, name, answer, index, question, history, k),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        try:
+            result = await run_in_threadpool(answer, index, question, history, k)
+        except IndexNotFoundError as exc:
+            return _error(str(exc), 404, "model_not_found")
+        except RagError as exc:
+            return _error(str(exc), 500, "rag_error")
+        text = reply_text(result)
+        return JSONResponse({
+            "id": reply_id, "object": "chat.completion", "created": created, "model": name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                         "logprobs": None}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "citations": citations(result), "found": result.found,
+        })
+
+    return router
+
+
+async def _stream(reply_id: str, created: int, model: str, answer: Any, index: Index, question: str,
+                  history: Sequence[dict[str, str]], k: int | None) -> AsyncIterator[str]:
+    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        chunk = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+    # The role goes out at once, so a client sees the reply begin while the passages are read.
+    yield event({"role": "assistant", "content": ""})
+    try:
+        result = await run_in_threadpool(answer, index, question, list(history), k)
+    except RagError as exc:
+        # Headers are sent already; an error object is what OpenAI's own streams send then.
+        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error', 'code': 'rag_error'}})}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    for piece in _pieces(reply_text(result)):
+        yield event({"content": piece})
+    yield event({}, "stop", citations=citations(result), found=result.found)
+    yield "data: [DONE]\n\n"

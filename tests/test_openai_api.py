@@ -1,0 +1,156 @@
+"""The OpenAI-compatible API of a really running ``rag serve``, driven by the real ``openai`` client."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
+
+from rag import Index  # noqa: E402
+from rag.openai_api import parse_messages  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DELEGATIONS = "She said it is essential for international delegations to visit Iran"
+QUESTION = "Who called for UN visits?"
+KEY = "test-key-0b7f"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(folder: Path, port: int, *extra: str, log_name: str = "serve.log") -> subprocess.Popen[bytes]:
+    log = open(folder / log_name, "wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port), *extra],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@pytest.fixture(scope="module")
+def server(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
+    folder = tmp_path_factory.mktemp("api-index")
+    Index.build([seed_file], folder, collection="news")
+    other = tmp_path_factory.mktemp("api-other")
+    (other / "bakery.txt").write_text("The Saltmarsh bakery bakes rye bread every Tuesday.\n", encoding="utf-8")
+    Index.build([other], folder, collection="bakery")
+    port = free_port()
+    process = start_serve(folder, port, "--collection", "news", "--api-key", KEY)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 1500  # a loaded 2-core machine can take minutes
+        while True:
+            assert process.poll() is None, (folder / "serve.log").read_text(errors="replace")
+            try:
+                if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "rag serve did not start in 1500 s"
+            time.sleep(0.5)
+        yield url, folder, port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server: tuple[str, Path, int]) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server[0], api_key=KEY, timeout=1200, max_retries=0)
+
+
+def test_models_are_the_collections(client: openai.OpenAI) -> None:
+    assert sorted(m.id for m in client.models.list()) == ["bakery", "news"]
+
+
+def test_chat_completion_names_the_person_and_carries_the_quote(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="news", messages=[{"role": "user", "content": QUESTION}])
+    text = reply.choices[0].message.content
+    assert "Maryam Rajavi" in text and "[1]" in text and DELEGATIONS in text
+    assert reply.choices[0].finish_reason == "stop" and reply.model == "news"
+    cited = reply.model_extra["citations"]
+    assert reply.model_extra["found"] is True
+    assert cited[0]["n"] == 1 and DELEGATIONS in cited[0]["text"]
+    assert cited[0]["file"] == "000_17d6ea71f6fbed30.txt" and cited[0]["page"] == 1
+    assert cited[0]["end"] - cited[0]["start"] == len(cited[0]["text"])
+
+
+def test_streaming_sends_the_same_answer_in_chunks_then_the_citations(client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(
+        model="news", messages=[{"role": "user", "content": QUESTION}], stream=True))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "Maryam Rajavi" in text and DELEGATIONS in text
+    assert len(chunks) > 3 and chunks[-1].choices[0].finish_reason == "stop"
+    assert DELEGATIONS in chunks[-1].model_extra["citations"][0]["text"]
+    whole = client.chat.completions.create(model="news", messages=[{"role": "user", "content": QUESTION}])
+    assert text == whole.choices[0].message.content
+
+
+def test_a_follow_up_with_the_earlier_messages_is_answered(client: openai.OpenAI) -> None:
+    first = client.chat.completions.create(model="news", messages=[{"role": "user", "content": QUESTION}])
+    messages = [{"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": QUESTION},
+                {"role": "assistant", "content": first.choices[0].message.content},
+                {"role": "user", "content": [{"type": "text", "text": "Whom should international delegations "
+                                                                      "meet when they visit Iran?"}]}]
+    reply = client.chat.completions.create(model="news", messages=messages)
+    assert "political prisoners" in reply.choices[0].message.content
+    assert DELEGATIONS in reply.model_extra["citations"][0]["text"]
+
+
+def test_a_follow_up_that_leans_on_the_conversation(client: openai.OpenAI) -> None:
+    if "history" not in inspect.signature(Index.ask).parameters:
+        pytest.skip("Index.ask takes no history yet: each question is answered on its own")
+    first = client.chat.completions.create(model="news", messages=[{"role": "user", "content": QUESTION}])
+    reply = client.chat.completions.create(model="news", messages=[
+        {"role": "user", "content": QUESTION}, {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "What did she say they should assess?"}], stream=True)
+    chunks = list(reply)
+    assert "situation inside prisons" in "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert any("inside prisons" in c["text"] for c in chunks[-1].model_extra["citations"])
+
+
+def test_collections_are_searched_one_at_a_time(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="bakery", messages=[{"role": "user", "content": QUESTION}])
+    assert all(c["file"] == "bakery.txt" for c in reply.model_extra["citations"])
+    assert "Maryam Rajavi" not in reply.choices[0].message.content
+
+
+def test_wrong_key_and_unknown_model_are_the_clients_own_errors(server: tuple[str, Path, int],
+                                                                client: openai.OpenAI) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=server[0], api_key="wrong", max_retries=0).models.list()
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
+    assert "bakery, news" in str(info.value)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="news", messages=[{"role": "assistant", "content": "Hello."}])
+
+
+def test_a_port_in_use_gets_rags_own_message(server: tuple[str, Path, int]) -> None:
+    _, folder, port = server
+    second = start_serve(folder, port, log_name="second.log")
+    assert second.wait(timeout=120) == 1
+    said = (folder / "second.log").read_text(errors="replace")
+    assert f"port {port} on 127.0.0.1 is already in use" in said and "--port N" in said and "make run PORT=N" in said
+    assert "Traceback" not in said
+
+
+def test_messages_give_the_last_question_and_the_turns_before_it() -> None:
+    question, history = parse_messages([
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who?"},
+        {"role": "assistant", "content": "Her."}, {"role": "user", "content": " And when? "}])
+    assert question == "And when?"
+    assert history == [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Her."}]
