@@ -102,8 +102,9 @@ def _backend(kind: str, entry: dict[str, Any], table: dict[str, str], configured
     an index handed over by someone else must not make us import a module of its choosing."""
     name = str(entry.get("backend"))
     if name not in table and name != configured:
-        raise IndexCorruptError(f"the manifest names the {kind} {name!r}, which is neither shipped nor in "
-                                f"the settings (set it there to open this index)")
+        setting = "dense_backend" if kind.startswith("dense") else "lexical_backend"
+        raise IndexMismatchError(f"the index was built with the {kind} {name!r}, which is neither shipped nor "
+                                 f"named in the settings: open it with {setting}={name!r} if you trust it")
     return resolve(kind, name, table)
 
 
