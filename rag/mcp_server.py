@@ -83,8 +83,6 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         >>> server = build_server("index/")
         >>> server.run("stdio")
     """
-    from .cli import answer_to_dict, hit_to_dict  # one JSON shape for CLI, web and tools
-
     library = Collections(folder, default=collection)
     server = _require_mcp()("rag", instructions=INSTRUCTIONS, log_level="WARNING")
 
@@ -101,7 +99,7 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             k: how many passages (1-50).
             collection: which document collection (see list_collections); empty for the default.
         """
-        return [hit_to_dict(hit) for hit in library.get(collection).search(question, _k(k))]
+        return [hit.to_dict() for hit in library.get(collection).search(question, _k(k))]
 
     @server.tool()
     @_tool
@@ -117,7 +115,7 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             k: how many passages to read (1-50).
             collection: which document collection (see list_collections); empty for the default.
         """
-        return answer_to_dict(library.get(collection).ask(question, _k(k)))
+        return library.get(collection).ask(question, _k(k)).to_dict()
 
     @server.tool()
     @_tool
