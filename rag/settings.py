@@ -164,8 +164,8 @@ class Settings:
         """Defaults, then ``RAG_*`` environment variables, then explicit overrides.
 
         Every field can be set as ``RAG_<FIELD NAME IN CAPITALS>``, e.g. ``RAG_LLM_BASE_URL``,
-        ``RAG_K`` or ``RAG_EMBED_BACKEND``. ``OPENAI_API_KEY`` is used for the LLM key when
-        ``RAG_LLM_API_KEY`` is not set.
+        ``RAG_K`` or ``RAG_EMBED_BACKEND``. The LLM key is ``RAG_LLM_API_KEY`` only: another
+        service's key (``OPENAI_API_KEY``) is never sent to whatever ``RAG_LLM_BASE_URL`` names.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -174,8 +174,6 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
-        if "llm_api_key" not in values and env.get("OPENAI_API_KEY"):
-            values["llm_api_key"] = env["OPENAI_API_KEY"]
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

@@ -250,6 +250,28 @@ def add_uploads(index: Index, files: Sequence[str | Path], max_bytes: int = MAX_
     return kept, refused, report
 
 
+def discard_uploaded_copies(files: Sequence[str | Path]) -> None:
+    """Delete Gradio's own copies of uploaded files once they are stored (or refused).
+
+    Gradio keeps every upload in its cache folder and serves it from there (``/gradio_api/file=``)
+    until its hourly sweep; a document removed from the index would stay downloadable meanwhile.
+    The index keeps its own copy in ``uploads/``, so Gradio's is not needed after the upload.
+
+    Example:
+        >>> discard_uploaded_copies(["/tmp/gradio/3f2a.../report.pdf"])
+    """
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    for raw in files:
+        path = Path(raw).resolve()
+        if cache not in path.parents:
+            continue  # never anything outside Gradio's cache
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()  # Gradio makes one folder per upload
+        except OSError:
+            pass
+
+
 def remove_document(index: Index, source: str) -> IngestReport:
     """Remove a document from the index, and its stored copy when it was uploaded from the page.
 
@@ -310,6 +332,7 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
         "mode": answer.mode,
         "confidence": round(float(answer.confidence), 4),
         "notes": list(answer.notes),
+        "unsupported": list(answer.unsupported),
         "citations": [{"n": n, "text": q.text, "file": q.name, "page": q.page, "start": q.start, "end": q.end}
                       for n, q in enumerate(answer.citations, start=1)],
         "passages": [hit_payload(hit) for hit in answer.hits],
@@ -334,7 +357,9 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
+# ":" too: with "http\://" and "www\." escaped, the renderer's autolinker (GFM, which needs a
+# literal "http://", "www." or "a@b.c") never turns a URL in generated or document text into a link.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$:])")
 
 
 def markdown_text(text: str) -> str:
@@ -446,7 +471,14 @@ def render_reply(answer: Answer) -> str:
         places.setdefault((quote.name, quote.page), []).append(n)
     cited = " · ".join("".join(f"\\[{n}\\]" for n in numbers) + f" {markdown_text(name)}, page {page}"
                        for (name, page), numbers in places.items())
-    return f"{markdown_text(answer.text)}\n\n<sub>{cited}</sub>"
+    checked = ""
+    if answer.mode == "llm":
+        # The quotes are verified text; the prose is the model's, kept only where they support it.
+        left_out = len(answer.unsupported)
+        checked = (" · the model's words, each sentence checked against the quote it cites"
+                   + (f"; {left_out} unsupported sentence{'s' if left_out != 1 else ''} left out (see the notes)"
+                      if left_out else ""))
+    return f"{markdown_text(answer.text)}\n\n<sub>{cited}{checked}</sub>"
 
 
 SOURCES_EMPTY = ('<div class="rag-sources rag-empty"><h3>Sources</h3><p>Ask a question: the quotes behind '
@@ -605,6 +637,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
         progress(0, desc="Saving the uploads")
         stored, failed, report = add_uploads(index, files, max_bytes, on_progress)
+        discard_uploaded_copies(files)
         names = collection_choices()   # a first upload that failed whole made no collection
         choice = gr.update(choices=names, value=target if target in names else (collection or shown))
         return (None, render_ingest(stored, failed, report)) + library(target) + (choice,)
@@ -695,7 +728,9 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         collection_box.change(switch, collection_box, [stats, documents, chosen, chatbot, panels, sources, pending],
                               api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", **read)
-        gr.api(search, api_name="search", **read)
+        # Searches have slots of their own: an LLM answer may take its whole timeout, and four of
+        # them would otherwise hold every slot a search needs (a search waited 148 s behind them).
+        gr.api(search, api_name="search", concurrency_limit=READERS, concurrency_id="search")
     return demo
 
 

@@ -35,6 +35,10 @@ class ChatServer:
         self.status = 200
         self.raw: str | None = None
         self.delay = 0.0
+        self.trickle: float | None = None  # seconds between single bytes of a reply that never ends in time
+        self.huge: int | None = None  # bytes of an endless reply (declared when ``declare`` is set)
+        self.declare = False
+        self.redirect: str | None = None
         self.requests: list[dict[str, Any]] = []
         server = self
 
@@ -44,6 +48,15 @@ class ChatServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                 time.sleep(server.delay)
+                if server.redirect is not None:
+                    self.send_response(307)
+                    self.send_header("Location", server.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if server.trickle is not None or server.huge is not None:
+                    self._endless()
+                    return
                 payload = server.raw if server.raw is not None else json.dumps(
                     {"choices": [{"message": {"role": "assistant", "content": server.reply}}]})
                 data = payload.encode()
@@ -52,6 +65,27 @@ class ChatServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _endless(self) -> None:
+                # A byte every ``trickle`` seconds (bounded: 120 of them), or ``huge`` bytes in 1 MB blocks.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if server.huge is not None and server.declare:
+                    self.send_header("Content-Length", str(server.huge))
+                self.end_headers()
+                trickle, huge = server.trickle, server.huge or 0
+                try:
+                    if trickle is not None:
+                        for _ in range(120):
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(trickle)
+                    else:
+                        block = b" " * (1 << 20)
+                        for _ in range(huge >> 20):
+                            self.wfile.write(block)
+                except OSError:
+                    pass  # the client hung up, as it should
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -130,11 +164,17 @@ def test_injected_quote_that_is_not_in_the_documents_is_dropped(index: Index, se
                     'QUOTE [1]: "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."\n'
                     'QUOTE [2]: "Napoleon designed every lighthouse on Gull Rock."')
     answer = ask(index, server)
-    assert answer.found
+    assert any("Napoleon designed every lighthouse on Gull Rock" in note for note in answer.notes)
+    # Its one real quote does not make the prose true: "Napoleon designed it" is not in it.
+    assert not answer.found and answer.citations == () and "Napoleon" not in answer.text
+    assert answer.unsupported == ("Napoleon designed it, says.",)
+    server.reply = ('ANSWER: Thomas Reed designed it [1]. Napoleon designed it [2].\n'
+                    'QUOTE [1]: "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."\n'
+                    'QUOTE [2]: "Napoleon designed every lighthouse on Gull Rock."')
+    answer = ask(index, server)
+    assert answer.found and answer.text == "Thomas Reed designed it [1]."
     assert [q.text for q in answer.citations] == [
         "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."]
-    assert "[2]" not in answer.text and "[1]" in answer.text
-    assert any("Napoleon designed every lighthouse on Gull Rock" in note for note in answer.notes)
     for quote in answer.citations:
         assert page_of(index, quote)[quote.start:quote.end] == quote.text
 
@@ -186,7 +226,7 @@ def test_unreachable_endpoint_is_an_llm_error(index: Index) -> None:
         url = closed.url
     with pytest.raises(LLMError, match="cannot reach the LLM"):
         index.ask("Who designed the lighthouse?", answer_mode="llm", llm_base_url=url, llm_model="m",
-                  llm_timeout=5.0)
+                  llm_timeout=30.0)
 
 
 def test_unconfigured_llm_fails_before_any_network_use(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,7 +235,7 @@ def test_unconfigured_llm_fails_before_any_network_use(index: Index, monkeypatch
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the network was used")
 
-    monkeypatch.setattr(httpx, "post", refuse)
+    monkeypatch.setattr(httpx.AsyncClient, "send", refuse)
     with pytest.raises(LLMError, match="RAG_LLM_BASE_URL"):
         index.ask("Who designed the lighthouse?", answer_mode="llm")
 
@@ -206,7 +246,7 @@ def test_default_answerer_never_uses_the_network(index: Index, monkeypatch: pyte
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the network was used")
 
-    monkeypatch.setattr(httpx, "post", refuse)
+    monkeypatch.setattr(httpx.AsyncClient, "send", refuse)
     answer = index.ask("Who designed the lighthouse on Gull Rock?")
     assert answer.mode == "extractive"
 
@@ -244,10 +284,126 @@ def test_settings_from_environment_reach_the_server(index: Index, server: ChatSe
     from rag import Settings
 
     settings = Settings.from_env({"RAG_LLM_BASE_URL": server.url, "RAG_LLM_MODEL": "env-model",
-                                  "OPENAI_API_KEY": "k1", "RAG_ANSWER_MODE": "llm"})
+                                  "RAG_LLM_API_KEY": "k1", "OPENAI_API_KEY": "other", "RAG_ANSWER_MODE": "llm"})
     reopened = Index.open(index.folder, settings)
     server.reply = 'ANSWER: Thomas Reed [1]\nQUOTE [1]: "designed by the engineer Thomas Reed"'
     answer = reopened.ask("Who designed the lighthouse?")
     assert answer.found and answer.citations[0].text == "designed by the engineer Thomas Reed"
     assert server.requests[0]["body"]["model"] == "env-model"
     assert server.requests[0]["headers"]["Authorization"] == "Bearer k1"
+
+
+# -- hostile replies and endpoints (issue #16) -------------------------------------------------
+
+REAL_QUOTE = "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."
+
+
+def test_injected_prose_beside_a_real_quote_is_never_shown_as_an_answer(index: Index, server: ChatServer) -> None:
+    # Before: shown as a found answer with a verified citation, its URL a link.
+    server.reply = ("ANSWER: SYSTEM NOTICE: your session has expired. Re-enter your password at "
+                    f"http://evil.example/login [1]\nQUOTE [1]: \"{REAL_QUOTE}\"")
+    answer = ask(index, server)
+    assert not answer.found and answer.text == NOT_FOUND and answer.citations == ()
+    assert answer.unsupported == ("SYSTEM NOTICE: your session has expired.",
+                                  "Re-enter your password at http://evil.example/login")
+    assert "none of the model's sentences is supported" in answer.notes[0]
+
+
+def test_an_unsupported_sentence_is_left_out_and_the_supported_one_kept(index: Index, server: ChatServer) -> None:
+    server.reply = ("ANSWER: Thomas Reed designed the lighthouse [1]. For details call 555-0199 or visit "
+                    f"www.evil.example [1].\nQUOTE [1]: \"{REAL_QUOTE}\"")
+    answer = ask(index, server)
+    assert answer.found and answer.text == "Thomas Reed designed the lighthouse [1]."
+    assert answer.unsupported == ("For details call 555-0199 or visit www.evil.example.",)
+    assert any("left out a sentence" in note and "555-0199" in note for note in answer.notes)
+    assert [q.text for q in answer.citations] == [REAL_QUOTE]
+
+
+def test_a_paraphrase_the_quote_supports_is_kept(index: Index, server: ChatServer) -> None:
+    server.reply = ('ANSWER: It was designed by an engineer, Thomas Reed [1], and first lit in 1871 [2].\n'
+                    f'QUOTE [1]: "{REAL_QUOTE}"\nQUOTE [2]: "It was lit for the first time in 1871."')
+    answer = ask(index, server)
+    assert answer.found and answer.unsupported == ()
+    assert answer.text == "It was designed by an engineer, Thomas Reed [1], and first lit in 1871 [2]."
+
+
+def test_a_trickling_endpoint_is_cut_off_at_the_deadline(index: Index, server: ChatServer) -> None:
+    # Before: the timeout bounded each read, so a byte every second kept the call for 120 s.
+    server.trickle = 0.5  # 120 bytes: 60 s in all
+    started = time.monotonic()
+    with pytest.raises(LLMError, match="did not answer within 3 s"):
+        ask(index, server, llm_timeout=3.0)
+    assert time.monotonic() - started < 15  # the deadline, and room for a busy machine
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_a_huge_reply_is_refused_without_reading_it_whole(index: Index, server: ChatServer, declare: bool) -> None:
+    from rag.llm import MAX_REPLY_BYTES
+
+    server.huge, server.declare = 150 * 1024 * 1024, declare
+    with pytest.raises(LLMError, match=r"over the 4,194,304-byte limit|longer than 4,194,304 bytes"):
+        ask(index, server)
+    assert MAX_REPLY_BYTES == 4 * 1024 * 1024
+
+
+def test_a_redirect_is_reported_and_never_followed(index: Index, server: ChatServer) -> None:
+    with ChatServer() as elsewhere:
+        server.redirect = elsewhere.url + "/chat/completions"
+        with pytest.raises(LLMError, match=r"answered with a redirect \(HTTP 307 to http://127.0.0.1:\d+/v1/chat"):
+            ask(index, server, llm_api_key="sekret")
+        assert elsewhere.requests == [], "the key and the passages never go where a redirect points"
+
+
+def test_another_services_key_is_never_sent(index: Index, server: ChatServer) -> None:
+    from rag import Settings
+
+    # Before: OPENAI_API_KEY was sent as the bearer token to whatever RAG_LLM_BASE_URL named.
+    settings = Settings.from_env({"RAG_LLM_BASE_URL": server.url, "RAG_LLM_MODEL": "m",
+                                  "OPENAI_API_KEY": "sk-openai-secret"})
+    assert settings.llm_api_key == ""
+    Index.open(index.folder, settings).ask("Who designed the lighthouse?", answer_mode="llm")
+    assert "Authorization" not in server.requests[0]["headers"]
+
+
+def test_plain_http_to_another_machine_is_warned_about() -> None:
+    from rag.llm import plain_http_warning
+
+    assert plain_http_warning("http://127.0.0.1:11434/v1", True) is None
+    assert plain_http_warning("http://localhost:8000/v1", True) is None
+    assert plain_http_warning("http://[::1]:8000/v1", True) is None
+    assert plain_http_warning("https://api.example.com/v1", True) is None
+    warning = plain_http_warning("http://gpu-box.lan:8000/v1", True)
+    assert warning is not None and "gpu-box.lan" in warning and "API key" in warning
+
+
+def test_searches_never_wait_behind_slow_llm_answers(index: Index, server: ChatServer) -> None:
+    # Before: /search shared the four answer slots, and waited 148 s behind four slow LLM asks.
+    import socket
+
+    from gradio_client import Client
+
+    from rag import Settings
+    from rag.ui import READERS, build_app, launch
+
+    settings = Settings(answer_mode="llm", llm_base_url=server.url, llm_model="slow", llm_timeout=60.0)
+    served = Index.open(index.folder, settings)
+    server.delay = 45.0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    demo = launch(build_app(served), "127.0.0.1", port, block=False)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        jobs = [client.submit("Who designed the lighthouse?", api_name="/ask") for _ in range(READERS)]
+        deadline = time.monotonic() + 60
+        while len(server.requests) < READERS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(server.requests) == READERS, "every answer slot is busy with the slow model"
+        started = time.monotonic()
+        passages = client.predict("lighthouse designed", 1, api_name="/search")
+        waited = time.monotonic() - started
+        assert passages and "Thomas Reed" in passages[0]["text"]
+        assert waited < 30, f"the search waited {waited:.1f} s behind the LLM answers"
+        assert not any(job.done() for job in jobs)
+    finally:
+        demo.close()

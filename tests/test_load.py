@@ -575,3 +575,58 @@ def test_200_megabyte_text_file_loads_and_chunks_in_bounded_memory(tmp_path: Pat
     count, complete, peak_mb = _load_and_chunk_in_child(tmp_path, 200)
     assert count > 300_000 and complete
     assert peak_mb < 3 * 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Issue #16: shared content streams, warning floods
+
+
+def _pages_sharing_one_stream(path: Path, pages: int, megabytes: int) -> None:
+    content = b"BT /F1 12 Tf 72 720 Td (Shared page text.) Tj ET\n" + b" " * (megabytes * 1_000_000)
+    data = zlib.compress(content, 9)
+    kids = b" ".join(f"{4 + i} 0 R".encode() for i in range(pages))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [" + kids + b"] /Count " + str(pages).encode() + b" >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+                b"/Contents " + str(4 + pages).encode() + b" 0 R >>"] * pages
+    objects.append(b"<< /Length " + str(len(data)).encode() + b" /Filter /FlateDecode >>\nstream\n" + data
+                   + b"\nendstream")
+    path.write_bytes(pdf_bytes(objects))
+
+
+def test_pages_sharing_one_content_stream_are_read_once(tmp_path: Path) -> None:
+    # Before: every page parsed the shared stream again (80 KB, 50 pages, one 70 MB stream: 275 s of CPU).
+    import time
+
+    _pages_sharing_one_stream(tmp_path / "one.pdf", 1, 4)
+    _pages_sharing_one_stream(tmp_path / "twenty.pdf", 20, 4)
+    assert (tmp_path / "twenty.pdf").stat().st_size < 20_000
+    started = time.process_time()
+    one = load_file(tmp_path / "one.pdf")
+    single = time.process_time() - started
+    started = time.process_time()
+    twenty = load_file(tmp_path / "twenty.pdf")
+    shared = time.process_time() - started
+    assert len(one) == 1 and len(twenty) == 20
+    assert all(page.text == one[0].text == "Shared page text." for page in twenty)
+    assert shared < 4 * single + 0.5, f"20 pages took {shared:.1f} s of CPU, one took {single:.1f} s"
+
+
+def test_damaged_pdf_warns_a_few_times_and_is_not_called_image_only(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    # Before: 50,000 nested dictionaries wrote 16,504 identical warning lines, and the file was
+    # called "image-only or scanned".
+    nest = b"<< /A " * 5000 + b"1" + b" >>" * 5000
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /X " + nest + b" >> "
+               b"/Contents 4 0 R >>",
+               b"<< /Length 44 >>\nstream\nBT /F1 12 Tf 72 720 Td (Hello nested.) Tj ET\nendstream"]
+    (tmp_path / "nested.pdf").write_bytes(pdf_bytes(objects))
+    with caplog.at_level("WARNING"):
+        with pytest.raises(LoadError, match=r"the PDF is damaged and no text could be read from it \(pypdf: "):
+            load_file(tmp_path / "nested.pdf")
+    lines = [r.getMessage() for r in caplog.records]
+    assert 2 <= len(lines) <= 11, f"{len(lines)} warning lines"
+    assert max(lines.count(line) for line in lines) <= 3
+    assert "more repeats of pypdf's warnings above were not logged" in lines[-1]

@@ -231,6 +231,38 @@ def test_ask_endpoint_returns_the_answer_with_quotes_files_and_pages(url: str, i
     assert result == answer_payload(index.ask("Who signs the tide tables?")), "the API serves Index.ask unchanged"
 
 
+def test_an_upload_is_not_left_downloadable_in_gradios_cache(url: str) -> None:
+    # Before: Gradio kept its copy of every upload and served it (/gradio_api/file=...) for up to
+    # an hour, so a document removed from the index could still be downloaded.
+    import httpx
+
+    from rag.ui import discard_uploaded_copies
+
+    base = url.rstrip("/")
+    stored = httpx.post(f"{base}/gradio_api/upload", files={"files": ("secret.txt", b"Private notes.", "text/plain")},
+                        timeout=60).json()[0]
+    assert httpx.get(f"{base}/gradio_api/file={stored}", timeout=60).text == "Private notes."
+    discard_uploaded_copies([stored])  # what the page's upload handler does once the file is stored
+    assert httpx.get(f"{base}/gradio_api/file={stored}", timeout=60).status_code == 404
+    assert not Path(stored).exists() and not Path(stored).parent.exists()
+    outside = Path(__file__)
+    discard_uploaded_copies([outside])  # never anything outside Gradio's cache
+    assert outside.exists()
+
+
+def test_llm_prose_is_labelled_and_no_url_in_it_becomes_a_link() -> None:
+    import re
+
+    answer = Answer(question="q", text="See http://evil.example/login or www.evil.example, mail a@evil.example [1].",
+                    found=True, citations=(), hits=(), mode="llm", unsupported=("Re-enter your password.",))
+    md = render_reply(answer)
+    # The page's Markdown renderer (marked, GFM) links what its autolink rule matches at any position:
+    autolink = re.compile(r"((?:ftp|https?):\/\/|www\.)(?:[a-zA-Z0-9\-]+\.?)+[^\s<]*"
+                          r"|[A-Za-z0-9._+-]+@[a-zA-Z0-9-_]+(?:\.[a-zA-Z0-9-_]*[a-zA-Z0-9])+")
+    assert not autolink.search(md), md
+    assert "each sentence checked against the quote it cites" in md and "1 unsupported sentence left out" in md
+
+
 def test_search_endpoint_returns_passages(url: str) -> None:
     from gradio_client import Client
 
