@@ -7,6 +7,11 @@ filing *and* from the page that FinanceBench's annotators marked as the evidence
 check behind every citation's page number. Answers are not compared (FinanceBench's are an
 analyst's words, "$1577.00" for a cell reading 1,577).
 
+The questions whose gold answer is a bare number ("$1577.00", "30.8%") are also asked through
+``Index.ask``: the answer is right when its span holds that number (the filing's "1,577" in a
+table of millions counts for "$1577.00"; a figure the analyst computed, such as a ratio, is
+rarely in the filing, so some of these cannot be answered by quoting).
+
 Both fusions are run side by side (the default blend and dense alone, BM25 alone), on the same
 index. Results go to ``bench/results/financebench.md``. The index is the one
 ``rag eval ../shared/data/financebench`` builds and keeps (in ``~/.cache/rag/eval-index/``), so
@@ -18,6 +23,8 @@ Usage:
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,6 +39,55 @@ from rag.eval import evaluate, index_for_set  # noqa: E402
 
 FOLDER = SHARED / "financebench"
 METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "citation_validity", "search_p50_ms")
+
+
+_NUMBER = re.compile(r"-?\(?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def numbers(text: str) -> list[float]:
+    out = []
+    for m in _NUMBER.finditer(text):
+        raw = m.group().replace("$", "").replace(",", "").replace("(", "-" if m.group().startswith("(") else "")
+        try:
+            out.append(float(raw))
+        except ValueError:
+            pass
+    return out
+
+
+def numeric_gold(answer: str) -> float | None:
+    """The number a bare-number gold answer states ("$1577.00", "30.8%", "-3.7"), else None."""
+    if not re.fullmatch(r"\s*-?\$?\d[\d,]*(?:\.\d+)?%?\s*", answer):
+        return None
+    return numbers(answer)[0]
+
+
+def same_number(got: float, gold: float) -> bool:
+    return any(abs(got * scale - gold) <= max(0.005 * abs(gold), 0.006) for scale in (1, 1000, 0.001))
+
+
+def numeric_rows(index, question_set) -> list[str]:  # noqa: ANN001
+    """Bare-number questions asked through Index.ask: is the number in the answer span?"""
+    gold = {}
+    for line in (FOLDER / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            value = numeric_gold(record["answer"])
+            if value is not None:
+                gold[str(record["financebench_id"])] = (value, record["answer"])
+    rows, right = [], 0
+    for q in question_set.questions:
+        if q.id not in gold:
+            continue
+        value, shown = gold[q.id]
+        answer = index.ask(q.question, k=5)
+        ok = answer.found and any(same_number(n, value) for n in numbers(answer.span))
+        right += ok
+        got = answer.span if answer.found else "(declined)"
+        rows.append(f"| {q.question.split('?')[0][:90].replace('|', '/')}? | {shown} | "
+                    f"{' '.join(got.split())[:60].replace('|', '/')} | {'yes' if ok else 'no'} |")
+    return [f"Numeric questions (gold answer a bare number) answered with that number: **{right} of {len(rows)}**.",
+            "", "| question | gold | answer span | right |", "|---|---|---|---|", *rows, ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for fusion, result in results.items():
         cells = [f"{result.metrics[m]:.1f}" if m.endswith("_ms") else f"{result.metrics[m]:.3f}" for m in METRICS]
         lines.append(f"| {fusion}{' (default)' if fusion == 'blend' else ''} | " + " | ".join(cells) + " |")
+    lines += ["", *numeric_rows(index, question_set)]
     misses = results["blend"].failures()
     lines += ["", f"Questions whose evidence page is not in the default's top 10: {len(misses)} of "
               f"{len(question_set.questions)}.", ""]

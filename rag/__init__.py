@@ -16,6 +16,7 @@ from .errors import (
     LLMError,
     LoadError,
     RagError,
+    ReaderModelError,
     SettingsError,
 )
 from .index import Index
@@ -40,6 +41,7 @@ __all__ = [
     "Page",
     "Quote",
     "RagError",
+    "ReaderModelError",
     "Settings",
     "SettingsError",
 ]

@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["extractive", "llm"], default=None,
                    help="answerer (llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
 
+    p = verbs.add_parser("chat", help="hold a conversation: follow-up questions see the earlier turns",
+                         description="Ask questions one per line; a follow-up (\"What did she say ...?\") is "
+                                     "searched with what the conversation was about. /new starts over, Ctrl-D "
+                                     "leaves. With --json (or when stdin is not a terminal) each answer is one "
+                                     "JSON line.")
+    add_index(p)
+    p.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
+    p.add_argument("--json", action="store_true", help="print each answer as one JSON object per line")
+    p.add_argument("--mode", choices=["extractive", "llm"], default=None,
+                   help="answerer (llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+
     p = verbs.add_parser("eval", help="run a question set and report retrieval and answer metrics",
                          description="Run a question set (JSON lines, a BEIR folder or a SQuAD JSON file) "
                                      "and report hit@k, recall@k, MRR, nDCG@10, exact match, F1, quote "
@@ -282,7 +293,7 @@ def _ask(args: argparse.Namespace) -> int:
     overrides = {"answer_mode": args.mode} if args.mode else {}
     answer = index.ask(args.question, args.k, **overrides)
     if args.json:
-        print(json.dumps(answer_to_dict(answer), ensure_ascii=False))
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0
     print(answer.text)
     for note in answer.notes:
@@ -295,6 +306,44 @@ def _ask(args: argparse.Namespace) -> int:
         print("\nClosest passages:")
         for hit in answer.hits[:3]:
             print(f"  {hit.name}, page {hit.page}: \"{hit.quote.text}\"")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    index = Index.open(args.index, _settings(args))
+    chat = index.chat(args.k, **({"answer_mode": args.mode} if args.mode else {}))
+    interactive = sys.stdin.isatty() and not args.json
+    if interactive:
+        print("Ask a question (/new starts a new conversation, Ctrl-D leaves).")
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/new", "/reset"):
+            chat.reset()
+            if interactive:
+                print("(new conversation)")
+            continue
+        try:
+            answer = chat.ask(question)
+        except RagError as exc:
+            # One bad turn (an LLM that failed) ends neither the conversation nor the loop.
+            print(terminal_safe(f"rag chat: error: {exc}", sys.stderr), file=sys.stderr)
+            continue
+        if not interactive:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+            continue
+        if answer.query:
+            print(f"(searched: {answer.query})")
+        print(answer.text)
+        for n, quote in enumerate(answer.citations, start=1):
+            print(f"[{n}] {quote.name}, page {quote.page}: \"{' '.join(quote.text.split())}\"")
     return 0
 
 
@@ -347,7 +396,7 @@ def _mcp(args: argparse.Namespace) -> int:
 
 
 _SERVERS = ("serve", "mcp")
-_VERBS = {"ingest": _ingest, "search": _search, "ask": _ask, "eval": _eval, "serve": _serve, "docs": _docs,
+_VERBS = {"ingest": _ingest, "search": _search, "ask": _ask, "chat": _chat, "eval": _eval, "serve": _serve, "docs": _docs,
           "remove": _remove, "mcp": _mcp}
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ their shape. The JSON-lines format is documented in ``eval_questions/README.md``
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import re
@@ -42,6 +44,12 @@ class EvalQuestion:
     """Graded relevance by document name (BEIR qrels): for nDCG."""
     spans: tuple[tuple[str, int, int], ...] = ()
     """(file name, start, end) character spans that hold the answer, when known (SQuAD)."""
+    history: tuple[tuple[str, str], ...] = ()
+    """Earlier turns of the conversation, oldest first, as (role, content): a follow-up when set."""
+
+    def messages(self) -> list[dict[str, str]]:
+        """``history`` as the OpenAI-style messages ``Index.ask(history=...)`` takes."""
+        return [{"role": role, "content": content} for role, content in self.history]
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,54 @@ def load_financebench(folder: str | Path) -> QuestionSet:
                                    "judged by evidence page")
 
 
+def load_doc2dial(folder: str | Path, cache_dir: Path | None = None, limit: int | None = None) -> QuestionSet:
+    """doc2dial in its DialDoc21 reading form (``doc2dial-a.documents.jsonl`` and
+    ``doc2dial-a.questions.jsonl``): one text file per document; each user turn a question with the
+    turns before it as history, judged by the grounding span the agent answered from.
+
+    Example:
+        >>> qs = load_doc2dial("../shared/data/conversation")
+        >>> sum(1 for q in qs.questions if q.history) > 1000
+        True
+    """
+    folder = Path(folder)
+    docs_path = next(iter(sorted(folder.glob("doc2dial*.documents.jsonl"))), None)
+    turns_path = next(iter(sorted(folder.glob("doc2dial*.questions.jsonl"))), None)
+    if docs_path is None or turns_path is None:
+        raise RagError(f"{folder}: not a doc2dial folder (doc2dial*.documents.jsonl and "
+                       "doc2dial*.questions.jsonl are needed)")
+    out_dir = _cache_folder("doc2dial", docs_path, cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    files = []
+    for line in docs_path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            name = doc_file_name(record["title"])
+            names[record["title"]] = name
+            _write_if_changed(out_dir / name, record["text"])
+            files.append(out_dir / name)
+    questions = []
+    for n, line in enumerate(turns_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            name = names[record["title"]]
+            start = int(record["answer_start"])
+            history = tuple((t["role"], t["text"]) for t in record.get("history", []))
+            questions.append(EvalQuestion(id=str(record.get("id", n)), question=record["question"],
+                                          sources=(name,), spans=((name, start, start + len(record["answer"])),),
+                                          history=history))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RagError(f"{turns_path}, line {n}: not a doc2dial turn ({exc})") from None
+        if limit and len(questions) >= limit:
+            break
+    return QuestionSet(name="doc2dial", corpus=tuple(files), questions=tuple(questions),
+                       description=f"doc2dial: {len(files)} documents, {len(questions)} user turns "
+                                   f"({sum(1 for q in questions if q.history)} follow-ups)")
+
+
 def doc_file_name(doc_id: str) -> str:
     """File name of a BEIR document: its id made safe, plus a short hash so ids never collide."""
     return f"{_safe_name(doc_id)}-{hashlib.sha1(doc_id.encode()).hexdigest()[:6]}.txt"
@@ -220,6 +276,8 @@ def load_question_set(path: str | Path, cache_dir: Path | None = None) -> Questi
             return load_beir(path, cache_dir=cache_dir)
         if (path / "questions.jsonl").exists() and (path / "pdfs").is_dir():
             return load_financebench(path)
+        if any(path.glob("doc2dial*.questions.jsonl")):
+            return load_doc2dial(path, cache_dir=cache_dir)
         raise RagError(f"{path}: a folder question set must be a BEIR folder "
                        "(corpus.jsonl, queries.jsonl, qrels/test.tsv) or a FinanceBench folder "
                        "(questions.jsonl, pdfs/)")
@@ -232,6 +290,7 @@ def load_question_set(path: str | Path, cache_dir: Path | None = None) -> Questi
 
 _QUESTION_KEYS = {"id", "question", "answers", "source", "sources", "page", "pages", "unanswerable", "relevance",
                   "note"}
+_CONVERSATION_KEYS = {"id", "turns", "note"}
 _HEADER_KEYS = {"corpus", "description", "name"}
 
 
@@ -264,6 +323,14 @@ def load_jsonl(path: str | Path, require_corpus: bool = True) -> QuestionSet:
             raise RagError(f"{where}: not a JSON object ({exc})") from None
         if not isinstance(item, dict):
             raise RagError(f"{where}: each line must be a JSON object")
+        if "turns" in item:
+            _check_keys(item, _CONVERSATION_KEYS, where)
+            for turn in _conversation(item, where, default_id=f"{path.stem}-{number}"):
+                if turn.id in seen:
+                    raise RagError(f"{where}: the id {turn.id!r} is used twice")
+                seen.add(turn.id)
+                questions.append(turn)
+            continue
         if "question" not in item:
             if questions or header:
                 raise RagError(f"{where}: a question line needs a \"question\"")
@@ -302,6 +369,29 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise RagError(f"{where}: must be a string or a list of strings")
+
+
+def _conversation(item: dict[str, Any], where: str, default_id: str) -> list[EvalQuestion]:
+    """A ``"turns": [...]`` line: each turn a question of its own, with the turns before it as history.
+
+    The history holds each earlier question and, as the assistant's reply, its first expected
+    answer (or the not-found text for an unanswerable turn): the conversation as it should have gone.
+    """
+    turns = item["turns"]
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
+        raise RagError(f"{where}: \"turns\" must be a non-empty list of question objects")
+    base = str(item.get("id", default_id))
+    out: list[EvalQuestion] = []
+    history: list[tuple[str, str]] = []
+    for n, turn in enumerate(turns, start=1):
+        _check_keys(turn, _QUESTION_KEYS, f"{where}, turn {n}")
+        if "question" not in turn:
+            raise RagError(f"{where}, turn {n}: a turn needs a \"question\"")
+        q = _question(turn, f"{where}, turn {n}", default_id=f"{base}-t{n}")
+        out.append(dataclasses.replace(q, history=tuple(history)))
+        reply = q.answers[0] if q.answers else "Not found in the indexed documents."
+        history += [("user", q.question), ("assistant", reply)]
+    return out
 
 
 def _question(item: dict[str, Any], where: str, default_id: str) -> EvalQuestion:

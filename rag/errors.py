@@ -40,5 +40,9 @@ class EmbeddingModelError(RagError):
     """The packaged embedding model (or the int8 ONNX one) is not installed or cannot load."""
 
 
+class ReaderModelError(RagError):
+    """The shipped reading model is missing, damaged (checksum) or cannot load."""
+
+
 class LLMError(RagError):
     """The configured LLM endpoint failed or answered something unusable."""

@@ -348,6 +348,15 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
         if progress is not None:
             progress(done, len(questions))
     metrics, counts = _aggregate(results, k, depth, answers)
+    if any(r.question.history for r in results):
+        # Multi-turn sets: first turns and follow-ups reported apart as well.
+        for label, part in (("first", [r for r in results if not r.question.history]),
+                            ("followup", [r for r in results if r.question.history])):
+            if part:
+                sub, sub_counts = _aggregate(part, k, depth, answers)
+                metrics.update({f"{label}/{name}": value for name, value in sub.items()
+                                if not name.endswith("_ms")})
+                counts[f"{label}_questions"] = sub_counts["questions"]
     return EvalResult(set_name=question_set.name, description=question_set.description,
                       index_folder=str(index.folder), k=k, fusion=fusion_used, settings=index.settings.to_dict(),
                       metrics=metrics, counts=counts, questions=tuple(results),
@@ -364,6 +373,8 @@ def _judged(q: EvalQuestion) -> bool:
 
 def _search(index: Index, q: EvalQuestion, units: int, overrides: dict[str, Any]) -> list[Hit]:
     """Hits enough to rank ``units`` documents (document mode) or ``units`` passages."""
+    if q.history:
+        return index.search(q.question, units, history=q.messages(), **overrides)
     if not _document_mode(q):
         return index.search(q.question, units, **overrides)
     # Documents have one or a few passages: ask for twice as many, more if they are long.
@@ -375,6 +386,10 @@ def _search(index: Index, q: EvalQuestion, units: int, overrides: dict[str, Any]
         want *= 2
 
 
+LONG_SPAN = 80
+"""Characters from which a gold span is a grounding passage rather than an answer phrase."""
+
+
 def _passage_relevant(q: EvalQuestion, hit: Hit) -> bool:
     if q.sources and not any(same_document(hit.source, s) for s in q.sources):
         return False
@@ -383,7 +398,11 @@ def _passage_relevant(q: EvalQuestion, hit: Hit) -> bool:
     if q.spans:
         spans = [(s, a, b) for s, a, b in q.spans if same_document(hit.source, s)]
         if spans:
-            return any(hit.chunk.start <= a and b <= hit.chunk.end for _, a, b in spans)
+            # An answer phrase must be inside the passage; a grounding passage (doc2dial's are a
+            # sentence or three) may run over a chunk boundary, so half of it is enough.
+            return any(hit.chunk.start <= a and b <= hit.chunk.end
+                       or b - a >= LONG_SPAN and min(b, hit.chunk.end) - max(a, hit.chunk.start) >= (b - a) / 2
+                       for _, a, b in spans)
     if q.answers:
         return contains_answer(hit.chunk.text, q.answers)
     return True
@@ -473,7 +492,7 @@ def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answ
     answer_seconds = None
     if answers:
         t0 = time.perf_counter()
-        answer = index.ask(q.question, **overrides)
+        answer = index.ask(q.question, history=q.messages() or None, **overrides)
         answer_seconds = time.perf_counter() - t0
         quotes += answer.citations
         if q.unanswerable:

@@ -10,13 +10,14 @@ picked up on the next query.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends import EMBEDDERS
 from .collections import collection_folder
+from .backends import EMBEDDERS
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
 from .protocols import Answerer, Embedder, Reranker
@@ -27,6 +28,7 @@ from .types import Answer, Document, Hit, IngestReport
 
 if TYPE_CHECKING:
     from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
+    from .conversation import Conversation
 
 DEFAULT_FOLDER = "index"
 
@@ -188,7 +190,8 @@ class Index:
     # -- reading ---------------------------------------------------------------------------
 
     def search(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,
-               pages: tuple[int, int] | None = None, **overrides: Any) -> list[Hit]:
+               pages: tuple[int, int] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
+               **overrides: Any) -> list[Hit]:
         """The ``k`` passages that best answer ``question``, best first.
 
         Args:
@@ -196,28 +199,61 @@ class Index:
             k: how many hits (default ``settings.k``).
             sources: only search these files (paths or file names).
             pages: only search this page range, inclusive, e.g. ``(3, 5)``.
+            history: earlier turns as OpenAI-style messages; a follow-up is searched standalone
+                (offline resolver, ``rag.conversation.resolve``).
             **overrides: per-query settings, e.g. ``fusion="rrf"`` or ``mmr=True``.
         """
         _, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
+        if history:
+            from .conversation import resolve
+
+            question = resolve(question, history).search
         return retriever.search(question, settings, k=k, sources=sources, pages=pages)
 
-    def ask(self, question: str, k: int | None = None, **overrides: Any) -> Answer:
+    def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
+            **overrides: Any) -> Answer:
         """Answer ``question`` from the documents, with verified verbatim quotes.
 
         The default answerer is extractive (no LLM, no network). When the documents do not hold
         the answer, ``Answer.found`` is false and the closest passages are still in ``hits``.
+
+        Args:
+            history: the earlier turns, oldest first, as OpenAI-style messages
+                (``{"role": "user"|"assistant", "content": str}``). A follow-up that leans on
+                them is searched as a standalone question (``Answer.query``); see
+                ``rag.conversation``.
         """
+        from .conversation import condense, resolve
+
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
-        query = retriever.context(question, settings)
-        hits = retriever.search(question, settings, k=k, context=query)
-        if self.answerer is not None:
-            # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
-            return self.answerer(question, hits, settings, CachedPages(snapshot, query.pages))
-        from .answer import answer
+        resolved = None
+        if history:
+            resolved = (condense(question, history, settings) if settings.answer_mode == "llm"
+                        else resolve(question, history))
+        searched = resolved.search if resolved else question
+        query = retriever.context(searched, settings)
+        hits = retriever.search(searched, settings, k=k, context=query)
+        answerer = self.answerer
+        if answerer is None:
+            from .answer import answer as answerer
+        # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
+        result = answerer(resolved.read if resolved else question, hits, settings, CachedPages(snapshot, query.pages))
+        if resolved is None:
+            return result
+        return dataclasses.replace(result, question=question, query=searched if searched != question else "")
 
-        return answer(question, hits, retriever, settings)
+    def chat(self, k: int | None = None, **overrides: Any) -> Conversation:
+        """A conversation whose ``ask`` keeps the earlier turns (``reset()`` starts over).
+
+        Example:
+            >>> # chat = index.chat()
+            >>> # chat.ask("Who called for UN visits?"); chat.ask("What did she say they should assess?")
+        """
+        from .conversation import Conversation
+
+        return Conversation(self, k=k, **overrides)
 
 
 def _class_name(cls: type) -> str:

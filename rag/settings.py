@@ -81,8 +81,9 @@ class Settings:
 
     # --- answering (per query) ---
     answer_mode: AnswerMode = "extractive"
-    abstain_threshold: float = 0.0
-    """Evidence score below which the answer is "not found"; calibrated on SQuAD 2.0."""
+    abstain_threshold: float | None = None
+    """Reader margin (span score minus no-answer score) below which the answer is "not found";
+    ``None`` uses the margin calibrated with the shipped reader (``rag/models/reader.json``)."""
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
@@ -173,7 +174,8 @@ class Settings:
             raw = env.get(f"RAG_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
-            values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
+            default = getattr(cls(), f.name)
+            values[f.name] = _parse(f.name, raw, float if default is None else type(default))
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

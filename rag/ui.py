@@ -326,6 +326,7 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
     """
     return {
         "question": answer.question,
+        "query": answer.query or answer.question,
         "answer": answer.text,
         "found": answer.found,
         "span": answer.span,
@@ -463,9 +464,10 @@ def render_sources(answer: Answer, index: Index) -> str:
 def render_reply(answer: Answer) -> str:
     """The chat message for an answer (Markdown, document text escaped)."""
     if not answer.found:
+        searched = f"\n\n<sub>searched: {markdown_text(answer.query)}</sub>" if answer.query else ""
         return ("**Not found in the indexed documents.**\n\n"
                 "The closest passages are shown beside the chat; try other words, or add the document "
-                "that holds the answer.")
+                "that holds the answer." + searched)
     places: dict[tuple[str, int], list[int]] = {}
     for n, quote in enumerate(answer.citations, start=1):
         places.setdefault((quote.name, quote.page), []).append(n)
@@ -478,7 +480,8 @@ def render_reply(answer: Answer) -> str:
         checked = (" · the model's words, each sentence checked against the quote it cites"
                    + (f"; {left_out} unsupported sentence{'s' if left_out != 1 else ''} left out (see the notes)"
                       if left_out else ""))
-    return f"{markdown_text(answer.text)}\n\n<sub>{cited}{checked}</sub>"
+    searched = f" · searched: {markdown_text(answer.query)}" if answer.query else ""
+    return f"{markdown_text(answer.text)}\n\n<sub>{cited}{checked}{searched}</sub>"
 
 
 SOURCES_EMPTY = ('<div class="rag-sources rag-empty"><h3>Sources</h3><p>Ask a question: the quotes behind '
@@ -562,19 +565,21 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
     def collection_choices() -> list[str]:
         return sorted({shown, *collections.names()}) if collections is not None else [shown]
 
-    def ask(question: str, k: int = settings.k) -> dict[str, Any]:
+    def ask(question: str, k: int = settings.k, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Answer a question from the indexed documents, with verbatim quotes and their files and pages.
 
         Args:
             question: the question, in plain words.
             k: how many passages to read.
+            history: the earlier turns, oldest first, as [{"role": "user"|"assistant", "content": ...}];
+                a follow-up is searched with what they were about ("query" says what was searched).
 
         Returns:
             answer (text with [n] markers), found (false when the documents do not answer), citations
             [{n, text, file, page, start, end}] and the passages read.
         """
         try:
-            return answer_payload(index.ask(question, passages(k)))
+            return answer_payload(index.ask(question, passages(k), history=history or None))
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -593,12 +598,15 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         return "", history + [{"role": "user", "content": markdown_text(question)}], question
 
     def reply(question: str, history: list[dict[str, Any]], panels: dict[int, str], k: float, mode: str,
-              collection: str | None = None) -> tuple[Any, ...]:
+              collection: str | None = None, conversation: list[dict[str, str]] | None = None) -> tuple[Any, ...]:
         if not question:
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         index = pick(collection)
+        # The chatbot holds rendered Markdown; the conversation state holds what was asked and
+        # answered in plain words, which is what the follow-up resolver reads.
+        conversation = list(conversation or [])
         try:
-            answer = index.ask(question, passages(k), answer_mode=mode)
+            answer = index.ask(question, passages(k), history=conversation or None, answer_mode=mode)
         except IndexNotFoundError:
             text, panel = ("No documents are indexed yet. Add files under **Library** on the left, "
                            "then ask again."), SOURCES_EMPTY
@@ -606,8 +614,11 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             text, panel = f"**Could not answer:** {markdown_text(str(exc))}", SOURCES_EMPTY
         else:
             text, panel = render_reply(answer), render_sources(answer, index)
+            conversation += [{"role": "user", "content": question},
+                             {"role": "assistant", "content": answer.span if answer.found and answer.span
+                              else answer.text}]
         history = history + [{"role": "assistant", "content": text}]
-        return history, {**panels, len(history) - 1: panel}, panel
+        return history, {**panels, len(history) - 1: panel}, panel, conversation
 
     def show_sources(panels: dict[int, str], evt: gr.SelectData) -> Any:
         # A click on a question shows the sources of the answer that follows it.
@@ -654,7 +665,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
     def switch(collection: str | None) -> tuple[Any, ...]:
         # Answers shown so far came from the other collection: start the conversation afresh.
-        return library(collection) + ([], {}, SOURCES_EMPTY, "")
+        return library(collection) + ([], {}, SOURCES_EMPTY, "", [])
 
     llm = settings.llm_configured
     # Gradio keeps its own copy of every upload; an hourly sweep stops documents piling up in /tmp.
@@ -662,6 +673,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                    delete_cache=(3600, 3600)) as demo:
         panels = gr.State({})
         pending = gr.State("")
+        conversation = gr.State([])
         with gr.Sidebar(label="Library", open=True, width=350, elem_id="rag-sidebar"):
             gr.HTML('<div class="rag-brand"><span class="rag-logo">r</span><div><b>rag</b>'
                     '<small>answers from your documents</small></div></div>')
@@ -705,6 +717,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                                           show_label=False, container=False, scale=8, autofocus=True,
                                           lines=1, max_lines=4, elem_id="rag-question", submit_btn=False)
                     ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="rag-ask")
+                    new_chat = gr.Button("New chat", variant="secondary", scale=1, min_width=90,
+                                         elem_id="rag-new-chat")
             with gr.Column(scale=4, min_width=360):
                 sources = gr.HTML(SOURCES_EMPTY, elem_id="rag-sources", max_height="74vh", padding=False)
 
@@ -713,10 +727,14 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         for trigger in (question.submit, ask_button.click):
             trigger(post_question, [question, chatbot], [question, chatbot, pending], queue=False,
                     api_visibility="private").then(
-                reply, [pending, chatbot, panels, k, mode, collection_box], [chatbot, panels, sources],
+                reply, [pending, chatbot, panels, k, mode, collection_box, conversation],
+                [chatbot, panels, sources, conversation],
                 api_visibility="private",
                 show_progress="minimal", **read)
-        chatbot.clear(lambda: ({}, SOURCES_EMPTY), None, [panels, sources], queue=False, api_visibility="private")
+        chatbot.clear(lambda: ({}, SOURCES_EMPTY, []), None, [panels, sources, conversation], queue=False,
+                      api_visibility="private")
+        new_chat.click(lambda: ([], {}, SOURCES_EMPTY, []), None, [chatbot, panels, sources, conversation],
+                       queue=False, api_visibility="private")
         chatbot.select(show_sources, panels, sources, queue=False, api_visibility="private")
         upload.upload(add_files, [upload, collection_box],
                       [upload, ingest_report, stats, documents, chosen, collection_box],
@@ -725,7 +743,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                             api_visibility="private", js=CONFIRM_REMOVE,
                             **write)
         demo.load(library, collection_box, [stats, documents, chosen], api_visibility="private", queue=False)
-        collection_box.change(switch, collection_box, [stats, documents, chosen, chatbot, panels, sources, pending],
+        collection_box.change(switch, collection_box,
+                              [stats, documents, chosen, chatbot, panels, sources, pending, conversation],
                               api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", **read)
         # Searches have slots of their own: an LLM answer may take its whole timeout, and four of

@@ -179,3 +179,26 @@ def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_
     expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Removed {PDF_NAME}", timeout=WAIT_MS)
     expect(page.locator("#rag-documents")).not_to_contain_text(PDF_NAME)
     assert not (index / "uploads" / PDF_NAME).exists()
+
+
+def test_three_turn_conversation_shows_what_was_searched_and_new_chat_forgets(server: tuple[str, Path],
+                                                                              page) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    url, _ = server
+    page.goto(url)
+    ask(page, "Who called for UN visits?")
+    expect(page.locator("#rag-chat .message-row.bot-row").last).to_contain_text("Rajavi")
+    ask(page, "What did she say they should assess?")
+    second = page.locator("#rag-chat .message-row.bot-row").last
+    expect(second).to_contain_text("situation inside prisons")
+    expect(second).to_contain_text("searched: What did Mrs. Maryam Rajavi say")
+    ask(page, "Whom should the delegations meet?")
+    expect(page.locator("#rag-chat .message-row.bot-row").last).to_contain_text("political prisoners")
+    expect(page.locator("#rag-chat .message-row.bot-row")).to_have_count(3)
+
+    page.click("#rag-new-chat")
+    expect(page.locator("#rag-chat .message-row.bot-row")).to_have_count(0)
+    ask(page, "What did she say they should assess?")
+    # A new conversation: nothing to lean on, so nothing was rewritten.
+    expect(page.locator("#rag-chat .message-row.bot-row").last).not_to_contain_text("searched:")

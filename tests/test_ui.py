@@ -231,6 +231,18 @@ def test_ask_endpoint_returns_the_answer_with_quotes_files_and_pages(url: str, i
     assert result == answer_payload(index.ask("Who signs the tide tables?")), "the API serves Index.ask unchanged"
 
 
+def test_ask_endpoint_takes_the_conversation(url: str) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    history = [{"role": "user", "content": "Who signs the tide tables?"},
+               {"role": "assistant", "content": "Yannick Le Goff"}]
+    result = client.predict("When does he sign them?", 5, history, api_name="/ask")
+    assert "Yannick Le Goff" in result["query"] and result["query"] != result["question"]
+    alone = client.predict("When does he sign them?", 5, None, api_name="/ask")
+    assert alone["query"] == alone["question"]
+
+
 def test_an_upload_is_not_left_downloadable_in_gradios_cache(url: str) -> None:
     # Before: Gradio kept its copy of every upload and served it (/gradio_api/file=...) for up to
     # an hour, so a document removed from the index could still be downloaded.

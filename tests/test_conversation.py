@@ -1,0 +1,128 @@
+"""Follow-up questions: the resolver, ``Index.ask(history=...)``, ``index.chat()`` and ``rag chat``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag import Index, RagError
+from rag.conversation import leans_on_history, normalise, resolve
+
+FIRST = [{"role": "user", "content": "Who called for UN visits?"},
+         {"role": "assistant", "content": "Mrs. Maryam Rajavi [1]"}]
+
+
+@pytest.fixture(scope="module")
+def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    return Index.build([seed_file], tmp_path_factory.mktemp("conversation-index"))
+
+
+# -- the resolver --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", ["What did she say they should assess?", "With what aim?", "And the IRGC?",
+                                      "What about the families?", "Why?", "Where is it?"])
+def test_follow_ups_are_recognised(question: str) -> None:
+    assert leans_on_history(question)
+
+
+@pytest.mark.parametrize("question", ["Who won the football world cup in 2018?",
+                                      "Which president is named in the article?",
+                                      "How many people has the Coronavirus outbreak killed in Iran?"])
+def test_questions_with_a_topic_of_their_own_stand_alone(question: str) -> None:
+    resolved = resolve(question, FIRST)
+    assert not resolved.followup and resolved.search == question and resolved.read == question
+
+
+def test_a_pronoun_is_replaced_by_the_name_that_answered() -> None:
+    resolved = resolve("What did she say they should assess?", FIRST)
+    assert resolved.read == "What did Mrs. Maryam Rajavi say they should assess?"
+    assert "visits" in resolved.search and "UN" in resolved.search
+
+
+def test_an_ellipsis_carries_the_earlier_topic() -> None:
+    resolved = resolve("With what aim?", FIRST + [{"role": "user", "content": "What did she say delegations "
+                                                   "should do?"},
+                                                  {"role": "assistant", "content": "visit Iran [1]"}])
+    assert resolved.followup and "delegations" in resolved.search and "Iran" in resolved.search
+
+
+def test_history_is_validated_and_citation_marks_dropped() -> None:
+    assert normalise(FIRST)[1]["content"] == "Mrs. Maryam Rajavi"
+    assert normalise([{"role": "user", "text": "doc2dial style"}])[0]["content"] == "doc2dial style"
+    with pytest.raises(RagError, match="history\\[0\\]"):
+        normalise([{"role": "robot", "content": "hi"}])
+    with pytest.raises(RagError):
+        normalise(["just a string"])  # type: ignore[list-item]
+
+
+# -- the library ---------------------------------------------------------------------------------
+
+
+def test_follow_up_with_history_messages_is_answered_from_the_conversation(seed_index: Index) -> None:
+    alone = seed_index.ask("What did she say they should assess?")
+    answer = seed_index.ask("What did she say they should assess?", history=FIRST)
+    assert answer.question == "What did she say they should assess?"
+    assert "Maryam Rajavi" in answer.query
+    assert answer.found, answer.notes
+    shown = answer.span + " " + (answer.citations[0].text if answer.citations else "")
+    assert "situation inside prisons" in shown
+    assert alone.query == ""  # without history nothing is rewritten
+
+
+def test_chat_keeps_the_turns_and_resets(seed_index: Index) -> None:
+    chat = seed_index.chat()
+    first = chat.ask("Who called for UN visits?")
+    assert "Maryam Rajavi" in first.span and first.query == ""
+    second = chat.ask("What did she say they should assess?")
+    assert second.query and "situation inside prisons" in (second.span + " " + second.citations[0].text)
+    assert [m["role"] for m in chat.messages] == ["user", "assistant", "user", "assistant"]
+    chat.reset()
+    assert chat.messages == []
+    assert chat.ask("What did she say they should assess?").query == ""
+
+
+def test_a_topic_change_to_an_unanswerable_question_is_still_declined(seed_index: Index) -> None:
+    chat = seed_index.chat()
+    chat.ask("Who called for UN visits?")
+    answer = chat.ask("Who won the football world cup in 2018?")
+    assert answer.query == "" and not answer.found
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_rag_chat_reads_stdin_and_prints_one_json_answer_per_line(seed_index: Index) -> None:
+    lines = "Who called for UN visits?\nWhat did she say they should assess?\n/new\nWhat did she say they should assess?\n"
+    run = subprocess.run([sys.executable, "-m", "rag.cli", "chat", "--index", str(seed_index.folder), "--json"],
+                         input=lines, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    answers = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    assert len(answers) == 3
+    assert "Maryam Rajavi" in answers[0]["span"]
+    assert "Maryam Rajavi" in answers[1]["query"] and answers[1]["query"] != answers[1]["question"]
+    assert answers[2]["query"] == answers[2]["question"]  # /new forgot the first turns
+
+
+# -- with an LLM endpoint ---------------------------------------------------------------------------
+
+
+def test_llm_condenses_the_follow_up_and_the_offline_resolver_is_the_fallback(seed_index: Index) -> None:
+    from rag.conversation import condense
+    from tests.test_llm import ChatServer
+
+    with ChatServer() as server:
+        settings = seed_index.settings.replace(answer_mode="llm", llm_base_url=server.url, llm_model="m")
+        server.reply = "What did Maryam Rajavi say international delegations should assess?"
+        resolved = condense("What did she say they should assess?", FIRST, settings)
+        assert resolved.search == server.reply and resolved.followup
+        sent = server.requests[-1]["body"]
+        assert sent["messages"][0]["role"] == "system" and "Who called for UN visits?" in sent["messages"][1]["content"]
+        server.status = 500
+        server.reply = "boom"
+        fallback = condense("What did she say they should assess?", FIRST, settings)
+        assert fallback == resolve("What did she say they should assess?", FIRST)

@@ -1,0 +1,128 @@
+"""The shipped reader: loads offline, answers fixed questions, refuses a damaged file; span shaping."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.errors import ReaderModelError
+from rag.reader import MODELS, Reader, best_pair, load_reader, reader_info, whole_span
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("question", "passage", "expected"), [
+    ("Who designed the lighthouse on Gull Rock?",
+     "The lighthouse on Gull Rock was designed by the engineer Thomas Reed. It was lit in 1871.", "Thomas Reed"),
+    ("When was the harbour of Calder founded?",
+     "The harbour of Calder was founded in 1623 by the merchant Elena Vasquez.", "1623"),
+    ("Where do the ships carry timber?",
+     "Most of the ships carried timber, wool and salted fish to Lisbon and Antwerp.", "Lisbon"),
+])
+def test_shipped_reader_answers_fixed_questions(question: str, passage: str, expected: str) -> None:
+    span = load_reader().read(question, [passage])[0]
+    start, end = whole_span(passage, span.start, span.end)
+    assert expected in passage[start:end]
+    assert span.margin > load_reader().info.no_answer_margin
+
+
+def test_reader_prefers_the_passage_that_answers() -> None:
+    spans = load_reader().read("Who designed the lighthouse on Gull Rock?", [
+        "The annual harvest festival takes place in October in the village of Ashby.",
+        "The lighthouse on Gull Rock was designed by the engineer Thomas Reed.",
+    ])
+    assert spans[1].margin > spans[0].margin
+
+
+def test_reader_loads_offline_without_torch() -> None:
+    code = ("import sys; from rag.reader import load_reader; "
+            "s = load_reader().read('Who designed it?', ['It was designed by Thomas Reed.'])[0]; "
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'; "
+            "print(s.start, s.end)")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+
+
+def test_long_passage_is_read_in_windows_with_offsets_kept() -> None:
+    filler = " ".join(f"Sentence number {i} says nothing about the lighthouse keeper." for i in range(60))
+    passage = filler + " The lighthouse keeper was a woman named Ada Lowe."
+    span = load_reader().read("Who was the lighthouse keeper?", [passage])[0]
+    assert "Ada Lowe" in passage[span.start:span.end + 5]
+
+
+def test_checksum_guard_refuses_a_damaged_model(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(MODELS, models)
+    info = reader_info(models)
+    with open(info.path, "r+b") as f:
+        f.seek(info.path.stat().st_size // 2)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ReaderModelError, match="damaged"):
+        Reader(reader_info(models))
+
+
+def test_missing_model_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ReaderModelError, match="missing"):
+        reader_info(tmp_path)
+    (tmp_path / "reader.json").write_text(json.dumps({**json.loads((MODELS / "reader.json").read_text()),
+                                                      "file": "nowhere.onnx"}))
+    with pytest.raises(ReaderModelError, match="cannot be read"):
+        Reader(reader_info(tmp_path))
+
+
+def test_shipped_model_is_small_and_has_a_card() -> None:
+    info = reader_info()
+    assert info.path.stat().st_size < 25_000_000
+    card = (MODELS / "reader-card.md").read_text(encoding="utf-8")
+    assert "CC BY-SA 4.0" in card and info.sha256 in card and "train/reader.py" in card
+
+
+@pytest.mark.parametrize(("text", "piece", "expected"), [
+    ("paid memberships were 117,582 at December 31, 2017", "117", "117,582"),
+    ("paid memberships were 117,582 at December 31, 2017", "31,", "31"),
+    ("revenue of $1.6 billion in 2019.", "1.6", "$1.6 billion"),
+    ("a margin of 12.5% last year", "12", "12.5%"),
+    ("led by Mrs. Maryam Rajavi.", "Maryam Rajavi.", "Maryam Rajavi"),
+    ("called by Mrs. Rajavi", "Mrs.", "Mrs."),
+    ("in the U.S.", "U.S.", "U.S."),
+    ("the (PMOI / MEK) said", "PMOI / MEK)", "PMOI / MEK"),
+    ("the engineer Thomas Ree", "Ree", "Ree"),
+    ("named Thomas Reed, who", "Thomas Re", "Thomas Reed"),
+])
+def test_whole_span(text: str, piece: str, expected: str) -> None:
+    start = text.index(piece)
+    a, b = whole_span(text, start, start + len(piece))
+    assert text[a:b] == expected
+
+
+def test_best_pair_respects_order_and_length() -> None:
+    start = np.array([0.0, 5.0, 0.0, 9.0])
+    end = np.array([7.0, 1.0, 4.0, 0.0])
+    i, j, score = best_pair(start, end, 30)
+    assert (i, j) == (1, 2) and score == 9.0  # end before start (3 -> 0) is never chosen
+    i, j, _ = best_pair(np.array([5.0, 0.0, 0.0]), np.array([0.0, 0.0, 9.0]), 2)
+    assert j - i < 2
+
+
+@pytest.mark.slow
+def test_training_script_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None:
+    if not (ROOT.parent / "shared" / "data" / "train" / "squad1.1-train.json.gz").exists():
+        pytest.skip("../shared/data/train is absent")
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, str(ROOT / "train" / "reader.py"), "--steps", "3", "--batch", "4",
+                          "--limit", "64", "--calibration-limit", "40", "--out", str(out),
+                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    meta = json.loads((out / "reader.json").read_text())
+    info = reader_info(out)
+    assert meta["sha256"] == info.sha256
+    Reader(info)  # the checksum it wrote matches the file it wrote
+    assert "train/reader.py --steps 3" in (out / "reader-card.md").read_text()
