@@ -191,10 +191,10 @@ def test_three_turn_conversation_shows_what_was_searched_and_new_chat_forgets(se
     expect(page.locator("#rag-chat .message-row.bot-row").last).to_contain_text("Rajavi")
     ask(page, "What did she say they should assess?")
     second = page.locator("#rag-chat .message-row.bot-row").last
-    expect(second).to_contain_text("situation inside prisons")
     expect(second).to_contain_text("searched: What did Mrs. Maryam Rajavi say")
+    expect(page.locator("#rag-sources")).to_contain_text("situation inside prisons")
     ask(page, "Whom should the delegations meet?")
-    expect(page.locator("#rag-chat .message-row.bot-row").last).to_contain_text("political prisoners")
+    expect(page.locator("#rag-sources")).to_contain_text("political prisoners")
     expect(page.locator("#rag-chat .message-row.bot-row")).to_have_count(3)
 
     page.click("#rag-new-chat")
