@@ -80,7 +80,7 @@ def test_errors_are_one_line_and_exit_non_zero(argv: list[str], message: str, bu
 def test_every_verb_has_help() -> None:
     parser = build_parser()
     verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(verbs) == {"ingest", "search", "ask", "eval", "serve", "docs", "remove"}
+    assert set(verbs) == {"ingest", "search", "ask", "chat", "eval", "serve", "docs", "remove", "mcp"}
     for verb in verbs:
         result = subprocess.run([sys.executable, "-m", "rag.cli", verb, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: rag " + verb in result.stdout

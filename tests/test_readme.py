@@ -25,4 +25,4 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     exec(compile(blocks[0], "README.md", "exec"), {})  # noqa: S102 - our own README
     out = capsys.readouterr().out
     assert "user-guide.md" in out
-    assert "all-MiniLM-L6-v2" in out
+    assert "3.10" in out
