@@ -333,6 +333,9 @@ class _PypdfLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.local = threading.local()
+        self.forward_level = logging.NOTSET
+        """Records below this are counted and read here but not passed on (the level an
+        application set on the ``pypdf`` logger to quiet it, as the CLI does)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         capture: _Capture | None = getattr(self.local, "capture", None)
@@ -347,7 +350,8 @@ class _PypdfLog(logging.Handler):
             if seen > self.REPEATS or capture.total - capture.suppressed > self.MOST:
                 capture.suppressed += 1
                 return
-        logging.getLogger().handle(record)
+        if record.levelno >= self.forward_level:
+            logging.getLogger().handle(record)
 
     @contextlib.contextmanager
     def capture(self, source: str) -> Iterator[_Capture]:
@@ -357,7 +361,7 @@ class _PypdfLog(logging.Handler):
             yield capture
         finally:
             self.local.capture = outer
-            if capture.suppressed:
+            if capture.suppressed and self.forward_level <= logging.WARNING:
                 log.warning("%s: %d more repeats of pypdf's warnings above were not logged (%d warnings in all)",
                             source, capture.suppressed, capture.total)
 
@@ -378,12 +382,18 @@ _NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 def _pypdf_log() -> _PypdfLog:
     logger = logging.getLogger("pypdf")
-    for handler in logger.handlers:
-        if isinstance(handler, _PypdfLog):
-            return handler
-    handler = _PypdfLog()
-    logger.addHandler(handler)
-    logger.propagate = False
+    handler = next((h for h in logger.handlers if isinstance(h, _PypdfLog)), None)
+    if handler is None:
+        handler = _PypdfLog()
+        logger.addHandler(handler)
+        logger.propagate = False
+    if logger.level > logging.WARNING:
+        # Quieting the logger must not blind the damage check, which reads pypdf's warnings:
+        # the level becomes what is passed on, and the warnings still reach this handler.
+        handler.forward_level = logger.level
+        logger.setLevel(logging.WARNING)
+    elif logger.level < logging.WARNING:
+        handler.forward_level = logging.NOTSET  # made louder again
     return handler
 
 

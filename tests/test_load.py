@@ -613,20 +613,55 @@ def test_pages_sharing_one_content_stream_are_read_once(tmp_path: Path) -> None:
     assert shared < 4 * single + 0.5, f"20 pages took {shared:.1f} s of CPU, one took {single:.1f} s"
 
 
-def test_damaged_pdf_warns_a_few_times_and_is_not_called_image_only(tmp_path: Path,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    # Before: 50,000 nested dictionaries wrote 16,504 identical warning lines, and the file was
-    # called "image-only or scanned".
+def _deeply_nested_pdf(path: Path) -> None:
     nest = b"<< /A " * 5000 + b"1" + b" >>" * 5000
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /X " + nest + b" >> "
                b"/Contents 4 0 R >>",
                b"<< /Length 44 >>\nstream\nBT /F1 12 Tf 72 720 Td (Hello nested.) Tj ET\nendstream"]
-    (tmp_path / "nested.pdf").write_bytes(pdf_bytes(objects))
-    with caplog.at_level("WARNING"):
+    path.write_bytes(pdf_bytes(objects))
+
+
+def test_damaged_pdf_is_called_damaged_when_pypdf_is_quieted(tmp_path: Path) -> None:
+    # The CLI quiets pypdf's logger; that once hid the warnings the damage check reads, so the
+    # same file was called "image-only or scanned" after any in-process CLI run.
+    import logging
+
+    _deeply_nested_pdf(tmp_path / "nested.pdf")
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with pytest.raises(LoadError, match=r"the PDF is damaged and no text could be read from it"):
+            load_file(tmp_path / "nested.pdf")
+    finally:
+        logger.setLevel(level)
+
+
+def test_damaged_pdf_warns_a_few_times_and_is_not_called_image_only(tmp_path: Path) -> None:
+    # Before: 50,000 nested dictionaries wrote 16,504 identical warning lines, and the file was
+    # called "image-only or scanned". Counted at the root logger, where the application's
+    # handlers are (pytest 9 also hooks the pypdf logger itself, which stops propagating).
+    import logging
+
+    class Lines(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    logging.getLogger("pypdf").setLevel(logging.NOTSET)  # an in-process CLI run quiets it
+    _deeply_nested_pdf(tmp_path / "nested.pdf")
+    root, seen = logging.getLogger(), Lines()
+    root.addHandler(seen)
+    try:
         with pytest.raises(LoadError, match=r"the PDF is damaged and no text could be read from it \(pypdf: "):
             load_file(tmp_path / "nested.pdf")
-    lines = [r.getMessage() for r in caplog.records]
+    finally:
+        root.removeHandler(seen)
+    lines = seen.lines
     assert 2 <= len(lines) <= 11, f"{len(lines)} warning lines"
     assert max(lines.count(line) for line in lines) <= 3
     assert "more repeats of pypdf's warnings above were not logged" in lines[-1]
