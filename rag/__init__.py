@@ -21,7 +21,7 @@ from .errors import (
 )
 from .index import Index
 from .settings import Settings
-from .types import Answer, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote
+from .types import Answer, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote, TextBox
 
 __all__ = [
     "Answer",
@@ -44,5 +44,6 @@ __all__ = [
     "ReaderModelError",
     "Settings",
     "SettingsError",
+    "TextBox",
 ]
 __version__ = "0.1.0"

@@ -13,12 +13,32 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class TextBox:
+    """``page_text[start:end]`` is drawn inside this box of the page image.
+
+    Coordinates are fractions of the page's width and height, origin at the top left, so they
+    hold at any rendering scale.
+
+    Example:
+        >>> TextBox(start=0, end=6, x0=0.1, y0=0.2, x1=0.3, y1=0.22).end
+        6
+    """
+
+    start: int
+    end: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of text as a loader extracted it.
 
     Example:
         >>> Page(source="/docs/guide.md", page=1, text="Hello.")
-        Page(source='/docs/guide.md', page=1, text='Hello.')
+        Page(source='/docs/guide.md', page=1, text='Hello.', ocr=False, boxes=())
     """
 
     source: str
@@ -26,6 +46,11 @@ class Page:
     page: int
     """1-based page number (text, Markdown and HTML files have one page)."""
     text: str
+    ocr: bool = False
+    """The text was read from the page image by OCR (the page had no usable text layer)."""
+    boxes: tuple[TextBox, ...] = ()
+    """Where runs of ``text`` sit on the page image (OCR lines). Pages with a text layer have
+    none stored: their character boxes come from the PDF itself when a page is shown."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,11 @@ class Chunk:
     text: str
     n_tokens: int
     """Length in tiktoken tokens (the chunker's unit)."""
+    context: str = ""
+    """What the passage needs to be understood alone, outside ``text``: a table's header row, the
+    page's heading. Searched and embedded with ``text``; never quoted (it is not at these offsets)."""
+    ocr: bool = False
+    """The page was read by OCR."""
 
     @property
     def name(self) -> str:
@@ -71,6 +101,8 @@ class Quote:
     page: int
     start: int
     end: int
+    ocr: bool = False
+    """Quoted from text that OCR read off the page image (verbatim against the stored OCR text)."""
 
     @property
     def name(self) -> str:
@@ -79,7 +111,7 @@ class Quote:
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of a quote (CLI, web page, tools)."""
         return {"text": self.text, "source": self.source, "name": self.name, "page": self.page,
-                "start": self.start, "end": self.end}
+                "start": self.start, "end": self.end, "ocr": self.ocr}
 
 
 @dataclass(frozen=True)
@@ -126,6 +158,7 @@ class Hit:
             "start": self.chunk.start, "end": self.chunk.end, "chunk_id": self.chunk.id, "text": self.chunk.text,
             "quote": self.quote.text, "quote_start": self.quote.start, "quote_end": self.quote.end,
             "dense_score": self.dense_score, "lexical_score": self.lexical_score,
+            "context": self.chunk.context, "ocr": self.chunk.ocr,
         }
 
 
