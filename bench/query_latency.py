@@ -44,7 +44,7 @@ from rag.load import find_files
 from rag.protocols import QueryContext
 from rag.text import terms
 from rag.store import FileRecord, GenerationWriter, open_snapshot
-from rag.types import Chunk
+from rag.types import Chunk, Page
 
 BACKENDS = ("torch", "onnx-int8")
 CHUNKS_PER_PAGE = 4
@@ -103,7 +103,7 @@ def build(n: int, folder: Path) -> dict[str, float]:
         pages, chunks = [], []
         for page_no, first in enumerate(range(0, size, CHUNKS_PER_PAGE), start=1):
             page_texts = texts[first:first + CHUNKS_PER_PAGE]
-            pages.append((page_no, "\n\n".join(page_texts)))
+            pages.append(Page(source, page_no, "\n\n".join(page_texts)))
             offset = 0
             for text in page_texts:
                 chunks.append(Chunk(chunk_id(source, page_no, offset, text), source, page_no, offset,

@@ -32,7 +32,7 @@ from .load import PDF_SUFFIXES, find_files, load_file
 from .protocols import Embedder
 from .settings import Settings
 from .store import FileRecord, GenerationWriter, Snapshot, file_sha256
-from .types import Chunk, IngestReport, LoadFailure
+from .types import Chunk, IngestReport, LoadFailure, Page
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ well by length; fewer when the loader falls behind (the model never waits for a 
 @dataclass
 class _Loaded:
     record: FileRecord
-    pages: list[tuple[int, str]]
+    pages: list[Page]
     chunks: list[Chunk]
     hashes: list[str]
     status: str  # "added" or "updated"
@@ -158,7 +158,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
             timings["cache"] += time.perf_counter() - t0
             missing = list(dict.fromkeys(h for h in hashes if h not in vectors))
             if missing:
-                texts = {h: c.text for item in pending for c, h in zip(item.chunks, item.hashes)}
+                texts = {h: c.searchable for item in pending for c, h in zip(item.chunks, item.hashes)}
                 t0 = time.perf_counter()
                 model = embedder if embedder is not None else load_embedder(settings)
                 base = embedded
@@ -327,8 +327,8 @@ def _load_one(path: Path, status: str, record: FileRecord, settings: Settings,
     try:
         pages = load_file(path, settings.max_file_bytes)
         chunks = [c for page in pages for c in chunker.chunk(page)]
-        return _Loaded(record=record, pages=[(p.page, p.text) for p in pages], chunks=chunks,
-                       hashes=[content_hash(c.text) for c in chunks], status=status)
+        return _Loaded(record=record, pages=pages, chunks=chunks,
+                       hashes=[content_hash(c.searchable) for c in chunks], status=status)
     except LoadError as exc:
         return LoadFailure(exc.source, exc.reason)
     except (MemoryError, RecursionError) as exc:

@@ -43,7 +43,7 @@ from .backends import DENSE, LEXICAL, resolve
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, RagError
 from .protocols import DenseIndex, LexicalIndex
 from .settings import FORMAT_VERSION, Settings
-from .types import Chunk, Document
+from .types import Chunk, Document, Page, TextBox, searchable_text
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -59,12 +59,40 @@ _SCHEMA = """
 CREATE TABLE files (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
                     mtime REAL NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL);
 CREATE TABLE pages (source TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
+                    ocr INTEGER NOT NULL DEFAULT 0, boxes TEXT NOT NULL DEFAULT '',
                     PRIMARY KEY (source, page));
 CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, page INTEGER NOT NULL,
                      start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
-                     n_tokens INTEGER NOT NULL, hash TEXT NOT NULL);
+                     n_tokens INTEGER NOT NULL, hash TEXT NOT NULL,
+                     context TEXT NOT NULL DEFAULT '', ocr INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX chunks_source ON chunks (source, page);
 """
+_PAGE_COLUMNS = ("source", "page", "text", "ocr", "boxes")
+_CHUNK_COLUMNS = ("row", "id", "source", "page", "start", "end", "text", "n_tokens", "hash", "context", "ocr")
+_DEFAULTS = {"ocr": "0", "boxes": "''", "context": "''"}
+"""What a generation written before a column existed holds there (its pages had no OCR and its
+chunks no context): such indexes stay readable and are copied forward without a rebuild."""
+
+
+def _select_list(db: sqlite3.Connection, table: str, columns: Sequence[str], schema: str = "main") -> str:
+    """``columns`` of ``table`` as a SELECT list, with the default for each column it lacks."""
+    have = {row[1] for row in db.execute(f"PRAGMA {schema}.table_info({table})")}
+    return ", ".join(c if c in have else f"{_DEFAULTS[c]} AS {c}" for c in columns)
+
+
+def encode_boxes(boxes: Sequence[TextBox]) -> str:
+    """OCR boxes as stored: a JSON list of [start, end, x0, y0, x1, y1] (no pickle)."""
+    if not boxes:
+        return ""
+    return json.dumps([[b.start, b.end, round(b.x0, 5), round(b.y0, 5), round(b.x1, 5), round(b.y1, 5)]
+                       for b in boxes], separators=(",", ":"))
+
+
+def decode_boxes(text: str) -> tuple[TextBox, ...]:
+    if not text:
+        return ()
+    return tuple(TextBox(int(s), int(e), float(x0), float(y0), float(x1), float(y1))
+                 for s, e, x0, y0, x1, y1 in json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -168,19 +196,37 @@ class Snapshot:
         found: dict[int, Chunk] = {}
         db = self._db()
         unique = list(dict.fromkeys(int(r) for r in rows))
+        columns = self._chunk_columns()
         for begin in range(0, len(unique), 500):
             part = unique[begin:begin + 500]
             marks = ",".join("?" * len(part))
-            for row, cid, source, page, start, end, text, n_tokens in db.execute(
-                    f"SELECT row, id, source, page, start, end, text, n_tokens FROM chunks WHERE row IN ({marks})",
-                    part):
-                found[row] = Chunk(cid, source, page, start, end, text, n_tokens)
+            for row, cid, source, page, start, end, text, n_tokens, context, ocr in db.execute(
+                    f"SELECT {columns} FROM chunks WHERE row IN ({marks})", part):
+                found[row] = Chunk(cid, source, page, start, end, text, n_tokens, context, bool(ocr))
         return [found[int(r)] for r in rows]
+
+    def _chunk_columns(self) -> str:
+        columns = getattr(self, "_chunk_select", None)
+        if columns is None:
+            columns = self._chunk_select = _select_list(
+                self._db(), "chunks", ("row", "id", "source", "page", "start", "end", "text", "n_tokens",
+                                       "context", "ocr"))
+        return columns
 
     def page_text(self, source: str, page: int) -> str | None:
         """The full text of a page as stored, or None when the index has no such page."""
         row = self._db().execute("SELECT text FROM pages WHERE source = ? AND page = ?", (source, page)).fetchone()
         return None if row is None else str(row[0])
+
+    def page(self, source: str, page: int) -> Page | None:
+        """A page as stored, with its OCR flag and boxes, or None when the index has no such page."""
+        columns = _select_list(self._db(), "pages", ("text", "ocr", "boxes"))
+        row = self._db().execute(f"SELECT {columns} FROM pages WHERE source = ? AND page = ?",
+                                 (source, page)).fetchone()
+        if row is None:
+            return None
+        text, ocr, boxes = row
+        return Page(source=source, page=page, text=str(text), ocr=bool(ocr), boxes=decode_boxes(str(boxes)))
 
     def rows_where(self, sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
         """Rows of the chunks from some sources and/or a page range (inclusive), for filters."""
@@ -382,11 +428,14 @@ class GenerationWriter:
         self.db.execute("CREATE TEMP TABLE dropped (source TEXT PRIMARY KEY)")
         self.db.executemany("INSERT INTO dropped VALUES (?)", [(s,) for s in drop])
         self.db.execute("INSERT INTO files SELECT * FROM old.files WHERE source NOT IN (SELECT source FROM dropped)")
-        self.db.execute("INSERT INTO pages SELECT * FROM old.pages WHERE source NOT IN (SELECT source FROM dropped)")
+        pages = _select_list(self.db, "pages", _PAGE_COLUMNS, "old")
+        self.db.execute(f"INSERT INTO pages ({', '.join(_PAGE_COLUMNS)}) SELECT {pages} FROM old.pages "
+                        "WHERE source NOT IN (SELECT source FROM dropped)")
         # Rows are renumbered densely, in the old order, to stay aligned with the copied vectors.
+        rest = _select_list(self.db, "chunks", _CHUNK_COLUMNS[1:], "old")
         self.db.execute(
-            "INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, id, source, page, start, end, text, "
-            "n_tokens, hash FROM old.chunks WHERE source NOT IN (SELECT source FROM dropped) ORDER BY row")
+            f"INSERT INTO chunks ({', '.join(_CHUNK_COLUMNS)}) SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, {rest} "
+            "FROM old.chunks WHERE source NOT IN (SELECT source FROM dropped) ORDER BY row")
         self.db.commit()
         self.db.execute("DETACH DATABASE old")
         for begin in range(0, len(keep_rows), _COPY_ROWS):
@@ -394,18 +443,19 @@ class GenerationWriter:
             self._vectors.write(np.ascontiguousarray(part, dtype=np.float32).tobytes())
         self._next_row = len(keep_rows)
 
-    def add(self, record: FileRecord, pages: Sequence[tuple[int, str]], chunks: Sequence[Chunk],
+    def add(self, record: FileRecord, pages: Sequence[Page], chunks: Sequence[Chunk],
             hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Add one file: its record, page texts, chunks and their vectors (row-aligned)."""
+        """Add one file: its record, pages, chunks and their vectors (row-aligned)."""
         if len(chunks) != len(vectors) or len(chunks) != len(hashes):
             raise ValueError("chunks, hashes and vectors must have the same length")
         self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
                         (record.source, record.sha256, record.size, record.mtime, len(pages), len(chunks)))
-        self.db.executemany("INSERT INTO pages VALUES (?, ?, ?)", [(record.source, n, t) for n, t in pages])
+        self.db.executemany(f"INSERT INTO pages ({', '.join(_PAGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                            [(record.source, p.page, p.text, int(p.ocr), encode_boxes(p.boxes)) for p in pages])
         rows = range(self._next_row, self._next_row + len(chunks))
-        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(row, c.id, c.source, c.page, c.start, c.end, c.text, c.n_tokens, h)
-                             for row, c, h in zip(rows, chunks, hashes)])
+        self.db.executemany(f"INSERT INTO chunks ({', '.join(_CHUNK_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(row, c.id, c.source, c.page, c.start, c.end, c.text, c.n_tokens, h, c.context,
+                              int(c.ocr)) for row, c, h in zip(rows, chunks, hashes)])
         if len(chunks):
             self._vectors.write(np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim).tobytes())
         self._next_row += len(chunks)
@@ -481,12 +531,15 @@ class _Rows:
         self._db = db
 
     def texts(self) -> list[str]:
-        return [t for (t,) in self._db.execute("SELECT text FROM chunks ORDER BY row")]
+        # What is searched: a chunk's context (its table header, its page heading) and its text.
+        return [searchable_text(text, context) for text, context in
+                self._db.execute("SELECT text, context FROM chunks ORDER BY row")]
 
     def chunks(self, begin: int, end: int) -> list[Chunk]:
-        return [Chunk(*r) for r in self._db.execute(
-            "SELECT id, source, page, start, end, text, n_tokens FROM chunks WHERE row >= ? AND row < ? "
-            "ORDER BY row", (begin, end))]
+        return [Chunk(cid, source, page, start, end_, text, n, context, bool(ocr))
+                for cid, source, page, start, end_, text, n, context, ocr in self._db.execute(
+                    "SELECT id, source, page, start, end, text, n_tokens, context, ocr FROM chunks "
+                    "WHERE row >= ? AND row < ? ORDER BY row", (begin, end))]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -85,6 +85,16 @@ class Chunk:
         """The file name without its folder, for display."""
         return Path(self.source).name
 
+    @property
+    def searchable(self) -> str:
+        """What is embedded and searched: the context, then the passage."""
+        return searchable_text(self.text, self.context)
+
+
+def searchable_text(text: str, context: str) -> str:
+    """A passage as retrieval sees it: its context (a table header, a page heading) first."""
+    return f"{context}\n{text}" if context else text
+
 
 @dataclass(frozen=True)
 class Quote:
