@@ -46,3 +46,7 @@ class ReaderModelError(RagError):
 
 class LLMError(RagError):
     """The configured LLM endpoint failed or answered something unusable."""
+
+
+class PageViewError(RagError):
+    """A page image or quote boxes were asked of a source or page that the index cannot show."""

@@ -24,9 +24,10 @@ from .protocols import Answerer, Embedder, Reranker
 from .retrieve import CachedPages, Retriever
 from .settings import Settings
 from .store import CURRENT, Snapshot, WriteLock, current_generation, open_snapshot, settings_from_manifest
-from .types import Answer, Document, Hit, IngestReport
+from .types import Answer, Document, Hit, IngestReport, Quote, TextBox
 
 if TYPE_CHECKING:
+    from .pageview import PageImage
     from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
     from .conversation import Conversation
 
@@ -151,6 +152,40 @@ class Index:
         """A page's full text as indexed (what every quote is checked against)."""
         snapshot = self.snapshot()
         return None if snapshot is None else snapshot.page_text(source, page)
+
+    def page_image(self, source: str, page: int, *, scale: float = 1.5) -> PageImage:
+        """A page of an indexed PDF as a PNG (rendered by PDFium on demand, cached on disk).
+
+        ``source`` is the indexed path or its file name; ``scale`` 1.0 is 72 pixels per inch.
+        Raises ``PageViewError`` (a ``RagError``) for a source that is not an indexed PDF, a page
+        it does not have, or a file changed since it was indexed.
+
+        Example:
+            >>> # image = index.page_image("report.pdf", 2)
+            >>> # Path("page.png").write_bytes(image.png); (image.width, image.height)
+        """
+        from . import pageview
+
+        return pageview.page_image(self._snapshot_or_raise(), self.folder / "cache" / "pages", source, page, scale)
+
+    def quote_boxes(self, quote: Quote) -> tuple[TextBox, ...]:
+        """Where the quote's characters are on its page image: one box per line run, as fractions
+        of the page (origin top left). Empty for text, Markdown and HTML sources.
+
+        Example:
+            >>> # hit = index.search("Who called for UN visits?")[0]
+            >>> # for box in index.quote_boxes(hit.quote): print(box.x0, box.y0, box.x1, box.y1)
+        """
+        from . import pageview
+
+        return pageview.quote_boxes(self._snapshot_or_raise(), quote)
+
+    def _snapshot_or_raise(self) -> Snapshot:
+        snapshot = self.snapshot()
+        if snapshot is None:
+            raise IndexNotFoundError(f"no index in {self.folder}: build one with: rag ingest PATH... "
+                                     f"--index {self.folder}")
+        return snapshot
 
     # -- writing ---------------------------------------------------------------------------
 
