@@ -23,6 +23,7 @@ Usage:
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -95,24 +96,42 @@ def main(argv: list[str] | None = None) -> int:
     if not FOLDER.exists():
         print(f"missing data: {FOLDER} (../shared is beside the checkout)", file=sys.stderr)
         return 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--context", default="heading,title",
+                        help="chunk_context values to compare, comma-separated (each builds its own index)")
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     question_set = load_financebench(FOLDER)
-    index, where = index_for_set(question_set, Settings())  # the index `rag eval` builds for this set
-    print(where, file=sys.stderr)
-    results = {fusion: evaluate(index, question_set, k=10, fusion=fusion, answers=False)
-               for fusion in ("blend", "dense", "bm25")}
+    default = Settings.from_env()
+    contexts = [c.strip() for c in args.context.split(",") if c.strip()]
+    runs = {}
+    for context in contexts:
+        # The index `rag eval` builds for this set with these settings (kept, so reruns reuse it).
+        index, where = index_for_set(question_set, default.replace(chunk_context=context))
+        print(where, file=sys.stderr)
+        runs[context] = (index, where, {fusion: evaluate(index, question_set, k=10, fusion=fusion, answers=False)
+                                        for fusion in ("blend", "dense", "bm25")})
+    shown = default.chunk_context if default.chunk_context in runs else contexts[0]
+    index, where, results = runs[shown]
     pages = sum(doc.pages for doc in index.documents())
     lines = header("FinanceBench: is the evidence page retrieved?", argv, "financebench.py", [
         f"data: {FOLDER.name}: {len(question_set.corpus)} filings (PDF, {pages} pages, {len(index)} chunks), "
         f"{len(question_set.questions)} questions; a hit is right when it is from the question's filing and from "
         "its evidence page (FinanceBench's `evidence_page_num`, 0-based there, 1-based here)",
-        f"run time: {time.perf_counter() - started:.0f} s ({where})",
+        f"PDF extractor: {getattr(default, 'pdf_extractor', 'pypdf')}; "
+        "chunk context: `heading` (the default: Markdown headings, table headers; PDFs have none), "
+        "`title` (also the file's name and the page's first lines)",
+        f"run time: {time.perf_counter() - started:.0f} s ({'; '.join(w for _, w, _ in runs.values())})",
     ])
-    lines += ["| fusion | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
-    for fusion, result in results.items():
-        cells = [f"{result.metrics[m]:.1f}" if m.endswith("_ms") else f"{result.metrics[m]:.3f}" for m in METRICS]
-        lines.append(f"| {fusion}{' (default)' if fusion == 'blend' else ''} | " + " | ".join(cells) + " |")
-    lines += ["", *numeric_rows(index, question_set)]
+    lines += ["| chunk context | fusion | " + " | ".join(METRICS) + " |", "|---|---|" + "---:|" * len(METRICS)]
+    for context, (_, _, by_fusion) in runs.items():
+        for fusion, result in by_fusion.items():
+            cells = [f"{result.metrics[m]:.1f}" if m.endswith("_ms") else f"{result.metrics[m]:.3f}"
+                     for m in METRICS]
+            mark = " (default)" if fusion == "blend" and context == default.chunk_context else ""
+            lines.append(f"| {context} | {fusion}{mark} | " + " | ".join(cells) + " |")
+    lines += ["", f"Misses and numeric answers below: chunk context `{shown}`.", "",
+              *numeric_rows(index, question_set)]
     misses = results["blend"].failures()
     lines += ["", f"Questions whose evidence page is not in the default's top 10: {len(misses)} of "
               f"{len(question_set.questions)}.", ""]

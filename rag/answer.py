@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .chunk import split_sentences
 from .reader import Reader, Span, load_reader, whole_span
@@ -62,7 +63,12 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=(),
                       mode="extractive", notes=("no passage to read: the index returned nothing",))
     reader = reader or load_reader()
-    spans = reader.read(question, [hit.chunk.text for hit in hits])
+    # The reader sees each passage with its context (the table header over its rows), and its
+    # spans are taken from the passage itself, the part that can be quoted.
+    texts = [hit.chunk.searchable for hit in hits]
+    lead = [len(t) - len(hit.chunk.text) for t, hit in zip(texts, hits)]
+    spans = [replace(s, start=s.start - lead[s.passage], end=s.end - lead[s.passage]) if s.end > s.start else s
+             for s in reader.read(question, texts, lead)]
     return compose(question, hits, spans, no_answer_margin(settings, reader), pages)
 
 

@@ -41,6 +41,13 @@ _HEADING = re.compile(r"#{1,6}\s")
 """A Markdown heading (a unit of its own: ``_BLOCK_BREAK`` ends a block before it)."""
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1|\Z)", re.MULTILINE | re.DOTALL)
 """A fenced code block, whose "# ..." lines are comments, not headings."""
+_TABLE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
+_TABLE_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+(?:[ \t]*:?-{3,}:?[ \t]*)?")
+"""The line under a Markdown table's header: ``|---|:--:|``."""
+_CONTEXT_WORDS = 16
+"""A heading or title longer than this is cut: context names a passage, it does not repeat one."""
+_BOILERPLATE = re.compile(r"(?i)(table of contents|contents|index|page \d+|part [ivx]+|item \d+[a-z]?\.?|[\divx .-]*)")
+"""First lines of filing pages that name no topic ("Table of Contents", "PART II", "Item 8", "42")."""
 
 
 @lru_cache(maxsize=4)
@@ -145,20 +152,110 @@ class Chunker:
         self.encoding_name = settings.tokenizer
         self.model_counter = model_counter
         self.model_max = model_max_tokens
+        self.context_kind = settings.chunk_context
+        self._reserve = 0
+        """Model tokens kept free for the context of the page being cut (it is embedded too)."""
 
     def chunk(self, page: Page) -> list[Chunk]:
+        """The chunks of one page; each carries the context it needs to be read alone.
+
+        A Markdown table is cut by rows, its header repeated in each chunk's ``context`` (the
+        first chunk holds the header itself), so no chunk is a header alone and every number
+        keeps its column labels. A chunk under a Markdown heading it does not start with gets
+        that heading as context; with ``chunk_context="title"``, every chunk also gets its
+        file's name and its PDF page's first line (a filing's "Consolidated Balance Sheets").
+        """
         text = page.text
-        units = self._units(text)
+        title = self._title(page) if self.context_kind == "title" else ""
+        headings = _section_headings(text) if self.context_kind != "none" else []
+        self._reserve = 0
+        if self.model_counter is not None and (title or headings):
+            longest = max([title, *(h for _, h in headings)], key=len)
+            self._reserve = self.model_counter([f"{title} · {longest}\n"])[0]
         chunks: list[Chunk] = []
-        for i, j in self._spans(text, units):
-            start, end = units[i][0], units[j - 1][1]
+        for start, end, header in self._pieces(text, title, headings):
             body = text[start:end]
+            context = _join(title, _heading_for(headings, start, text), header)
             chunks.append(Chunk(id=chunk_id(page.source, page.page, start, body), source=page.source,
                                 page=page.page, start=start, end=end, text=body,
-                                n_tokens=self._tokens(body)))
+                                n_tokens=self._tokens(body), context=context, ocr=page.ocr))
         return chunks
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _pieces(self, text: str, title: str, headings: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+        """(start, end, table header for the context) of every chunk, in page order."""
+        tables = _tables(text)
+        if not tables:
+            return [(a, b, "") for a, b in self._prose(text, 0, len(text))]
+        segments: list[list[tuple[int, int, str]]] = []
+        cursor = 0
+        for table_start, header_end, table_end in tables:
+            segments.append([(a, b, "") for a, b in self._prose(text, cursor, table_start)])
+            segments.append(self._table(text, table_start, header_end, table_end))
+            cursor = table_end
+        segments.append([(a, b, "") for a, b in self._prose(text, cursor, len(text))])
+        pieces: list[tuple[int, int, str]] = []
+        for segment in segments:
+            if pieces and segment and self._joinable(text, pieces[-1], segment[0]):
+                # A table's one-line caption ("Revenue by region:") or the scrap of prose after
+                # it: alone, such a scrap outranks passages that answer (see ``_balance_tail``).
+                (a, _, h), (_, b, g) = pieces.pop(), segment[0]
+                segment = [(a, b, h or g), *segment[1:]]
+            pieces += segment
+        return pieces
+
+    def _joinable(self, text: str, left: tuple[int, int, str], right: tuple[int, int, str]) -> bool:
+        scrap = self.size // 4
+        small = (self._tokens(text[left[0]:left[1]]) < scrap or self._tokens(text[right[0]:right[1]]) < scrap)
+        header = left[2] or right[2]
+        body = text[left[0]:right[1]]
+        return small and self._fits(f"{header}\n{body}" if header else body)
+
+    def _prose(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        units = self._units(text, start, end)
+        return [(units[i][0], units[j - 1][1]) for i, j in self._spans(text, units)]
+
+    def _table(self, text: str, start: int, header_end: int, end: int) -> list[tuple[int, int, str]]:
+        """A table cut by rows: the first chunk opens with the header, the rest repeat it as context."""
+        header = " ".join(text[start:header_end].split("\n")[0].split())
+        rows = [(a, b) for a, b in _lines(text, header_end, end) if text[a:b].strip()]
+        if not rows:
+            return [(start, end, "")]
+        pieces: list[tuple[int, int, str]] = []
+        first, k = start, 0
+        while k < len(rows):
+            repeat = header if pieces else ""
+            j = k + 1
+            while j < len(rows) and self._fits_rows(text, first, rows[j][1], repeat):
+                j += 1
+            if j == k + 1 and not self._fits_rows(text, first, rows[k][1], repeat):
+                # One row too long for a chunk: its sentences are cut like prose, header kept.
+                pieces += [(a, b, header) for a, b in self._prose(text, rows[k][0], rows[k][1])]
+            else:
+                pieces.append((first, rows[j - 1][1], header if pieces else ""))
+            k = j
+            if k < len(rows):
+                first = rows[k][0]
+        return pieces
+
+    def _fits_rows(self, text: str, start: int, end: int, header: str) -> bool:
+        # The repeated header is embedded with the rows, so it counts against the size too.
+        return self._fits(f"{header}\n{text[start:end]}" if header else text[start:end])
+
+    def _title(self, page: Page) -> str:
+        """The file's name as words, and for a PDF page its first line that names a topic."""
+        stem = re.sub(r"[_\W]+", " ", page.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip()
+        lines: list[str] = []
+        if page.source.lower().endswith(".pdf"):
+            # A statement's title is often its second line, under the company's name.
+            for line in page.text.split("\n")[:8]:
+                line = " ".join(line.split())
+                if sum(ch.isalpha() for ch in line) >= 4 and not _BOILERPLATE.fullmatch(line):
+                    lines.append(line)
+                    if len(lines) == 2:
+                        break
+        return _join(_cut_words(stem), _cut_words(" ".join(lines)))
 
     def _spans(self, text: str, units: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
         """The chunks of a page as runs of units ``(first, end)``.
@@ -216,12 +313,13 @@ class Chunker:
     def _fits(self, text: str) -> bool:
         if self._tokens(text) > self.size:
             return False
-        return self.model_counter is None or self.model_max is None or self.model_counter([text])[0] <= self.model_max
+        return (self.model_counter is None or self.model_max is None
+                or self.model_counter([text])[0] + self._reserve <= self.model_max)
 
-    def _units(self, text: str) -> list[tuple[int, int, int]]:
+    def _units(self, text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int, int]]:
         """Sentences as (start, end, tokens); sentences too long for one chunk are cut at words."""
         units = []
-        for start, end in split_sentences(text):
+        for start, end in split_sentences(text, start, end):
             if self._fits(text[start:end]):
                 units.append((start, end, self._tokens(text[start:end])))
             else:
@@ -284,6 +382,72 @@ class Chunker:
             budget -= units[start - 1][2]
             start -= 1
         return start
+
+
+def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans, cursor = [], start
+    while cursor < end:
+        stop = text.find("\n", cursor, end)
+        stop = end if stop < 0 else stop
+        spans.append((cursor, stop))
+        cursor = stop + 1
+    return spans
+
+
+def _tables(text: str) -> list[tuple[int, int, int]]:
+    """Markdown tables as (start, end of the header and its rule line, end), outside code fences."""
+    if "|" not in text:
+        return []
+    fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+    lines = _lines(text, 0, len(text))
+    tables, k = [], 0
+    while k + 1 < len(lines):
+        (a, b), (c, d) = lines[k], lines[k + 1]
+        if (_TABLE_ROW.fullmatch(text, a, b) and _TABLE_RULE.fullmatch(text, c, d)
+                and not any(f <= a < g for f, g in fences)):
+            j = k + 2
+            while j < len(lines) and _TABLE_ROW.fullmatch(text, *lines[j]):
+                j += 1
+            tables.append((a, d, lines[j - 1][1]))
+            k = j
+        else:
+            k += 1
+    return tables
+
+
+def _section_headings(text: str) -> list[tuple[int, str]]:
+    """(offset, "Title › Section") of each Markdown heading, outside code fences."""
+    if "#" not in text:
+        return []
+    fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+    found: list[tuple[int, str]] = []
+    trail: list[tuple[int, str]] = []
+    for match in re.finditer(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", text, re.MULTILINE):
+        if any(f <= match.start() < g for f, g in fences):
+            continue
+        level, title = len(match.group(1)), _cut_words(match.group(2))
+        trail = [(lv, t) for lv, t in trail if lv < level] + [(level, title)]
+        found.append((match.start(), " › ".join(t for _, t in trail[-2:])))
+    return found
+
+
+def _heading_for(headings: list[tuple[int, str]], start: int, text: str) -> str:
+    """The heading a chunk starting at ``start`` sits under, unless the chunk opens with it."""
+    heading = ""
+    for offset, title in headings:
+        if offset > start:
+            break
+        heading = title if offset < start or not text.startswith("#", start) else ""
+    return heading
+
+
+def _cut_words(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:_CONTEXT_WORDS]) + (" …" if len(words) > _CONTEXT_WORDS else "")
+
+
+def _join(*parts: str) -> str:
+    return " · ".join(p for p in parts if p)
 
 
 def _longest_fit(known: int, limit: int, fits: Callable[[int], bool]) -> int:

@@ -121,8 +121,13 @@ class Reader:
         self._question.no_padding()
         self._question.enable_truncation(info.max_question)
 
-    def read(self, question: str, passages: Sequence[str]) -> list[Span]:
-        """The best span of every passage (one per passage, in order), from one batched model call."""
+    def read(self, question: str, passages: Sequence[str], answers_from: Sequence[int] | None = None) -> list[Span]:
+        """The best span of every passage (one per passage, in order), from one batched model call.
+
+        ``answers_from[i]``: no span of passage ``i`` starts before this character. What comes
+        before is read as context only (a table's header row, a section heading), which the
+        answer cannot quote because it is not at the passage's offsets.
+        """
         if not passages:
             return []
         q_ids = self._question.encode(question, add_special_tokens=False).ids
@@ -157,6 +162,11 @@ class Reader:
                 continue
             s = starts[row, lead:lead + n]
             e = ends[row, lead:lead + n]
+            if answers_from is not None and answers_from[index] > 0:
+                context = np.array([a < answers_from[index] for a, _ in offsets[:n]])
+                if context.all():
+                    continue
+                s, e = np.where(context, -np.inf, s), np.where(context, -np.inf, e)
             i, j, score = best_pair(s, e, self.info.max_answer)
             span = Span(passage=index, start=offsets[i][0], end=offsets[j][1], score=score,
                         null_score=float(starts[row, 0] + ends[row, 0]))

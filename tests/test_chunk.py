@@ -175,3 +175,60 @@ def test_a_comment_in_a_code_block_is_not_a_heading() -> None:
     chunks = chunker.chunk(Page("/d/setup.md", 1, "\n\n".join([text, "## Use\n\nOpen the page."])))
     assert chunks[0].text.startswith("## Setup") and chunks[0].text.endswith("```")
     assert chunks[-1].text == "## Use\n\nOpen the page."
+
+
+def _report(rows: int) -> str:
+    body = "\n".join(f"| Region {i} | {i * 1000:,} | {i * 37:,} |" for i in range(rows))
+    return ("# Annual report\n\nSome intro. More words here.\n\n## Revenue by region\n\n"
+            "| region | 2022 revenue | 2021 revenue |\n|---|---:|---:|\n" + body +
+            "\n\nAfter the table, prose continues.")
+
+
+def test_a_table_is_cut_by_rows_with_its_header_in_every_chunk(chunker: Chunker) -> None:
+    # Before: a table was cut like prose, and a chunk could hold the header row alone.
+    text = _report(60)
+    chunks = chunker.chunk(Page("/d/report.md", 1, text))
+    rows = [c for c in chunks if "| Region" in c.text]
+    assert len(rows) >= 3
+    header = "| region | 2022 revenue | 2021 revenue |"
+    assert rows[0].text.startswith(header + "\n|---|")
+    for c in rows[1:]:
+        assert c.text.startswith("| Region ") and header in c.context
+        assert "Revenue by region" in c.context
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert c.text.strip() not in (header, header + "\n|---|---:|---:|")
+        # A row is never split between two chunks: numbers stay with their row label.
+        for line in c.text.split("\n"):
+            if line.startswith("| Region"):
+                assert line.endswith("|") and line.count("|") == 4
+    every_row = {line for c in rows for line in c.text.split("\n") if line.startswith("| Region")}
+    assert len(every_row) == 60
+    assert chunks[-1].text.endswith("After the table, prose continues.")  # no scrap chunk of its own
+
+
+def test_a_small_table_stays_whole_with_its_header(chunker: Chunker) -> None:
+    text = _report(4)
+    chunks = chunker.chunk(Page("/d/report.md", 1, text))
+    table = [c for c in chunks if "| Region 0 |" in c.text]
+    assert len(table) == 1 and "| region | 2022 revenue |" in table[0].text and "| Region 3 |" in table[0].text
+
+
+def test_a_chunk_under_a_heading_names_it_in_its_context(chunker: Chunker) -> None:
+    prose = " ".join(f"Sentence {i} about the storage migration plan." for i in range(60))
+    text = f"# Guide\n\n## Storage\n\n{prose}"
+    chunks = chunker.chunk(Page("/d/guide.md", 1, text))
+    assert len(chunks) >= 3
+    assert all(c.context == "Guide › Storage" for c in chunks[1:])
+    assert chunks[-1].searchable.startswith("Guide › Storage\n")
+
+
+def test_title_context_names_the_file_and_the_pdf_page_heading() -> None:
+    counter, limit = model_token_counter()
+    chunker = Chunker(Settings(chunk_context="title"), counter, limit)
+    text = "Table of Contents\n3M Company and Subsidiaries\nConsolidated Statement of Cash Flows\n" + \
+           " ".join(f"Line {i} of the statement shows 1,{i:03d}." for i in range(40))
+    chunks = chunker.chunk(Page("/filings/3M_2018_10K.pdf", 60, text))
+    assert chunks[1].context == "3M 2018 10K · 3M Company and Subsidiaries Consolidated Statement of Cash Flows"
+    none = Chunker(Settings(chunk_context="none"), counter, limit).chunk(Page("/d/guide.md", 1, "# A\n\nText."))
+    assert all(c.context == "" for c in none)

@@ -41,6 +41,18 @@ def test_reader_prefers_the_passage_that_answers() -> None:
     assert spans[1].margin > spans[0].margin
 
 
+def test_context_is_read_but_never_answered_from() -> None:
+    # A table's header travels before its rows as context: the reader may use it, but a span
+    # must lie in the passage itself, the part a quote can cite.
+    context = "Lighthouse keepers · | keeper | lighthouse |"
+    passage = "| Ada Lowe | Gull Rock |\n| Tom Reed | Black Head |"
+    text = f"{context}\n{passage}"
+    span = load_reader().read("Who kept the Gull Rock lighthouse?", [text], [len(context) + 1])[0]
+    assert span.start >= len(context) + 1
+    only_context = load_reader().read("Who kept the Gull Rock lighthouse?", [text], [len(text)])[0]
+    assert only_context.end == only_context.start == 0 and only_context.margin == float("-inf")
+
+
 def test_reader_loads_offline_without_torch() -> None:
     code = ("import sys; from rag.reader import load_reader; "
             "s = load_reader().read('Who designed it?', ['It was designed by Thomas Reed.'])[0]; "
