@@ -28,7 +28,6 @@ from rag.ui import (
     build_app,
     highlight,
     launch,
-    markdown_text,
     open_index,
     remove_document,
     render_reply,
@@ -159,9 +158,12 @@ def test_highlight_marks_the_span_and_escapes_everything() -> None:
     assert cut.startswith("… ") and cut.endswith(" …") and "<mark>QUOTE</mark>" in cut and len(cut) < 120
 
 
-def test_markdown_text_is_inert() -> None:
-    out = markdown_text(INJECTION)
-    assert "<" not in out and "\\*\\*bold\\*\\*" in out and "\\[link\\]" in out and "\\$x\\$" in out
+def test_a_question_is_shown_as_text() -> None:
+    from rag.render import question_html
+
+    out = question_html(INJECTION)
+    assert "<script" not in out and "<img" not in out and "<strong>" not in out and "<a " not in out
+    assert "**bold**" in out and "&lt;script&gt;" in out
 
 
 def test_sources_show_each_quote_highlighted_in_its_passage(index: Index) -> None:
@@ -174,7 +176,8 @@ def test_sources_show_each_quote_highlighted_in_its_passage(index: Index) -> Non
     assert f'<span class="rag-page">page {first.page}</span>' in html_text
     assert html_text.count("<details><summary>Read the whole passage</summary>") == 2
     reply = render_reply(answer)
-    assert "\\[1\\]" in reply and first.name.replace(".", "\\.") in reply
+    assert "[1]" in reply and f"{first.name}, page {first.page}" in reply
+    assert 'data-cite="0"' in html_text and 'data-cite="1"' in html_text, "each card opens its quote"
 
 
 def test_document_text_never_becomes_markup(index: Index) -> None:
@@ -186,7 +189,8 @@ def test_document_text_never_becomes_markup(index: Index) -> None:
     for html_text in (panel, reply):
         assert "<script" not in html_text and "<img" not in html_text
     assert "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt;" in panel
-    assert "](http" not in reply and "**bold**" not in reply, "Markdown in a document stays text in the chat"
+    assert "<a " not in reply and "href" not in reply, "no link in an answer, whatever its text says"
+    assert "<strong>bold</strong>" in reply, "an answer's Markdown is rendered"
 
 
 def test_abstention_is_plain_and_offers_the_closest_passages(index: Index) -> None:
@@ -197,7 +201,7 @@ def test_abstention_is_plain_and_offers_the_closest_passages(index: Index) -> No
     assert "Not found in the indexed documents." in html_text and "Closest passages" in html_text
     assert html_text.count('class="rag-card rag-closest"') == min(3, len(hits)) > 0
     assert "best guess: none" in html_text
-    assert render_reply(answer).startswith("**Not found in the indexed documents.**")
+    assert render_reply(answer).startswith("<p><strong>Not found in the indexed documents.</strong></p>")
 
 
 def test_a_quote_outside_the_retrieved_passages_is_shown_in_its_page(index: Index) -> None:
@@ -208,6 +212,30 @@ def test_a_quote_outside_the_retrieved_passages_is_shown_in_its_page(index: Inde
                                 end=start + 18)
     answer = Answer(question="q", text="a [1]", found=True, citations=(quote,), hits=(), mode="extractive")
     assert "<mark>High tide in Brest</mark> reached 7.2 metres" in render_sources(answer, index)
+
+
+def test_a_citation_opens_its_whole_document_with_the_quote_marked(index: Index) -> None:
+    from rag.ui import viewer_html
+
+    hit = index.search("How long do worker bees live in summer?", k=1)[0]
+    assert hit.name == "bees.md"
+    out = viewer_html(index, hit.quote)
+    assert out.count("<mark>") >= 1 and "<h1>Bees</h1>" in out, "the whole document, its Markdown rendered"
+    assert hit.quote.text.replace("\n", " ")[:20] in out.replace("<mark>", "").replace("</mark>", "")
+    assert 'role="dialog"' in out and "read by OCR" not in out
+
+
+def test_an_upload_says_the_model_is_loading_before_it_reads(tmp_path: Path) -> None:
+    # Before: the model loaded inside the ingest, after the first file was read, and the
+    # page's "files" bar stood at 50% (two files) for the seconds the load took.
+    index = Index(tmp_path / "index")
+    (tmp_path / "a.md").write_text("# A\n\nThe first file.")
+    (tmp_path / "b.md").write_text("# B\n\nThe second file.")
+    seen: list[tuple[str, int, int]] = []
+    add_uploads(index, [tmp_path / "a.md", tmp_path / "b.md"], progress=lambda *event: seen.append(event))
+    stages = [stage for stage, _, _ in seen]
+    assert seen[:2] == [("model", 0, 1), ("model", 1, 1)] and stages.index("files") == 2
+    assert ("files", 2, 2) in seen and "embedding" in stages
 
 
 # -- the API, as another application uses it --------------------------------------------------

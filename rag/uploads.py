@@ -1,0 +1,182 @@
+"""Files added from the web page: safe names, size and type checks, stored copies, ingest.
+
+An upload arrives as a temporary file with whatever name its sender chose. It is copied into the
+index folder's ``uploads/`` under a name that is safe to create (no folders, no hidden files, no
+control characters) and unique, refused with a reason when it is too large, empty or of a type
+the loaders do not read, and deleted again when the index cannot read it.
+
+Example:
+    >>> stored, failed, report = add_uploads(index, ["/tmp/gradio/ab/report.pdf"])
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from .embed import load_embedder
+from .errors import RagError
+from .index import Index
+from .ingest import Progress
+from .load import SUPPORTED_SUFFIXES
+from .store import file_sha256
+from .types import IngestReport, LoadFailure
+
+UPLOADS = "uploads"
+"""Subfolder of the index folder that keeps the files added from the page."""
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""Largest file accepted from the page (the loader's own limit still applies)."""
+
+WRITE_WAIT = 60.0
+"""Seconds an upload or removal waits while another process (say ``rag ingest``) writes the index."""
+
+
+def safe_filename(name: str) -> str:
+    """A file name that is safe to create: no folders, no hidden file, no odd characters.
+
+    Example:
+        >>> safe_filename("../../etc/.Annual report (final).PDF")
+        'Annual report (final).pdf'
+    """
+    base = unicodedata.normalize("NFKC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    # Spaces and brackets stay (people name files that way); anything else odd becomes "_".
+    stem = re.sub(r"[^\w .()-]+", "_", stem)
+    stem = re.sub(r"\s+", " ", re.sub(r"_{2,}", "_", stem)).strip(" ._-")[:80].rstrip(" ._-") or "document"
+    suffix = re.sub(r"[^\w]", "", suffix).lower()[:10]
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def store_uploads(files: Sequence[str | Path], folder: Path, max_bytes: int = MAX_UPLOAD_BYTES
+                  ) -> tuple[list[tuple[str, Path]], list[LoadFailure]]:
+    """Copy uploaded files into ``folder`` under safe, unique names.
+
+    Returns ``(original name, stored path)`` pairs and the files refused, with the reason. A file
+    whose content is already stored under the same name is not copied twice.
+
+    Example:
+        >>> stored, refused = store_uploads(["/tmp/gradio/ab/notes.md"], Path("index/uploads"))
+    """
+    stored: list[tuple[str, Path]] = []
+    refused: list[LoadFailure] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for raw in files:
+        path = Path(raw)
+        original = path.name
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            refused.append(LoadFailure(original, f"unsupported file type {suffix or '(none)'!r}; "
+                                                 f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"))
+            continue
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            refused.append(LoadFailure(original, f"the upload could not be read ({exc.strerror or exc})"))
+            continue
+        if size > max_bytes:
+            refused.append(LoadFailure(original, f"too large ({size_text(size)}; the limit is "
+                                                 f"{size_text(max_bytes)})"))
+            continue
+        if size == 0:
+            refused.append(LoadFailure(original, "the file is empty"))
+            continue
+        try:
+            stored.append((original, _copy_unique(path, folder, safe_filename(original))))
+        except OSError as exc:
+            refused.append(LoadFailure(original, f"could not be saved ({exc.strerror or exc})"))
+    return stored, refused
+
+
+def add_uploads(index: Index, files: Sequence[str | Path], max_bytes: int = MAX_UPLOAD_BYTES,
+                progress: Progress | None = None
+                ) -> tuple[list[tuple[str, Path]], list[LoadFailure], IngestReport | None]:
+    """Store uploaded files in the index's ``uploads/`` folder and ingest them.
+
+    Returns ``(original name, stored path)`` of the files indexed, the files refused or unreadable
+    (by original name, with the reason), and the ingest report (None when nothing was left to
+    ingest). A stored copy that could not be indexed is deleted again.
+
+    Example:
+        >>> stored, failed, report = add_uploads(index, ["/tmp/gradio/ab/report.pdf"])
+    """
+    stored, refused = store_uploads(files, index.folder / UPLOADS, max_bytes)
+    if not stored:
+        return stored, refused, None
+    if progress is not None:
+        # The model loads first, as a stage of its own: loaded inside the ingest it would hold a
+        # "files" bar still (at 50% with two files) for the seconds it takes.
+        progress("model", 0, 1)
+        try:
+            index.embedder or load_embedder(index.settings)
+        except RagError:
+            pass  # the ingest below meets the same error and reports it with the files
+        progress("model", 1, 1)
+        progress("files", 0, len(stored))
+    try:
+        report = index.ingest([path for _, path in stored], progress=progress, wait=WRITE_WAIT)
+    except RagError as exc:
+        for _, path in stored:
+            path.unlink(missing_ok=True)
+        return [], refused + [LoadFailure(original, str(exc)) for original, _ in stored], None
+    reasons = {failure.source: failure.reason for failure in report.failed}
+    kept = []
+    for original, path in stored:
+        if str(path) in reasons:
+            path.unlink(missing_ok=True)
+            refused.append(LoadFailure(original, reasons[str(path)]))
+        else:
+            kept.append((original, path))
+    return kept, refused, report
+
+
+def remove_document(index: Index, source: str) -> IngestReport:
+    """Remove a document from the index, and its stored copy when it was uploaded from the page.
+
+    Example:
+        >>> remove_document(index, "/home/me/index/uploads/report.pdf")
+    """
+    report = index.remove([source], wait=WRITE_WAIT)
+    path = Path(source)
+    if path.parent == index.folder / UPLOADS:
+        path.unlink(missing_ok=True)
+    return report
+
+
+def _copy_unique(path: Path, folder: Path, name: str) -> Path:
+    digest = file_sha256(path)
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for n in range(1, 10_000):
+        target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            # "x" creates the file only if the name is free, so two uploads can never share a name.
+            with open(path, "rb") as source, open(target, "xb") as copy:
+                try:
+                    shutil.copyfileobj(source, copy, 1 << 20)
+                except BaseException:
+                    target.unlink(missing_ok=True)
+                    raise
+            return target
+        except FileExistsError:
+            if target.is_file() and file_sha256(target) == digest:
+                return target
+    raise OSError(f"no free file name for {name} in {folder}")
+
+
+def size_text(n: int) -> str:
+    """A byte count in words.
+
+    Example:
+        >>> size_text(50 * 1024 * 1024)
+        '50.0 MB'
+    """
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
