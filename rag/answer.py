@@ -132,7 +132,7 @@ def quote_around(question: str, chunk: Chunk, start: int, end: int) -> Quote:
     a, b = sentences[lo][0], sentences[hi][1]
     a, b = min(a, start), max(b, end)
     return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page,
-                 start=chunk.start + a, end=chunk.start + b)
+                 start=chunk.start + a, end=chunk.start + b, ocr=chunk.ocr)
 
 
 _WORD = re.compile(r"\w+")

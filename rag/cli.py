@@ -269,7 +269,8 @@ def _search(args: argparse.Namespace) -> int:
     if not hits:
         print("No passage matches.")
     for hit in hits:
-        print(f"[{hit.rank}] {hit.name}, page {hit.page}, chars {hit.chunk.start}-{hit.chunk.end} "
+        ocr = " (OCR)" if hit.chunk.ocr else ""  # read off the page image: the words may be misread
+        print(f"[{hit.rank}] {hit.name}, page {hit.page}{ocr}, chars {hit.chunk.start}-{hit.chunk.end} "
               f"(score {hit.score:.3f})")
         print(f"    \"{hit.quote.text}\"")
         print(f"    {hit.source}")
@@ -301,7 +302,7 @@ def _ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print()
     for n, quote in enumerate(answer.citations, start=1):
-        print(f"[{n}] {quote.name}, page {quote.page}: \"{quote.text}\"")
+        print(f"[{n}] {quote.name}, page {quote.page}{' (OCR)' if quote.ocr else ''}: \"{quote.text}\"")
     if not answer.found and answer.hits:
         print("\nClosest passages:")
         for hit in answer.hits[:3]:

@@ -28,7 +28,7 @@ import numpy as np
 from .chunk import Chunker, content_hash
 from .embed import EmbeddingCache, embedder_class, load_embedder, model_token_counter
 from .errors import LoadError
-from .load import PDF_SUFFIXES, find_files, load_file
+from .load import PDF_SUFFIXES, find_files, read_file
 from .protocols import Embedder
 from .settings import Settings
 from .store import FileRecord, GenerationWriter, Snapshot, file_sha256
@@ -37,7 +37,8 @@ from .types import Chunk, IngestReport, LoadFailure, Page
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages: "files" (files read) and "embedding" (chunks embedded)."""
+"""``progress(stage, done, total)``; stages: "files" (files read), "embedding" (chunks embedded) and
+"ocr" (pages of the file being read that OCR has read, of those it will read)."""
 
 _EMBED_GROUP = 256
 """Chunks gathered across small files before calling the model, so batches stay full and sort
@@ -51,6 +52,8 @@ class _Loaded:
     chunks: list[Chunk]
     hashes: list[str]
     status: str  # "added" or "updated"
+    notes: tuple[str, ...] = ()
+    """What was left unread (pages over the OCR budget): reported as a failure of the file."""
 
 
 def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None
@@ -138,7 +141,8 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     stop = threading.Event()
     try:
         loaded: queue.Queue[_Loaded | LoadFailure | None] = queue.Queue(maxsize=4)
-        producer = threading.Thread(target=_produce, args=(to_load, chunker, settings, loaded, stop, timings),
+        producer = threading.Thread(target=_produce, args=(to_load, chunker, settings, loaded, stop, timings,
+                                                           progress),
                                     name="rag-load", daemon=True)
         producer.start()
         helpers.append(producer)
@@ -200,6 +204,9 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
                     item = LoadFailure(item.source, item.reason + " (its previous version was removed from the index)")
                 failures.append(item)
             else:
+                if item.notes:
+                    # Indexed, but not whole: the user must hear which pages are missing and why.
+                    failures.append(LoadFailure(item.record.source, "partly indexed: " + "; ".join(item.notes)))
                 pending.append(item)
                 if sum(len(p.chunks) for p in pending) >= _EMBED_GROUP:
                     flush()
@@ -239,15 +246,18 @@ def _load_quietly(settings: Settings) -> None:
 
 
 def _produce(to_load: list[tuple[Path, str, FileRecord]], chunker: Chunker, settings: Settings,
-             out: queue.Queue, stop: threading.Event, timings: dict[str, float]) -> None:
+             out: queue.Queue, stop: threading.Event, timings: dict[str, float],
+             progress: Progress | None = None) -> None:
+    ocr_progress = _ocr_progress(progress)
+    relay: threading.Thread | None = None
     try:
-        pool = _parsing_pool(to_load)
+        pool, events = _parsing_pool(to_load, progress is not None)
         if pool is None:
             for path, status, record in to_load:
                 if stop.is_set():
                     return
                 t0 = time.perf_counter()
-                item = _load_one(path, status, record, settings, chunker)
+                item = _load_one(path, status, record, settings, chunker, ocr_progress)
                 timings["load_chunk"] += time.perf_counter() - t0
                 _put(out, item, stop)
             return
@@ -258,10 +268,13 @@ def _produce(to_load: list[tuple[Path, str, FileRecord]], chunker: Chunker, sett
             first = next(jobs)
             for job in itertools.islice(jobs, 2):
                 in_flight.append((job, time.perf_counter(), pool.submit(_load_one, *job, settings)))
+            if events is not None and progress is not None:
+                relay = threading.Thread(target=_relay, args=(events, progress), name="rag-ocr-progress", daemon=True)
+                relay.start()
             # The first file is read here while the process starts (about a second), so the
             # model gets its first batch as early as without a process.
             t0 = time.perf_counter()
-            item = _load_one(*first, settings, chunker)
+            item = _load_one(*first, settings, chunker, ocr_progress)
             timings["load_chunk"] += time.perf_counter() - t0
             _put(out, item, stop)
             while not stop.is_set():
@@ -274,21 +287,61 @@ def _produce(to_load: list[tuple[Path, str, FileRecord]], chunker: Chunker, sett
                     item = future.result()
                 except Exception:  # noqa: BLE001 - a dead or broken worker: read this file here instead
                     log.warning("the parsing process failed on %s; reading it in-process", path, exc_info=True)
-                    item = _load_one(path, status, record, settings, chunker)
+                    item = _load_one(path, status, record, settings, chunker, ocr_progress)
                 timings["load_chunk"] += time.perf_counter() - t0
                 _put(out, item, stop)
         finally:
             pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+            if events is not None:
+                events.put(None)
+                if relay is not None:
+                    relay.join(timeout=5)
     finally:
         _put(out, None, stop)
+
+
+def _ocr_progress(progress: Progress | None) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress("ocr", done, total)
+
+
+def _relay(events: multiprocessing.Queue, progress: Progress) -> None:
+    """Pass the parsing process's OCR progress on to the caller's callback, until None."""
+    while True:
+        try:
+            event = events.get()
+        except (EOFError, OSError):
+            return
+        if event is None:
+            return
+        try:
+            progress(*event)
+        except Exception:  # noqa: BLE001 - a failing display must not stop the ingest
+            log.debug("progress callback failed", exc_info=True)
+
+
+_EVENTS: multiprocessing.Queue | None = None
+"""In the parsing process: where OCR progress goes (set by ``_init_worker``)."""
+
+
+def _init_worker(events: multiprocessing.Queue | None) -> None:
+    global _EVENTS
+    _EVENTS = events
+
+
+def _worker_progress(done: int, total: int) -> None:
+    if _EVENTS is not None:
+        _EVENTS.put(("ocr", done, total))
 
 
 _PROCESS_MIN_PDF_BYTES = 1 << 20
 """PDF bytes to read before a parsing process pays for its start (about a second)."""
 
 
-def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]]):  # noqa: ANN202 - ProcessPoolExecutor | None
-    """A one-process pool for PDF parsing when there is enough of it, else None (parse in this thread).
+def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]], report: bool = False):  # noqa: ANN202
+    """A one-process pool for PDF parsing when there is enough of it, else None (parse in this
+    thread); with a queue for its OCR progress when ``report``: (pool or None, queue or None).
 
     pypdf is pure Python: in a thread it holds the GIL that the embedding loop needs between
     model calls, and measured on 70 PDF pages with onnx-int8 the two slowed each other (the
@@ -297,8 +350,11 @@ def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]]):  # noqa: ANN202 
     """
     pdf_bytes = sum(record.size for path, _, record in to_load if path.suffix.lower() in PDF_SUFFIXES)
     if pdf_bytes < _PROCESS_MIN_PDF_BYTES or (os.cpu_count() or 1) < 2 or not _main_is_guarded():
-        return None
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return None, None
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue() if report else None
+    return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_init_worker,
+                               initargs=(events,)), events
 
 
 def _main_is_guarded() -> bool:
@@ -319,16 +375,21 @@ def _main_is_guarded() -> bool:
 
 
 def _load_one(path: Path, status: str, record: FileRecord, settings: Settings,
-              chunker: Chunker | None = None) -> _Loaded | LoadFailure:
-    """Read and chunk one file; every error becomes a reported failure. Runs in either place."""
+              chunker: Chunker | None = None,
+              ocr_progress: Callable[[int, int], None] | None = None) -> _Loaded | LoadFailure:
+    """Read and chunk one file; every error becomes a reported failure. Runs in either place
+    (in the parsing process, OCR progress goes to the queue ``_init_worker`` was given)."""
+    if ocr_progress is None and _EVENTS is not None:
+        ocr_progress = _worker_progress
     if chunker is None:
         counter, limit = model_token_counter()
         chunker = Chunker(settings, counter, limit)
     try:
-        pages = load_file(path, settings.max_file_bytes)
+        read = read_file(path, settings.max_file_bytes, settings=settings, progress=ocr_progress)
+        pages = read.pages
         chunks = [c for page in pages for c in chunker.chunk(page)]
         return _Loaded(record=record, pages=pages, chunks=chunks,
-                       hashes=[content_hash(c.searchable) for c in chunks], status=status)
+                       hashes=[content_hash(c.searchable) for c in chunks], status=status, notes=read.notes)
     except LoadError as exc:
         return LoadFailure(exc.source, exc.reason)
     except (MemoryError, RecursionError) as exc:

@@ -348,7 +348,8 @@ def _checked_answer(question: str, hits: Sequence[Hit], shown: Sequence[tuple[Hi
             where = locate(text, passage, hit.chunk.start)
             if where is not None:
                 a, b = where
-                placed.append((n, Quote(passage[a - hit.chunk.start:b - hit.chunk.start], hit.source, hit.page, a, b)))
+                placed.append((n, Quote(passage[a - hit.chunk.start:b - hit.chunk.start], hit.source, hit.page, a, b,
+                                        ocr=hit.chunk.ocr)))
                 break
         else:
             unplaced.append(text)

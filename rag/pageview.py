@@ -19,17 +19,15 @@ import functools
 import os
 import struct
 import tempfile
-import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PageViewError, RagError
+from .errors import PageViewError
+from .pdfium import LOCK as PDFIUM_LOCK
+from .pdfium import load as pdfium
 from .types import TextBox
-
-PDFIUM_LOCK = threading.RLock()
-"""PDFium is not thread-safe: every call into it, in any module, holds this lock."""
 
 MIN_SCALE, MAX_SCALE = 0.25, 4.0
 """4.0 renders a Letter page at 2448 x 3168 pixels (about 31 MB of RGB before PNG compression)."""
@@ -49,15 +47,6 @@ class PageImage:
     height: int
     page: int
     scale: float
-
-
-def pdfium() -> object:
-    """The pypdfium2 module, or an error naming the package to install."""
-    try:
-        import pypdfium2
-    except ImportError:
-        raise RagError("rendering PDF pages needs the 'pypdfium2' package (pip install pypdfium2)") from None
-    return pypdfium2
 
 
 def render_page(path: Path, page: int, scale: float, sha256: str, cache_dir: Path) -> PageImage:

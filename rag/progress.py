@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-UNITS = {"files": "file", "embedding": "chunk"}
+UNITS = {"files": "file", "embedding": "chunk", "ocr": "page"}
 """The unit each stage counts; other stages (an evaluation's questions) say theirs when they start."""
 
 

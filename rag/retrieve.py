@@ -152,4 +152,4 @@ class Retriever:
                 best, best_score = (spans[i][0], spans[i + 1][1]), value(union)
         a, b = best
         return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page,
-                     start=chunk.start + a, end=chunk.start + b)
+                     start=chunk.start + a, end=chunk.start + b, ocr=chunk.ocr)

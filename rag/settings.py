@@ -22,11 +22,12 @@ FORMAT_VERSION = 1
 EmbedBackend = Literal["torch", "onnx-int8"]
 Fusion = Literal["rrf", "blend", "dense", "bm25"]
 AnswerMode = Literal["extractive", "llm"]
+PdfExtractor = Literal["pdfium", "pypdf"]
 ChunkContext = Literal["none", "heading", "title"]
 
 # The fields that shape what is stored in an index. Changing any of them needs a rebuild.
 INDEX_FIELDS = ("embed_model", "embed_backend", "chunk_tokens", "chunk_overlap", "tokenizer")
-BACKEND_FIELDS = ("store", "dense_backend", "lexical_backend", "chunk_context")
+BACKEND_FIELDS = ("store", "dense_backend", "lexical_backend", "chunk_context", "pdf_extractor")
 """Also shape an index, but are fingerprinted only when they differ from the defaults, so that
 every index built before they existed (FAISS + bm25s, no chunk context) keeps its fingerprint
 and keeps opening."""
@@ -71,6 +72,15 @@ class Settings:
     glob: str = "**/*"
     """Which files of a folder to read; only supported types are ever read."""
     max_file_bytes: int = 512 * 1024 * 1024
+    pdf_extractor: PdfExtractor = "pdfium"
+    """What reads a PDF's text layer: "pdfium" or "pypdf" (rag/pdf.py says why PDFium by default).
+    Fingerprinted when it is not the default, so pages read one way are never mixed with the other."""
+    ocr: bool = True
+    """Pages without a usable text layer are read by OCR (rag/ocr.py); off, a scanned PDF is refused
+    with the reason. Not fingerprinted: it decides which pages can be read, not how text is indexed."""
+    ocr_page_limit: int = 50
+    """Pages of one file that OCR may read (a second or two each); pages over it are left unread and
+    the ingest report says how many, so a 500-page scan never runs for a quarter of an hour unasked."""
     exact_search_limit: int = 50_000
     """Up to this many chunks the dense index is exact (flat); above it, approximate (IVF-SQ8)."""
 
@@ -108,6 +118,10 @@ class Settings:
         if self.chunk_context not in ("none", "heading", "title"):
             raise SettingsError(f"chunk_context must be 'none', 'heading' or 'title'. "
                                 f"Currently, it is {self.chunk_context!r}")
+        if self.pdf_extractor not in ("pdfium", "pypdf"):
+            raise SettingsError(f"pdf_extractor must be 'pdfium' or 'pypdf'. Currently, it is {self.pdf_extractor!r}")
+        if self.ocr_page_limit < 0:
+            raise SettingsError(f"ocr_page_limit must be 0 or more. Currently, it is {self.ocr_page_limit}")
         if self.k < 1:
             raise SettingsError(f"k must be greater than 0. Currently, it is {self.k}")
         if self.candidates < 1:
