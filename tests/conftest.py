@@ -1,7 +1,9 @@
-"""Shared fixtures: paths to ../shared data (tests skip cleanly without it) and PDF making."""
+"""Shared fixtures: paths to ../shared data (tests skip cleanly without it), PDF making, the real
+``rag serve`` in a subprocess and Debian's chromium driven by Playwright for the browser tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -105,3 +107,107 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The browser tests: the real server, Debian's chromium (never a downloaded browser)
+
+CHROMIUM = Path(os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+WAIT_MS = 120_000
+"""Upper bound for one answer or one upload on a busy 2-core machine (a hang fails, slowness does not)."""
+
+
+@contextlib.contextmanager
+def rag_serve(work: Path, *args: str, timeout: float = 240.0) -> Iterator[str]:
+    """``rag serve ARGS --port N`` in a subprocess (its output in ``work/serve.log``), on a free
+    port; yields the page's URL once it answers, and stops the server afterwards.
+
+    Example:
+        >>> # with rag_serve(tmp, "--index", str(tmp / "index"), "--corpus", str(docs)) as url: ...
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log_path = work / "serve.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below, after the server stops
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", *args, "--port", str(port)],
+        cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"rag serve exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"rag serve did not answer on {url}:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_path() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium, or `make "
+                    f"chromium`) or point RAG_CHROMIUM at one; the browser tests are skipped")
+    pytest.importorskip("playwright.sync_api",
+                        reason="the playwright package is not installed (pip install -e '.[test]')")
+    return CHROMIUM
+
+
+@contextlib.contextmanager
+def browser_page(browser_path: Path, profile: Path, width: int = 1440, height: int = 900) -> Iterator[object]:
+    """A fresh headless chromium page of ``width`` x ``height`` CSS pixels."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(browser_path), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": width, "height": height})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_path: Path, tmp_path: Path) -> Iterator[object]:
+    """A desktop-sized page (1440 x 900); ``browser_page`` makes others."""
+    with browser_page(browser_path, tmp_path / "chromium-profile") as made:
+        yield made
+
+
+def ask(page, question: str) -> None:  # noqa: ANN001 - playwright.sync_api.Page
+    """Ask on the page and wait for the answer and its sources."""
+    answers = page.locator("#rag-chat .message-row.bot-row").count()
+    page.fill("#rag-question textarea", question)
+    page.click("#rag-ask")
+    page.locator("#rag-chat .message-row.bot-row").nth(answers).wait_for(timeout=WAIT_MS)
+    settled(page)
+
+
+def settled(page) -> None:  # noqa: ANN001 - playwright.sync_api.Page
+    """Wait until the sources panel has finished updating (Gradio fades a component while it is pending)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#rag-sources .pending")).to_have_count(0, timeout=WAIT_MS)

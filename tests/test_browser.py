@@ -9,44 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import write_pdf
+from conftest import WAIT_MS, ask, rag_serve, settled, write_pdf
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium"))
 SEED_NAME = "000_17d6ea71f6fbed30.txt"
 PDF_NAME = "Harbour report 2019.pdf"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-WAIT_MS = 120_000
-"""Upper bound for one answer or one upload on a busy 2-core machine (a hang fails, slowness does not)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def browser_path() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium, or `make "
-                    f"chromium`) or point RAG_CHROMIUM at one; the browser tests are skipped")
-    pytest.importorskip("playwright.sync_api",
-                        reason="the playwright package is not installed (pip install -e '.[test]')")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -54,67 +28,8 @@ def server(browser_path: Path, seed_dir: Path, tmp_path_factory: pytest.TempPath
     """``rag serve`` over the seed article, on a free port; yields (url, index folder)."""
     work = tmp_path_factory.mktemp("serve")
     index = work / "index"
-    port = free_port()
-    log = open(work / "serve.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port),
-         "--corpus", str(seed_dir)],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"rag serve exited with {process.returncode}:\n{(work / 'serve.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rag serve did not answer on {url}:\n{(work / 'serve.log').read_text()}")
-            time.sleep(0.5)
+    with rag_serve(work, "--index", str(index), "--host", "127.0.0.1", "--corpus", str(seed_dir)) as url:
         yield url, index
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-@pytest.fixture
-def page(browser_path: Path, tmp_path: Path):  # noqa: ANN201 - playwright.sync_api.Page
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(browser_path), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1440, "height": 900})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-
-
-def ask(page, question: str) -> None:  # noqa: ANN001 - Page
-    answers = page.locator("#rag-chat .message-row.bot-row").count()
-    page.fill("#rag-question textarea", question)
-    page.click("#rag-ask")
-    page.locator("#rag-chat .message-row.bot-row").nth(answers).wait_for(timeout=WAIT_MS)
-    settled(page)
-
-
-def settled(page) -> None:  # noqa: ANN001 - Page
-    """Wait until the sources panel has finished updating (Gradio fades a component while it is pending)."""
-    from playwright.sync_api import expect
-
-    expect(page.locator("#rag-sources .pending")).to_have_count(0, timeout=WAIT_MS)
 
 
 def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_path: Path) -> None:  # noqa: ANN001

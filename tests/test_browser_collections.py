@@ -8,18 +8,13 @@ answered from the upload only. Same set-up as ``test_browser.py`` (Debian's chro
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import write_pdf
-from test_browser import SEED_NAME, WAIT_MS, ask, browser_path, free_port, page  # noqa: F401 - fixtures
+from conftest import WAIT_MS, ask, rag_serve, write_pdf
+from test_browser import SEED_NAME
 
 from rag import Index
 
@@ -29,45 +24,17 @@ PDF_NAME = "Lighthouse works 2019.pdf"
 
 
 @pytest.fixture(scope="module")
-def demo_server(browser_path: Path, seed_dir: Path, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+def demo_server(browser_path: Path, seed_dir: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[tuple[str, Path]]:
     """``rag serve --collection demo --corpus SEED`` (what ``make run`` does with the guide)."""
     work = tmp_path_factory.mktemp("serve-collections")
     index = work / "index"
-    port = free_port()
-    log = open(work / "serve.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--index", str(index), "--port", str(port), "--collection", "demo",
-         "--corpus", str(seed_dir)],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 1500
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"rag serve exited with {process.returncode}:\n{(work / 'serve.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rag serve did not answer on {url}:\n{(work / 'serve.log').read_text()}")
-            time.sleep(0.5)
+    with rag_serve(work, "--index", str(index), "--collection", "demo", "--corpus", str(seed_dir),
+                   timeout=1500) as url:
         yield url, index
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
-def test_an_upload_to_the_demo_goes_to_its_own_collection(demo_server: tuple[str, Path], page,  # noqa: ANN001,F811
+def test_an_upload_to_the_demo_goes_to_its_own_collection(demo_server: tuple[str, Path], page,  # noqa: ANN001
                                                            tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
