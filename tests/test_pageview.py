@@ -165,3 +165,17 @@ def test_a_file_changed_since_indexing_is_not_shown(tmp_path: Path) -> None:
     write_pdf(path, ["Second version, with other words on the page."])
     with pytest.raises(PageViewError, match="changed since it was indexed"):
         index.page_image(str(path), 1)
+
+
+def test_quote_boxes_are_the_same_whichever_extractor_stored_the_text(index: Index, tmp_path: Path) -> None:
+    from rag import Settings
+
+    pdf = next(d.source for d in index.documents() if d.name == "fruit.pdf")
+    other = Index.build([pdf], tmp_path / "idx", Settings(pdf_extractor="pypdf"), embedder=HashingEmbedder())
+    a, b = _quote(index, "fruit.pdf", 2, QUOTE), _quote(other, "fruit.pdf", 2, QUOTE)
+    assert other.page_text(pdf, 2) != index.page_text(pdf, 2) or a == b  # the stored texts may differ...
+    boxes_a, boxes_b = index.quote_boxes(a), other.quote_boxes(b)
+    assert len(boxes_a) == len(boxes_b) >= 2  # ... the highlights do not
+    for x, y in zip(boxes_a, boxes_b):
+        assert max(abs(x.x0 - y.x0), abs(x.y0 - y.y0), abs(x.x1 - y.x1), abs(x.y1 - y.y1)) < 1e-6
+        assert b.text[y.start - b.start:y.end - b.start].split() == a.text[x.start - a.start:x.end - a.start].split()
