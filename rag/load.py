@@ -269,8 +269,30 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self._hidden = 0
         self._pre = 0
+        self._tables = 0
+        self._row: list[str] | None = None
+        """Cells of the table row being read: tables come out as Markdown tables, which the
+        chunker cuts by rows with the header repeated (a nested table's text joins its cell)."""
+        self._rows = 0
+        self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._tables += 1
+            if self._tables == 1:
+                self._rows = 0
+                self.parts.append("\n\n")
+                return
+        if self._tables and not self._hidden and tag in self._BLOCK:
+            if self._tables == 1 and tag == "tr":
+                self._end_row()
+                self._row = []
+            elif self._tables == 1 and tag in ("td", "th") and self._row is not None:
+                self._end_cell()
+                self._cell = []
+            elif self._cell is not None:
+                self._cell.append(" ")
+            return
         if tag in self._INVISIBLE:
             self._hidden += 1
         elif tag in self._BLOCK:
@@ -284,7 +306,34 @@ class _TextExtractor(HTMLParser):
         if tag == "pre":
             self._pre += 1
 
+    def _end_cell(self) -> None:
+        if self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()).replace("|", "\\|"))
+        self._cell = None
+
+    def _end_row(self) -> None:
+        self._end_cell()
+        if self._row:
+            self.parts.append("| " + " | ".join(self._row) + " |\n")
+            if self._rows == 0:
+                # The first row heads the table: a Markdown table needs the rule line under it.
+                self.parts.append("|" + "---|" * len(self._row) + "\n")
+            self._rows += 1
+        self._row = None
+
     def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._tables:
+            self._tables -= 1
+            if self._tables == 0:
+                self._end_row()
+                self.parts.append("\n")
+                return
+        if self._tables and not self._hidden and tag in self._BLOCK:
+            if self._tables == 1 and tag == "tr":
+                self._end_row()
+            elif self._tables == 1 and tag in ("td", "th"):
+                self._end_cell()
+            return
         if tag in self._INVISIBLE and self._hidden:
             self._hidden -= 1
         elif tag in self._BLOCK:
@@ -298,6 +347,12 @@ class _TextExtractor(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._hidden:
+            return
+        if self._tables:
+            if self._cell is not None:
+                self._cell.append(data)
+            elif data.strip():
+                self.parts.append(" ".join(data.split()) + "\n")  # a caption: a line of its own
             return
         self.parts.append(data if self._pre else re.sub(r"\s+", " ", data))
 

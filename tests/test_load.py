@@ -30,6 +30,7 @@ from rag.embed import model_token_counter
 from rag.errors import LoadError
 from rag.load import find_files, html_to_text, load_file
 from rag.settings import Settings
+from rag.types import Page
 
 # --------------------------------------------------------------------------------------------
 # Hand-made PDFs
@@ -404,6 +405,21 @@ def test_html_headings_and_list_items_read_as_markdown() -> None:
     # So the chunker cuts sections and list items as it does in Markdown.
     assert [text[a:b] for a, b in split_sentences(text)] == [
         "# Tidewater", "Charts for sailors.", "## Install it", "- Run the installer", "- Restart", "Done."]
+
+
+def test_html_tables_become_markdown_tables_cut_by_rows() -> None:
+    # Before: each cell became a line of its own, and the header was lost to every chunk but one.
+    cells = "".join(f"<tr><td>Store {i}</td><td>{i * 1000 + 17:,}</td><td>{i * 7}</td></tr>" for i in range(80))
+    html = ("<h2>Revenue</h2><table><caption>By store</caption><thead><tr><th>store</th><th>revenue</th>"
+            f"<th>staff</th></tr></thead><tbody>{cells}<tr><td>a|b</td><td><table><tr><td>in</td></tr></table>"
+            "</td><td></td></tr></tbody></table><p>After.</p>")
+    text = html_to_text(html)
+    assert "By store\n| store | revenue | staff |\n|---|---|---|\n| Store 0 | 17 | 0 |\n" in text
+    assert "| a\\|b | in |  |" in text and text.endswith("After.")
+    counter, limit = model_token_counter()
+    chunks = Chunker(Settings(), counter, limit).chunk(Page("/d/t.html", 1, text))
+    rows = [c for c in chunks if "| Store 40 |" in c.text]
+    assert len(rows) == 1 and "| store | revenue | staff |" in rows[0].context
 
 
 def test_html_is_never_fetched_or_executed() -> None:
