@@ -501,8 +501,10 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         new_chat.click(lambda: ([], {}, *cleared, []), None, [chatbot, panels, sources, quotes, viewer, conversation],
                        queue=False, api_visibility="private")
         chatbot.select(show_sources, panels, [sources, quotes, viewer], queue=False, api_visibility="private")
+        # The viewer has slots of its own too: a page opened while four LLM answers are pending
+        # must not wait for them.
         sources.click(open_source, [quotes, collection_box], viewer, api_visibility="private",
-                      show_progress="minimal", **read)
+                      show_progress="minimal", concurrency_limit=2, concurrency_id="view")
         upload.upload(add_files, [upload, collection_box],
                       [upload, ingest_report, stats, documents, chosen, collection_box],
                       show_progress_on=[upload], api_visibility="private", **write)

@@ -238,6 +238,31 @@ def test_an_upload_says_the_model_is_loading_before_it_reads(tmp_path: Path) -> 
     assert ("files", 2, 2) in seen and "embedding" in stages
 
 
+def test_a_page_read_by_ocr_is_marked_on_its_card_and_in_its_viewer(tmp_path: Path) -> None:
+    pytest.importorskip("rapidocr")
+    pdfium = pytest.importorskip("pypdfium2")
+    from PIL import Image
+
+    from rag.ui import viewer_html
+
+    # A scan: the page of a real PDF as a picture, with no text layer left.
+    text_pdf = write_pdf(tmp_path / "letter.text.pdf", ["The lighthouse keeper Ewan Macleod lit the lamp at dusk."])
+    doc = pdfium.PdfDocument(str(text_pdf))
+    picture = doc[0].render(scale=2.0).to_pil().convert("L")
+    doc.close()
+    picture.save(tmp_path / "letter.pdf", "PDF", resolution=144)
+    text_pdf.unlink()
+    index = Index.build([tmp_path / "letter.pdf"], tmp_path / "idx")
+
+    hit = index.search("Who lit the lamp at dusk?", k=1)[0]
+    assert hit.quote.ocr and "Macleod" in hit.quote.text
+    answer = Answer(question="q", text="a [1]", found=True, citations=(hit.quote,), hits=(hit,), mode="extractive")
+    assert "read by OCR" in render_sources(answer, index)
+    viewer = viewer_html(index, hit.quote)
+    assert "read by OCR" in viewer and "data:image/png;base64," in viewer
+    assert viewer.count('class="rag-box"') >= 1, "the OCR line boxes are drawn over the image"
+
+
 # -- the API, as another application uses it --------------------------------------------------
 
 
