@@ -119,9 +119,12 @@ PAGE_SCALE = 1.5
 """PDF pages are shown at 108 pixels per inch (a Letter page is 918 x 1188): sharp at the viewer's
 width, and a few hundred KB inside the page's HTML."""
 
-STAGES = {"model": ("Loading the embedding model", "steps"), "files": ("Reading files", "files"),
+STAGES = {"model": ("Loading the embedding model", None), "files": ("Reading files", "files"),
           "ocr": ("Reading scanned pages (OCR)", "pages"), "embedding": ("Embedding passages", "passages")}
-"""What an upload's progress bar says at each stage of ``rag.ingest`` (and ``add_uploads``)."""
+"""What an upload's progress says at each stage of ``rag.ingest`` (and ``add_uploads``). The model
+loads first, as a stage of its own (Gradio shows no words without a bar: a stage without a unit
+shows its name at 0%): loaded inside the ingest, it held the "files" bar still at 50% of two
+files for the seconds it took."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,14 +401,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
         def on_progress(stage: str, done: int, total: int) -> None:
             desc, unit = STAGES.get(stage, (stage, "steps"))
-            if stage == "files":
-                # Reading is not the whole upload (embedding follows): a count, never a bar that
-                # would stand at 100% (or 50%) while the passages are embedded.
-                progress(None, desc=f"{desc}: {done} of {total} read")
+            if unit is None:
+                if done < total:
+                    progress(0.0, desc=desc)
             else:
                 progress((done, total), desc=desc, unit=unit)
 
-        progress(None, desc="Saving the uploads")
+        progress(0.0, desc="Saving the uploads")
         stored, failed, report = add_uploads(index, files, max_bytes, on_progress)
         discard_uploaded_copies(files)
         names = collection_choices()   # a first upload that failed whole made no collection
