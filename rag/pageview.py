@@ -234,6 +234,7 @@ def text_layer_boxes(stored: str, start: int, end: int, chars: CharBoxes) -> tup
     mapping = quote_alignment(stored, start, end, chars.text)
     runs: list[list[int]] = []  # [start, end, pdfium index of the last char] per run, stored offsets
     rects: list[list[float]] = []
+    last: tuple[float, float, float, float] | None = None  # the box of the run's last character
     for offset in range(start, end):
         index = mapping.get(offset)
         if index is None:
@@ -241,7 +242,11 @@ def text_layer_boxes(stored: str, start: int, end: int, chars: CharBoxes) -> tup
         x0, y0, x1, y1 = chars.boxes[index]
         if x1 <= x0 or y1 <= y0:
             continue
-        if runs and _same_line(rects[-1], (x0, y0, x1, y1)) and index > runs[-1][2]:
+        # Compared with the last character, not the run's rectangle: a run spanning a whole line
+        # would "overlap" the next line's first character across the line on a turned page's axis.
+        same = last is not None and _same_line(last, (x0, y0, x1, y1)) and index > runs[-1][2]
+        last = (x0, y0, x1, y1)
+        if same:
             runs[-1][1:] = [offset + 1, index]
             r = rects[-1]
             rects[-1] = [min(r[0], x0), min(r[1], y0), max(r[2], x1), max(r[3], y1)]
@@ -252,9 +257,10 @@ def text_layer_boxes(stored: str, start: int, end: int, chars: CharBoxes) -> tup
 
 
 def _same_line(run: Sequence[float], box: Sequence[float]) -> bool:
-    """The box continues the run's line: the two overlap across the line by half a character's
-    height and the gap along it is under two heights (a word space, a justified gap; not the
-    next column or table cell). Either axis may be the line's, for text on turned pages."""
+    """The box continues the line of the character box ``run``: the two overlap across the line
+    by half a character's height and the gap along it is under two heights (a word space, a
+    justified gap; not the next column or table cell). Either axis may be the line's, for text
+    on turned pages."""
     for across, along in ((1, 0), (0, 1)):
         overlap = min(run[across + 2], box[across + 2]) - max(run[across], box[across])
         height = min(run[across + 2] - run[across], box[across + 2] - box[across])

@@ -179,3 +179,20 @@ def test_quote_boxes_are_the_same_whichever_extractor_stored_the_text(index: Ind
     for x, y in zip(boxes_a, boxes_b):
         assert max(abs(x.x0 - y.x0), abs(x.y0 - y.y0), abs(x.x1 - y.x1), abs(x.y1 - y.y1)) < 1e-6
         assert b.text[y.start - b.start:y.end - b.start].split() == a.text[x.start - a.start:x.end - a.start].split()
+
+
+def test_a_quote_from_the_start_of_a_line_over_two_lines_gets_a_box_per_line(tmp_path: Path) -> None:
+    # A run that spans a whole line once swallowed the next line's first character, which lies
+    # under it: both lines became one box.
+    path = write_pdf(tmp_path / "vineyard.pdf", ["Tomasz Nowak planted the vineyard on the southern slope in 1987 "
+                                                  "and tended its vines for thirty years before his daughter took "
+                                                  "over the harvest. " * 2])
+    index = Index.build([path], tmp_path / "idx", embedder=HashingEmbedder())
+    stored = index.page_text(str(path), 1)
+    assert stored is not None and stored.startswith("Tomasz")
+    second_line = stored.index("\n") + 1
+    end = stored.index(" ", second_line + 10)
+    quote = Quote(text=stored[:end], source=str(path), page=1, start=0, end=end)
+    boxes = index.quote_boxes(quote)
+    assert len(boxes) == 2 == _lines(_pdfium_quote_chars(str(path), 1, quote.text))
+    assert boxes[0].y1 <= boxes[1].y0 + 0.002 and boxes[1].start >= second_line
