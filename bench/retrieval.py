@@ -57,7 +57,9 @@ def run_set(name: str, folder: Path, settings: Settings) -> dict[str, object]:
         bar.refresh()
 
     started = time.perf_counter()
-    index = Index.build(question_set.corpus, CACHE / "index" / name, settings=settings, progress=progress)
+    folder = CACHE / "index" / (name if settings.chunk_context == Settings().chunk_context
+                                else f"{name}-{settings.chunk_context}")
+    index = Index.build(question_set.corpus, folder, settings=settings, progress=progress)
     for bar in bars.values():
         bar.close()
     report = index.last_report
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="dense weight of the blend (default: the Settings default)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 is much faster on a busy shared machine")
+    parser.add_argument("--chunk-context", choices=["none", "heading", "title"], default=Settings().chunk_context,
+                        help="what each chunk carries besides its text (see Settings.chunk_context)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval.md")
     args = parser.parse_args(argv)
     if args.threads:
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing data: {', '.join(str(folders[m]) for m in missing)} (../shared is beside the checkout)",
               file=sys.stderr)
         return 1
-    settings = Settings(embed_backend=args.backend)
+    settings = Settings(embed_backend=args.backend, chunk_context=args.chunk_context)
     if args.dense_weight is not None:
         settings = settings.replace(dense_weight=args.dense_weight)
     started = time.perf_counter()

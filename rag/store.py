@@ -288,7 +288,11 @@ def check_settings(manifest: dict[str, Any], settings: Settings, folder: Path) -
     if manifest.get("fingerprint") != settings.fingerprint():
         stored = manifest.get("settings", {})
         wanted = settings.index_fields()
-        diffs = [f"{key}={stored.get(key)!r} (asked: {wanted[key]!r})" for key in wanted if stored.get(key) != wanted[key]]
+        # Fields fingerprinted only off their defaults are absent on one side: name those too.
+        default = Settings.__dataclass_fields__
+        diffs = [f"{key}={stored.get(key, getattr(default.get(key), 'default', None))!r} "
+                 f"(asked: {wanted.get(key, getattr(settings, key, None))!r})"
+                 for key in dict.fromkeys([*wanted, *stored]) if stored.get(key) != wanted.get(key)]
         raise IndexMismatchError(f"the index in {folder} was built with other settings: {', '.join(diffs)}; "
                                  f"open it with those settings, or {rebuild_hint(folder)}")
 

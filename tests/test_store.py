@@ -80,3 +80,16 @@ def test_an_index_from_before_the_columns_is_read_and_copied_forward(tmp_path: P
     assert "international delegations" in again.search("Who called for UN visits?", k=3)[0].quote.text
     page = again.snapshot().page(str(seed_file.resolve()), 1)
     assert page is not None and not page.ocr and page.boxes == ()
+
+
+def test_a_setting_fingerprinted_off_its_default_is_named_when_it_differs(tmp_path: Path) -> None:
+    # Before: "built with other settings: ;", naming nothing, for a field the defaults leave out.
+    import pytest
+
+    from rag import IndexMismatchError
+
+    note = tmp_path / "note.md"
+    note.write_text("# Orchard\n\nThe orchard covers twelve hectares.\n", encoding="utf-8")
+    Index.build([note], tmp_path / "index", settings=Settings(chunk_context="title"))
+    with pytest.raises(IndexMismatchError, match=r"chunk_context='title' \(asked: 'heading'\)"):
+        open_snapshot(tmp_path / "index", Settings())
