@@ -236,8 +236,11 @@ def _ingest(args: argparse.Namespace) -> int:
             print(terminal_safe(f"failed: {failure.source}: {failure.reason}", sys.stderr), file=sys.stderr)
         print(f"{index.folder}: {report.summary()}")
     if report.failed:
-        print(f"rag ingest: {len(report.failed)} file{'s' if len(report.failed) != 1 else ''} could not be indexed "
-              f"(exit status {EXIT_SOME_FILES_FAILED})", file=sys.stderr)
+        partly = sum(1 for f in report.failed if f.partial)
+        whole = len(report.failed) - partly
+        said = [f"{n} file{'s' if n != 1 else ''} {what}" for n, what in
+                ((whole, "could not be indexed"), (partly, "indexed only in part")) if n]
+        print(f"rag ingest: {' and '.join(said)} (exit status {EXIT_SOME_FILES_FAILED})", file=sys.stderr)
         return EXIT_SOME_FILES_FAILED
     return 0
 

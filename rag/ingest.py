@@ -32,7 +32,7 @@ from .load import PDF_SUFFIXES, find_files, read_file
 from .protocols import Embedder
 from .settings import Settings
 from .store import FileRecord, GenerationWriter, Snapshot, file_sha256
-from .types import Chunk, IngestReport, LoadFailure, Page
+from .types import PARTLY_INDEXED, Chunk, IngestReport, LoadFailure, Page
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
             else:
                 if item.notes:
                     # Indexed, but not whole: the user must hear which pages are missing and why.
-                    failures.append(LoadFailure(item.record.source, "partly indexed: " + "; ".join(item.notes)))
+                    failures.append(LoadFailure(item.record.source, PARTLY_INDEXED + "; ".join(item.notes)))
                 pending.append(item)
                 if sum(len(p.chunks) for p in pending) >= _EMBED_GROUP:
                     flush()

@@ -213,12 +213,21 @@ class Answer:
         }
 
 
+PARTLY_INDEXED = "partly indexed: "
+"""How the reason of a file indexed without some of its pages (over the OCR budget) begins."""
+
+
 @dataclass(frozen=True)
 class LoadFailure:
-    """A file that could not be indexed, and why, in words meant for the user."""
+    """A file that could not be indexed, or only in part, and why, in words meant for the user."""
 
     source: str
     reason: str
+
+    @property
+    def partial(self) -> bool:
+        """The file is in the index, but some of its pages are not (the reason says which)."""
+        return self.reason.startswith(PARTLY_INDEXED)
 
 
 @dataclass(frozen=True)

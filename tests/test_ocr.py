@@ -106,6 +106,15 @@ def test_ocr_off_refuses_the_scan_with_a_reason(scanned_seed: Path, tmp_path: Pa
     assert "seed-scan.pdf: no extractable text in 2 page(s): image-only or scanned PDF (OCR is off" in err
 
 
+def test_the_cli_says_a_file_over_the_ocr_budget_was_indexed_in_part(scanned_seed: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RAG_OCR_PAGE_LIMIT", "1")
+    assert main(["ingest", str(scanned_seed), "--index", str(tmp_path / "idx"), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert "rag ingest: 1 file indexed only in part (exit status 3)" in err and "could not be indexed" not in err
+
+
 def test_pages_over_the_ocr_budget_are_skipped_and_the_report_says_so(scanned_seed: Path, tmp_path: Path) -> None:
     seen: list[tuple[str, int, int]] = []
     index = Index.build([scanned_seed], tmp_path / "idx", Settings(ocr_page_limit=1), embedder=HashingEmbedder(),
@@ -114,7 +123,7 @@ def test_pages_over_the_ocr_budget_are_skipped_and_the_report_says_so(scanned_se
     assert report is not None and len(report.added) == 1
     (failure,) = report.failed
     assert failure.reason.startswith("partly indexed: 1 page(s) needing OCR were over the budget of 1 a file")
-    assert "(page 2)" in failure.reason and "RAG_OCR_PAGE_LIMIT" in failure.reason
+    assert "(page 2)" in failure.reason and "RAG_OCR_PAGE_LIMIT" in failure.reason and failure.partial
     assert index.documents()[0].pages == 2  # the true page count, page 2 empty
     assert index.page_text(str(scanned_seed), 2) == ""
     assert ("ocr", 1, 1) in seen and not any(total > 1 for stage, _, total in seen if stage == "ocr")
