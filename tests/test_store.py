@@ -90,6 +90,6 @@ def test_a_setting_fingerprinted_off_its_default_is_named_when_it_differs(tmp_pa
 
     note = tmp_path / "note.md"
     note.write_text("# Orchard\n\nThe orchard covers twelve hectares.\n", encoding="utf-8")
-    Index.build([note], tmp_path / "index", settings=Settings(chunk_context="title"))
-    with pytest.raises(IndexMismatchError, match=r"chunk_context='title' \(asked: 'heading'\)"):
+    Index.build([note], tmp_path / "index", settings=Settings(chunk_context="heading"))
+    with pytest.raises(IndexMismatchError, match=r"chunk_context='heading' \(asked: 'title'\)"):
         open_snapshot(tmp_path / "index", Settings())
