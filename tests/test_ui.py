@@ -6,6 +6,7 @@ called exactly as another application would call it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -390,8 +391,12 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
                 time.sleep(0.5)
         assert "rag: answers from your documents" in page, process.poll()
         assert (tmp_path / "idx" / "CURRENT").exists()
+        # The same server as `rag serve`: the OpenAI-compatible API answers beside the page.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as response:
+            models = json.loads(response.read().decode())
+        assert models["object"] == "list" and models["data"], models
         time.sleep(2)  # the page can be served a moment before serve() prints its address
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    assert "Indexing" in output and "rag web chat on http://127.0.0.1:" in output
+    assert "Indexing" in output and "rag web chat on http://127.0.0.1:" in output and "/v1" in output
