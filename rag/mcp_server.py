@@ -146,6 +146,23 @@ def serve(folder: str | Path, collection: str | None = None, *, http: bool = Fal
     """
     server = build_server(folder, collection)
     if http:
-        server.run("streamable-http", host=host, port=port)
+        server.run("streamable-http", host=host, port=port, transport_security=transport_security(host))
     else:
         server.run("stdio")
+
+
+def transport_security(bind: str) -> Any:  # noqa: ANN401 - mcp's TransportSecuritySettings
+    """The SDK's DNS-rebinding guard with the host names the web page answers to (``rag.webguard``).
+
+    The SDK guards a loopback bind by itself, and nothing else: bound to a LAN address, any web
+    page the user visits could otherwise reach the tools through a name that resolves to it.
+    """
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from .webguard import allowed_hosts
+
+    names = sorted(f"[{name}]" if ":" in name else name for name in allowed_hosts(bind))
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                     allowed_hosts=[f"{name}:*" for name in names] + names,
+                                     allowed_origins=[f"{scheme}://{name}:*" for name in names
+                                                      for scheme in ("http", "https")])

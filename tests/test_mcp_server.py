@@ -73,3 +73,65 @@ def test_mcp_client_lists_the_tools_and_asks(seed_index: Path) -> None:
 
     # A collection that does not exist is the tool's error, in words, not a dead server.
     assert missing.is_error and "no collection 'nowhere'" in missing.content[0].text
+
+
+def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(seed_index: Path) -> None:
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    from conftest import _free_port
+
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp", "--http", "--port", str(port),
+                                "--index", str(seed_index), "--collection", "news"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+            except urllib.error.HTTPError:
+                break  # it answers (a bare GET is refused by the protocol)
+            except OSError:
+                time.sleep(0.5)
+
+        async def ask() -> Any:
+            async with streamable_http_client(url) as streams, ClientSession(streams[0], streams[1]) as client:
+                await client.initialize()
+                return await client.call_tool("ask", {"question": "Who called for UN visits?"},
+                                              read_timeout_seconds=120)
+
+        answer = anyio.run(ask).structured_content
+        assert answer["found"] and "Maryam Rajavi" in answer["answer"]
+        # DNS rebinding: a page on attacker.example, resolved to 127.0.0.1, must not reach the tools.
+        request = urllib.request.Request(url, data=b"{}", method="POST", headers={
+            "Host": f"attacker.example:{port}", "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 421
+        foreign = urllib.request.Request(url, data=b"{}", method="POST", headers={
+            "Origin": "http://attacker.example", "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign, timeout=30)
+        assert refused.value.code == 403
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_lan_bind_is_guarded_too_with_its_own_name_allowed() -> None:
+    # The SDK guards only loopback binds by itself.
+    from rag.mcp_server import transport_security
+
+    guard = transport_security("192.168.1.5")
+    assert guard.enable_dns_rebinding_protection
+    assert "192.168.1.5:*" in guard.allowed_hosts and "localhost:*" in guard.allowed_hosts
+    assert "[::1]:*" in guard.allowed_hosts and not any("attacker" in h for h in guard.allowed_hosts)
