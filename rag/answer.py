@@ -18,11 +18,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .chunk import split_sentences
+from .chunk import split_sentences, table_header
 from .reader import Reader, Span, load_reader, whole_span
 from .text import terms
 from .settings import Settings
-from .types import Answer, Chunk, Hit, Quote
+from .types import Answer, Chunk, Hit, Quote, searchable_text
 from .verify import PageSource, verify_quotes
 
 NOT_FOUND = "Not found in the indexed documents."
@@ -63,9 +63,11 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=(),
                       mode="extractive", notes=("no passage to read: the index returned nothing",))
     reader = reader or load_reader()
-    # The reader sees each passage with its context (the table header over its rows), and its
-    # spans are taken from the passage itself, the part that can be quoted.
-    texts = [hit.chunk.searchable for hit in hits]
+    # The reader sees a table's rows under their header, and its spans are taken from the rows
+    # themselves, the part that can be quoted. Titles and headings are left out: the reader was
+    # trained on paragraphs, and with them it answered "cuttings brought from Burgundy" for
+    # "Who planted the vineyard?" on a page it reads right alone.
+    texts = [searchable_text(hit.chunk.text, table_header(hit.chunk.context)) for hit in hits]
     lead = [len(t) - len(hit.chunk.text) for t, hit in zip(texts, hits)]
     spans = [replace(s, start=s.start - lead[s.passage], end=s.end - lead[s.passage]) if s.end > s.start else s
              for s in reader.read(question, texts, lead)]

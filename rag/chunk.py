@@ -446,8 +446,22 @@ def _cut_words(text: str) -> str:
     return " ".join(words[:_CONTEXT_WORDS]) + (" …" if len(words) > _CONTEXT_WORDS else "")
 
 
+CONTEXT_SEPARATOR = " · "
+"""Between the parts of a chunk's context: title, page heading, section, table header."""
+
+
 def _join(*parts: str) -> str:
-    return " · ".join(p for p in parts if p)
+    return CONTEXT_SEPARATOR.join(p for p in parts if p)
+
+
+def table_header(context: str) -> str:
+    """The table header row in a chunk's context, or "" (the chunk is not inside a table).
+
+    Example:
+        >>> table_header("report · Sales › By city · | city | revenue |")
+        '| city | revenue |'
+    """
+    return next((part for part in context.split(CONTEXT_SEPARATOR) if part.startswith("|")), "")
 
 
 def _longest_fit(known: int, limit: int, fits: Callable[[int], bool]) -> int:

@@ -298,7 +298,11 @@ def _with_ink(path: Path, pages: list[Page], wanted: list[int]) -> list[int]:
             if len(doc) < max(wanted):
                 return wanted
             for number in wanted:
-                page = doc[number - 1]
+                try:
+                    page = doc[number - 1]
+                except pdf.PdfiumError:
+                    chosen.append(number)  # OCR renders with PDFium too, and will report the page
+                    continue
                 try:
                     text = pages[number - 1].text
                     few = 0 < sum(1 for ch in text if not ch.isspace()) < _FEW_CHARS and not _is_garbage(text)
@@ -350,7 +354,12 @@ def _ocr_pages(path: Path, pages: list[Page], wanted: list[int], limit: int, dea
             break
         if progress:
             progress(done, len(chosen))
-        text, boxes = ocr.read_page(engine, path, number)
+        try:
+            text, boxes = ocr.read_page(engine, path, number)
+        except Exception as exc:  # noqa: BLE001 - pypdf opened what PDFium cannot render: say so, go on
+            notes.append(f"page {number} could not be rendered for OCR ({type(exc).__name__}: {str(exc)[:120]})")
+            done += 1
+            continue
         if text.strip():
             pages[number - 1] = Page(source=str(path), page=number, text=clean_text(text), ocr=True, boxes=boxes)
         # else the page keeps what its text layer had (a stamp "Background" on a picture; nothing)

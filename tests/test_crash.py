@@ -27,6 +27,7 @@ import pytest
 
 from rag import Index, IndexCorruptError, Settings
 from rag.chunk import content_hash
+from rag.types import searchable_text
 from rag.store import CURRENT, MANIFEST, current_generation
 
 FAST = Settings(embed_backend="onnx-int8")
@@ -73,8 +74,8 @@ def assert_consistent(folder: Path) -> Index:
         # Row r of the vectors is the embedding of chunk r: compare with the cache, keyed by text.
         cache = sqlite3.connect(folder / "cache" / "embeddings.sqlite")
         model = index.settings.fingerprint()
-        for row, text, digest in db.execute("SELECT row, text, hash FROM chunks ORDER BY row"):
-            assert digest == content_hash(text)
+        for row, text, context, digest in db.execute("SELECT row, text, context, hash FROM chunks ORDER BY row"):
+            assert digest == content_hash(searchable_text(text, context))  # what was embedded
             (blob,) = cache.execute("SELECT vector FROM vectors WHERE model = ? AND hash = ?",
                                     (model, digest)).fetchone()
             assert np.array_equal(np.frombuffer(blob, dtype=np.float32), snap.vectors[row])

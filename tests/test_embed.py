@@ -173,7 +173,7 @@ def test_parsing_in_a_process_gives_the_same_index(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(rag.ingest, "_PROCESS_MIN_PDF_BYTES", 0)
     plan, *_ = rag.ingest.plan([docs], INT8, None)
-    pool = rag.ingest._parsing_pool(plan)
+    pool, _ = rag.ingest._parsing_pool(plan)
     assert pool is not None  # pytest's main module is guarded, so a spawn child is safe here
     pool.shutdown()
     in_process = Index.build([docs], tmp_path / "a", settings=INT8)
