@@ -83,7 +83,7 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
 
     from mcp.client.streamable_http import streamable_http_client
 
-    from conftest import _free_port
+    from conftest import _free_port, stop
 
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -123,8 +123,7 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
             urllib.request.urlopen(foreign, timeout=30)
         assert refused.value.code == 403
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 def test_a_lan_bind_is_guarded_too_with_its_own_name_allowed() -> None:
