@@ -314,7 +314,16 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
     def collection_choices() -> list[str]:
         return sorted({shown, *collections.names()}) if collections is not None else [shown]
 
-    def ask(question: str, k: int = settings.k, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def existing(collection: str | None) -> Index:
+        # The API reads collections and never makes one: a typo must be an error, not an empty answer.
+        if not collection or collection == shown:
+            return index
+        if collections is None:
+            raise IndexNotFoundError(f"no collection {collection!r}: this page serves one index")
+        return collections.get(collection)
+
+    def ask(question: str, k: int = settings.k, history: list[dict[str, Any]] | None = None,
+            collection: str = "") -> dict[str, Any]:
         """Answer a question from the indexed documents, with verbatim quotes and their files and pages.
 
         Args:
@@ -322,20 +331,27 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             k: how many passages to read.
             history: the earlier turns, oldest first, as [{"role": "user"|"assistant", "content": ...}];
                 a follow-up is searched with what they were about ("query" says what was searched).
+            collection: which collection to ask (empty: the one the page opens with).
 
         Returns:
             answer (text with [n] markers), found (false when the documents do not answer), citations
             [{n, text, file, page, start, end}] and the passages read.
         """
         try:
-            return answer_payload(index.ask(question, passages(k), history=history or None))
+            return answer_payload(existing(collection).ask(question, passages(k), history=history or None))
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
-    def search(question: str, k: int = settings.k) -> list[dict[str, Any]]:
-        """The passages that best match a question: [{rank, file, page, start, end, score, text, quote}]."""
+    def search(question: str, k: int = settings.k, collection: str = "") -> list[dict[str, Any]]:
+        """The passages that best match a question: [{rank, file, page, start, end, score, text, quote}].
+
+        Args:
+            question: the question, in plain words.
+            k: how many passages.
+            collection: which collection to search (empty: the one the page opens with).
+        """
         try:
-            hits = index.search(question, passages(k))
+            hits = existing(collection).search(question, passages(k))
         except RagError as exc:
             raise gr.Error(str(exc)) from None
         return [hit_payload(hit) for hit in hits]

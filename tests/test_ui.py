@@ -297,6 +297,33 @@ def test_ask_endpoint_takes_the_conversation(url: str) -> None:
     assert alone["query"] == alone["question"]
 
 
+def test_the_api_asks_the_collection_it_names_and_refuses_one_that_does_not_exist(
+        corpus: Path, tmp_path: Path) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from rag.collections import Collections
+
+    root = tmp_path / "index"
+    Index.build([corpus / "tides.txt"], root, collection="harbour")
+    Index.build([corpus / "bees.md"], root, collection="garden")
+    library = Collections(root, default="harbour")
+    demo = launch(build_app(library.get("harbour"), collections=library), "127.0.0.1", free_port(), block=False)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        bees = client.predict("How long do worker bees live?", 5, None, "garden", api_name="/ask")
+        assert bees["found"] and {c["file"] for c in bees["citations"]} == {"bees.md"}
+        tides = client.predict("Who signs the tide tables?", api_name="/ask")
+        assert "Yannick Le Goff" in tides["answer"], "without a collection: the page's own"
+        hits = client.predict("worker bees", 2, "garden", api_name="/search")
+        assert hits and all(h["file"] == "bees.md" for h in hits)
+        with pytest.raises(AppError, match="nowhere"):
+            client.predict("Who signs the tide tables?", 5, None, "nowhere", api_name="/ask")
+        assert "nowhere" not in library.names(), "the API never creates a collection"
+    finally:
+        demo.close()
+
+
 def test_an_upload_is_not_left_downloadable_in_gradios_cache(url: str) -> None:
     # Before: Gradio kept its copy of every upload and served it (/gradio_api/file=...) for up to
     # an hour, so a document removed from the index could still be downloaded.
