@@ -182,7 +182,7 @@ def _resolve_collection(args: argparse.Namespace) -> argparse.Namespace:
     # A collection is just an index folder under the named one, so every verb that works on one
     # index works on a collection unchanged; the servers get the root and serve its collections.
     if getattr(args, "collection", None) and args.verb not in _SERVERS:
-        from .collections import collection_folder
+        from .collection_paths import collection_folder
 
         args.index = str(collection_folder(args.index, args.collection))
     return args
@@ -278,16 +278,6 @@ def _search(args: argparse.Namespace) -> int:
         print(f"    \"{hit.quote.text}\"")
         print(f"    {hit.source}")
     return 0
-
-
-def hit_to_dict(hit: Any) -> dict[str, Any]:
-    """``Hit.to_dict`` (the one JSON shape); kept by name for ``rag.mcp_server``, which should call it directly."""
-    return hit.to_dict()
-
-
-def answer_to_dict(answer: Any) -> dict[str, Any]:
-    """``Answer.to_dict``; kept by name for ``rag.mcp_server``, which should call it directly."""
-    return answer.to_dict()
 
 
 def _ask(args: argparse.Namespace) -> int:

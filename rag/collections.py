@@ -18,85 +18,23 @@ Example:
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import IndexNotFoundError, RagError
+from .collection_paths import (  # noqa: F401 - the names users of collections import from here
+    COLLECTIONS,
+    DEFAULT_COLLECTION,
+    DEMO_COLLECTION,
+    UPLOADS_COLLECTION,
+    CollectionError,
+    check_name,
+    collection_folder,
+    has_index,
+    list_collections,
+)
+from .errors import IndexNotFoundError
+from .index import Index
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .index import Index
-
-COLLECTIONS = "collections"
-"""Subfolder of an index folder that holds the named collections."""
-
-DEFAULT_COLLECTION = "default"
-"""The name of the index kept in the index folder itself (the only one before collections)."""
-
-DEMO_COLLECTION = "demo"
-"""The collection ``make run`` fills with this project's user guide."""
-
-UPLOADS_COLLECTION = "my-documents"
-"""Where the page puts a user's first upload when the demo collection is the one being shown."""
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class CollectionError(RagError):
-    """A collection name that cannot be a folder name, or a collection that does not exist."""
-
-
-def check_name(name: str) -> str:
-    """``name`` if it can name a collection (letters, digits, ``.``, ``_``, ``-``; at most 64).
-
-    Example:
-        >>> check_name("reports-2024")
-        'reports-2024'
-    """
-    # The name becomes a folder name: no separators, no "..", nothing a shell or a URL mangles.
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise CollectionError(f"{name!r} cannot name a collection: use letters, digits, '.', '_' or '-' "
-                              f"(at most 64, starting with a letter or digit)")
-    return name
-
-
-def collection_folder(folder: str | Path, name: str | None) -> Path:
-    """The folder that holds collection ``name`` of the index folder ``folder``.
-
-    ``None`` and ``"default"`` are the index folder itself.
-
-    Example:
-        >>> collection_folder("/data/index", "reports")
-        PosixPath('/data/index/collections/reports')
-    """
-    root = Path(folder).expanduser().resolve()
-    if name is None or name == DEFAULT_COLLECTION:
-        return root
-    return root / COLLECTIONS / check_name(name)
-
-
-def has_index(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a built index (cheap: no file is opened but its pointer)."""
-    return (Path(folder) / "CURRENT").is_file()
-
-
-def list_collections(folder: str | Path) -> list[str]:
-    """The collections of ``folder`` that hold an index, ``"default"`` first when the folder has one.
-
-    Example:
-        >>> list_collections("index/")
-        ['default', 'demo', 'my-documents']
-    """
-    root = Path(folder).expanduser().resolve()
-    names = [DEFAULT_COLLECTION] if has_index(root) else []
-    parent = root / COLLECTIONS
-    if parent.is_dir():
-        names += sorted(p.name for p in parent.iterdir()
-                        if p.is_dir() and _NAME.fullmatch(p.name) and has_index(p))
-    return names
-
 
 
 class Collections:
@@ -124,8 +62,6 @@ class Collections:
 
     def create(self, name: str, settings: Settings | None = None) -> Index:
         """Collection ``name``, made empty (nothing is written until its first ingest) when it is new."""
-        from .index import Index
-
         name = check_name(name)
         with self._lock:
             index = self._open.get(name)
@@ -154,7 +90,6 @@ class Collections:
                     raise IndexNotFoundError(
                         f"no collection {name!r} in {self.folder} (collections: {there}); build it with: "
                         f"rag ingest PATH... --index {self.folder} --collection {name}")
-                from .index import Index  # index.py imports this module for collection_folder
 
                 index = self._open[name] = Index.open(self.folder, collection=name)
             return index

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .collections import collection_folder
+from .collection_paths import collection_folder
 from .backends import EMBEDDERS
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
