@@ -151,7 +151,16 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
         (True, 'What did Mrs. Maryam Rajavi say they should assess?')
     """
     turns = normalise(history)
-    if not turns or not leans_on_history(question):
+    if not turns:
+        return Resolved(search=question, read=question, followup=False)
+    asked = [t["content"] for t in turns if t["role"] == "user"]
+    if not leans_on_history(question):
+        own = {w.lower() for w in content_words(question)}
+        if own & {w.lower() for text in asked for w in content_words(text)}:
+            # A question of its own on the same topic ("Can I renew it online?" after "How do I
+            # renew my licence?"): the earlier questions say what the conversation is about. One
+            # that shares no word with them changes the topic and is searched alone.
+            return Resolved(search=" ".join([*asked, question]), read=question, followup=False)
         return Resolved(search=question, read=question, followup=False)
     last_answer = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), "")
     if last_answer.lower().startswith("not found"):
@@ -176,7 +185,10 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
             if key not in own and key not in {c.lower() for c in context} and key not in _QUESTION_WORDS:
                 context.append(w)
     added = tuple(context[:MAX_ADDED])
-    search = " ".join([read, *added])
+    # The earlier questions too, whole: chosen on CANARD dev (words of the person's rewrite that the
+    # search holds: 0.427 -> 0.717) and checked on doc2dial (grounding span in the top 5 for
+    # follow-ups: 0.643 -> 0.679; bench/conversation.py).
+    search = " ".join([read, *added, *asked])
     # Without a pronoun to replace ("With what aim?"), the reader reads the search itself: the
     # bare ellipsis gives it nothing to match.
     return Resolved(search=search, read=read if read != question else search, followup=True, added=added)

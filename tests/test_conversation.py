@@ -126,3 +126,17 @@ def test_llm_condenses_the_follow_up_and_the_offline_resolver_is_the_fallback(se
         server.reply = "boom"
         fallback = condense("What did she say they should assess?", FIRST, settings)
         assert fallback == resolve("What did she say they should assess?", FIRST)
+
+
+def test_a_question_of_its_own_on_the_same_topic_is_searched_with_the_earlier_questions() -> None:
+    # doc2dial's follow-ups are mostly such questions: "Can I do it online?" is a pronoun case,
+    # but "Can I renew my licence online?" after a renewal question has words of its own.
+    history = [{"role": "user", "content": "How do I renew my driving licence?"},
+               {"role": "assistant", "content": "Fill in form DL-1 at any office."}]
+    same = resolve("Can I renew my licence online?", history)
+    assert not same.followup and same.read == "Can I renew my licence online?"
+    assert same.search == "How do I renew my driving licence? Can I renew my licence online?"
+    other = resolve("Which president is named in the article?", history)
+    assert other.search == "Which president is named in the article?", "a change of topic is searched alone"
+    leaning = resolve("And how much does it cost?", history)
+    assert leaning.followup and leaning.search.endswith("How do I renew my driving licence?")
