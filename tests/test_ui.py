@@ -418,10 +418,16 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
                 time.sleep(0.5)
         assert "rag: answers from your documents" in page, process.poll()
         assert (tmp_path / "idx" / "CURRENT").exists()
-        # The same server as `rag serve`: the OpenAI-compatible API answers beside the page.
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as response:
-            models = json.loads(response.read().decode())
-        assert models["object"] == "list" and models["data"], models
+        # The same server as `rag serve`: the OpenAI-compatible API answers beside the page (its
+        # routes join the running app a moment after the page first answers).
+        models: dict[str, Any] = {}
+        while not models and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as response:
+                    models = json.loads(response.read().decode())
+            except OSError:
+                time.sleep(0.5)
+        assert models.get("object") == "list" and models["data"], models
         time.sleep(2)  # the page can be served a moment before serve() prints its address
     finally:
         process.terminate()
