@@ -89,8 +89,9 @@ def header(title: str, argv: Sequence[str], script: str, notes: Sequence[str] = 
 
 
 def write(name: str, lines: Sequence[str]) -> Path:
+    """``bench/results/<name>.md``, the one way every benchmark writes its results."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"perf_{name}.md"
+    path = RESULTS / f"{name}.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
     return path

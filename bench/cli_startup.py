@@ -81,7 +81,7 @@ def main() -> int:
     for name, values in times.items():
         lines.append(f"| `{name}` | {median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
                      f"{median(values) / base:.2f} |")
-    write("cli_startup", lines)
+    write("perf_cli_startup", lines)
     print("\n".join(lines))
     return 0
 

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "`search` for rag is the default hybrid search (dense + BM25, fused, each hit with its verbatim "
               "quote); for LangChain it is `similarity_search`, dense only: the dense-only column compares like "
               "with like."]
-    write("compare", lines)
+    write("perf_compare", lines)
     return 0
 
 

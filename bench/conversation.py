@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE, RESULTS, SHARED, header, percentile  # noqa: E402
+from _common import CACHE, SHARED, header, percentile, write  # noqa: E402
 
 from rag import Index, Settings  # noqa: E402
 from rag.conversation import content_words, resolve  # noqa: E402
@@ -129,10 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d2d, _ = doc2dial_rows(args.limit)
     lines += d2d + canard_rows(args.limit)
     lines.append(f"run time: {time.perf_counter() - started:.0f} s")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "conversation.md"
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    print(path.read_text(encoding="utf-8"))
+    print(write("conversation", lines).read_text(encoding="utf-8"))
     return 0
 
 

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, by_backend in scores.items():
             lines.append(f"- {name}: " + ", ".join(
                 f"{b} {r['embedded']:.0f} chunks embedded in {r['ingest_s']:.0f} s" for b, r in by_backend.items()))
-    write("embed_backends", lines)
+    write("perf_embed_backends", lines)
     return 0
 
 

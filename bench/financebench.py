@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, SHARED, header  # noqa: E402
+from _common import SHARED, header, write  # noqa: E402
 
 from rag import Settings  # noqa: E402
 from rag.datasets import load_financebench  # noqa: E402
@@ -143,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         question = r.question.question.split("?")[0][:110].replace("|", "\\|") + "?"
         lines.append(f"| {question} | {r.question.sources[0]}, page {', '.join(map(str, r.question.pages))} "
                      f"| {got} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "financebench.md"
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    print(path.read_text(encoding="utf-8"))
+    print(write("financebench", lines).read_text(encoding="utf-8"))
     return 0
 
 

@@ -123,7 +123,7 @@ def speed(args: argparse.Namespace, argv: list[str]) -> None:
               "| --- | --- | " + " | ".join("---:" for _ in STAGES) + " | ---: |"]
     for name, _, backend, _, _, alone, _, stages in rows:
         lines.append(f"| {name} | {backend} | " + " | ".join(f"{stages[s]:.2f}" for s in STAGES) + f" | {alone:.2f} |")
-    write("ingest", lines)
+    write("perf_ingest", lines)
 
 
 # ------------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def memory(args: argparse.Namespace, argv: list[str]) -> None:
               "the commit: the exact (flat) FAISS index holds every vector in memory (1.5 KiB per chunk, up to "
               "`exact_search_limit` chunks; IVF-SQ8 above it, 0.4 KiB), and the BM25 build tokenises every chunk "
               "text at once."]
-    write("ingest_memory", lines)
+    write("perf_ingest_memory", lines)
 
 
 def main(argv: list[str] | None = None) -> int:

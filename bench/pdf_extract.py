@@ -35,7 +35,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from _common import RESULTS, SHARED, header
+from _common import RESULTS, SHARED, header, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -247,10 +247,7 @@ def main() -> int:
                     "SQuAD 1.1 train words seen 3+ times, plus each filing's words both extractors read",
                     "what the figures decided is written in rag/pdf.py (the extractor) and rag/ocr.py (the OCR "
                     "engine and scale); the machine is shared (see the load), so compare figures within a table"]) + body
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "pdf_extract.md"
-    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    write("pdf_extract", lines)
     return 0
 
 

@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         lines.append(f"| {r['n']:,} | {r['open_s']:.1f} | {r['index_mib']:.0f} | {r['rss_mib']:.0f} | {r['peak_mib']:.0f} "
                      f"| {r['add_s']:.0f} | {r['commit_s']:.0f} | {r['build_peak_mib']:.0f} |")
-    write("query", lines)
+    write("perf_query", lines)
     return 0
 
 

@@ -67,7 +67,7 @@ def main() -> int:
               f"MMR, a page filter): **{len(results['now']) - len(differ)} identical**, {len(differ)} different "
               "(passage ids, scores to 6 decimals, quote offsets)"]
     lines += [f"  - differs: `{k}`" for k in differ[:20]]
-    write("same_results", lines)
+    write("perf_same_results", lines)
     print("\n".join(lines))
     return 0 if not differ else 1
 

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['n']:,} | {r['data']} | {r['kind']} | {r['setting']} | {r['recall']:.3f} | "
                      f"{r['p50']:.2f} | {r['p95']:.2f} | {r['build_s']:.0f} | {r['bytes']:.0f} | "
                      f"{r['bytes'] * 1e6 / 2 ** 30:.2f} |")
-    write("scale", lines)
+    write("perf_scale", lines)
     return 0
 
 

@@ -36,7 +36,7 @@ from .errors import RagError
 from .index import DEFAULT_FOLDER, Index
 from .load import find_files
 from .progress import StderrProgress
-from .settings import Settings
+from .settings import BACKEND_FIELDS, INDEX_FIELDS, Settings
 from .store import current_generation
 from .types import Answer, Hit, Quote
 
@@ -567,11 +567,12 @@ def _aggregate(results: Sequence[QuestionResult], k: int, depth: int | None, ans
 def eval_cache_folder(question_set: QuestionSet, settings: Settings, base: Path | None = None) -> Path:
     """Where ``rag eval`` keeps the index of a set's corpus: one folder per corpus and index settings
     (the corpus by absolute path, so a set named from another folder finds the same index)."""
-    # The PDF extractor and chunk context in the key too: at their defaults they are not
-    # fingerprinted (indexes built before they existed keep opening), but a cached index must
-    # never hold chunks made another way.
+    # Every index-shaping setting by value, defaults included: the fingerprint leaves out the ones
+    # at their defaults (so indexes built before they existed keep opening), but a cached index
+    # must never hold chunks made another way.
+    shaping = {name: getattr(settings, name) for name in (*INDEX_FIELDS, *BACKEND_FIELDS)}
     key = json.dumps([sorted(str(p.expanduser().resolve()) for p in question_set.corpus), settings.fingerprint(),
-                      settings.pdf_extractor, settings.chunk_context])
+                      shaping], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", question_set.name)[:60]
     return (base or Path.home() / ".cache" / "rag" / "eval-index") / f"{name}-{digest}"

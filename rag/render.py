@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from .chunk import table_header
 from .load import HTML_SUFFIXES, MARKDOWN_SUFFIXES
 from .types import Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
 
@@ -281,13 +282,13 @@ def passage_html(text: str, mark: tuple[int, int], source: str, *, context: int 
 
 def _header_rows(context: str) -> str:
     """A table header for a passage from its chunk's context: header and delimiter rows given
-    whole, or the header row alone (as ``rag.chunk`` keeps it, after the title and heading,
-    joined by " · "), given a delimiter row of as many columns."""
+    whole, or the header row alone (``rag.chunk.table_header``), given a delimiter row of as
+    many columns."""
     lines = context.split("\n")
     for first, second in zip(lines, lines[1:]):
         if first.lstrip().startswith("|") and "-" in second and _MARKUP_LINE.fullmatch(second):
             return first + "\n" + second + "\n"
-    row = next((part.strip() for part in reversed(context.split(" · ")) if part.strip().startswith("|")), "")
+    row = table_header(context).strip()
     if not row:
         return ""
     columns = max(1, len(row.strip().strip("|").split("|")))

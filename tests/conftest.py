@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def write_pdf(path: Path, pages: Sequence[str]) -> Path:
         pdf.multi_cell(0, 6, text)
     pdf.output(str(path))
     return path
+
+
+def write_fruit_and_notes(folder: Path) -> Path:
+    """The small mixed corpus of the index and store tests: a three-page PDF and a Markdown note."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_pdf(folder / "fruit.pdf", [
+        "Apples grow in orchards. The orchard of Miriam Okafor covers twelve hectares near Lyon.",
+        "Bananas ripen after harvest. The Cavendish banana is the most exported variety in the world.",
+        "Cherries bloom in spring. The cherry festival of Hirosaki draws two million visitors.",
+    ])
+    (folder / "notes.md").write_text("# Meeting notes\n\nThe quarterly budget review moved to Thursday. "
+                                     "Olaf Svensson will present the storage migration plan.\n", encoding="utf-8")
+    return folder
 
 
 @pytest.fixture

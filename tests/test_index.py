@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_path, write_pdf
+from conftest import shared_path, write_fruit_and_notes
 from rag import Index, IndexMismatchError, IndexNotFoundError, RagError, Settings
 from rag.store import current_generation
 
@@ -19,13 +19,7 @@ SEED_QUOTE = "She said it is essential for international delegations to visit Ir
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("corpus")
-    write_pdf(folder / "fruit.pdf", [
-        "Apples grow in orchards. The orchard of Miriam Okafor covers twelve hectares near Lyon.",
-        "Bananas ripen after harvest. The Cavendish banana is the most exported variety in the world.",
-        "Cherries bloom in spring. The cherry festival of Hirosaki draws two million visitors.",
-    ])
-    (folder / "notes.md").write_text("# Meeting notes\n\nThe quarterly budget review moved to Thursday. "
-                                     "Olaf Svensson will present the storage migration plan.\n", encoding="utf-8")
+    write_fruit_and_notes(folder)
     (folder / "page.html").write_text("<html><head><style>.x{color:red}</style><script>alert('no')</script></head>"
                                       "<body><h1>Glacier report</h1><p>The Aletsch glacier lost 2.5 metres of "
                                       "ice thickness in 2023.</p></body></html>", encoding="utf-8")

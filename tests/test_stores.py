@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_path, write_pdf
+from conftest import shared_path, write_fruit_and_notes
 from rag import Index, IndexCorruptError, Settings
 from rag.dense_faiss import FILE as FAISS_FILE
 from rag.lexical_bm25s import FOLDER as BM25_FOLDER
@@ -38,13 +38,7 @@ def store_settings(store: str, request: pytest.FixtureRequest) -> Settings:
 def write_corpus(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(shared_path("seeds", "000_17d6ea71f6fbed30.txt"), folder / "seed.txt")
-    write_pdf(folder / "fruit.pdf", [
-        "Apples grow in orchards. The orchard of Miriam Okafor covers twelve hectares near Lyon.",
-        "Bananas ripen after harvest. The Cavendish banana is the most exported variety in the world.",
-        "Cherries bloom in spring. The cherry festival of Hirosaki draws two million visitors.",
-    ])
-    (folder / "notes.md").write_text("# Meeting notes\n\nThe quarterly budget review moved to Thursday. "
-                                     "Olaf Svensson will present the storage migration plan.\n", encoding="utf-8")
+    write_fruit_and_notes(folder)
     return folder
 
 

@@ -242,7 +242,6 @@ def test_an_upload_says_the_model_is_loading_before_it_reads(tmp_path: Path) -> 
 def test_a_page_read_by_ocr_is_marked_on_its_card_and_in_its_viewer(tmp_path: Path) -> None:
     pytest.importorskip("rapidocr")
     pdfium = pytest.importorskip("pypdfium2")
-    from PIL import Image
 
     from rag.ui import viewer_html
 
