@@ -14,7 +14,8 @@ from .errors import SettingsError
 
 DENSE = {"faiss": "rag.dense_faiss:FaissDenseIndex", "milvus": "rag.milvus_store:MilvusDenseIndex"}
 LEXICAL = {"bm25s": "rag.lexical_bm25s:Bm25sLexicalIndex", "milvus": "rag.milvus_store:MilvusLexicalIndex"}
-EMBEDDERS = {"torch": "rag.embed:TorchEmbedder", "onnx-int8": "rag.embed:OnnxInt8Embedder"}
+EMBEDDERS = {"onnx": "rag.embed_onnx:OnnxEmbedder", "onnx-int8": "rag.embed_onnx:OnnxInt8Embedder",
+             "torch": "rag.embed:TorchEmbedder"}
 
 STORES = {"faiss": ("faiss", "bm25s"), "milvus": ("milvus", "milvus")}
 """A store names a (dense, lexical) pair: ``RAG_STORE=milvus`` keeps vectors and BM25 in Milvus."""

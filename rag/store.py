@@ -42,7 +42,7 @@ import numpy as np
 from .backends import DENSE, LEXICAL, resolve
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, RagError
 from .protocols import DenseIndex, LexicalIndex
-from .settings import FORMAT_VERSION, Settings
+from .settings import FORMAT_VERSION, SAME_VECTORS, Settings
 from .types import Chunk, Document, Page, TextBox, searchable_text
 
 CURRENT = "CURRENT"
@@ -302,7 +302,9 @@ def settings_from_manifest(folder: Path, base: Settings) -> Settings:
     generation = current_generation(folder)
     if generation is None:
         return base
-    stored = _read_manifest(folder / generation, folder).get("settings", {})
+    stored = dict(_read_manifest(folder / generation, folder).get("settings", {}))
+    if SAME_VECTORS.get(base.embed_backend, base.embed_backend) == stored.get("embed_backend"):
+        stored.pop("embed_backend")  # the same vectors: keep the backend asked for (no torch for "onnx")
     # A class path ("package.module:Class") is taken only from the user's own settings, never from
     # an index: opening an index someone handed over must not import a module it names.
     return base.replace(**{k: v for k, v in stored.items() if k != "format_version" and hasattr(base, k)

@@ -3,6 +3,9 @@ and no chunk is longer than what the model reads."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import pytest
 import rag.embed
 from rag import Index, Settings
 from rag.chunk import Chunker, split_sentences
-from rag.embed import OnnxInt8Embedder, ProgressCallback, load_embedder, model_token_counter
+from rag.embed import ProgressCallback, load_embedder, model_token_counter
+from rag.embed_onnx import OnnxInt8Embedder
 from rag.types import Page
 
 from conftest import SHARED
@@ -56,8 +60,48 @@ def test_int8_and_torch_backends_agree_on_real_sentences() -> None:
     assert (nearest_torch == nearest_int8).mean() >= 0.9
 
 
+def test_onnx_and_torch_compute_the_same_vectors() -> None:
+    # The fp32 graph is written from the same weights file the torch backend loads: the vectors
+    # must agree to float rounding, which is what lets "onnx" open indexes built with "torch".
+    sentences = real_sentences()
+    onnx_vectors = load_embedder(Settings(embed_backend="onnx")).encode_documents(sentences)
+    torch_vectors = load_embedder(Settings(embed_backend="torch")).encode_documents(sentences)
+    np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=2e-5)
+    assert (onnx_vectors * torch_vectors).sum(axis=1).min() > 0.99999
+
+
+def test_an_index_built_with_torch_is_searched_by_onnx_without_torch(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(" ".join(SENTENCES), encoding="utf-8")
+    folder = tmp_path / "index"
+    built = Index.build([docs], folder, settings=Settings(embed_backend="torch"))
+    expected = [h.chunk.id for h in built.search("Who called for UN visits?", k=3)]
+    # Default settings (onnx) open it: the same fingerprint, the same ranking, and no torch.
+    code = ("import sys, json; from rag import Index, Settings; "
+            f"index = Index.open({str(folder)!r}, Settings()); "
+            "hits = index.search('Who called for UN visits?', k=3); "
+            "assert index.settings.embed_backend == 'onnx', index.settings.embed_backend; "
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'torch imported'; "
+            "print(json.dumps([h.chunk.id for h in hits]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == expected
+    assert Index.open(folder).settings.embed_backend == "onnx"  # the manifest's "torch" stands for both
+
+
+def test_a_damaged_weights_file_is_a_clear_error(tmp_path: Path) -> None:
+    from rag.bert_onnx import read_safetensors
+    from rag.embed import model_dir
+
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes((model_dir() / "model.safetensors").read_bytes()[:5000])
+    with pytest.raises(ValueError, match="model.safetensors is not a whole safetensors file"):
+        read_safetensors(bad)
+
+
 @pytest.mark.parametrize("backend", [
-    "onnx-int8", pytest.param("torch", marks=pytest.mark.slow)])
+    "onnx", "onnx-int8", pytest.param("torch", marks=pytest.mark.slow)])
 def test_vectors_are_unit_float32(backend: str) -> None:
     embedder = load_embedder(Settings(embed_backend=backend))
     documents = embedder.encode_documents(SENTENCES, batch_size=3)
