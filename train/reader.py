@@ -310,6 +310,15 @@ def train(args: argparse.Namespace) -> None:
     log.info("pool: %s (%.0fs)", json.dumps(counts), time.time() - t0)
     tok = make_tokenizer(base_model_dir())
     model = BertForQuestionAnswering.from_pretrained(str(base_model_dir()))
+    if args.init_from:
+        weights = weights_from_int8_onnx(Path(args.init_from))
+        missing, unexpected = model.load_state_dict(
+            {k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        # Only buffers (position ids) may be left to the base model; every weight must come over.
+        if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+            sys.exit(f"{args.init_from}: weights do not match the reader: missing {missing}, "
+                     f"unexpected {unexpected}")
+        log.info("started from %s (%d tensors, dequantised)", args.init_from, len(weights))
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     for layer in model.bert.encoder.layer[:args.freeze_layers]:
         layer.requires_grad_(False)
@@ -325,6 +334,8 @@ def train(args: argparse.Namespace) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model.train()
     stream = batches_by_length(pool, args.batch, rng)
+    for _ in range(args.skip_steps):  # the batches an earlier run (same seed) already trained on
+        next(stream)
     seen = 0
     t_train = time.time()
     running = 0.0
@@ -372,6 +383,46 @@ def train(args: argparse.Namespace) -> None:
     (out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_card(out / "reader-card.md", args, counts, figures, train_seconds, seen, int8, digest)
     log.info("done: %s", json.dumps(figures))
+
+
+def weights_from_int8_onnx(path: Path) -> dict[str, np.ndarray]:
+    """The reader's weights, dequantised, from an int8 graph this script wrote.
+
+    ``--init-from`` continues training the shipped model when its fp32 checkpoint is gone (the
+    checkpoint lives in the git-ignored ``--work``). Dynamic int8 keeps one scale per tensor, so
+    the dequantised weights differ from the trained ones by at most half a quantisation step; the
+    first steps of training absorb that.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantised(stem: str) -> np.ndarray:
+        q = arrays[stem + "_quantized"].astype(np.float32)
+        return ((q - arrays[stem + "_zero_point"].astype(np.float32))
+                * arrays[stem + "_scale"].astype(np.float32))
+
+    weights: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if name.startswith("inner.") and not name.endswith(("_quantized", "_scale", "_zero_point")):
+            weights[name[len("inner."):]] = value.astype(np.float32)
+        elif name.startswith("inner.") and name.endswith("_quantized"):
+            stem = name[: -len("_quantized")]
+            weights[stem[len("inner."):]] = dequantised(stem)
+    # A Linear exports as MatMul on an anonymous, transposed initializer; the node's output
+    # name carries the module path ("/inner/bert/encoder/layer.0/attention/self/query/MatMul...").
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        m = re.match(r"/inner/(.+)/MatMul", node.output[0])
+        if not m:
+            raise ValueError(f"{path}: unexpected MatMul {node.output[0]}")
+        module = m.group(1).replace("/", ".")
+        weights[module + ".weight"] = np.ascontiguousarray(
+            dequantised(node.input[1][: -len("_quantized")]).T)
+    return weights
 
 
 def export_onnx(model, path: Path) -> None:  # noqa: ANN001
@@ -507,6 +558,32 @@ def _f1(pred: str, gold: str) -> float:
     return 2 * pr * rc / (pr + rc)
 
 
+def continued(args: argparse.Namespace) -> str:
+    if not args.init_from:
+        return ""
+    digest = hashlib.sha256(Path(args.init_from).read_bytes()).hexdigest()
+    return (f"; continued from `{Path(args.init_from).name}` sha256 `{digest[:16]}…`, the earlier"
+            f" stage above, skipping the {args.skip_steps} batches it trained on")
+
+
+def earlier_stages(args: argparse.Namespace) -> str:
+    """The training lines of the card beside ``--init-from``, so a continued model's card keeps
+    the whole recipe (each stage with its command)."""
+    if not args.init_from:
+        return ""
+    card = Path(args.init_from).with_name("reader-card.md")
+    if not card.exists():
+        return f"- **Earlier stage:** `{args.init_from}` (no card beside it)\n"
+    text = card.read_text()
+    lines = []
+    for bullet in re.findall(r"^- \*\*(?:Earlier stage|Training):\*\*.*?(?=^- |^#|\Z)", text, re.S | re.M):
+        lines.append(bullet.replace("**Training:**", "**Earlier stage:**", 1).rstrip() + "\n")
+    command = re.search(r"## Command\s+```\s*(.+?)\s*```", text, re.S)
+    if command and lines:
+        lines[-1] = lines[-1].rstrip("\n") + f" Command: `{command.group(1)}`.\n"
+    return "".join(lines)
+
+
 def write_card(path: Path, args: argparse.Namespace, counts: dict, figures: dict, seconds: float,
                seen: int, model: Path, digest: str) -> None:
     cmd = ".venv/bin/python train/reader.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -525,8 +602,8 @@ Written by `train/reader.py` on {datetime.now(timezone.utc).strftime('%Y-%m-%d')
   4.0: this model is a derivative of that data and is shared under the same terms.
 - **Kept apart:** calibration articles {', '.join(counts['calibration_articles'])} (the no-answer
   margin is chosen there); `squad2-dev/` (the benchmark's report data) is never read by training.
-- **Training:** {args.steps} steps of {args.batch} (AdamW, lr {args.lr}, 6% warm-up then linear
-  decay, word embeddings and the lowest {args.freeze_layers} layers frozen, seed {args.seed}, {args.threads} CPU threads):
+{earlier_stages(args)}- **Training:** {args.steps} steps of {args.batch} (AdamW, lr {args.lr}, 6% warm-up then linear
+  decay, word embeddings and the lowest {args.freeze_layers} layers frozen, seed {args.seed}, {args.threads} CPU threads{continued(args)}):
   {seen:,} examples in {seconds / 60:.1f} minutes.
 - **File:** `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, dynamic int8 (MatMul, Gather),
   sha256 `{digest}`.
@@ -648,6 +725,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(ROOT / "rag" / "models"))
     p.add_argument("--calibration-limit", type=int, default=None,
                    help="read only this many calibration questions (smoke runs)")
+    p.add_argument("--init-from", default=None,
+                   help="continue from the weights of an int8 reader graph (e.g. rag/models/reader-int8.onnx)")
+    p.add_argument("--skip-steps", type=int, default=0,
+                   help="skip this many batches first (with --init-from: the steps that model had)")
     p.add_argument("--calibrate", action="store_true",
                    help="only set the no-answer margin end to end, for the model already in --out")
     args = p.parse_args(argv)
