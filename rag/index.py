@@ -166,7 +166,8 @@ class Index:
         """
         from . import pageview
 
-        return pageview.page_image(self._snapshot_or_raise(), self.folder / "cache" / "pages", source, page, scale)
+        return pageview.page_image(self._snapshot_or_raise(), self.folder / "cache" / "pages", source, page, scale,
+                                   cache_bytes=self.settings.page_cache_mb * 2**20)
 
     def quote_boxes(self, quote: Quote) -> tuple[TextBox, ...]:
         """Where the quote's characters are on its page image: one box per line run, as fractions

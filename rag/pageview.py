@@ -49,10 +49,16 @@ class PageImage:
     scale: float
 
 
-def render_page(path: Path, page: int, scale: float, sha256: str, cache_dir: Path) -> PageImage:
+PAGE_CACHE_BYTES = 256 * 2**20
+"""The default bound of the page-image cache (``Settings.page_cache_mb``)."""
+
+
+def render_page(path: Path, page: int, scale: float, sha256: str, cache_dir: Path,
+                cache_bytes: int = PAGE_CACHE_BYTES) -> PageImage:
     """The page (1-based) of the PDF at ``path`` as a PNG, from ``cache_dir`` when rendered before.
 
     ``sha256`` is the file's digest as indexed; the caller has checked that the file still has it.
+    The cache holds at most ``cache_bytes``: the images used longest ago go first.
     """
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise PageViewError(f"scale must be between {MIN_SCALE} and {MAX_SCALE}. Currently, it is {scale}")
@@ -60,6 +66,10 @@ def render_page(path: Path, page: int, scale: float, sha256: str, cache_dir: Pat
     try:
         data = cached.read_bytes()
         width, height = _png_size(data)
+        try:
+            os.utime(cached)  # its modification time is when it was last used: what pruning goes by
+        except OSError:
+            pass
         return PageImage(png=data, width=width, height=height, page=page, scale=scale)
     except (OSError, ValueError):
         pass  # not rendered yet, or a damaged cache file: render it again
@@ -73,7 +83,34 @@ def render_page(path: Path, page: int, scale: float, sha256: str, cache_dir: Pat
         os.replace(tmp, cached)
     except OSError:
         Path(tmp).unlink(missing_ok=True)  # the cache is an optimisation; the image is still returned
+    prune_page_cache(cache_dir, cache_bytes, keep=cached)
     return PageImage(png=data, width=width, height=height, page=page, scale=scale)
+
+
+def prune_page_cache(cache_dir: Path, limit: int, keep: Path | None = None) -> int:
+    """Delete the images used longest ago until the cache holds at most ``limit`` bytes (the one
+    just rendered, ``keep``, stays even when it alone is larger). Returns the bytes freed."""
+    entries = []
+    for file in cache_dir.glob("*.png"):
+        try:
+            stat = file.stat()
+        except OSError:
+            continue  # removed by another process meanwhile
+        entries.append((stat.st_mtime, stat.st_size, file))
+    total = sum(size for _, size, _ in entries)
+    freed = 0
+    for _, size, file in sorted(entries):
+        if total <= limit:
+            break
+        if file == keep:
+            continue
+        try:
+            file.unlink()
+        except OSError:
+            continue
+        total -= size
+        freed += size
+    return freed
 
 
 def _render_png(path: Path, page: int, scale: float) -> tuple[bytes, int, int]:
@@ -324,11 +361,12 @@ def indexed_pdf(snapshot: object, source: str) -> tuple[Path, str, int]:
     return path, record.sha256, int(record.pages)
 
 
-def page_image(snapshot: object, cache_dir: Path, source: str, page: int, scale: float) -> PageImage:
+def page_image(snapshot: object, cache_dir: Path, source: str, page: int, scale: float,
+               cache_bytes: int = PAGE_CACHE_BYTES) -> PageImage:
     path, sha256, pages = indexed_pdf(snapshot, source)
     if not 1 <= page <= pages:
         raise PageViewError(f"{path.name} has {pages} page(s); there is no page {page}")
-    return render_page(path, page, float(scale), sha256, cache_dir)
+    return render_page(path, page, float(scale), sha256, cache_dir, cache_bytes)
 
 
 def quote_boxes(snapshot: object, quote: object) -> tuple[TextBox, ...]:

@@ -91,6 +91,9 @@ class Settings:
     ocr_page_limit: int = 50
     """Pages of one file that OCR may read (a second or two each); pages over it are left unread and
     the ingest report says how many, so a 500-page scan never runs for a quarter of an hour unasked."""
+    page_cache_mb: int = 256
+    """Disk kept for rendered page images (``index/cache/pages``): past it, the images used
+    longest ago are deleted after each new render. A page is about 0.1-0.5 MB at the page's scale."""
     exact_search_limit: int = 50_000
     """Up to this many chunks the dense index is exact (flat); above it, approximate (IVF-SQ8)."""
 
@@ -132,6 +135,8 @@ class Settings:
             raise SettingsError(f"pdf_extractor must be 'pdfium' or 'pypdf'. Currently, it is {self.pdf_extractor!r}")
         if self.ocr_page_limit < 0:
             raise SettingsError(f"ocr_page_limit must be 0 or more. Currently, it is {self.ocr_page_limit}")
+        if self.page_cache_mb < 1:
+            raise SettingsError(f"page_cache_mb must be at least 1. Currently, it is {self.page_cache_mb}")
         if self.k < 1:
             raise SettingsError(f"k must be greater than 0. Currently, it is {self.k}")
         if self.candidates < 1:

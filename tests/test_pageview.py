@@ -196,3 +196,34 @@ def test_a_quote_from_the_start_of_a_line_over_two_lines_gets_a_box_per_line(tmp
     boxes = index.quote_boxes(quote)
     assert len(boxes) == 2 == _lines(_pdfium_quote_chars(str(path), 1, quote.text))
     assert boxes[0].y1 <= boxes[1].y0 + 0.002 and boxes[1].start >= second_line
+
+
+def test_the_page_cache_keeps_to_its_size_dropping_the_images_used_longest_ago(index: Index,
+                                                                                tmp_path: Path) -> None:
+    import os
+
+    from rag.pageview import prune_page_cache, render_page
+
+    source = next(d.source for d in index.documents() if d.name == "fruit.pdf")
+    sha = index.snapshot().files()[source].sha256
+    cache = tmp_path / "pages"
+    render_page(Path(source), 1, 1.0, sha, cache)
+    page2 = render_page(Path(source), 2, 1.0, sha, cache)
+    render_page(Path(source), 2, 1.5, sha, cache)
+    names = {n: cache / f"{sha}-{n}.png" for n in ("p1-s1", "p2-s1", "p2-s1.5")}
+    for age, name in enumerate(names):
+        os.utime(names[name], (age + 1, age + 1))  # used in this order, long ago
+    size = {n: f.stat().st_size for n, f in names.items()}
+
+    assert prune_page_cache(cache, size["p2-s1"] + size["p2-s1.5"]) == size["p1-s1"]
+    assert not names["p1-s1"].exists() and names["p2-s1"].exists() and names["p2-s1.5"].exists()
+    # A hit counts as a use: page 2 at scale 1 is shown again, so the other image is now the oldest.
+    assert render_page(Path(source), 2, 1.0, sha, cache) == page2
+    prune_page_cache(cache, size["p2-s1"])
+    assert names["p2-s1"].exists() and not names["p2-s1.5"].exists()
+    # The image just rendered stays even when it alone is over the bound.
+    prune_page_cache(cache, 1, keep=names["p2-s1"])
+    assert names["p2-s1"].exists()
+    # Rendering prunes: with a one-byte bound only the new image is left.
+    render_page(Path(source), 1, 1.0, sha, cache, cache_bytes=1)
+    assert [p.name for p in cache.glob("*.png")] == [names["p1-s1"].name]
