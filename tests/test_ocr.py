@@ -23,14 +23,16 @@ pdfium = pytest.importorskip("pypdfium2")
 DELEGATIONS = "it is essential for international delegations to visit Iran"
 
 
-def image_only_pdf(path: Path, pages: Sequence[str], scale: float = 2.0) -> Path:
+def image_only_pdf(path: Path, pages: Sequence[str], scale: float = 2.0, rotate: int = 0) -> Path:
     """A PDF whose pages are pictures of text: written by fpdf2, rasterized by PDFium, saved as
-    images only (Pillow's PDF writer), so no text layer is left."""
+    images only (Pillow's PDF writer), so no text layer is left; ``rotate`` degrees anticlockwise,
+    as a page fed into a scanner the wrong way round."""
     from PIL import Image
 
     text_pdf = write_pdf(path.with_suffix(".text.pdf"), pages)
     doc = pdfium.PdfDocument(str(text_pdf))
-    images: list[Image.Image] = [doc[i].render(scale=scale).to_pil().convert("L") for i in range(len(doc))]
+    images: list[Image.Image] = [doc[i].render(scale=scale).to_pil().convert("L").rotate(rotate, expand=True)
+                                 for i in range(len(doc))]
     doc.close()
     text_pdf.unlink()
     images[0].save(path, "PDF", save_all=True, append_images=images[1:], resolution=72 * scale)
@@ -203,3 +205,23 @@ def test_ocr_reads_a_rendered_text_page_nearly_verbatim(tmp_path: Path) -> None:
     path = image_only_pdf(tmp_path / "one.pdf", [sentence])
     text, boxes = read_page(engine(), path, 1)
     assert " ".join(text.split()) == sentence and len(boxes) == 1
+
+
+@pytest.mark.parametrize("rotate", [180, 90, 270])
+def test_a_page_scanned_upside_down_or_on_its_side_is_read_the_right_way_up(tmp_path: Path, rotate: int) -> None:
+    from PIL import Image
+
+    from rag.ocr import render
+
+    sentences = ["The orchard of Miriam Okafor covers twelve hectares near Lyon.",
+                 "Its pears were picked late in the autumn of 2019."]
+    path = image_only_pdf(tmp_path / f"turned-{rotate}.pdf", ["\n\n".join(sentences)], rotate=rotate)
+    text, boxes = read_page(engine(), path, 1)
+    assert " ".join(text.split()) == " ".join(sentences)
+    # Each box lies over ink on the page as it is shown (turned), not on the page turned back.
+    page = Image.fromarray(render(path, 1)).convert("L")
+    for box in boxes:
+        crop = page.crop((int(box.x0 * page.width), int(box.y0 * page.height),
+                          int(box.x1 * page.width) + 1, int(box.y1 * page.height) + 1))
+        dark = sum(1 for v in crop.getdata() if v < 128) / (crop.width * crop.height)
+        assert dark > 0.05, (box, dark)
