@@ -37,7 +37,7 @@ from _common import CACHE, SHARED, header, percentile, write  # noqa: E402
 from rag import Index, Settings  # noqa: E402
 from rag.conversation import content_words, resolve  # noqa: E402
 from rag.datasets import EvalQuestion, load_doc2dial  # noqa: E402
-from rag.eval import _passage_relevant  # noqa: E402
+from rag.metrics import passage_relevant  # noqa: E402
 
 FOLDER = SHARED / "conversation"
 K = 5
@@ -67,7 +67,7 @@ def doc2dial_rows(limit: int | None) -> tuple[list[str], dict[str, float]]:
             if name.startswith("resolver"):
                 timings.append((time.perf_counter() - t0) * 1000)
             hits = index.search(query, K)
-            right.setdefault((name, kind), []).append(any(_passage_relevant(q, h) for h in hits))
+            right.setdefault((name, kind), []).append(any(passage_relevant(q, h) for h in hits))
         if n % 200 == 0:
             print(f"doc2dial {n}/{len(question_set.questions)}", file=sys.stderr)
     lines = [f"doc2dial: {len(question_set.corpus)} documents ({len(index)} chunks), "

@@ -36,7 +36,8 @@ from _common import SHARED, header, write  # noqa: E402
 
 from rag import Settings  # noqa: E402
 from rag.datasets import load_financebench  # noqa: E402
-from rag.eval import evaluate, index_for_set  # noqa: E402
+from rag.eval import evaluate  # noqa: E402
+from rag.eval_cli import index_for_set  # noqa: E402
 
 FOLDER = SHARED / "financebench"
 METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "citation_validity", "search_p50_ms")

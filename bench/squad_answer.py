@@ -44,7 +44,7 @@ from _common import machine, percentile  # noqa: E402
 from rag import Index, Settings  # noqa: E402
 from rag.answer import compose  # noqa: E402
 from rag.datasets import EvalQuestion, load_squad  # noqa: E402
-from rag.eval import contains_answer, exact_match, f1_score  # noqa: E402
+from rag.metrics import contains_answer, exact_match, f1_score  # noqa: E402
 from rag.reader import load_reader  # noqa: E402
 from rag.types import Answer, Hit  # noqa: E402
 

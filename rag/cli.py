@@ -343,7 +343,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .eval import run_cli
+    from .eval_cli import run_cli
 
     args.default_index = _default_index()  # eval leaves the default folder alone (it has its own cache)
     return run_cli(args, _settings(args, fusion=args.fusion))

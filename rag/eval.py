@@ -1,151 +1,36 @@
-"""Question sets -> retrieval and answer metrics, a per-question failure table, and ``rag eval``.
-
-Retrieval is judged in one of two ways, per question:
-
-- **documents** (BEIR qrels, or a ``relevance`` map): the ranked list is the list of distinct
-  source files in hit order, so several passages of one document count once, at their best rank;
-  gains are the graded relevance (nDCG with linear gains, as trec_eval computes it).
-- **passages** (answer strings, a source, a page, SQuAD spans): a passage is relevant when it
-  comes from an expected source and page (when given) and holds an expected answer (when given);
-  the first relevant passage is the one relevant item for MRR and nDCG.
+"""Running a question set through an Index: each question's hits, answer and quotes, scored with
+``rag.metrics``, aggregated into an ``EvalResult`` with its Markdown report and failure table.
 
 Unanswerable questions are left out of retrieval metrics and scored on abstention instead.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib.util
-import json
-import math
-import re
-import string
-import sys
 import time
-import unicodedata
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .datasets import EvalQuestion, QuestionSet, load_question_set
+from .datasets import EvalQuestion, QuestionSet
 from .errors import RagError
-from .index import DEFAULT_FOLDER, Index
-from .load import find_files
-from .progress import StderrProgress
-from .settings import BACKEND_FIELDS, INDEX_FIELDS, Settings
-from .store import current_generation
+from .index import Index
+from .metrics import (
+    CUTOFFS,
+    contains_answer,
+    document_mode,
+    exact_match,
+    f1_score,
+    metric_help,
+    percentile,
+    retrieval_scores,
+)
 from .types import Answer, Hit, Quote
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``, called after each question."""
-
-CUTOFFS = (1, 3, 5, 10)
-"""hit@c is reported at these cutoffs (and at k); recall@c at 5, 10 and k."""
-
-METRIC_HELP = {
-    "hit": "share of judged questions with a relevant result in the top {c}",
-    "recall": "share of the relevant documents (or expected sources) found in the top {c}, averaged",
-    "mrr@10": "mean of 1/rank of the first relevant result within the top 10 (0 when none)",
-    "ndcg@10": "normalised discounted cumulative gain of the top 10 (graded where the set grades)",
-    "exact_match": "share of answerable questions whose answer equals a gold answer (SQuAD normalisation)",
-    "f1": "token F1 of the answer against the best gold answer, averaged over answerable questions",
-    "answer_in_quote": "share of answerable questions with a gold answer inside one of the answer's quotes",
-    "abstention_precision": "share of the abstentions that were on unanswerable questions",
-    "abstention_recall": "share of the unanswerable questions on which it abstained",
-    "citation_validity": "share of quotes (answers' citations and hits' quotes) found verbatim at their offsets",
-    "search_p50_ms": "median time of one search",
-    "search_p95_ms": "95th percentile time of one search",
-    "answer_p50_ms": "median time of one answer (retrieval included)",
-    "answer_p95_ms": "95th percentile time of one answer (retrieval included)",
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Scoring helpers (pure functions)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces.
-
-    Example:
-        >>> normalize_answer("The  Eiffel Tower!")
-        'eiffel tower'
-    """
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(" " if ch in _PUNCTUATION else ch for ch in text)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-_PUNCTUATION = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
-
-
-def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    """1.0 when the prediction equals any gold answer after normalisation."""
-    return float(any(normalize_answer(prediction) == normalize_answer(g) for g in golds))
-
-
-def f1_score(prediction: str, golds: Sequence[str]) -> float:
-    """SQuAD token F1 against the best-matching gold answer.
-
-    Example:
-        >>> round(f1_score("Maryam Rajavi", ["Mrs. Maryam Rajavi"]), 2)
-        0.8
-    """
-    best = 0.0
-    predicted = normalize_answer(prediction).split()
-    for gold in golds:
-        wanted = normalize_answer(gold).split()
-        common = sum((Counter(predicted) & Counter(wanted)).values())
-        if common:
-            precision, recall = common / len(predicted), common / len(wanted)
-            best = max(best, 2 * precision * recall / (precision + recall))
-        elif not predicted and not wanted:
-            best = 1.0
-    return best
-
-
-def contains_answer(text: str, golds: Sequence[str]) -> bool:
-    """Whether any gold answer appears in ``text`` as whole words, after normalisation."""
-    padded = f" {normalize_answer(text)} "
-    return any(normalize_answer(g) and f" {normalize_answer(g)} " in padded for g in golds)
-
-
-def ndcg(gains: Sequence[float], ideal: Sequence[float], cutoff: int = 10) -> float:
-    """nDCG@cutoff with linear gains (trec_eval's definition).
-
-    Example:
-        >>> round(ndcg([0, 1], [1]), 3)
-        0.631
-    """
-    def dcg(values: Sequence[float]) -> float:
-        return sum(g / math.log2(rank + 1) for rank, g in enumerate(values[:cutoff], start=1))
-
-    best = dcg(sorted(ideal, reverse=True))
-    return dcg(gains) / best if best > 0 else 0.0
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation, as numpy computes it by default."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def same_document(source: str, expected: str) -> bool:
-    """Whether an indexed path is the expected document, named by file name or by a path ending."""
-    expected = expected.replace("\\", "/").lstrip("./") if "/" in expected else expected
-    if "/" not in expected:
-        return Path(source).name == expected
-    return source == expected or source.endswith("/" + expected)
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +46,7 @@ class QuestionResult:
     judged: bool
     """Whether the question has retrieval judgements (answerable and with something to match)."""
     relevant_ranks: tuple[int, ...] = ()
-    """1-based ranks of relevant results (documents or passages, see the module docstring)."""
+    """1-based ranks of relevant results (documents or passages, see ``rag.metrics``)."""
     ranked: tuple[str, ...] = ()
     """File names in rank order (distinct documents in document mode, passages' files otherwise)."""
     scores: dict[str, float] = field(default_factory=dict)
@@ -211,7 +96,7 @@ class EvalResult:
             "fusion": self.fusion, "started": self.started, "seconds": round(self.seconds, 3),
             "metrics": {name: round(value, 4) for name, value in self.metrics.items()},
             "counts": self.counts, "notes": list(self.notes),
-            "failures": [_failure_dict(r) for r in self.failures()],
+            "failures": [failure_row(r) for r in self.failures()],
         }
 
     def to_markdown(self, max_failures: int = 200) -> str:
@@ -240,20 +125,13 @@ class EvalResult:
             lines += ["| id | question | why | expected | got | first quote | file, page |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
             for r in failures[:max_failures]:
-                row = _failure_dict(r)
-                lines.append("| " + " | ".join(_cell(v) for v in (
+                row = failure_row(r)
+                lines.append("| " + " | ".join(table_cell(v) for v in (
                     row["id"], row["question"], "; ".join(row["why"]), row["expected"], row["got"],
                     row["first_quote"], row["where"])) + " |")
             if len(failures) > max_failures:
                 lines.append(f"\n{len(failures) - max_failures} more failures are not shown.")
         return "\n".join(lines) + "\n"
-
-
-def metric_help(name: str) -> str:
-    base, _, cutoff = name.partition("@")
-    if base in ("hit", "recall") and cutoff:
-        return METRIC_HELP[base].format(c=cutoff)
-    return METRIC_HELP.get(name, "")
 
 
 def _expected(q: EvalQuestion) -> str:
@@ -266,7 +144,8 @@ def _expected(q: EvalQuestion) -> str:
     return where + (f" p. {', '.join(map(str, q.pages))}" if q.pages else "")
 
 
-def _failure_dict(r: QuestionResult) -> dict[str, Any]:
+def failure_row(r: QuestionResult) -> dict[str, Any]:
+    """A failed question as the report shows it: why, what was expected, what came back, the first quote."""
     answer = r.answer
     quote: Quote | None = None
     if answer is not None and answer.citations:
@@ -287,7 +166,8 @@ def _failure_dict(r: QuestionResult) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any, limit: int = 160) -> str:
+def table_cell(value: Any, limit: int = 160) -> str:
+    """``value`` on one line of at most ``limit`` characters, safe in a Markdown table cell."""
     text = " ".join(str(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "\u2026"
@@ -363,10 +243,6 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
                       seconds=time.perf_counter() - started, started=started_at, notes=tuple(notes))
 
 
-def _document_mode(q: EvalQuestion) -> bool:
-    return bool(q.relevance)
-
-
 def _judged(q: EvalQuestion) -> bool:
     return not q.unanswerable and bool(q.relevance or q.answers or q.sources or q.spans or q.pages)
 
@@ -375,7 +251,7 @@ def _search(index: Index, q: EvalQuestion, units: int, overrides: dict[str, Any]
     """Hits enough to rank ``units`` documents (document mode) or ``units`` passages."""
     if q.history:
         return index.search(q.question, units, history=q.messages(), **overrides)
-    if not _document_mode(q):
+    if not document_mode(q):
         return index.search(q.question, units, **overrides)
     # Documents have one or a few passages: ask for twice as many, more if they are long.
     want = units * 2
@@ -384,68 +260,6 @@ def _search(index: Index, q: EvalQuestion, units: int, overrides: dict[str, Any]
         if len({h.source for h in hits}) >= units or len(hits) < want or want >= len(index):
             return hits
         want *= 2
-
-
-LONG_SPAN = 80
-"""Characters from which a gold span is a grounding passage rather than an answer phrase."""
-
-
-def _passage_relevant(q: EvalQuestion, hit: Hit) -> bool:
-    if q.sources and not any(same_document(hit.source, s) for s in q.sources):
-        return False
-    if q.pages and hit.page not in q.pages:
-        return False
-    if q.spans:
-        spans = [(s, a, b) for s, a, b in q.spans if same_document(hit.source, s)]
-        if spans:
-            # An answer phrase must be inside the passage; a grounding passage (doc2dial's are a
-            # sentence or three) may run over a chunk boundary, so half of it is enough.
-            return any(hit.chunk.start <= a and b <= hit.chunk.end
-                       or b - a >= LONG_SPAN and min(b, hit.chunk.end) - max(a, hit.chunk.start) >= (b - a) / 2
-                       for _, a, b in spans)
-    if q.answers:
-        return contains_answer(hit.chunk.text, q.answers)
-    return True
-
-
-def _retrieval_scores(q: EvalQuestion, hits: Sequence[Hit], deep: Sequence[Hit] | None, k: int,
-                      depth: int | None) -> tuple[dict[str, float], tuple[int, ...], tuple[str, ...]]:
-    cutoffs = sorted(set(CUTOFFS) | {k})
-    recall_cutoffs = sorted({5, 10, k} | ({depth} if depth else set()))
-    scores: dict[str, float] = {}
-    if _document_mode(q):
-        ranked = tuple(dict.fromkeys(Path(h.source).name for h in hits))
-        relevance = q.relevance
-
-        def recall_at(names: Sequence[str], c: int) -> float:
-            return len(set(names[:c]) & set(relevance)) / len(relevance)
-
-        gains = [relevance.get(name, 0) for name in ranked]
-        relevant = tuple(rank for rank, g in enumerate(gains, start=1) if g > 0)
-        scores["ndcg@10"] = ndcg(gains, list(relevance.values()))
-        deep_ranked = tuple(dict.fromkeys(Path(h.source).name for h in deep)) if deep is not None else ranked
-        for c in recall_cutoffs:
-            scores[f"recall@{c}"] = recall_at(deep_ranked if depth and c == depth else ranked, c)
-    else:
-        ranked = tuple(Path(h.source).name for h in hits)
-        relevant_hits = [h for h in hits if _passage_relevant(q, h)]
-        deep_hits = [h for h in deep if _passage_relevant(q, h)] if deep is not None else relevant_hits
-        relevant = tuple(h.rank for h in relevant_hits)
-        scores["ndcg@10"] = 1 / math.log2(relevant[0] + 1) if relevant and relevant[0] <= 10 else 0.0
-
-        def passage_recall(found: Sequence[Hit], c: int) -> float:
-            within = [h for h in found if h.rank <= c]
-            if not q.sources:
-                return float(bool(within))
-            covered = [s for s in q.sources if any(same_document(h.source, s) for h in within)]
-            return len(covered) / len(q.sources)
-
-        for c in recall_cutoffs:
-            scores[f"recall@{c}"] = passage_recall(deep_hits if depth and c == depth else relevant_hits, c)
-    for c in cutoffs:
-        scores[f"hit@{c}"] = float(any(r <= c for r in relevant))
-    scores["mrr@10"] = 1 / relevant[0] if relevant and relevant[0] <= 10 else 0.0
-    return scores, relevant, ranked
 
 
 def invalid_quotes(index: Index, quotes: Sequence[Quote], pages: dict[tuple[str, int], str | None] | None = None
@@ -484,7 +298,7 @@ def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answ
     ranked = tuple(Path(h.source).name for h in hits)
     problems: list[str] = []
     if judged:
-        scores, relevant, ranked = _retrieval_scores(q, hits, deep, k, depth)
+        scores, relevant, ranked = retrieval_scores(q, hits, deep, k, depth)
         if not any(r <= k for r in relevant):
             problems.append(f"not retrieved in the top {k}" + (f" (first at rank {relevant[0]})" if relevant else ""))
     quotes: list[Quote] = [h.quote for h in hits]
@@ -558,145 +372,3 @@ def _aggregate(results: Sequence[QuestionResult], k: int, depth: int | None, ans
               "judged": len(judged), "abstained": len(abstained), "quotes_checked": checked,
               "quotes_invalid": invalid, "failures": sum(1 for r in results if r.failed)}
     return metrics, counts
-
-
-# --------------------------------------------------------------------------------------------
-# Finding or building the index a set runs against
-
-
-def eval_cache_folder(question_set: QuestionSet, settings: Settings, base: Path | None = None) -> Path:
-    """Where ``rag eval`` keeps the index of a set's corpus: one folder per corpus and index settings
-    (the corpus by absolute path, so a set named from another folder finds the same index)."""
-    # Every index-shaping setting by value, defaults included: the fingerprint leaves out the ones
-    # at their defaults (so indexes built before they existed keep opening), but a cached index
-    # must never hold chunks made another way.
-    shaping = {name: getattr(settings, name) for name in (*INDEX_FIELDS, *BACKEND_FIELDS)}
-    key = json.dumps([sorted(str(p.expanduser().resolve()) for p in question_set.corpus), settings.fingerprint(),
-                      shaping], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", question_set.name)[:60]
-    return (base or Path.home() / ".cache" / "rag" / "eval-index") / f"{name}-{digest}"
-
-
-def index_for_set(question_set: QuestionSet, settings: Settings, folder: Path | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> tuple[Index, str]:
-    """The index to run a set against, and a line saying which one and how it was got.
-
-    An existing index in ``folder`` is used as it is. Otherwise the set's corpus is indexed into
-    ``folder`` (or, without one, a cache folder keyed by the corpus and the index settings);
-    ingestion is incremental, so a second run only checks the files.
-    """
-    if folder is not None and current_generation(folder.expanduser().resolve()) is not None:
-        index = Index.open(folder, settings)
-        where = f"index: {index.folder} (existing, {len(index)} chunks)"
-        if question_set.corpus and all(p.exists() for p in question_set.corpus):
-            files, _ = find_files(question_set.corpus, settings.glob)
-            indexed = {d.source for d in index.documents()}
-            absent = [f for f in files if str(f) not in indexed]
-            if absent:
-                where += (f"; warning: {len(absent)} of the set's {len(files)} files are not in it "
-                          f"(e.g. {absent[0]}), so questions about them cannot be found")
-        return index, where
-    if not question_set.corpus:
-        raise RagError(f"the set {question_set.name} names no corpus and {folder or DEFAULT_FOLDER} holds no index: "
-                       "add a \"corpus\" header line or pass --index with an index of its documents")
-    target = folder if folder is not None else eval_cache_folder(question_set, settings)
-    index = Index.build(question_set.corpus, target, settings=settings, progress=progress)
-    report = index.last_report
-    summary = report.summary() if report is not None else ""
-    return index, f"index: {index.folder} ({summary})"
-
-
-# --------------------------------------------------------------------------------------------
-# The command
-
-
-def parse_thresholds(items: Sequence[str]) -> dict[str, float]:
-    """``["ndcg@10=0.5", "f1=0.4"]`` -> ``{"ndcg@10": 0.5, "f1": 0.4}``; a bad item raises RagError."""
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip().lower()] = float(value)
-        except ValueError:
-            raise RagError(f"--fail-under takes METRIC=VALUE, e.g. ndcg@10=0.5, not {item!r}") from None
-    return out
-
-
-def below(result: EvalResult, thresholds: dict[str, float]) -> list[str]:
-    """The thresholds a result misses, as readable lines; an unmeasured metric raises RagError."""
-    missing = [name for name in thresholds if name not in result.metrics]
-    if missing:
-        raise RagError(f"--fail-under: {', '.join(missing)} not measured on this set; measured: "
-                       f"{', '.join(result.metrics)}")
-    return [f"{name} = {result.metrics[name]:.4f} is below {limit}"
-            for name, limit in thresholds.items() if result.metrics[name] < limit]
-
-
-def _explicit_index(args: argparse.Namespace) -> Path | None:
-    """``--index`` when the user named one; the default folder is left alone (eval has its own cache)."""
-    # The CLI says what its default is (it alone reads $RAG_INDEX); importing it here was a cycle.
-    default = getattr(args, "default_index", DEFAULT_FOLDER)
-    chosen = Path(args.index).expanduser().resolve()
-    return None if chosen == Path(default).expanduser().resolve() else chosen
-
-
-def run_cli(args: argparse.Namespace, settings: Settings) -> int:
-    """``rag eval``: run a set, print the metrics (or JSON), write the report, check thresholds."""
-    thresholds = parse_thresholds(args.fail_under or [])
-    show_progress = not (args.no_progress or args.json)
-    question_set = load_question_set(args.set)
-    folder = _explicit_index(args)
-    if folder is None and not question_set.corpus:
-        folder = Path(args.index)
-    progress = StderrProgress() if show_progress else None
-    try:
-        index, where = index_for_set(question_set, settings, folder, progress)
-        if progress is not None:
-            progress.close()
-        print(where, file=sys.stderr)
-        k = args.k if args.k is not None else 10
-        stage = f"eval {question_set.name}"
-        if progress is not None:
-            progress.start(stage, "question")
-        on_question = None if progress is None else (lambda done, total: progress(stage, done, total))
-        result = evaluate(index, question_set, k=k, limit=args.limit, progress=on_question)
-    finally:
-        if progress is not None:
-            progress.close()
-    if args.report:
-        Path(args.report).write_text(result.to_markdown(), encoding="utf-8")
-    missed = below(result, thresholds)
-    if args.json:
-        out = result.to_dict()
-        out["report"] = args.report
-        out["below_threshold"] = missed
-        print(json.dumps(out, ensure_ascii=False))
-    else:
-        _print_summary(result, args.report)
-    for line in missed:
-        print(f"rag eval: {line}", file=sys.stderr)
-    return 1 if missed else 0
-
-
-def _print_summary(result: EvalResult, report: str | None, shown: int = 10) -> None:
-    c = result.counts
-    print(f"{result.set_name}: {c['questions']} questions ({c['answerable']} answerable, {c['unanswerable']} "
-          f"unanswerable), fusion {result.fusion}, k {result.k}, {result.seconds:.1f} s")
-    for name, value in result.metrics.items():
-        print(f"  {name:<22}{value:>10.1f}" if name.endswith("_ms") else f"  {name:<22}{value:>10.3f}")
-    for note in result.notes:
-        print(f"note: {note}")
-    failures = result.failures()
-    print(f"{len(failures)} of {c['questions']} questions failed" + (":" if failures else "."))
-    for r in failures[:shown]:
-        row = _failure_dict(r)
-        print(f"  [{row['id']}] {_cell(row['question'], 90)}")
-        print(f"      why: {'; '.join(row['why'])}")
-        print(f"      expected: {_cell(row['expected'], 90)} | got: {_cell(row['got'], 90)}")
-    if len(failures) > shown:
-        print(f"  ... and {len(failures) - shown} more" + ("" if report else " (write them all with --report FILE.md)"))
-    if report:
-        print(f"report: {report}")

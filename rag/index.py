@@ -23,7 +23,8 @@ from .errors import IndexNotFoundError, RagError
 from .protocols import Answerer, Embedder, Reranker
 from .retrieve import CachedPages, Retriever
 from .settings import Settings
-from .store import CURRENT, Snapshot, WriteLock, current_generation, open_snapshot, settings_from_manifest
+from .store import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
+from .store_write import WriteLock
 from .types import Answer, Document, Hit, IngestReport, Quote, TextBox
 
 if TYPE_CHECKING:

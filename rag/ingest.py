@@ -31,7 +31,8 @@ from .errors import LoadError
 from .load import PDF_SUFFIXES, find_files, read_file
 from .protocols import Embedder
 from .settings import Settings
-from .store import FileRecord, GenerationWriter, Snapshot, file_sha256
+from .store import FileRecord, Snapshot, file_sha256
+from .store_write import GenerationWriter
 from .types import PARTLY_INDEXED, Chunk, IngestReport, LoadFailure, Page
 
 log = logging.getLogger(__name__)

@@ -61,7 +61,7 @@ class QueryContext:
 
 
 class GenerationRows(Protocol):
-    """What a backend is built from when a generation is written (``rag.store`` hands it over)."""
+    """What a backend is built from when a generation is written (``rag.store_write`` hands it over)."""
 
     folder: Path
     """The generation's folder, where a file-based backend writes its files."""

@@ -142,7 +142,7 @@ def test_every_returned_quote_is_verbatim_on_its_page(small_index: Index, wh: st
 @pytest.mark.slow
 def test_squad_answers_contain_gold_and_quotes_are_verbatim(tmp_path_factory: pytest.TempPathFactory) -> None:
     from rag.datasets import load_squad
-    from rag.eval import contains_answer
+    from rag.metrics import contains_answer
     from tests.conftest import shared_path
 
     question_set = load_squad(shared_path("data", "squad2-dev", "squad2-dev-half-a.json"),

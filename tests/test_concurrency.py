@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from rag import Index, IndexLockedError
-from rag.store import WriteLock, current_generation
+from rag.store import current_generation
+from rag.store_write import WriteLock
 from test_crash import FAST, RAG, assert_consistent, write_corpus
 
 QUESTIONS = [

@@ -17,7 +17,7 @@ from rag.datasets import (
     load_jsonl,
     load_question_set,
 )
-from rag.eval import contains_answer
+from rag.metrics import contains_answer
 from rag.load import find_files, load_file
 
 

@@ -13,19 +13,9 @@ from conftest import ROOT, shared_path, write_pdf
 from rag import Index, Quote
 from rag.cli import main
 from rag.datasets import EvalQuestion, QuestionSet, load_jsonl, load_question_set
-from rag.eval import (
-    answers_available,
-    contains_answer,
-    eval_cache_folder,
-    evaluate,
-    exact_match,
-    f1_score,
-    invalid_quotes,
-    ndcg,
-    normalize_answer,
-    percentile,
-    same_document,
-)
+from rag.eval import answers_available, evaluate, invalid_quotes
+from rag.eval_cli import eval_cache_folder
+from rag.metrics import contains_answer, exact_match, f1_score, ndcg, normalize_answer, percentile, same_document
 
 QUESTIONS = [
     {"id": "tide", "question": "Who signs the tide tables?", "answers": ["Yannick Le Goff"], "source": "tides.txt",

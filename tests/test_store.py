@@ -15,7 +15,8 @@ import numpy as np
 
 from rag import Index, Settings
 from rag.chunk import chunk_id, content_hash
-from rag.store import META, FileRecord, GenerationWriter, current_generation, file_sha256, open_snapshot
+from rag.store import META, FileRecord, current_generation, file_sha256, open_snapshot
+from rag.store_write import GenerationWriter
 from rag.types import Chunk, Page, TextBox
 
 
