@@ -30,7 +30,13 @@ on an unanswerable question, 0 on an answerable one) is reported, and the margin
 in ten right answers is written into ``reader.json`` (see ``KEEP``).
 
 Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log):
-    .venv/bin/python train/reader.py --steps 1000              # the shipped model (about 80 minutes)
+    .venv/bin/python train/reader.py --steps 1000              # stage 1 (about 100 minutes)
+    # stage 2 continues stage 1 on the next batches of the same stream, at half the learning rate
+    # (stage 1 as committed in 3a68450, whose fp32 checkpoint is not kept):
+    mkdir -p train/.work/stage1 && for f in reader-int8.onnx reader-card.md; do
+        git show 3a68450:rag/models/$f > train/.work/stage1/$f; done
+    .venv/bin/python train/reader.py --steps 300 --lr 5e-5 --skip-steps 1000 \
+        --init-from train/.work/stage1/reader-int8.onnx
     .venv/bin/python train/reader.py --calibrate --calibration-limit 400   # then: the margin
     .venv/bin/python train/reader.py --steps 4 --batch 4 --limit 200 --out /tmp/reader  # smoke run
 """
