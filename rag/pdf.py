@@ -14,10 +14,10 @@ Two extractors read the text layer (``Settings.pdf_extractor``):
 
 Whichever extracts the text, the file is opened, decrypted, counted and checked for damage by
 pypdf, so every guard holds alike: the time limit, encryption with the empty password, the
-damage check that reads pypdf's warnings, pages sharing one content stream read once, and the
-true page count. A page that PDFium reads empty is read by pypdf too, which also catches a
-decompression bomb as a failed page, as before. A file PDFium cannot open, or counts otherwise,
-is read by pypdf.
+damage check that reads pypdf's warnings (``rag.pdf_diagnostics``), pages sharing one content
+stream read once, and the true page count. A page that PDFium reads empty is read by pypdf too,
+which also catches a decompression bomb as a failed page, as before. A file PDFium cannot open,
+or counts otherwise, is read by pypdf.
 
 A page without a text layer (or a garbage one, or a scan with a stamped page number) is rendered
 by PDFium and read by OCR (``rag.ocr``), at most ``Settings.ocr_page_limit`` pages a file;
@@ -27,18 +27,17 @@ boxes, and quotes are checked against the OCR text as stored, like any other.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import LoadError
+from .pdf_diagnostics import AES_REASON, error_line, pypdf_log, unreadable_reason
 from .pdfium import LOCK as PDFIUM_LOCK
 from .pdfium import load as pdfium
 from .types import Page
@@ -83,7 +82,7 @@ def read_pdf(path: Path, time_limit: float = PDF_TIME_LIMIT, extractor: str = DE
         raise ValueError(f"unknown PDF extractor {extractor!r}")
     source = str(path)
     deadline = time.monotonic() + time_limit
-    with _pypdf_log().capture(source) as pypdf_said:
+    with pypdf_log().capture(source) as pypdf_said:
         pages, failed = _text_layer(path, deadline, time_limit, extractor)
     if failed and not any(page.text.strip() for page in pages):
         raise LoadError(source, f"text extraction failed on {len(failed)} of {len(pages)} page(s) ({failed[0][1]})")
@@ -147,7 +146,7 @@ def _open_pypdf(path: Path) -> Any:  # noqa: ANN401 - pypdf.PdfReader
             try:
                 opened = reader.decrypt("")
             except (FileNotDecryptedError, NotImplementedError) as exc:
-                raise LoadError(source, f"the PDF is encrypted and cannot be opened ({_short(exc)})") from None
+                raise LoadError(source, f"the PDF is encrypted and cannot be opened ({error_line(exc)})") from None
             if not opened:
                 raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)")
         len(reader.pages)  # walks the page tree: a damaged one fails here, with the reasons below
@@ -156,11 +155,11 @@ def _open_pypdf(path: Path) -> Any:  # noqa: ANN401 - pypdf.PdfReader
     except FileNotDecryptedError:
         raise LoadError(source, "the PDF is encrypted with a password (it cannot be opened without it)") from None
     except DependencyError:
-        raise LoadError(source, _AES_REASON) from None
+        raise LoadError(source, AES_REASON) from None
     except MemoryError:
         raise  # the file is not damaged; the caller reports it as too large
     except Exception as exc:  # noqa: BLE001 - a parser fed hostile bytes can raise anything
-        raise LoadError(source, _unreadable_reason(path, exc)) from None
+        raise LoadError(source, unreadable_reason(path, exc)) from None
     return reader
 
 
@@ -210,14 +209,43 @@ def _read_pages(path: Path, reader: Any, doc: Any, count: int, deadline: float, 
                 if key is not None:
                     same_text[key] = text
         except DependencyError:
-            raise LoadError(source, _AES_REASON) from None
+            raise LoadError(source, AES_REASON) from None
         except Exception as exc:  # noqa: BLE001 - one bad page must not lose the other pages
             log.warning("%s: page %d: text extraction failed (%s); the page is indexed empty",
-                        source, number, _short(exc))
-            failed.append((number, f"page {number}: {type(exc).__name__}: {_short(exc)}"))
+                        source, number, error_line(exc))
+            failed.append((number, f"page {number}: {type(exc).__name__}: {error_line(exc)}"))
             text = ""
         pages.append(Page(source=source, page=number, text=clean_text(text)))
     return pages, failed
+
+
+def _same_text_key(page: object) -> tuple[object, ...] | None:
+    """What a page's extracted text depends on, when other pages can share it; else None.
+
+    The content streams and the resources must be the very same objects of the file (indirect
+    references), or resources written out identically; a page's own inline content has no key.
+    """
+    from pypdf.generic import ArrayObject, IndirectObject
+
+    def ref(value: object) -> tuple[int, int] | None:
+        return (value.idnum, value.generation) if isinstance(value, IndirectObject) else None
+
+    contents = page.raw_get("/Contents") if "/Contents" in page else None  # type: ignore[attr-defined]
+    if isinstance(contents, ArrayObject):
+        streams = tuple(ref(item) for item in contents)
+    else:
+        streams = (ref(contents),)
+    if not streams or None in streams:
+        return None
+    resources = page.raw_get("/Resources") if "/Resources" in page else None  # type: ignore[attr-defined]
+    if resources is None or isinstance(resources, IndirectObject):
+        shared = ref(resources)
+    else:
+        text = repr(resources)
+        if len(text) > 100_000:
+            return None  # not worth comparing
+        shared = text
+    return (streams, shared, repr(page.get("/Rotate", 0)))  # type: ignore[attr-defined]
 
 
 def _pdfium_text(doc: Any, number: int) -> str:  # noqa: ANN401
@@ -382,142 +410,3 @@ def _page_list(numbers: list[int]) -> str:
             runs.append([n, n])
     text = ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs[:8])
     return ("page " if len(numbers) == 1 else "pages ") + text + (", ..." if len(runs) > 8 else "")
-
-
-# --------------------------------------------------------------------------------------------
-# pypdf's warnings, the damage check
-
-
-class _PypdfLog(logging.Handler):
-    """pypdf's warnings, each passed on at most ``REPEATS`` times per file, and counted.
-
-    A damaged PDF can make pypdf warn once per object it meets: 50,000 nested dictionaries wrote
-    16,504 identical lines to the server's log. Installed once on the ``pypdf`` logger (which then
-    stops propagating), it forwards what it lets through to the root logger's handlers, so the
-    application's logging set-up still decides where the lines go.
-    """
-
-    REPEATS = 3
-    MOST = 10
-    """Lines per file at most, whatever they say."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.local = threading.local()
-        self.forward_level = logging.NOTSET
-        """Records below this are counted and read here but not passed on (the level an
-        application set on the ``pypdf`` logger to quiet it, as the CLI does)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        capture: _Capture | None = getattr(self.local, "capture", None)
-        if capture is not None:
-            message = record.getMessage()
-            # "at byte 0x7601", "object 12 0": the same warning about the next object is a repeat.
-            kind = _NUMBERS.sub("#", message)
-            capture.counts[kind] = seen = capture.counts.get(kind, 0) + 1
-            if capture.read_error is None and _READ_ERROR.search(message):
-                capture.read_error = message[:200]
-            capture.total += 1
-            if seen > self.REPEATS or capture.total - capture.suppressed > self.MOST:
-                capture.suppressed += 1
-                return
-        if record.levelno >= self.forward_level:
-            logging.getLogger().handle(record)
-
-    @contextlib.contextmanager
-    def capture(self, source: str) -> Iterator[_Capture]:
-        outer = getattr(self.local, "capture", None)
-        self.local.capture = capture = _Capture()
-        try:
-            yield capture
-        finally:
-            self.local.capture = outer
-            if capture.suppressed and self.forward_level <= logging.WARNING:
-                log.warning("%s: %d more repeats of pypdf's warnings above were not logged (%d warnings in all)",
-                            source, capture.suppressed, capture.total)
-
-
-class _Capture:
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.suppressed = 0
-        self.total = 0
-        self.read_error: str | None = None
-
-
-# pypdf logs what it skipped while reading a damaged object ("PdfReadError('Error reading PDF
-# file.')", "RecursionError ..."); a page read that way is empty because it is damaged.
-_READ_ERROR = re.compile(r"\b\w*Error\b")
-_NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
-
-
-def _pypdf_log() -> _PypdfLog:
-    logger = logging.getLogger("pypdf")
-    handler = next((h for h in logger.handlers if isinstance(h, _PypdfLog)), None)
-    if handler is None:
-        handler = _PypdfLog()
-        logger.addHandler(handler)
-        logger.propagate = False
-    if logger.level > logging.WARNING:
-        # Quieting the logger must not blind the damage check, which reads pypdf's warnings:
-        # the level becomes what is passed on, and the warnings still reach this handler.
-        handler.forward_level = logger.level
-        logger.setLevel(logging.WARNING)
-    elif logger.level < logging.WARNING:
-        handler.forward_level = logging.NOTSET  # made louder again
-    return handler
-
-
-def _same_text_key(page: object) -> tuple[object, ...] | None:
-    """What a page's extracted text depends on, when other pages can share it; else None.
-
-    The content streams and the resources must be the very same objects of the file (indirect
-    references), or resources written out identically; a page's own inline content has no key.
-    """
-    from pypdf.generic import ArrayObject, IndirectObject
-
-    def ref(value: object) -> tuple[int, int] | None:
-        return (value.idnum, value.generation) if isinstance(value, IndirectObject) else None
-
-    contents = page.raw_get("/Contents") if "/Contents" in page else None  # type: ignore[attr-defined]
-    if isinstance(contents, ArrayObject):
-        streams = tuple(ref(item) for item in contents)
-    else:
-        streams = (ref(contents),)
-    if not streams or None in streams:
-        return None
-    resources = page.raw_get("/Resources") if "/Resources" in page else None  # type: ignore[attr-defined]
-    if resources is None or isinstance(resources, IndirectObject):
-        shared = ref(resources)
-    else:
-        text = repr(resources)
-        if len(text) > 100_000:
-            return None  # not worth comparing
-        shared = text
-    return (streams, shared, repr(page.get("/Rotate", 0)))  # type: ignore[attr-defined]
-
-
-_AES_REASON = ("the PDF is AES-encrypted and reading it needs the 'cryptography' package "
-               "(pip install cryptography)")
-
-
-def _unreadable_reason(path: Path, exc: Exception) -> str:
-    """Why pypdf could not open a file, in the words most useful to its owner."""
-    detail = f"{type(exc).__name__}: {_short(exc)}"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-            f.seek(max(0, path.stat().st_size - 1024))
-            tail = f.read()
-    except OSError as err:
-        return f"cannot read the file ({err.strerror or err})"
-    if b"%PDF-" not in head:
-        return f"not a PDF file (it does not start with %PDF-) ({detail})"
-    if b"%%EOF" not in tail:
-        return f"the PDF is incomplete: it ends before its end-of-file marker (a truncated copy?) ({detail})"
-    return f"the PDF is damaged and cannot be read ({detail})"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]

@@ -2,8 +2,10 @@
 
 The page asks, searches, ingests and removes through ``Index`` and only wires what comes back to
 the page: the HTML is made by ``rag.render`` (which makes every document and model string inert),
-uploads are stored by ``rag.uploads``. Questions run on immutable index snapshots, several at
-once; uploads and removals queue one at a time and never hold up the questions of other tabs.
+its styles and scripts are ``rag.page_assets``, the API's JSON is ``rag.page_api``, uploads are
+stored by ``rag.uploads``, and the server sits behind ``rag.webguard``. Questions run on immutable
+index snapshots, several at once; uploads and removals queue one at a time and never hold up the
+questions of other tabs.
 
 Example:
     >>> from rag import Index
@@ -24,10 +26,11 @@ from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION
 from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .load import SUPPORTED_SUFFIXES
+from .markdown_marks import highlight
+from .page_api import answer_payload, hit_payload
+from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
-    CSS,
     SOURCES_EMPTY,
-    highlight,
     question_html,
     render_documents,
     render_failure,
@@ -42,18 +45,19 @@ from .render import (
 )
 from .settings import Settings
 from .store import current_generation, settings_from_manifest
-from .types import Answer, Hit, Quote
+from .types import Quote
 from .uploads import (
     MAX_UPLOAD_BYTES,
     UPLOADS,
     WRITE_WAIT,
     add_uploads,
+    discard_uploaded_copies,
     remove_document,
     safe_filename,
     size_text,
     store_uploads,
 )
-from .webguard import HostGuard, allowed_hosts
+from .webguard import allowed_hosts, guarded_app
 
 __all__ = ["MAX_UPLOAD_BYTES", "UPLOADS", "WRITE_WAIT", "add_uploads", "answer_payload", "build_app",
            "discard_uploaded_copies", "highlight", "hit_payload", "launch", "open_index", "remove_document",
@@ -70,50 +74,6 @@ READERS = 4
 
 MAX_PASSAGES = 50
 """Most passages one question may read through the page or the API; more only slows the answer."""
-
-CONFIRM_REMOVE = """(source, collection) => {
-  // Removing cannot be undone from the page (an uploaded copy is deleted too): ask first.
-  if (!source) return [null, collection];
-  const name = String(source).split(/[\\/]/).pop();
-  return [window.confirm(`Remove ${name} from the index?`) ? source : null, collection];
-}"""
-"""Runs in the browser before a removal: a cancelled dialog sends no document, so nothing happens."""
-
-OPEN_SOURCE_JS = """
-element.addEventListener('click', (event) => {
-  const button = event.target.closest('button[data-cite]');
-  if (button && element.contains(button)) trigger('click', {cite: Number(button.dataset.cite)});
-});
-"""
-"""The sources panel: a card's button asks the server for the viewer of that card's quote (by its
-place in the panel, never by a path the page could change)."""
-
-VIEWER_JS = """
-const close = () => { props.value = ''; };
-element.addEventListener('click', (event) => {
-  if (event.target.closest('[data-close]') || event.target.classList.contains('rag-viewer')) close();
-});
-document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && element.querySelector('.rag-viewer')) close();
-});
-watch('value', () => {
-  const quote = element.querySelector('.rag-box, .rag-viewer-body mark');
-  if (quote) quote.scrollIntoView({block: 'center', inline: 'nearest'});
-  const button = element.querySelector('.rag-close');
-  if (button) button.focus({preventScroll: true});
-});
-"""
-"""The viewer: closed by its button, a click beside it or Escape (in the browser alone); opened
-with the quote scrolled into view."""
-
-NARROW_JS = """() => {
-  // A phone: the chat comes first; the library (Gradio's sidebar covers the whole width there)
-  // opens from its toggle.
-  if (window.matchMedia('(max-width: 768px)').matches) {
-    const toggle = document.querySelector('#rag-sidebar.open .toggle-button');
-    if (toggle) toggle.click();
-  }
-}"""
 
 PAGE_SCALE = 1.5
 """PDF pages are shown at 108 pixels per inch (a Letter page is 918 x 1188): sharp at the viewer's
@@ -186,7 +146,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block:
     demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=True, inbrowser=False, share=False,
         max_file_size=max_upload_bytes, show_error=True, quiet=True, footer_links=["api"],
-        run_history=False, ssr_mode=False, mcp_server=False, theme=_theme(), css=CSS,
+        run_history=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
         # No static-file workers (GRADIO_NUM_WORKERS): they would listen on ports of their own,
         # outside the guard.
         num_workers=0, _app=guarded_app(allowed_hosts(host, allow_hosts)),
@@ -195,86 +155,6 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block:
         print(f"rag web chat on {demo.local_url} (Ctrl+C to stop)", flush=True)
         demo.block_thread()
     return demo
-
-
-def guarded_app(hosts: frozenset[str]) -> Any:
-    """Gradio's FastAPI app with ``HostGuard`` outside everything else it runs (routes, CORS, files).
-
-    ``Blocks.launch`` adds its own middleware after any we could add, so a guard added the usual
-    way would run after Gradio's CORS middleware had already answered a preflight. Building the
-    app ourselves (``launch(_app=...)``, as ``gradio.Server`` does) lets the guard wrap the whole
-    stack, and whatever else is later mounted on this app is behind it too.
-    """
-    from gradio.routes import App, ORJSONResponse
-
-    class GuardedApp(App):
-        def build_middleware_stack(self) -> Any:
-            return HostGuard(super().build_middleware_stack(), hosts)
-
-    return GuardedApp(default_response_class=ORJSONResponse)
-
-
-# --------------------------------------------------------------------------------------------
-# Uploads
-
-
-def discard_uploaded_copies(files: Sequence[str | Path]) -> None:
-    """Delete Gradio's own copies of uploaded files once they are stored (or refused).
-
-    Gradio keeps every upload in its cache folder and serves it from there (``/gradio_api/file=``)
-    until its hourly sweep; a document removed from the index would stay downloadable meanwhile.
-    The index keeps its own copy in ``uploads/``, so Gradio's is not needed after the upload.
-
-    Example:
-        >>> discard_uploaded_copies(["/tmp/gradio/3f2a.../report.pdf"])
-    """
-    cache = Path(gr.utils.get_upload_folder()).resolve()
-    for raw in files:
-        path = Path(raw).resolve()
-        if cache not in path.parents:
-            continue  # never anything outside Gradio's cache
-        path.unlink(missing_ok=True)
-        try:
-            path.parent.rmdir()  # Gradio makes one folder per upload
-        except OSError:
-            pass
-
-
-# --------------------------------------------------------------------------------------------
-# The API's answer
-
-
-def answer_payload(answer: Answer) -> dict[str, Any]:
-    """The JSON form of an answer served by the ``/ask`` endpoint.
-
-    Example:
-        >>> payload = answer_payload(index.ask("Who called for UN visits?"))
-        >>> payload["found"], payload["citations"][0]["file"], payload["citations"][0]["page"]
-    """
-    return {
-        "question": answer.question,
-        "query": answer.query or answer.question,
-        "answer": answer.text,
-        "found": answer.found,
-        "span": answer.span,
-        "mode": answer.mode,
-        "confidence": round(float(answer.confidence), 4),
-        "notes": list(answer.notes),
-        "unsupported": list(answer.unsupported),
-        "citations": [{"n": n, "text": q.text, "file": q.name, "page": q.page, "start": q.start, "end": q.end}
-                      for n, q in enumerate(answer.citations, start=1)],
-        "passages": [hit_payload(hit) for hit in answer.hits],
-    }
-
-
-def hit_payload(hit: Hit) -> dict[str, Any]:
-    """The JSON form of a passage served by the ``/search`` endpoint and in an answer's ``passages``.
-
-    Example:
-        >>> hit_payload(index.search("Who called for UN visits?", k=1)[0])["file"]
-    """
-    return {"rank": hit.rank, "file": hit.name, "page": hit.page, "start": hit.chunk.start, "end": hit.chunk.end,
-            "score": round(float(hit.score), 4), "text": hit.chunk.text, "quote": hit.quote.text}
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,9 +442,3 @@ def viewer_html(index: Index, quote: Quote) -> str:
         return render_viewer(quote, text, png=image.png, size=(image.width, image.height), boxes=boxes)
     except RagError as exc:
         return viewer_error(str(exc))
-
-
-def _theme() -> gr.themes.Base:
-    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
-                          font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
-                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])

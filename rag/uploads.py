@@ -3,7 +3,8 @@
 An upload arrives as a temporary file with whatever name its sender chose. It is copied into the
 index folder's ``uploads/`` under a name that is safe to create (no folders, no hidden files, no
 control characters) and unique, refused with a reason when it is too large, empty or of a type
-the loaders do not read, and deleted again when the index cannot read it.
+the loaders do not read, and deleted again when the index cannot read it. Gradio's own copy is
+deleted once the upload is stored (``discard_uploaded_copies``).
 
 Example:
     >>> stored, failed, report = add_uploads(index, ["/tmp/gradio/ab/report.pdf"])
@@ -133,6 +134,30 @@ def add_uploads(index: Index, files: Sequence[str | Path], max_bytes: int = MAX_
         else:
             kept.append((original, path))
     return kept, refused, report
+
+
+def discard_uploaded_copies(files: Sequence[str | Path]) -> None:
+    """Delete Gradio's own copies of uploaded files once they are stored (or refused).
+
+    Gradio keeps every upload in its cache folder and serves it from there (``/gradio_api/file=``)
+    until its hourly sweep; a document removed from the index would stay downloadable meanwhile.
+    The index keeps its own copy in ``uploads/``, so Gradio's is not needed after the upload.
+
+    Example:
+        >>> discard_uploaded_copies(["/tmp/gradio/3f2a.../report.pdf"])
+    """
+    from gradio.utils import get_upload_folder  # only the page uploads, and it has Gradio
+
+    cache = Path(get_upload_folder()).resolve()
+    for raw in files:
+        path = Path(raw).resolve()
+        if cache not in path.parents:
+            continue  # never anything outside Gradio's cache
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()  # Gradio makes one folder per upload
+        except OSError:
+            pass
 
 
 def remove_document(index: Index, source: str) -> IngestReport:

@@ -9,7 +9,7 @@ the answer stays hidden from the page.
 
 ``HostGuard`` wraps the whole ASGI application, in front of every route (the page, the Gradio
 API, uploads, files, and whatever else is mounted), and before any CORS handling, so a refused
-request gets no ``access-control-allow-origin`` either:
+request gets no ``access-control-allow-origin`` either (``guarded_app`` is Gradio's app so wrapped):
 
 - the ``Host`` header must name this server: a loopback name (``localhost``, ``127.0.0.1``,
   ``[::1]``, any port), the address given with ``--host``, or a name allowed with
@@ -134,3 +134,20 @@ class HostGuard:
             if not source or (source not in self.hosts and source != name):
                 return f"refused: a request from another site ({origin[:80]!r})"
         return None
+
+
+def guarded_app(hosts: frozenset[str]) -> Any:
+    """Gradio's FastAPI app with ``HostGuard`` outside everything else it runs (routes, CORS, files).
+
+    ``Blocks.launch`` adds its own middleware after any we could add, so a guard added the usual
+    way would run after Gradio's CORS middleware had already answered a preflight. Building the
+    app ourselves (``launch(_app=...)``, as ``gradio.Server`` does) lets the guard wrap the whole
+    stack, and whatever else is later mounted on this app is behind it too.
+    """
+    from gradio.routes import App, ORJSONResponse
+
+    class GuardedApp(App):
+        def build_middleware_stack(self) -> Any:
+            return HostGuard(super().build_middleware_stack(), hosts)
+
+    return GuardedApp(default_response_class=ORJSONResponse)

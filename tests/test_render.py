@@ -13,15 +13,8 @@ from html.parser import HTMLParser
 import pytest
 
 from rag import Answer, Quote
-from rag.render import (
-    VIEW_CHARS,
-    markdown_html,
-    message_html,
-    passage_html,
-    plain_html,
-    render_reply,
-    render_viewer,
-)
+from rag.markdown_marks import markdown_html, passage_html, plain_html
+from rag.render import VIEW_CHARS, message_html, render_reply, render_viewer
 
 HOSTILE = """# Notes
 

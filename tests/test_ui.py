@@ -22,12 +22,12 @@ import pytest
 
 from conftest import write_pdf
 from rag import Answer, Index
+from rag.markdown_marks import highlight
+from rag.page_api import answer_payload
 from rag.ui import (
     UPLOADS,
     add_uploads,
-    answer_payload,
     build_app,
-    highlight,
     launch,
     open_index,
     remove_document,
@@ -328,7 +328,7 @@ def test_an_upload_is_not_left_downloadable_in_gradios_cache(url: str) -> None:
     # an hour, so a document removed from the index could still be downloaded.
     import httpx
 
-    from rag.ui import discard_uploaded_copies
+    from rag.uploads import discard_uploaded_copies
 
     base = url.rstrip("/")
     stored = httpx.post(f"{base}/gradio_api/upload", files={"files": ("secret.txt", b"Private notes.", "text/plain")},
