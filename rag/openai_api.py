@@ -23,7 +23,7 @@ Example:
     >>> client = OpenAI(base_url="http://127.0.0.1:7860/v1", api_key="unused")
     >>> reply = client.chat.completions.create(
     ...     model="default", messages=[{"role": "user", "content": "Who called for UN visits?"}])
-    >>> reply.choices[0].message.content, reply.citations[0]["file"]
+    >>> reply.choices[0].message.content, reply.citations[0]["name"]
 """
 
 from __future__ import annotations
@@ -116,9 +116,9 @@ def parse_messages(messages: Any) -> tuple[str, list[dict[str, str]]]:
 
 
 def citations(answer: Answer) -> list[dict[str, Any]]:
-    """The answer's quotes as data: ``[{n, text, file, source, page, start, end}]``; ``n`` is its ``[n]``."""
-    return [{"n": n, "text": q.text, "file": q.name, "source": q.source, "page": q.page, "start": q.start,
-             "end": q.end} for n, q in enumerate(answer.citations, start=1)]
+    """The answer's quotes as data, each ``{"n": ..., **Quote.to_dict()}`` (as ``Answer.to_dict`` has
+    them); ``n`` is its ``[n]``."""
+    return answer.to_dict()["citations"]
 
 
 def reply_text(answer: Answer) -> str:

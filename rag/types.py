@@ -209,6 +209,7 @@ class Answer:
             "found": self.found, "span": self.span,
             "mode": self.mode, "confidence": self.confidence, "notes": list(self.notes),
             "citations": [{"n": n, **q.to_dict()} for n, q in enumerate(self.citations, start=1)],
+            "unsupported": list(self.unsupported),
             "hits": [h.to_dict() for h in self.hits],
         }
 

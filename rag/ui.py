@@ -2,7 +2,7 @@
 
 The page asks, searches, ingests and removes through ``Index`` and only wires what comes back to
 the page: the HTML is made by ``rag.render`` (which makes every document and model string inert),
-its styles and scripts are ``rag.page_assets``, the API's JSON is ``rag.page_api``, uploads are
+its styles and scripts are ``rag.page_assets``, the API serves ``Answer.to_dict``/``Hit.to_dict``, uploads are
 stored by ``rag.uploads``, and the server sits behind ``rag.webguard``. Questions run on immutable
 index snapshots, several at once; uploads and removals queue one at a time and never hold up the
 questions of other tabs.
@@ -27,7 +27,6 @@ from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .load import SUPPORTED_SUFFIXES
 from .markdown_marks import highlight
-from .page_api import answer_payload, hit_payload
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
     SOURCES_EMPTY,
@@ -59,8 +58,8 @@ from .uploads import (
 )
 from .webguard import allowed_hosts, guarded_app
 
-__all__ = ["MAX_UPLOAD_BYTES", "UPLOADS", "WRITE_WAIT", "add_uploads", "answer_payload", "build_app",
-           "discard_uploaded_copies", "highlight", "hit_payload", "launch", "open_index", "remove_document",
+__all__ = ["MAX_UPLOAD_BYTES", "UPLOADS", "WRITE_WAIT", "add_uploads", "build_app",
+           "discard_uploaded_copies", "highlight", "launch", "open_index", "remove_document",
            "render_reply", "render_sources", "safe_filename", "serve", "store_uploads", "viewer_html"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
@@ -215,15 +214,16 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
         Returns:
             answer (text with [n] markers), found (false when the documents do not answer), citations
-            [{n, text, file, page, start, end}] and the passages read.
+            [{n, text, source, name, page, start, end, ocr}] and the passages read (hits): Answer.to_dict.
         """
         try:
-            return answer_payload(existing(collection).ask(question, passages(k), history=history or None))
+            return existing(collection).ask(question, passages(k), history=history or None).to_dict()
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
     def search(question: str, k: int = settings.k, collection: str = "") -> list[dict[str, Any]]:
-        """The passages that best match a question: [{rank, file, page, start, end, score, text, quote}].
+        """The passages that best match a question, each as Hit.to_dict: {rank, score, source, name, page,
+        start, end, text, quote, ...}.
 
         Args:
             question: the question, in plain words.
@@ -234,7 +234,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             hits = existing(collection).search(question, passages(k))
         except RagError as exc:
             raise gr.Error(str(exc)) from None
-        return [hit_payload(hit) for hit in hits]
+        return [hit.to_dict() for hit in hits]
 
     def post_question(question: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
         question = (question or "").strip()

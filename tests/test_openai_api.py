@@ -82,7 +82,7 @@ def test_chat_completion_names_the_person_and_carries_the_quote(client: openai.O
     cited = reply.model_extra["citations"]
     assert reply.model_extra["found"] is True
     assert cited[0]["n"] == 1 and DELEGATIONS in cited[0]["text"]
-    assert cited[0]["file"] == "000_17d6ea71f6fbed30.txt" and cited[0]["page"] == 1
+    assert cited[0]["name"] == "000_17d6ea71f6fbed30.txt" and cited[0]["page"] == 1
     assert cited[0]["end"] - cited[0]["start"] == len(cited[0]["text"])
 
 
@@ -124,7 +124,7 @@ def test_a_follow_up_that_leans_on_the_conversation(client: openai.OpenAI) -> No
 
 def test_collections_are_searched_one_at_a_time(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(model="bakery", messages=[{"role": "user", "content": QUESTION}])
-    assert all(c["file"] == "bakery.txt" for c in reply.model_extra["citations"])
+    assert all(c["name"] == "bakery.txt" for c in reply.model_extra["citations"])
     assert "Maryam Rajavi" not in reply.choices[0].message.content
 
 

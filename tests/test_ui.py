@@ -23,7 +23,6 @@ import pytest
 from conftest import write_pdf
 from rag import Answer, Index
 from rag.markdown_marks import highlight
-from rag.page_api import answer_payload
 from rag.ui import (
     UPLOADS,
     add_uploads,
@@ -277,11 +276,11 @@ def test_ask_endpoint_returns_the_answer_with_quotes_files_and_pages(url: str, i
 
     assert result["found"] is True and "Yannick Le Goff" in result["answer"]
     citation = result["citations"][0]
-    assert citation["n"] == 1 and citation["file"] == "tides.txt" and citation["page"] == 1
+    assert citation["n"] == 1 and citation["name"] == "tides.txt" and citation["page"] == 1
     page = index.page_text(index.search("tide tables", k=1)[0].source, 1) or ""
     assert page[citation["start"]:citation["end"]] == citation["text"]
-    assert result["passages"] and result["passages"][0]["file"] == "tides.txt"
-    assert result == answer_payload(index.ask("Who signs the tide tables?")), "the API serves Index.ask unchanged"
+    assert result["hits"] and result["hits"][0]["name"] == "tides.txt"
+    assert result == index.ask("Who signs the tide tables?").to_dict(), "the API serves Index.ask unchanged"
 
 
 def test_ask_endpoint_takes_the_conversation(url: str) -> None:
@@ -311,11 +310,11 @@ def test_the_api_asks_the_collection_it_names_and_refuses_one_that_does_not_exis
     try:
         client = Client(demo.local_url, verbose=False)
         bees = client.predict("How long do worker bees live?", 5, None, "garden", api_name="/ask")
-        assert bees["found"] and {c["file"] for c in bees["citations"]} == {"bees.md"}
+        assert bees["found"] and {c["name"] for c in bees["citations"]} == {"bees.md"}
         tides = client.predict("Who signs the tide tables?", api_name="/ask")
         assert "Yannick Le Goff" in tides["answer"], "without a collection: the page's own"
         hits = client.predict("worker bees", 2, "garden", api_name="/search")
-        assert hits and all(h["file"] == "bees.md" for h in hits)
+        assert hits and all(h["name"] == "bees.md" for h in hits)
         with pytest.raises(AppError, match="nowhere"):
             client.predict("Who signs the tide tables?", 5, None, "nowhere", api_name="/ask")
         assert "nowhere" not in library.names(), "the API never creates a collection"
@@ -361,7 +360,7 @@ def test_search_endpoint_returns_passages(url: str) -> None:
 
     passages = Client(url, verbose=False).predict("twelve hectares orchard", 2, api_name="/search")
     assert len(passages) == 2
-    assert passages[0]["file"] == "orchard.pdf" and passages[0]["page"] == 2
+    assert passages[0]["name"] == "orchard.pdf" and passages[0]["page"] == 2
     assert passages[0]["quote"] in passages[0]["text"]
 
 
@@ -386,7 +385,7 @@ def test_two_clients_ask_at_the_same_time(url: str) -> None:
     for question, (expected, file) in questions.items():
         assert results[question]["question"] == question
         assert results[question]["found"] and expected in results[question]["answer"]
-        assert results[question]["citations"][0]["file"] == file
+        assert results[question]["citations"][0]["name"] == file
 
 
 # -- starting ----------------------------------------------------------------------------------
