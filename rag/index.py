@@ -242,11 +242,24 @@ class Index:
         """
         _, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
-        if history:
-            from .conversation import resolve
+        if not history:
+            return retriever.search(question, settings, k=k, sources=sources, pages=pages)
+        from .conversation import resolve
 
-            question = resolve(question, history).search
-        return retriever.search(question, settings, k=k, sources=sources, pages=pages)
+        resolved = resolve(question, history)
+        hits = retriever.search(resolved.search, settings, k=k, sources=sources, pages=pages)
+        if not resolved.alone:
+            return hits
+        return self._fused(retriever, resolved.alone, hits, settings, k, sources=sources, pages=pages)
+
+    @staticmethod
+    def _fused(retriever: Retriever, alone: str, hits: list[Hit], settings: Settings, k: int | None,
+               context: Any = None, **filters: Any) -> list[Hit]:
+        """``hits`` (searched with the conversation) fused with the question searched alone."""
+        from .conversation import fuse_searches
+
+        own = retriever.search(alone, settings, k=k, context=context, **filters)
+        return fuse_searches(hits, own, settings.k if k is None else k)
 
     def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
             **overrides: Any) -> Answer:
@@ -272,6 +285,11 @@ class Index:
         searched = resolved.search if resolved else question
         query = retriever.context(searched, settings)
         hits = retriever.search(searched, settings, k=k, context=query)
+        if resolved is not None and resolved.alone:
+            own = retriever.context(resolved.alone, settings)
+            own.pages.update(query.pages)
+            hits = self._fused(retriever, resolved.alone, hits, settings, k, context=own)
+            query.pages.update(own.pages)
         answerer = self.answerer
         if answerer is None:
             from .answer import answer as answerer
