@@ -102,14 +102,11 @@ def median(values: Sequence[float]) -> float:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default), q in 0..100."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    """``rag.metrics.percentile`` (numpy's linear interpolation, q in 0..100), but "nan" for no
+    values: a table should show a figure that was not measured, not 0."""
+    from rag.metrics import percentile as interpolated
+
+    return interpolated(values, q) if len(values) else float("nan")
 
 
 def peak_rss_mib() -> float:

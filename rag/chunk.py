@@ -44,6 +44,9 @@ _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1|\Z)", re.MULTILINE | re.DO
 _TABLE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
 _TABLE_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+(?:[ \t]*:?-{3,}:?[ \t]*)?")
 """The line under a Markdown table's header: ``|---|:--:|``."""
+CHUNKER_VERSION = 2
+"""Raised whenever the chunker cuts the same page differently (2: PDF statements by rows), so that
+an index cached for evaluation is rebuilt rather than reused with chunks made the old way."""
 _CONTEXT_WORDS = 16
 """A heading or title longer than this is cut: context names a passage, it does not repeat one."""
 _BOILERPLATE = re.compile(r"(?i)(table of contents|contents|index|page \d+|part [ivx]+|item \d+[a-z]?\.?|[\divx .-]*)")
@@ -173,7 +176,8 @@ class Chunker:
             longest = max([title, *(h for _, h in headings)], key=len)
             self._reserve = self.model_counter([f"{title} · {longest}\n"])[0]
         chunks: list[Chunk] = []
-        for start, end, header in self._pieces(text, title, headings):
+        pdf = page.source.lower().endswith(".pdf")
+        for start, end, header in self._pieces(text, title, headings, pdf):
             body = text[start:end]
             context = _join(title, _heading_for(headings, start, text), header)
             chunks.append(Chunk(id=chunk_id(page.source, page.page, start, body), source=page.source,
@@ -183,16 +187,28 @@ class Chunker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _pieces(self, text: str, title: str, headings: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    def _pieces(self, text: str, title: str, headings: list[tuple[int, str]],
+                pdf: bool = False) -> list[tuple[int, int, str]]:
         """(start, end, table header for the context) of every chunk, in page order."""
         tables = _tables(text)
+        if pdf and not tables:
+            tables = _layout_tables(text)
         if not tables:
             return [(a, b, "") for a, b in self._prose(text, 0, len(text))]
         segments: list[list[tuple[int, int, str]]] = []
         cursor = 0
-        for table_start, header_end, table_end in tables:
+        for n, (table_start, header_end, table_end) in enumerate(tables):
+            header = _header_row(text[table_start:header_end].split("\n")[0])
+            if pdf and self._tokens(text[cursor:table_start]) < self.size // 4:
+                # A statement's title lines above its column header ("Consolidated Balance
+                # Sheets", "At December 31") open the table's first chunk, not a scrap of their own;
+                # so does the note under it ("The accompanying notes are an integral part ...").
+                table_start = cursor
+            following = tables[n + 1][0] if n + 1 < len(tables) else len(text)
+            if pdf and self._tokens(text[table_end:following]) < self.size // 4:
+                table_end = following
             segments.append([(a, b, "") for a, b in self._prose(text, cursor, table_start)])
-            segments.append(self._table(text, table_start, header_end, table_end))
+            segments.append(self._table(text, table_start, header_end, table_end, header))
             cursor = table_end
         segments.append([(a, b, "") for a, b in self._prose(text, cursor, len(text))])
         pieces: list[tuple[int, int, str]] = []
@@ -216,9 +232,8 @@ class Chunker:
         units = self._units(text, start, end)
         return [(units[i][0], units[j - 1][1]) for i, j in self._spans(text, units)]
 
-    def _table(self, text: str, start: int, header_end: int, end: int) -> list[tuple[int, int, str]]:
+    def _table(self, text: str, start: int, header_end: int, end: int, header: str) -> list[tuple[int, int, str]]:
         """A table cut by rows: the first chunk opens with the header, the rest repeat it as context."""
-        header = " ".join(text[start:header_end].split("\n")[0].split())
         rows = [(a, b) for a, b in _lines(text, header_end, end) if text[a:b].strip()]
         if not rows:
             return [(start, end, "")]
@@ -413,6 +428,59 @@ def _tables(text: str) -> list[tuple[int, int, int]]:
         else:
             k += 1
     return tables
+
+
+_CELL = r"(?:\$\s?)?\(?-?\d[\d,]*(?:\.\d+)?\)?%?|[—–-]"
+_LAYOUT_ROW = re.compile(rf"(?P<label>.*?)(?P<cells>(?:(?<=\S)\s+|^)(?:{_CELL})(?:\s+(?:{_CELL}))+)[ \t]*")
+"""A line of a table laid out as text (a PDF statement): a label, then two or more figures."""
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def _layout_tables(text: str) -> list[tuple[int, int, int]]:
+    """Tables of a PDF page's text layer as (start, end of the header line, end).
+
+    PDF text has no table markup, but a financial statement comes out a row a line: "Accounts
+    payable 2,266 1,945" under "(Dollars in millions) 2018 2017". A table starts at a line whose
+    figures are all years (the column header) and runs over the lines of figures under it and the
+    row labels between them ("Current assets"), to the first line of prose. Rows of figures with
+    no header of years are left to the prose chunker: nothing would say what their columns are.
+    """
+    lines = _lines(text, 0, len(text))
+    tables, k = [], 0
+    while k < len(lines):
+        a, b = lines[k]
+        row = _LAYOUT_ROW.fullmatch(text, a, b)
+        cells = row.group("cells").split() if row else []
+        if not cells or not all(_YEAR.fullmatch(c) for c in cells):
+            k += 1
+            continue
+        j, figures, last = k + 1, 0, k
+        while j < len(lines):
+            c, d = lines[j]
+            line = text[c:d].strip()
+            if _LAYOUT_ROW.fullmatch(text, c, d):
+                figures, last = figures + 1, j
+            elif len(line.split()) > 12 or line.endswith(".") and len(line.split()) > 4:
+                break  # prose: a note under the table, or the page's running text
+            j += 1
+        if figures >= 2:
+            tables.append((a, b, lines[last][1]))
+            k = last + 1
+        else:
+            k += 1
+    return tables
+
+
+def _header_row(line: str) -> str:
+    """A table's header line as one Markdown row, the form ``table_header`` finds in a context."""
+    line = " ".join(line.split())
+    if line.startswith("|"):
+        return line
+    row = _LAYOUT_ROW.fullmatch(line)
+    if row is None:
+        return line
+    label = row.group("label").strip()
+    return "| " + " | ".join(([label] if label else []) + row.group("cells").split()) + " |"
 
 
 def _section_headings(text: str) -> list[tuple[int, str]]:

@@ -54,6 +54,12 @@ class Resolved:
     """Set for a question that may change the topic: it is searched alone too, and the two result
     lists are fused (``fuse_searches``), so its own best passages keep their place at the top."""
 
+    @property
+    def shown(self) -> str:
+        """The search as a person reads it ("searched: ..."): ``search`` holds a question that may
+        change the topic twice, to weight its own words, which reads as a stutter."""
+        return self.search.replace(f"{self.alone} {self.alone}", self.alone, 1) if self.alone else self.search
+
 
 _WORD = re.compile(r"[A-Za-z0-9][\w'’&.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _CITATION = re.compile(r"\s*\[\d+\]")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .chunk import CHUNKER_VERSION
 from .datasets import QuestionSet, load_question_set
 from .errors import RagError
 from .eval import EvalResult, evaluate, failure_row, table_cell
@@ -33,7 +34,7 @@ def eval_cache_folder(question_set: QuestionSet, settings: Settings, base: Path 
     # must never hold chunks made another way.
     shaping = {name: getattr(settings, name) for name in (*INDEX_FIELDS, *BACKEND_FIELDS)}
     key = json.dumps([sorted(str(p.expanduser().resolve()) for p in question_set.corpus), settings.fingerprint(),
-                      shaping], sort_keys=True)
+                      shaping, CHUNKER_VERSION], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", question_set.name)[:60]
     return (base or Path.home() / ".cache" / "rag" / "eval-index") / f"{name}-{digest}"

@@ -240,8 +240,12 @@ class Index:
                 (offline resolver, ``rag.conversation.resolve``).
             **overrides: per-query settings, e.g. ``fusion="rrf"`` or ``mmr=True``.
         """
+        from .question_focus import focus
+
         _, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
+        if settings.focus_question:
+            question = focus(question)
         if not history:
             return retriever.search(question, settings, k=k, sources=sources, pages=pages)
         from .conversation import resolve
@@ -267,6 +271,8 @@ class Index:
 
         The default answerer is extractive (no LLM, no network). When the documents do not hold
         the answer, ``Answer.found`` is false and the closest passages are still in ``hits``.
+        Instructions around the question ("Answer in USD millions.") are left out of the search
+        and the reading (``rag.question_focus``); ``Answer.query`` then says what was searched.
 
         Args:
             history: the earlier turns, oldest first, as OpenAI-style messages
@@ -275,14 +281,16 @@ class Index:
                 ``rag.conversation``.
         """
         from .conversation import condense, resolve
+        from .question_focus import focus
 
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
+        asked = focus(question) if settings.focus_question else question
         resolved = None
         if history:
-            resolved = (condense(question, history, settings) if settings.answer_mode == "llm"
-                        else resolve(question, history))
-        searched = resolved.search if resolved else question
+            resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
+                        else resolve(asked, history))
+        searched = resolved.search if resolved else asked
         query = retriever.context(searched, settings)
         hits = retriever.search(searched, settings, k=k, context=query)
         if resolved is not None and resolved.alone:
@@ -294,10 +302,11 @@ class Index:
         if answerer is None:
             from .answer import answer as answerer
         # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
-        result = answerer(resolved.read if resolved else question, hits, settings, CachedPages(snapshot, query.pages))
-        if resolved is None:
+        result = answerer(resolved.read if resolved else asked, hits, settings, CachedPages(snapshot, query.pages))
+        shown = resolved.shown if resolved else searched
+        if shown == question:
             return result
-        return dataclasses.replace(result, question=question, query=searched if searched != question else "")
+        return dataclasses.replace(result, question=question, query=shown)
 
     def chat(self, k: int | None = None, **overrides: Any) -> Conversation:
         """A conversation whose ``ask`` keeps the earlier turns (``reset()`` starts over).

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunk import Chunker, content_hash
+from .chunk import CHUNKER_VERSION, Chunker, content_hash
 from .embed import EmbeddingCache, embedder_class, load_embedder, model_token_counter
 from .errors import LoadError
 from .load import PDF_SUFFIXES, find_files, read_file
@@ -61,13 +61,15 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
          ) -> tuple[list[tuple[Path, str, FileRecord]], list[str], list[str], list[LoadFailure]]:
     """Decide what to do with each file: (to_load, unchanged, removed, failures).
 
-    A file is unchanged when size and mtime match, or else when its content hash matches. Files
-    the index holds under the given folders that no longer exist are removed; files indexed
-    from elsewhere are left alone.
+    A file is unchanged when size and mtime match, or else when its content hash matches, unless
+    the index was cut by an older chunker (``CHUNKER_VERSION``): then every file is read and cut
+    again (text already embedded keeps its vectors). Files the index holds under the given folders
+    that no longer exist are removed; files indexed from elsewhere are left alone.
     """
     paths = list(paths)
     files, failures = find_files(paths, settings.glob)
     known = previous.files() if previous is not None else {}
+    recut = previous is not None and previous.manifest.get("chunker_version", 1) != CHUNKER_VERSION
     to_load: list[tuple[Path, str, FileRecord]] = []
     unchanged: list[str] = []
     for path in files:
@@ -78,7 +80,7 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
             failures.append(LoadFailure(source, f"cannot read the file ({exc.strerror or exc})"))
             continue
         old = known.get(source)
-        if old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime:
+        if not recut and old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime:
             unchanged.append(source)
             continue
         try:
@@ -86,7 +88,7 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
         except OSError as exc:
             failures.append(LoadFailure(source, f"cannot read the file ({exc.strerror or exc})"))
             continue
-        if old is not None and old.sha256 == digest:
+        if not recut and old is not None and old.sha256 == digest:
             unchanged.append(source)
             continue
         record = FileRecord(source=source, sha256=digest, size=stat.st_size, mtime=stat.st_mtime)

@@ -217,6 +217,9 @@ def load_reader() -> Reader:
 _NUMBER_PART = re.compile(r"[\d.,]")
 _UNIT_AFTER = re.compile(r"(?:%|\s?(?:percent|per cent|million|billion|trillion|thousand|bn|m)\b)", re.I)
 _CURRENCY = "$€£¥"
+_MONTH_BEFORE = re.compile(r"\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+                           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?[ \t]+$")
+_YEAR_AFTER = re.compile(r",?[ \t]+(?:1[5-9]|20)\d\d\b")
 _TRIM = " \t\r\n,;:.!?\"'()[]"
 
 
@@ -225,7 +228,8 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
 
     The word-piece tokenizer splits "117,582" into "117", ",", "582" and "$1.6" into "$", "1",
     ".", "6", so a span can stop inside a number: it is widened to the whole number with its
-    currency sign and unit ("$1.6 billion", never "31,").
+    currency sign and unit ("$1.6 billion", never "31,"), and a day to its whole date
+    ("December 31, 2017", never "31").
 
     Example:
         >>> t = "paid memberships were 117,582 at December 31, 2017"
@@ -265,6 +269,13 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
         if closing == "." and _ABBREVIATION.search(text, start, end - 1):
             break  # "Mrs." and "U.S." keep their dot
         end -= 1
+    # Whole dates: a day alone ("31" of "December 31, 2017") answers nothing; it is the date.
+    if end - start <= 2 and text[start:end].isdigit():
+        month = _MONTH_BEFORE.search(text, 0, start)
+        if month:
+            start = month.start()
+            year = _YEAR_AFTER.match(text, end)
+            end = year.end() if year else end
     return start, end
 
 

@@ -107,6 +107,9 @@ class Settings:
     rrf_k: int = 60
     mmr: bool = False
     mmr_lambda: float = 0.7
+    focus_question: bool = True
+    """Leave the instructions around a question ("Answer in USD millions.", "Assume that you are
+    an analyst.") out of what is searched and read (``rag.question_focus``)."""
 
     # --- answering (per query) ---
     answer_mode: AnswerMode = "extractive"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import DENSE, LEXICAL, resolve
+from .chunk import CHUNKER_VERSION
 from .errors import IndexLockedError
 from .settings import FORMAT_VERSION, Settings
 from .store import (
@@ -170,6 +171,7 @@ class GenerationWriter:
             files[file.relative_to(self.tmp).as_posix()] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
         manifest = {
             "format_version": FORMAT_VERSION,
+            "chunker_version": CHUNKER_VERSION,
             "fingerprint": self.settings.fingerprint(),
             "settings": self.settings.index_fields(),
             "dim": self.dim,

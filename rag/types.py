@@ -198,7 +198,8 @@ class Answer:
     notes: tuple[str, ...] = ()
     """Warnings for the reader, e.g. LLM quotes dropped because they were not verbatim."""
     query: str = ""
-    """What was searched, when it differs from ``question`` (a follow-up made standalone)."""
+    """What was searched, when it differs from ``question`` (a follow-up made standalone, or a
+    question with the instructions around it left out)."""
     unsupported: tuple[str, ...] = ()
     """Sentences of an LLM's answer left out of ``text`` because its quotes do not support them."""
 

@@ -26,7 +26,6 @@ from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION
 from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .load import SUPPORTED_SUFFIXES
-from .markdown_marks import highlight
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
     SOURCES_EMPTY,
@@ -59,7 +58,7 @@ from .uploads import (
 from .webguard import allowed_hosts, guarded_app
 
 __all__ = ["MAX_UPLOAD_BYTES", "UPLOADS", "WRITE_WAIT", "add_uploads", "build_app",
-           "discard_uploaded_copies", "highlight", "launch", "open_index", "remove_document",
+           "discard_uploaded_copies", "launch", "open_index", "remove_document",
            "render_reply", "render_sources", "safe_filename", "serve", "store_uploads", "viewer_html"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]

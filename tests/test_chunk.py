@@ -235,3 +235,39 @@ def test_title_context_names_the_file_and_the_pdf_page_heading() -> None:
     assert chunks[1].context == "3M 2018 10K · 3M Company and Subsidiaries Consolidated Statement of Cash Flows"
     none = Chunker(Settings(chunk_context="none"), counter, limit).chunk(Page("/d/guide.md", 1, "# A\n\nText."))
     assert all(c.context == "" for c in none)
+
+
+def _statement() -> str:
+    rows = [f"Line item {i} of the statement {1000 + 37 * i:,} {900 + 31 * i:,} ({40 + i})" for i in range(36)]
+    return ("Harbour Holdings Inc.\nConsolidated Statements of Cash Flows\nYears ended December 31\n"
+            "(Millions) 2023 2022 2021\nCash flows from operating activities\n" + "\n".join(rows[:16]) +
+            "\nCash flows from investing activities\n" + "\n".join(rows[16:]) +
+            "\nThe accompanying notes are an integral part of these statements.")
+
+
+def test_a_pdf_statement_is_cut_by_rows_under_its_column_header(chunker: Chunker, tmp_path) -> None:  # noqa: ANN001
+    # A PDF's text layer has no table markup: the statement's rows come a line each under a
+    # header line of years, and each chunk after the first names those years in its context.
+    from rag.load import read_file
+    from tests.conftest import write_pdf
+
+    pdf = write_pdf(tmp_path / "statement.pdf", [_statement()])
+    (page,) = read_file(pdf).pages
+    chunks = chunker.chunk(page)
+    assert len(chunks) >= 3
+    assert chunks[0].text.startswith("Harbour Holdings Inc.") and "(Millions) 2023 2022 2021" in chunks[0].text
+    for c in chunks[1:]:
+        assert c.context.endswith("| (Millions) | 2023 | 2022 | 2021 |")
+        assert c.text.split("\n")[0].startswith(("Line item", "Cash flows"))  # a chunk starts at a row
+    for c in chunks:
+        assert page.text[c.start:c.end] == c.text
+        for line in c.text.split("\n"):  # a row's figures stay on the line of its label
+            if line.startswith("Line item"):
+                assert len(line.split()) == 9
+    assert chunks[-1].text.endswith("integral part of these statements.")  # the note is no scrap of its own
+
+
+def test_figures_without_a_header_of_years_are_chunked_as_prose(chunker: Chunker) -> None:
+    text = "Prices by shop\n" + "\n".join(f"Shop {i} 12.50 13.75" for i in range(40))
+    chunks = chunker.chunk(Page("/d/prices.pdf", 1, text))
+    assert all("|" not in c.context for c in chunks)

@@ -38,6 +38,8 @@ def test_questions_with_a_topic_of_their_own_are_also_searched_alone(question: s
     assert not resolved.followup and resolved.read == question
     # Searched alone too, and the two searches fused: its own best passages keep their place.
     assert resolved.alone == question and question in resolved.search
+    # What the page shows as searched names the question once (the search weights it twice).
+    assert resolved.shown.count(question) == 1 and resolved.search.count(question) == 2
 
 
 def test_a_change_of_topic_is_not_dragged_back_to_the_old_one(seed_file: Path, tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rag.chunk
+import rag.ingest
+
 from conftest import shared_path, write_fruit_and_notes
 from rag import Index, IndexMismatchError, IndexNotFoundError, RagError, Settings
 from rag.store import current_generation
@@ -113,6 +116,18 @@ def test_incremental_ingest(corpus: Path, tmp_path: Path) -> None:
     assert all(h.name != "page.html" for h in index.search("glacier ice thickness", k=5))
     reopened = Index.open(index.folder)
     assert len(reopened) == len(index) == reopened.snapshot().vectors.shape[0]
+
+
+def test_an_index_cut_by_an_older_chunker_is_cut_again(corpus: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index.build([corpus], tmp_path / "idx")
+    assert index.snapshot().manifest["chunker_version"] == rag.chunk.CHUNKER_VERSION
+    # The chunker of a newer release cuts pages another way: no file is left with the old chunks,
+    # and text that comes out the same keeps its vectors.
+    monkeypatch.setattr(rag.ingest, "CHUNKER_VERSION", rag.chunk.CHUNKER_VERSION + 1)
+    recut = index.ingest([corpus])
+    assert len(recut.updated) == 3 and not recut.unchanged and recut.chunks_embedded == 0
+    assert index.snapshot().manifest["chunker_version"] == rag.chunk.CHUNKER_VERSION  # written by store_write
 
 
 def test_touching_a_file_without_changing_it_embeds_nothing(corpus: Path, tmp_path: Path) -> None:

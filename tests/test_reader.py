@@ -99,7 +99,9 @@ def test_shipped_model_is_small_and_has_a_card() -> None:
 
 @pytest.mark.parametrize(("text", "piece", "expected"), [
     ("paid memberships were 117,582 at December 31, 2017", "117", "117,582"),
-    ("paid memberships were 117,582 at December 31, 2017", "31,", "31"),
+    ("paid memberships were 117,582 at December 31, 2017", "31,", "December 31, 2017"),
+    ("total current assets at May 31 were", "31", "May 31"),
+    ("Item 31 of the list", "31", "31"),
     ("revenue of $1.6 billion in 2019.", "1.6", "$1.6 billion"),
     ("a margin of 12.5% last year", "12", "12.5%"),
     ("led by Mrs. Maryam Rajavi.", "Maryam Rajavi.", "Maryam Rajavi"),
