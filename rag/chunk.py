@@ -45,8 +45,9 @@ _TABLE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
 _TABLE_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+(?:[ \t]*:?-{3,}:?[ \t]*)?")
 """The line under a Markdown table's header: ``|---|:--:|``."""
 CHUNKER_VERSION = 2
-"""Raised whenever the chunker cuts the same page differently (2: PDF statements by rows), so that
-an index cached for evaluation is rebuilt rather than reused with chunks made the old way."""
+"""Raised whenever the chunker cuts the same page differently (2: PDF statements by rows). It is in
+the manifest: an index cut by another version is cut again on its next ingest (``rag.ingest.plan``),
+and an index cached for evaluation is rebuilt rather than reused with chunks made the old way."""
 _CONTEXT_WORDS = 16
 """A heading or title longer than this is cut: context names a passage, it does not repeat one."""
 _BOILERPLATE = re.compile(r"(?i)(table of contents|contents|index|page \d+|part [ivx]+|item \d+[a-z]?\.?|[\divx .-]*)")

@@ -37,8 +37,9 @@ _INSTRUCTION_WORDS = frozenset(
     "following below above use using utilizing relying based round decimal places place units unit one two "
     "three nearest whole".split())
 _POINTER = re.compile(
-    r"(?i)\b(?:in|within|from|on|of|at|and|or)\s+the\s+((?:[a-z&'’-]+\s+){0,3}?(?:statements?|sheets?|reports?|tables?|"
-    r"sections?|notes?|filings?|schedules?|summary|appendix|exhibits?)(?:\s+of\s+[a-z]+(?:\s+[a-z]+)?)?)\b")
+    r"(?i)\b(?:in|within|from|on|of|at|and|or)\s+the\s+((?:[a-z&'’-]+\s+){0,3}?"
+    r"(?:statements?|sheets?|reports?|tables?|sections?|notes?|filings?|schedules?|summary|appendix|exhibits?)"
+    r"(?:\s+of\s+[a-z]+(?:\s+[a-z]+)?)?)\b")
 """Where the asker says to look: "shown in the cash flow statement", "in the statement of income"."""
 _DEFINITION = re.compile(r"(?i)^(?:define\s+(.+?)\s+as\b|(.+?)\s+is\s+defined\s+as\b):?\s*(.*)$", re.S)
 _WORD = re.compile(r"[A-Za-z]+")
