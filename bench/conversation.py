@@ -5,8 +5,8 @@ every user turn is searched three ways, side by side on one index:
 - the question alone (what the page did before conversations);
 - all the user turns so far glued into one query (the usual cheap baseline);
 - the resolver: ``Index.search(question, history=...)``, what ``Index.ask(history=...)`` searches
-  (``rag.conversation.resolve``, and for a question sharing no word with the turns, its search
-  fused with the question's own).
+  (``rag.conversation.resolve``; the search's embedding mixed with the question's own,
+  ``rag.conversation.LEAD_WEIGHT``).
 A turn is right when one of its top 5 passages holds the grounding span the agent answered from
 (at least half of it, as ``rag eval`` judges long spans). First turns and follow-ups are counted
 apart.
@@ -16,8 +16,8 @@ adds to the question; the share of them the resolver's search recovers, against 
 baselines. (QuAC's documents are not in the set, so no retrieval there.)
 
 Tuning: the resolver's first rules were written against the seed article, two were chosen on
-CANARD dev, and the weighting of the 2026-12-02 rules (the question twice, the previous answer,
-fusion for a question sharing no word) on the *tune* half of doc2dial-a's documents (crc32 of the
+CANARD dev, and the weighting of the 2026-12-02 rules (the question twice, the previous answer)
+and of the 2026-12-03 lead vector (the question's own embedding added to the search's) on the *tune* half of doc2dial-a's documents (crc32 of the
 file name even). Figures are given for the *report* half (odd) apart, which nothing was chosen on.
 
 Usage:
@@ -100,7 +100,7 @@ def doc2dial_rows(limit: int | None) -> tuple[list[str], dict[str, float]]:
                  for v in (first, follow, right.get((name, "tune"), []), right.get((name, "report"), []))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"Resolver time per turn: p50 {percentile(timings, 50):.2f} ms, p95 {percentile(timings, 95):.2f} ms "
-              "(rules only; the search itself is the same cost as for any question).", ""]
+              "(rules only; the search then embeds the resolved search and the question together, one batch of two).", ""]
     return lines, scores
 
 

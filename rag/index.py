@@ -20,7 +20,7 @@ from .collection_paths import collection_folder
 from .backends import EMBEDDERS
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
-from .protocols import Answerer, Embedder, Reranker
+from .protocols import Answerer, Embedder, QueryContext, Reranker
 from .retrieve import CachedPages, Retriever
 from .settings import Settings
 from .store import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
@@ -30,7 +30,7 @@ from .types import Answer, Document, Hit, IngestReport, Quote, TextBox
 if TYPE_CHECKING:
     from .pageview import PageImage
     from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
-    from .conversation import Conversation
+    from .conversation import Conversation, Resolved
 
 DEFAULT_FOLDER = "index"
 
@@ -251,19 +251,16 @@ class Index:
         from .conversation import resolve
 
         resolved = resolve(question, history)
-        hits = retriever.search(resolved.search, settings, k=k, sources=sources, pages=pages)
-        if not resolved.alone:
-            return hits
-        return self._fused(retriever, resolved.alone, hits, settings, k, sources=sources, pages=pages)
+        query = self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages)
+        return retriever.search(resolved.search, settings, k=k, context=query)
 
     @staticmethod
-    def _fused(retriever: Retriever, alone: str, hits: list[Hit], settings: Settings, k: int | None,
-               context: Any = None, **filters: Any) -> list[Hit]:
-        """``hits`` (searched with the conversation) fused with the question searched alone."""
-        from .conversation import fuse_searches
+    def _conversation_context(retriever: Retriever, resolved: Resolved, settings: Settings,
+                              **filters: Any) -> QueryContext:
+        """The query of a question asked after earlier turns: the resolved search, its own words leading."""
+        from .conversation import LEAD_WEIGHT
 
-        own = retriever.search(alone, settings, k=k, context=context, **filters)
-        return fuse_searches(hits, own, settings.k if k is None else k)
+        return retriever.context(resolved.search, settings, lead=resolved.lead, lead_weight=LEAD_WEIGHT, **filters)
 
     def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
             **overrides: Any) -> Answer:
@@ -291,13 +288,9 @@ class Index:
             resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
                         else resolve(asked, history))
         searched = resolved.search if resolved else asked
-        query = retriever.context(searched, settings)
+        query = (self._conversation_context(retriever, resolved, settings) if resolved
+                 else retriever.context(searched, settings))
         hits = retriever.search(searched, settings, k=k, context=query)
-        if resolved is not None and resolved.alone:
-            own = retriever.context(resolved.alone, settings)
-            own.pages.update(query.pages)
-            hits = self._fused(retriever, resolved.alone, hits, settings, k, context=own)
-            query.pages.update(own.pages)
         answerer = self.answerer
         if answerer is None:
             from .answer import answer as answerer

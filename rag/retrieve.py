@@ -53,14 +53,25 @@ class Retriever:
         self.reranker = reranker
 
     def context(self, question: str, settings: Settings, sources: Iterable[str] | None = None,
-                pages: tuple[int, int] | None = None) -> QueryContext:
-        """Everything about ``question`` that more than one step needs, computed once."""
+                pages: tuple[int, int] | None = None, lead: str = "", lead_weight: float = 0.0) -> QueryContext:
+        """Everything about ``question`` that more than one step needs, computed once.
+
+        ``lead``, when given, is embedded too and its vector added to the question's at
+        ``lead_weight`` (both unit length, the sum normalised): a follow-up searched with the
+        whole conversation keeps its own meaning in front (``rag.conversation.LEAD_WEIGHT``).
+        """
         allowed = None
         if sources is not None or pages is not None:
             allowed = self.snapshot.rows_where(sources, pages)
         vector = None
         if settings.fusion != "bm25" and self.snapshot.count and question.strip():
-            vector = self.embedder.encode_queries([question])[0]
+            if lead.strip() and lead_weight > 0 and lead != question:
+                both = self.embedder.encode_queries([question, lead])
+                both = both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
+                mixed = both[0] + lead_weight * both[1]
+                vector = (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)
+            else:
+                vector = self.embedder.encode_queries([question])[0]
         return QueryContext(question=question, terms=tuple(terms(question)), vector=vector, allowed=allowed)
 
     # -- search ----------------------------------------------------------------------------

@@ -33,11 +33,11 @@ def test_follow_ups_are_recognised(question: str) -> None:
 @pytest.mark.parametrize("question", ["Who won the football world cup in 2018?",
                                       "Which president is named in the article?",
                                       "How many people has the Coronavirus outbreak killed in Iran?"])
-def test_questions_with_a_topic_of_their_own_are_also_searched_alone(question: str) -> None:
+def test_questions_with_a_topic_of_their_own_lead_their_search(question: str) -> None:
     resolved = resolve(question, FIRST)
     assert not resolved.followup and resolved.read == question
-    # Searched alone too, and the two searches fused: its own best passages keep their place.
-    assert resolved.alone == question and question in resolved.search
+    # Searched with the conversation, the question's own words twice and its embedding leading.
+    assert resolved.lead == question and question in resolved.search
     # What the page shows as searched names the question once (the search weights it twice).
     assert resolved.shown.count(question) == 1 and resolved.search.count(question) == 2
 
@@ -79,6 +79,26 @@ def test_history_is_validated_and_citation_marks_dropped() -> None:
 
 
 # -- the library ---------------------------------------------------------------------------------
+
+
+def test_the_question_s_own_embedding_leads_the_conversation_search(seed_index: Index) -> None:
+    import numpy as np
+
+    from rag.conversation import LEAD_WEIGHT
+
+    _, retriever = seed_index._require()
+    settings = seed_index.settings
+    search, lead = "Who called for UN visits? Which president is named in the article?", "Which president is named?"
+    query = retriever.context(search, settings, lead=lead, lead_weight=LEAD_WEIGHT)
+    vectors = retriever.embedder.encode_queries([search, lead])
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    expected = vectors[0] + LEAD_WEIGHT * vectors[1]
+    expected /= np.linalg.norm(expected)
+    assert query.vector is not None
+    assert np.allclose(query.vector, expected, atol=1e-5) and abs(float(np.linalg.norm(query.vector)) - 1) < 1e-5
+    assert query.terms == retriever.context(search, settings).terms, "the words searched stay the search's own"
+    # Without a lead the vector is the search's alone.
+    assert np.allclose(retriever.context(search, settings).vector, retriever.embedder.encode_queries([search])[0])
 
 
 def test_follow_up_with_history_messages_is_answered_from_the_conversation(seed_index: Index) -> None:
@@ -155,6 +175,6 @@ def test_a_question_of_its_own_on_the_same_topic_is_searched_with_the_earlier_qu
     assert not same.followup and same.read == "Can I renew my licence online?"
     assert same.search == "How do I renew my driving licence? Can I renew my licence online?"
     other = resolve("Which president is named in the article?", history)
-    assert other.alone == "Which president is named in the article?", "a change of topic is searched alone too"
+    assert other.lead == "Which president is named in the article?", "a change of topic leads its own search"
     leaning = resolve("And how much does it cost?", history)
     assert leaning.followup and leaning.search.endswith("How do I renew my driving licence?")
