@@ -17,8 +17,9 @@ baselines. (QuAC's documents are not in the set, so no retrieval there.)
 
 Tuning: the resolver's first rules were written against the seed article, two were chosen on
 CANARD dev, and the weighting of the 2026-12-02 rules (the question twice, the previous answer)
-and of the 2026-12-03 lead vector (the question's own embedding added to the search's) on the *tune* half of doc2dial-a's documents (crc32 of the
-file name even). Figures are given for the *report* half (odd) apart, which nothing was chosen on.
+and of the 2026-12-03 lead vector (the question's own embedding added to the search's) on the
+*tune* half of doc2dial-a's documents (crc32 of the file name even). Figures are given for the
+*report* half (odd) apart, which nothing was chosen on.
 
 Usage:
     .venv/bin/python bench/conversation.py [--limit N]
@@ -99,8 +100,9 @@ def doc2dial_rows(limit: int | None) -> tuple[list[str], dict[str, float]]:
         cells = [f"{sum(v) / max(1, len(v)):.3f} ({len(v)})"
                  for v in (first, follow, right.get((name, "tune"), []), right.get((name, "report"), []))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Resolver time per turn: p50 {percentile(timings, 50):.2f} ms, p95 {percentile(timings, 95):.2f} ms "
-              "(rules only; the search then embeds the resolved search and the question together, one batch of two).", ""]
+    lines += ["", f"Resolver time per turn: p50 {percentile(timings, 50):.2f} ms, "
+              f"p95 {percentile(timings, 95):.2f} ms (rules only; the search then embeds the resolved "
+              "search and the question together, one batch of two).", ""]
     return lines, scores
 
 

@@ -7,8 +7,9 @@ what the conversation was about: the previous answer's span, the names and conte
 earlier questions, most recent first. A question with content words of its own and nothing that
 points back is read as it is and searched with the earlier questions, its own embedding leading
 the search's (``LEAD_WEIGHT``): the conversation helps find a passage on the same topic, and a
-change of subject keeps its own passages at the top rather than being dragged back. For the reader, a personal pronoun is replaced by the previous answer when that
-answer is a name ("she" -> "Mrs. Maryam Rajavi").
+change of subject keeps its own passages at the top rather than being dragged back. For the
+reader, a personal pronoun is replaced by the previous answer when that answer is a name ("she"
+-> "Mrs. Maryam Rajavi").
 
 With an LLM endpoint configured and ``answer_mode="llm"``, ``condense`` asks the model for the
 standalone question instead (one short call, bounded tokens and time); the offline resolver stays
