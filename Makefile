@@ -66,11 +66,11 @@ bench: install
 	$(BIN)/python bench/fault_injection.py
 	$(BIN)/python bench/report.py
 
-# Refit the shipped reader (rag/models/reader-int8.onnx, about 80 minutes on 2 cores), then set
-# its no-answer margin end to end on the calibration articles; needs ../shared/data/train.
+# Refit the shipped reader (rag/models/reader-int8.onnx, about 100 minutes on 2 cores), then set
+# its abstention rule end to end on the calibration articles; needs ../shared/data/train.
 train-reader: install
 	$(BIN)/python train/reader.py --steps 1000
-	$(BIN)/python train/reader.py --calibrate --calibration-limit 400
+	$(BIN)/python train/reader.py --calibrate
 
 clean-index:
 	rm -rf index/gen-* index/CURRENT index/cache index/.lock

@@ -3,13 +3,14 @@
 The eight articles of ``../shared/data/squad2-dev`` are indexed together (once, into
 ``bench/.cache/squad-index``) and every question of the *report* half (the four articles not in
 ``EARLIER_CALIBRATION``, so that figures stay comparable with the runs before the reader) is
-asked of the whole index with ``k=5``. Nothing here is fitted: the reader's no-answer margin was
-chosen by ``train/reader.py --calibrate`` on SQuAD 2.0 articles outside ``squad2-dev``, and that
-margin is the "shipped" row; other margins are shown to say what the trade-off looks like, not to
-pick one.
+asked of the whole index with ``k=5``. Nothing here is fitted: the abstention rule (the reader's
+margin plus a weight times the best passage's dense similarity, against a threshold;
+``rag.answer.Abstention``) was chosen by ``train/reader.py --calibrate`` on SQuAD 2.0 articles
+outside ``squad2-dev``, and it is the "shipped" row; the margin alone at its own calibrated
+threshold and other thresholds are shown to say what the trade-off looks like, not to pick one.
 
 Rows:
-- end to end (retrieval, then the reader over the top 5 passages), at the shipped margin and a
+- end to end (retrieval, then the reader over the top 5 passages), at the shipped rule and a
   few others; the baseline beside it: the top hit's best sentence, as search shows it;
 - the reader alone, given the gold paragraph (what the published SQuAD 2.0 reader figures mean);
 - reranking: hit@1 of the gold passage in retrieval's order and in the reader's margin order;
@@ -42,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import machine, percentile  # noqa: E402
 from rag import Index, Settings  # noqa: E402
-from rag.answer import compose  # noqa: E402
+from rag.answer import Abstention, compose  # noqa: E402
 from rag.datasets import EvalQuestion, load_squad  # noqa: E402
 from rag.metrics import contains_answer, exact_match, f1_score  # noqa: E402
 from rag.reader import load_reader  # noqa: E402
@@ -75,14 +76,16 @@ def good(q: EvalQuestion, r: Answer) -> bool:
                         or bool(r.citations) and contains_answer(r.citations[0].text, q.answers))
 
 
-def at_margin(a: Asked, margin: float) -> Answer:
-    if a.answer.found and a.answer.confidence < margin:
+def at_margin(a: Asked, threshold: float, by_margin_alone: bool = False) -> Answer:
+    """The answer declined when its confidence (or, ``by_margin_alone``, its widest margin) is below ``threshold``."""
+    score = max(a.margins, default=NEVER) if by_margin_alone else a.answer.confidence
+    if a.answer.found and score < threshold:
         return Answer(a.answer.question, "", False, (), a.answer.hits, a.answer.mode, a.answer.confidence)
     return a.answer
 
 
-def metrics(asked: Sequence[Asked], margin: float) -> dict[str, float]:
-    results = [at_margin(a, margin) for a in asked]
+def metrics(asked: Sequence[Asked], threshold: float, by_margin_alone: bool = False) -> dict[str, float]:
+    results = [at_margin(a, threshold, by_margin_alone) for a in asked]
     answerable = [(a.question, r) for a, r in zip(asked, results) if not a.question.unanswerable]
     unanswerable = [r for a, r in zip(asked, results) if a.question.unanswerable]
     declined = [a.question.unanswerable for a, r in zip(asked, results) if not r.found]
@@ -118,7 +121,7 @@ def ask_all(index: Index, questions: Sequence[EvalQuestion], k: int = 5) -> list
     for n, q in enumerate(questions):
         hits = index.search(q.question, k=k)
         spans = reader.read(q.question, [h.chunk.text for h in hits])
-        answer = compose(q.question, hits, spans, NEVER, index)
+        answer = compose(q.question, hits, spans, Abstention(NEVER, reader.info.similarity_weight, NEVER), index)
         by_passage = {s.passage: s.margin for s in spans}
         out.append(Asked(q, hits, answer, [by_passage.get(i, -1e9) for i in range(len(hits))]))
         if n % 200 == 0:
@@ -183,12 +186,16 @@ def main() -> int:
     question_set = load_squad(SQUAD, cache_dir=CACHE / "datasets")
     index = Index.build(question_set.corpus, CACHE / "squad-index", settings=Settings())
     report = [q for q in question_set.questions if q.sources[0] not in EARLIER_CALIBRATION]
-    shipped = load_reader().info.no_answer_margin
+    info = load_reader().info
+    shipped = info.no_answer_score
     asked = ask_all(index, report)
-    rows = [(f"**reader, shipped margin {shipped:.2f}**", metrics(asked, shipped)),
+    rule = f"margin + {info.similarity_weight:g} x similarity"
+    rows = [(f"**reader, shipped: {rule} below {shipped:.2f} declined**", metrics(asked, shipped)),
+            (f"reader, the margin alone below {info.no_answer_margin:.2f} (its own calibration; "
+             "the rule before 2026-12-03)", metrics(asked, info.no_answer_margin, by_margin_alone=True)),
             ("reader, never abstain", metrics(asked, NEVER))]
     for m in (shipped - 2, shipped - 1, shipped + 1, shipped + 2):
-        rows.append((f"reader, margin {m:.2f}", metrics(asked, m)))
+        rows.append((f"reader, {rule} below {m:.2f}", metrics(asked, m)))
     rows.append(("before: rules + logistic answerer (2026-11-30)", BEFORE))
     baseline = []
     for a in asked:
@@ -199,7 +206,7 @@ def main() -> int:
     rows.append(("baseline: top hit's best sentence (search), never abstain", metrics(baseline, NEVER)))
 
     data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
-    alone = gold_paragraph(report, data, shipped)
+    alone = gold_paragraph(report, data, info.no_answer_margin)
     alone_never = gold_paragraph([q for q in report if not q.unanswerable], data, NEVER)
 
     seed_rows: list[tuple[str, dict[str, float]]] = []
@@ -210,13 +217,14 @@ def main() -> int:
         seed = load_jsonl(ROOT / "eval_questions" / "seed.jsonl")
         seed_index = Index.build(seed.corpus, CACHE / "seed-index", settings=Settings())
         seed_asked = ask_all(seed_index, seed.questions)
-        seed_rows.append((f"seed article, {len(seed_asked)} questions, shipped margin", metrics(seed_asked, shipped)))
+        seed_rows.append((f"seed article, {len(seed_asked)} questions, shipped rule", metrics(seed_asked, shipped)))
         for a in seed_asked:
             r = at_margin(a, shipped)
             ok = (not r.found) if a.question.unanswerable else good(a.question, r)
             if not ok:
                 seed_failures.append(f"- {a.question.id} \"{a.question.question}\": "
-                                     f"{'declined' if not r.found else repr(r.span)} (margin {a.answer.confidence:.2f})")
+                                     f"{'declined' if not r.found else repr(r.span)} "
+                                     f"(confidence {a.answer.confidence:.2f})")
     except CorpusMissingError:
         pass
 
@@ -239,14 +247,14 @@ def main() -> int:
             invalid += text[quote.start:quote.end] != quote.text
 
     n_un = sum(q.unanswerable for q in report)
-    info = load_reader().info
     lines = [
         "# The reader on SQuAD 2.0",
         "",
         f"- command: `{' '.join(shlex.quote(a) for a in ['.venv/bin/python', 'bench/squad_answer.py', *sys.argv[1:]])}`",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
-        f"- model: `{info.path.name}` (sha256 {info.sha256[:12]}…), no-answer margin {shipped:.2f} chosen by "
+        f"- model: `{info.path.name}` (sha256 {info.sha256[:12]}…), abstention rule (similarity weight "
+        f"{info.similarity_weight:g}, threshold {shipped:.2f}; margin alone {info.no_answer_margin:.2f}) chosen by "
         "`train/reader.py --calibrate` on SQuAD 2.0 articles outside squad2-dev (nothing here was tuned on)",
         f"- data: {SQUAD.name}: {len(question_set.corpus)} articles indexed together ({len(index)} chunks); "
         f"figures on the {len(report)} questions of the four articles not in {', '.join(EARLIER_CALIBRATION)} "
@@ -265,7 +273,7 @@ def main() -> int:
         "",
         "| variant | exact_match | f1 | abstention_precision | abstention_recall |",
         "|---|---:|---:|---:|---:|",
-        f"| reader, shipped margin {shipped:.2f} | {alone['exact_match']:.3f} | {alone['f1']:.3f} | "
+        f"| reader, margin {info.no_answer_margin:.2f} | {alone['exact_match']:.3f} | {alone['f1']:.3f} | "
         f"{alone['abstention_precision']:.3f} | {alone['abstention_recall']:.3f} |",
         f"| reader, answerable questions only, never abstain | {alone_never['exact_match']:.3f} | "
         f"{alone_never['f1']:.3f} | – | – |",

@@ -4,8 +4,8 @@ The model (``rag/models/reader-int8.onnx``) is all-MiniLM-L6-v2 fine-tuned by ``
 to score every word piece of ``[CLS] question [SEP] passage [SEP]`` as the start and the end of
 the answer; the span ``[CLS]..[CLS]`` stands for "the passage does not answer". It runs on
 onnxruntime with the ``tokenizers`` tokenizer of the packaged embedding model: no torch. Its
-checksum and the calibrated no-answer margin are in ``rag/models/reader.json``, written by the
-training script; a missing or altered file raises ``ReaderModelError`` instead of reading with
+checksum and the calibrated abstention rule (``rag.answer.Abstention``) are in
+``rag/models/reader.json``, written by the training script; a missing or altered file raises ``ReaderModelError`` instead of reading with
 the wrong weights.
 
 A passage longer than one window is read in overlapping windows; every span is mapped back to
@@ -39,8 +39,8 @@ STRIDE_PIECES = 48
 class Span:
     """The reader's best answer inside one passage.
 
-    ``margin`` is the span's score minus the no-answer score of its window: above the model's
-    calibrated ``no_answer_margin`` the passage answers the question.
+    ``margin`` is the span's score minus the no-answer score of its window: the larger, the
+    surer the reader is that the passage answers (``rag.answer.Abstention`` decides).
     """
 
     passage: int
@@ -66,6 +66,11 @@ class ReaderInfo:
     max_question: int
     max_answer: int
     no_answer_margin: float
+    """The margin below which an answer is declined when no passage has a dense score (BM25 only)."""
+    similarity_weight: float
+    """Weight of the best passage's dense similarity to the question added to the margin."""
+    no_answer_score: float
+    """The threshold on margin + ``similarity_weight`` x similarity, the decision otherwise."""
 
 
 def reader_info(models: Path = MODELS) -> ReaderInfo:
@@ -75,7 +80,10 @@ def reader_info(models: Path = MODELS) -> ReaderInfo:
         data = json.loads(meta.read_text(encoding="utf-8"))
         return ReaderInfo(path=models / str(data["file"]), sha256=str(data["sha256"]),
                           max_seq=int(data["max_seq"]), max_question=int(data["max_question"]),
-                          max_answer=int(data["max_answer"]), no_answer_margin=float(data["no_answer_margin"]))
+                          max_answer=int(data["max_answer"]), no_answer_margin=float(data["no_answer_margin"]),
+                          # Metadata written before the similarity was calibrated: the margin decides.
+                          similarity_weight=float(data.get("similarity_weight", 0.0)),
+                          no_answer_score=float(data.get("no_answer_score", data["no_answer_margin"])))
     except FileNotFoundError:
         raise ReaderModelError(f"the reader model's metadata {meta} is missing: reinstall rag "
                                "(or retrain it with train/reader.py)") from None

@@ -114,8 +114,10 @@ class Settings:
     # --- answering (per query) ---
     answer_mode: AnswerMode = "extractive"
     abstain_threshold: float | None = None
-    """Reader margin (span score minus no-answer score) below which the answer is "not found";
-    ``None`` uses the margin calibrated with the shipped reader (``rag/models/reader.json``)."""
+    """Confidence below which the answer is "not found": the reader's margin (span score minus
+    no-answer score) plus the calibrated weight times the best hit's dense score, or the margin
+    alone when no hit has one (``rag.answer.Abstention``); ``None`` uses the thresholds calibrated
+    with the shipped reader (``rag/models/reader.json``)."""
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""

@@ -109,6 +109,39 @@ def test_unrelated_question_is_declined(small_index: Index) -> None:
     assert any("best guess" in note for note in answer.notes)
 
 
+def test_the_decision_adds_the_best_passage_s_similarity_to_the_reader_s_margin(small_index: Index) -> None:
+    from rag.answer import best_similarity
+    from rag.reader import load_reader
+
+    info = load_reader().info
+    assert info.similarity_weight > 0, "reader.json holds the calibrated weight"
+    question = "Who designed the lighthouse on Gull Rock?"
+    answer = small_index.ask(question)
+    never = small_index.ask(question, abstain_threshold=-1e9)
+    widest = never.confidence - info.similarity_weight * best_similarity(never.hits)
+    hits = small_index.search(question, 5)
+    spans = load_reader().read(question, [h.chunk.text for h in hits])
+    assert widest == pytest.approx(max(s.margin for s in spans), abs=1e-4)
+    assert answer.confidence == pytest.approx(never.confidence) and answer.found == (
+        answer.confidence >= info.no_answer_score)
+    # A threshold of one's own is held against the same confidence.
+    above = small_index.ask(question, abstain_threshold=answer.confidence + 0.01)
+    assert not above.found and f"< {answer.confidence + 0.01:.2f}" in above.notes[0]
+
+
+def test_without_dense_scores_the_margin_alone_decides(small_index: Index) -> None:
+    from rag.answer import best_similarity
+    from rag.reader import load_reader
+
+    info = load_reader().info
+    answer = small_index.ask("Who designed the lighthouse on Gull Rock?", fusion="bm25")
+    assert best_similarity(answer.hits) is None, "BM25 alone gives no dense score"
+    assert answer.found and answer.confidence >= info.no_answer_margin
+    declined = small_index.ask("Who designed the lighthouse on Gull Rock?", fusion="bm25",
+                               abstain_threshold=answer.confidence + 0.01)
+    assert not declined.found
+
+
 def test_tampered_quote_is_never_kept(small_index: Index) -> None:
     hit = small_index.search("lighthouse Gull Rock", k=1)[0]
     good = hit.quote

@@ -140,3 +140,12 @@ def test_training_script_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None
     assert meta["sha256"] == info.sha256
     Reader(info)  # the checksum it wrote matches the file it wrote
     assert "train/reader.py --steps 3" in (out / "reader-card.md").read_text()
+    # The abstention rule, set end to end for the model in --out (the calibration articles asked
+    # through Index.ask): the weight and thresholds land in its reader.json and its card.
+    run = subprocess.run([sys.executable, str(ROOT / "train" / "reader.py"), "--calibrate", "--calibration-limit",
+                          "40", "--out", str(out), "--work", str(tmp_path / "work")],
+                         capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    calibrated = reader_info(out)
+    assert calibrated.sha256 == info.sha256 and json.loads((out / "reader.json").read_text())["calibration"]
+    assert "train/reader.py --calibrate --calibration-limit 40" in (out / "reader-card.md").read_text()
