@@ -153,6 +153,42 @@ def _names(text: str) -> list[str]:
     return out
 
 
+_ORDINAL = re.compile(r"\bthe\s+(?:(first|second|third|last)\s+(?:one|of\s+(?:them|these|those|the\s+\w+))"
+                      r"|(former|latter))\b", re.I)
+_PLACE = {"first": 0, "second": 1, "third": 2, "last": -1, "former": 0, "latter": -1}
+_LIST_JOINT = re.compile(r",\s*(?:(?:and|or)\s+)?|\s+(?:and|or)\s+")
+
+
+def _listed(answer: str) -> list[str]:
+    """The items of an answer that names several things ("the MOIS and the IRGC"), in order.
+
+    Only a short answer is a list, and a comma or "and" inside parentheses joins nothing.
+    """
+    if len(answer.split()) > 25:
+        return []
+    items, depth, start = [], 0, 0
+    for m in re.finditer(r"[()]|" + _LIST_JOINT.pattern, answer):
+        if m.group() in "()":
+            depth += 1 if m.group() == "(" else -1
+        elif depth == 0:
+            items.append(answer[start:m.start()])
+            start = m.end()
+    items.append(answer[start:])
+    return [item.strip() for item in items if item.strip()]
+
+
+def _ordinal_swapped(question: str, answer: str) -> str:
+    """``question`` with "the first of them", "the latter" ... replaced by that item of ``answer``."""
+    m = _ORDINAL.search(question)
+    items = _listed(answer) if m else []
+    if len(items) < 2:
+        return question
+    place = _PLACE[(m.group(1) or m.group(2)).lower()]
+    if place >= len(items):
+        return question
+    return question[:m.start()] + items[place] + question[m.end():]
+
+
 def _is_name(span: str) -> bool:
     words = span.split()
     return 0 < len(words) <= 5 and all(w[:1].isupper() or w.lower() in ("of", "de", "the", "von", "van")
@@ -198,8 +234,9 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
         # own passages near the top. This replaced a search of the question alone fused with this
         # one by reciprocal rank: doc2dial-a tune half, such turns 0.706 -> 0.804.
         return Resolved(search=context, read=question, followup=False, lead=question)
-    read = question
-    if _is_name(last_answer):
+    # "the first of them", "the latter": the item of the previous answer's list it points at.
+    read = _ordinal_swapped(question, last_answer)
+    if read == question and _is_name(last_answer):
         def swap(m: re.Match[str]) -> str:
             return last_answer + _PERSONAL[m.group(0).lower()]
 

@@ -178,3 +178,22 @@ def test_a_question_of_its_own_on_the_same_topic_is_searched_with_the_earlier_qu
     assert other.lead == "Which president is named in the article?", "a change of topic leads its own search"
     leaning = resolve("And how much does it cost?", history)
     assert leaning.followup and leaning.search.endswith("How do I renew my driving licence?")
+
+
+def test_the_first_of_them_and_the_latter_point_at_items_of_the_previous_answer() -> None:
+    history = [{"role": "user", "content": "Which organisations have been arresting supporters of the PMOI?"},
+               {"role": "assistant", "content": "the Ministry of Intelligence & Security (MOIS) and the notorious "
+                                                "Islamic Revolutionary Guard Corps (IRGC) [1]"}]
+    first = resolve("What campaign has the first of them been waging?", history)
+    assert first.followup
+    assert first.read == "What campaign has the Ministry of Intelligence & Security (MOIS) been waging?"
+    assert first.search.startswith(first.read) and first.lead == "What campaign has the first of them been waging?"
+    latter = resolve("And the latter?", history)
+    assert latter.read == "And the notorious Islamic Revolutionary Guard Corps (IRGC)?"
+    # An answer that names one thing is no list, and "the first" of something else points at nothing.
+    one = [history[0], {"role": "assistant", "content": "a misinformation campaign"}]
+    assert resolve("Who ran the first of them?", one).read.startswith("Who ran the first of them?")
+    fruit = [{"role": "user", "content": "What grows here?"},
+             {"role": "assistant", "content": "apples, pears and plums"}]
+    assert resolve("When was the first case of blight?", fruit).read == "When was the first case of blight?"
+    assert resolve("And the second one?", fruit).read == "And pears?"
