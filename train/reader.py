@@ -609,8 +609,8 @@ Written by `train/reader.py` on {datetime.now(timezone.utc).strftime('%Y-%m-%d')
   outside `squad2-dev/` ({counts['squad2_rest_train_examples']:,} windows,
   {counts['squad2_rest_train_unanswerable']:,} unanswerable, each seen twice per pass). Both CC BY-SA
   4.0: this model is a derivative of that data and is shared under the same terms.
-- **Kept apart:** calibration articles {', '.join(counts['calibration_articles'])} (the no-answer
-  margin is chosen there); `squad2-dev/` (the benchmark's report data) is never read by training.
+- **Kept apart:** calibration articles {', '.join(counts['calibration_articles'])} (the abstention
+  rule is chosen there); `squad2-dev/` (the benchmark's report data) is never read by training.
 {earlier_stages(args)}- **Training:** {args.steps} steps of {args.batch} (AdamW, lr {args.lr}, 6% warm-up then linear
   decay, word embeddings and the lowest {args.freeze_layers} layers frozen, seed {args.seed}, {args.threads} CPU threads{continued(args)}):
   {seen:,} examples in {seconds / 60:.1f} minutes.
