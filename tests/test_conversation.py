@@ -107,7 +107,8 @@ def test_follow_up_with_history_messages_is_answered_from_the_conversation(seed_
     assert answer.question == "What did she say they should assess?"
     assert "Maryam Rajavi" in answer.query
     # The standalone search brings the delegations sentence first. (The reader's span for this
-    # follow-up is still wrong, "Human Rights": a known miss, see docs/benchmarks.md.)
+    # follow-up is right, "to assess the situation inside prisons", but below the no-answer
+    # threshold: a known miss, see docs/benchmarks.md.)
     assert "assess the situation inside prisons" in answer.hits[0].text
     assert alone.query == ""  # without history nothing is rewritten
 

@@ -30,14 +30,16 @@ the reader's margin, with the threshold that keeps nine in ten right answers (se
 written into ``reader.json`` (``rag.answer.Abstention``); the card also gives the rule chosen on
 three articles and scored on the fourth, and the margin SQuAD 2.0's overall F1 would pick.
 
-Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log):
-    .venv/bin/python train/reader.py --steps 1000              # the shipped model (about 100 minutes)
+Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log). The shipped model
+is three stages of one batch stream, each continuing the last on the batches after it
+(``make train-reader``; about 100 + 24 + 38 minutes on 2 idle cores):
+    .venv/bin/python train/reader.py --steps 1000 --out train/.work/stage1
+    .venv/bin/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
+        --init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2
+    .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 1900 \
+        --init-from train/.work/stage2/reader-int8.onnx            # into rag/models
     .venv/bin/python train/reader.py --calibrate               # then: the abstention rule
     .venv/bin/python train/reader.py --steps 4 --batch 4 --limit 200 --out /tmp/reader  # smoke run
-    # To train further from the shipped model, on the next batches of the same stream (tried for
-    # 300 steps at lr 5e-5 on 2026-12-02 and not shipped; more steps want a GPU):
-    .venv/bin/python train/reader.py --steps 300 --lr 5e-5 --skip-steps 1000 \
-        --init-from rag/models/reader-int8.onnx --out train/.work/stage2
 """
 
 from __future__ import annotations
