@@ -733,9 +733,9 @@ def calibrate_end_to_end(out: Path, work: Path, limit: int | None = None) -> dic
     weight, threshold = choose_abstention(margins, similarity, unanswerable, em, f1)
     held_out = {"margin alone": [], "margin and similarity": []}
     for name in sorted(set(article)):
-        test, train = article == name, article != name
-        w, t = choose_abstention(margins[train], similarity[train], unanswerable[train], em[train], f1[train])
-        m = keep_threshold(margins[train], right[train])
+        test, rest = article == name, article != name
+        w, t = choose_abstention(margins[rest], similarity[rest], unanswerable[rest], em[rest], f1[rest])
+        m = keep_threshold(margins[rest], right[rest])
         held_out["margin alone"].append(abstention_figures(margins[test], m, unanswerable[test], em[test], f1[test]))
         held_out["margin and similarity"].append(abstention_figures(
             margins[test] + w * similarity[test], t, unanswerable[test], em[test], f1[test]))
