@@ -5,8 +5,8 @@ to score every word piece of ``[CLS] question [SEP] passage [SEP]`` as the start
 the answer; the span ``[CLS]..[CLS]`` stands for "the passage does not answer". It runs on
 onnxruntime with the ``tokenizers`` tokenizer of the packaged embedding model: no torch. Its
 checksum and the calibrated abstention rule (``rag.answer.Abstention``) are in
-``rag/models/reader.json``, written by the training script; a missing or altered file raises ``ReaderModelError`` instead of reading with
-the wrong weights.
+``rag/models/reader.json``, written by the training script; a missing or altered file raises
+``ReaderModelError`` instead of reading with the wrong weights.
 
 A passage longer than one window is read in overlapping windows; every span is mapped back to
 character offsets of the passage, so the caller can quote it exactly.
