@@ -9,7 +9,8 @@ points back is read as it is and searched with the earlier questions, its own em
 the search's (``LEAD_WEIGHT``): the conversation helps find a passage on the same topic, and a
 change of subject keeps its own passages at the top rather than being dragged back. For the
 reader, a personal pronoun is replaced by the previous answer when that answer is a name ("she"
--> "Mrs. Maryam Rajavi").
+-> "Mrs. Maryam Rajavi"), "the first of them" by that item of the previous answer's list, and
+"what about X?" becomes the previous question asked of X.
 
 With an LLM endpoint configured and ``answer_mode="llm"``, ``condense`` asks the model for the
 standalone question instead (one short call, bounded tokens and time); the offline resolver stays
@@ -189,6 +190,68 @@ def _ordinal_swapped(question: str, answer: str) -> str:
     return question[:m.start()] + items[place] + question[m.end():]
 
 
+_ABOUT = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.I)
+_PREPOSITIONS = frozenset("in on at for during from to with by after before since under into".split())
+_DETERMINERS = frozenset("the a an this that these those his her its their".split())
+
+
+def _about_swapped(question: str, previous: str) -> str:
+    """``previous`` asked again of the topic of a "what about X?" question; ``question`` when no form fits.
+
+    "What about the president?" after "Who is the Supreme Leader named in the article?" asks
+    "Who is the president named in the article?": the earlier question's phrase that X shares a
+    word with, else its first phrase after a determiner, gives way to X; "what about in China?"
+    replaces the earlier question's "in ..." phrase.
+
+    Example:
+        >>> _about_swapped("What about in China?", "How many people has the outbreak killed in Iran?")
+        'How many people has the outbreak killed in China?'
+    """
+    m = _ABOUT.match(question)
+    if not m or not previous.strip():
+        return question
+    topic = m.group("topic")
+    words = list(re.finditer(r"[\w'’&.-]+", previous.rstrip(" ?.!")))
+    if not words:
+        return question
+    end = words[-1].end()
+    topic_words = topic.split()
+    if topic_words[0].lower() in _PREPOSITIONS:
+        # The earlier question's phrase after the same preposition, to its end or the next preposition.
+        for i in range(len(words) - 1, -1, -1):
+            if words[i].group().lower() == topic_words[0].lower():
+                j = next((k for k in range(i + 1, len(words)) if words[k].group().lower() in _PREPOSITIONS),
+                         len(words))
+                stop = words[j - 1].end()
+                return previous[:words[i].start()] + topic + previous[stop:]
+        return previous[:end] + " " + topic + previous[end:]
+    if not (topic_words[0].lower() in _DETERMINERS or topic_words[0][:1].isupper()):
+        return question  # "what about renewing online?": no noun phrase to put in the other's place
+    # Runs of content words, the phrases a topic can stand in for; a name ends a run ("the Supreme
+    # Leader | named in ...").
+    runs: list[tuple[int, int]] = []
+    for i, w in enumerate(words):
+        key = w.group().lower()
+        if key in _STOP or key in _QUESTION_WORDS:
+            continue
+        joins = runs and runs[-1][1] == i - 1 and not (words[i - 1].group()[:1].isupper() and key == w.group())
+        runs[-1:] = [(runs[-1][0], i)] if joins else [*runs[-1:], (i, i)]
+    own = {w.lower() for w in content_words(topic)}
+    if not own or own & _POINTERS or own & set(_PLACE):
+        return question  # "what about the other one?" names no topic
+    shared = [r for r in runs if own & {words[k].group().lower() for k in range(r[0], r[1] + 1)}]
+    # A name stands in for a name ("the capital of France" -> of Paris); else a phrase with a
+    # determiner, the subject or object ("has the MOIS been waging"), not the noun of "what campaign".
+    names = [r for r in runs if r[0] > 0 and words[r[0]].group()[:1].isupper()] if topic[:1].isupper() else []
+    determined = [r for r in runs if r[0] > 0 and words[r[0] - 1].group().lower() in _DETERMINERS]
+    if not (shared or names or determined):
+        return question
+    first, last = (shared or names or determined)[0]
+    if first > 0 and words[first - 1].group().lower() in _DETERMINERS and topic_words[0].lower() in _DETERMINERS:
+        first -= 1  # "the Supreme Leader" gives way to "the president", not "the the president"
+    return previous[:words[first].start()] + topic + previous[words[last].end():]
+
+
 def _is_name(span: str) -> bool:
     words = span.split()
     return 0 < len(words) <= 5 and all(w[:1].isupper() or w.lower() in ("of", "de", "the", "von", "van")
@@ -236,6 +299,8 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
         return Resolved(search=context, read=question, followup=False, lead=question)
     # "the first of them", "the latter": the item of the previous answer's list it points at.
     read = _ordinal_swapped(question, last_answer)
+    if read == question and asked:
+        read = _about_swapped(question, asked[-1])
     if read == question and _is_name(last_answer):
         def swap(m: re.Match[str]) -> str:
             return last_answer + _PERSONAL[m.group(0).lower()]

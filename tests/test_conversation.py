@@ -198,3 +198,22 @@ def test_the_first_of_them_and_the_latter_point_at_items_of_the_previous_answer(
              {"role": "assistant", "content": "apples, pears and plums"}]
     assert resolve("When was the first case of blight?", fruit).read == "When was the first case of blight?"
     assert resolve("And the second one?", fruit).read == "And pears?"
+
+
+def test_what_about_x_asks_the_previous_question_of_x() -> None:
+    def after(previous: str, question: str) -> str:
+        history = [{"role": "user", "content": previous}, {"role": "assistant", "content": "Ali Khamenei [1]"}]
+        return resolve(question, history).read
+
+    assert after("Who is the Supreme Leader named in the article?", "What about the president?") == \
+        "Who is the president named in the article?"
+    assert after("How many people has the outbreak killed in Iran?", "And what about in China?") == \
+        "How many people has the outbreak killed in China?"
+    assert after("What campaign has the MOIS been waging?", "What about the IRGC?") == \
+        "What campaign has the IRGC been waging?"
+    assert after("What is the capital of France?", "What about Paris?") == "What is the capital of Paris?"
+    # No noun phrase to swap in, or nothing it could stand for: the search of the whole conversation reads.
+    for question in ("How about renewing online?", "What about the second one?"):
+        resolved = resolve(question, [{"role": "user", "content": "How do I renew my licence?"},
+                                      {"role": "assistant", "content": "at the office [1]"}])
+        assert resolved.followup and resolved.read == resolved.search

@@ -400,9 +400,10 @@ def weights_from_int8_onnx(path: Path) -> dict[str, np.ndarray]:
     """The reader's weights, dequantised, from an int8 graph this script wrote.
 
     ``--init-from`` continues training the shipped model when its fp32 checkpoint is gone (the
-    checkpoint lives in the git-ignored ``--work``). Dynamic int8 keeps one scale per tensor, so
-    the dequantised weights differ from the trained ones by at most half a quantisation step; the
-    first steps of training absorb that.
+    checkpoint lives in the git-ignored ``--work``). Dynamic int8 keeps one scale per weight
+    column (per tensor in graphs written before 2026-12-03: a scalar scale broadcasts the same),
+    so the dequantised weights differ from the trained ones by at most half a quantisation step;
+    the first steps of training absorb that.
     """
     import onnx
     from onnx import numpy_helper
@@ -463,8 +464,11 @@ def quantize(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = dst.with_suffix(".tmp.onnx")
+    # One weight scale per output column, not per matrix: per matrix cost 3 points of gold-paragraph
+    # EM and F1 on the calibration articles (400 questions, stage-3 model: EM 0.558 -> 0.587 and
+    # F1 0.667 -> 0.700 per column, the fp32 graph's own 0.587 / 0.700) at the same speed.
     quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gather"])
+                     op_types_to_quantize=["MatMul", "Gather"], per_channel=True)
     os.replace(tmp, dst)
 
 
@@ -507,8 +511,10 @@ def calibrate(model_path: Path, tok, articles: list[dict], seed: int, threads: i
     if limit:
         rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     diffs, ems, f1s, answerable = [], [], [], []
-    for i in range(0, len(rows), 16):
-        chunk = rows[i:i + 16]
+    # One question per call, as rag.reader reads: int8 activations are quantised with one scale
+    # per tensor, so a padded batch would change every row's scores.
+    for i in range(len(rows)):
+        chunk = rows[i:i + 1]
         encs = tok.encode_batch([(q, c) for q, c, _ in chunk])
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(chunk), width), dtype=np.int64)
