@@ -74,7 +74,9 @@ train-reader: install
 	$(BIN)/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
 		--init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2
 	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 1900 \
-		--init-from train/.work/stage2/reader-int8.onnx
+		--init-from train/.work/stage2/reader-int8.onnx --out train/.work/stage3
+	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 3400 \
+		--init-from train/.work/stage3/reader-int8.onnx
 	$(BIN)/python train/reader.py --calibrate
 
 clean-index:

@@ -301,7 +301,8 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     read = _ordinal_swapped(question, last_answer)
     if read == question and asked:
         read = _about_swapped(question, asked[-1])
-    if read == question and _is_name(last_answer):
+    # A name stands for a pronoun, but not for "them" of "the first of them" (one name is no list).
+    if read == question and _is_name(last_answer) and not _ORDINAL.search(question):
         def swap(m: re.Match[str]) -> str:
             return last_answer + _PERSONAL[m.group(0).lower()]
 

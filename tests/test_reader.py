@@ -41,6 +41,19 @@ def test_reader_prefers_the_passage_that_answers() -> None:
     assert spans[1].margin > spans[0].margin
 
 
+def test_a_passage_reads_the_same_alone_and_among_others() -> None:
+    # int8 activations are quantised with one scale per tensor: read in one padded batch, a
+    # passage's margin moved with its neighbours (2.27 alone, 0.53 among four, on the seed).
+    question = "Who designed the lighthouse on Gull Rock?"
+    passage = "The lighthouse on Gull Rock was designed by the engineer Thomas Reed. It was lit in 1871."
+    others = ["The annual harvest festival takes place in October in the village of Ashby. " * 6,
+              "Fishing boats leave at dawn.", "Tides here rise nine metres in spring and fall as fast."]
+    alone = load_reader().read(question, [passage])[0]
+    among = load_reader().read(question, [*others, passage])[-1]
+    assert (among.start, among.end) == (alone.start, alone.end)
+    assert among.margin == pytest.approx(alone.margin, abs=1e-5)
+
+
 def test_context_is_read_but_never_answered_from() -> None:
     # A table's header travels before its rows as context: the reader may use it, but a span
     # must lie in the passage itself, the part a quote can cite.
