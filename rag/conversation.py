@@ -190,7 +190,8 @@ def _ordinal_swapped(question: str, answer: str) -> str:
     return question[:m.start()] + items[place] + question[m.end():]
 
 
-_ABOUT = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.I)
+_ABOUT = re.compile(r"^\s*(?:and\s+|but\s+)?(?:what|how)\s+about\s+(?P<topic>[^?.!]+?)\s*[?.!]*\s*$", re.I)
+_LAST_QUESTION = re.compile(r"(?:^|(?<=[.!?])\s+)(?P<question>[^.!?]+\?)\s*$")
 _PREPOSITIONS = frozenset("in on at for during from to with by after before since under into".split())
 _DETERMINERS = frozenset("the a an this that these those his her its their".split())
 
@@ -208,8 +209,10 @@ def _about_swapped(question: str, previous: str) -> str:
         'How many people has the outbreak killed in China?'
     """
     m = _ABOUT.match(question)
-    if not m or not previous.strip():
-        return question
+    asked = _LAST_QUESTION.search(previous)
+    if not m or not asked:
+        return question  # only a question can be asked again ("Yes, I have a licence." is none)
+    previous = asked.group("question")
     topic = m.group("topic")
     words = list(re.finditer(r"[\w'’&.-]+", previous.rstrip(" ?.!")))
     if not words:
@@ -244,9 +247,11 @@ def _about_swapped(question: str, previous: str) -> str:
     # determiner, the subject or object ("has the MOIS been waging"), not the noun of "what campaign".
     names = [r for r in runs if r[0] > 0 and words[r[0]].group()[:1].isupper()] if topic[:1].isupper() else []
     determined = [r for r in runs if r[0] > 0 and words[r[0] - 1].group().lower() in _DETERMINERS]
+    # "a licence" stands for "a permit" rather than "the DMV" of "Can the DMV give me a permit?"
+    alike = [r for r in determined if words[r[0] - 1].group().lower() == topic_words[0].lower()]
     if not (shared or names or determined):
         return question
-    first, last = (shared or names or determined)[0]
+    first, last = (shared or names or alike or determined)[0]
     if first > 0 and words[first - 1].group().lower() in _DETERMINERS and topic_words[0].lower() in _DETERMINERS:
         first -= 1  # "the Supreme Leader" gives way to "the president", not "the the president"
     return previous[:words[first].start()] + topic + previous[words[last].end():]

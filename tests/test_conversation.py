@@ -216,6 +216,11 @@ def test_what_about_x_asks_the_previous_question_of_x() -> None:
     assert after("What campaign has the MOIS been waging?", "What about the IRGC?") == \
         "What campaign has the IRGC been waging?"
     assert after("What is the capital of France?", "What about Paris?") == "What is the capital of Paris?"
+    # Only the earlier turn's question is asked again, and a turn that asked nothing gives none.
+    assert after("I have a question. Can the DMV give me a permit?", "And what about a licence?") == \
+        "Can the DMV give me a licence?"
+    assert after("Yes, I have a Pennsylvania licence.", "What about a permit?") != \
+        "Yes, I have a Pennsylvania permit."
     # No noun phrase to swap in, or nothing it could stand for: the search of the whole conversation reads.
     for question in ("How about renewing online?", "What about the second one?"):
         resolved = resolve(question, [{"role": "user", "content": "How do I renew my licence?"},
