@@ -230,6 +230,9 @@ def _about_swapped(question: str, previous: str) -> str:
         return previous[:end] + " " + topic + previous[end:]
     if not (topic_words[0].lower() in _DETERMINERS or topic_words[0][:1].isupper()):
         return question  # "what about renewing online?": no noun phrase to put in the other's place
+    own = {w.lower() for w in content_words(topic)}
+    if not own or own & _POINTERS or own & set(_PLACE):
+        return question  # "what about the other one?" names no topic
     # Runs of content words, the phrases a topic can stand in for; a name ends a run ("the Supreme
     # Leader | named in ...").
     runs: list[tuple[int, int]] = []
@@ -237,11 +240,11 @@ def _about_swapped(question: str, previous: str) -> str:
         key = w.group().lower()
         if key in _STOP or key in _QUESTION_WORDS:
             continue
-        joins = runs and runs[-1][1] == i - 1 and not (words[i - 1].group()[:1].isupper() and key == w.group())
-        runs[-1:] = [(runs[-1][0], i)] if joins else [*runs[-1:], (i, i)]
-    own = {w.lower() for w in content_words(topic)}
-    if not own or own & _POINTERS or own & set(_PLACE):
-        return question  # "what about the other one?" names no topic
+        name_ended = words[i - 1].group()[:1].isupper() and key == w.group()
+        if runs and runs[-1][1] == i - 1 and not name_ended:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
     shared = [r for r in runs if own & {words[k].group().lower() for k in range(r[0], r[1] + 1)}]
     # A name stands in for a name ("the capital of France" -> of Paris); else a phrase with a
     # determiner, the subject or object ("has the MOIS been waging"), not the noun of "what campaign".
