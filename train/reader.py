@@ -31,15 +31,17 @@ written into ``reader.json`` (``rag.answer.Abstention``); the card also gives th
 three articles and scored on the fourth, and the margin SQuAD 2.0's overall F1 would pick.
 
 Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log). The shipped model
-is four stages of one batch stream, each continuing the last on the batches after it
-(``make train-reader``; about 100 + 24 + 38 + 38 minutes on 2 idle cores):
+is five stages of one batch stream, each continuing the last on the batches after it
+(``make train-reader``; about 100 + 24 + 38 + 38 + 38 minutes on 2 idle cores):
     .venv/bin/python train/reader.py --steps 1000 --out train/.work/stage1
     .venv/bin/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
         --init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2
     .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 1900 \
         --init-from train/.work/stage2/reader-int8.onnx --out train/.work/stage3
     .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 3400 \
-        --init-from train/.work/stage3/reader-int8.onnx            # into rag/models
+        --init-from train/.work/stage3/reader-int8.onnx --out train/.work/stage4
+    .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 4900 \
+        --init-from train/.work/stage4/reader-int8.onnx            # into rag/models
     .venv/bin/python train/reader.py --calibrate               # then: the abstention rule
     .venv/bin/python train/reader.py --steps 4 --batch 4 --limit 200 --out /tmp/reader  # smoke run
 """
