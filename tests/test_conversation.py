@@ -51,11 +51,10 @@ def test_a_change_of_topic_is_not_dragged_back_to_the_old_one(seed_file: Path, t
     assert "Maryam Rajavi" in chat.ask("Who called for UN visits?").span
     answer = chat.ask("Who won the football world cup in 2018?")
     assert answer.hits[0].name == "worldcup.txt"
-    # The answer comes from the new topic's document. Which of its words the reader picks is the
-    # reader's own quality, measured in bench/squad_answer.py: the reader of 2026-12-03 (stage 4)
-    # answers "Russia", the host, here, where the earlier stages answered "France".
+    # The answer comes from the new topic's document, and is its winner (the stage-4 reader picked
+    # "Russia", the host; stage 5, shipped, reads it right again).
     assert answer.found and answer.citations[0].name == "worldcup.txt"
-    assert answer.span in other.read_text(encoding="utf-8") and "Maryam" not in answer.span
+    assert answer.span == "France"
     # The search API does the same with history messages.
     assert index.search("Who won the football world cup in 2018?", k=3, history=FIRST)[0].name == "worldcup.txt"
 
