@@ -234,6 +234,45 @@ _MONTH_BEFORE = re.compile(r"\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il
                            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?[ \t]+$")
 _YEAR_AFTER = re.compile(r",?[ \t]+(?:1[5-9]|20)\d\d\b")
 _TRIM = " \t\r\n,;:.!?\"'()[]"
+_ADDRESS = re.compile(r"[<(\"'`]*((?:[a-z][a-z0-9+.-]*://|www\.)\S+?|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)[>)\"'`.,;:!?]*", re.I)
+"""A URL or an e-mail address, with the brackets, quotes and punctuation that may wrap it."""
+_CODE_MAX = 80
+"""Longest inline code (`...`) an answer is widened to: longer ones are code blocks' lines."""
+_CODE_WORDS = 3
+"""Inline code of up to this many words is answered whole ("rag ingest"); in longer code the span
+is widened to its whole option or argument ("--glob" of "rag ingest --glob '**/*.pdf'")."""
+
+
+def _whole_token(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span that stops inside a URL, an e-mail address or inline code to all of it.
+
+    A word-piece span of "http://127.0.0.1:7860" may be "127.0.0.1", and one of "`rag ingest`"
+    may be "ingest`": neither is an answer anyone can use.
+    """
+    run_start = start
+    while run_start > 0 and not text[run_start - 1].isspace():
+        run_start -= 1
+    run_end = end
+    while run_end < len(text) and not text[run_end].isspace():
+        run_end += 1
+    address = _ADDRESS.fullmatch(text, run_start, run_end) if run_end - run_start > end - start else None
+    if address:
+        return address.start(1), address.end(1)
+    line_start = text.rfind("\n", 0, start) + 1
+    if text.count("`", line_start, start) % 2 == 1:  # the span starts inside inline code
+        opening = text.rfind("`", line_start, start)
+        closing = text.find("`", max(start, opening + 1))
+        if closing != -1 and closing - opening - 1 <= _CODE_MAX and "\n" not in text[opening:closing] \
+                and closing + 1 >= end:
+            if len(text[opening + 1:closing].split()) <= _CODE_WORDS:
+                return opening + 1, closing
+            return max(run_start, opening + 1), min(run_end, closing)  # its option or argument, whole
+    if text.count("`", line_start, end) % 2 == 1 and text.find("`", end) != -1:  # it ends inside code
+        opening = text.rfind("`", line_start, end)
+        closing = text.find("`", end)
+        if closing - opening - 1 <= _CODE_MAX and "\n" not in text[opening:closing] and opening >= start:
+            return start, closing + 1  # the code it opens, closed
+    return start, end
 
 
 def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -255,6 +294,9 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
         start -= 1
     while end < len(text) and text[end].isalnum():
         end += 1
+    token = _whole_token(text, start, end)
+    if token != (start, end):
+        return token
     # Whole numbers: digits joined by "," or "." belong together.
     while start > 1 and text[start - 1] in ",." and text[start - 2].isdigit() and text[start].isdigit():
         start -= 2

@@ -123,6 +123,12 @@ def test_shipped_model_is_small_and_has_a_card() -> None:
     ("the (PMOI / MEK) said", "PMOI / MEK)", "PMOI / MEK"),
     ("the engineer Thomas Ree", "Ree", "Ree"),
     ("named Thomas Reed, who", "Thomas Re", "Thomas Reed"),
+    ("opens the web chat at http://127.0.0.1:7860. Then", "127.0.0.1", "http://127.0.0.1:7860"),
+    ("write to (help@example.org) today", "example", "help@example.org"),
+    ("Use `rag ingest` with one or more files", "ingest", "rag ingest"),
+    ("Use `rag ingest` with one or more files", "Use `rag", "Use `rag ingest`"),
+    ("pass `rag ingest ~/papers --glob '*.pdf'` to filter", "glob", "--glob"),
+    ("a `Index` and a ``` fence", "Index", "Index"),
 ])
 def test_whole_span(text: str, piece: str, expected: str) -> None:
     start = text.index(piece)
