@@ -281,7 +281,8 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
     The word-piece tokenizer splits "117,582" into "117", ",", "582" and "$1.6" into "$", "1",
     ".", "6", so a span can stop inside a number: it is widened to the whole number with its
     currency sign and unit ("$1.6 billion", never "31,"), and a day to its whole date
-    ("December 31, 2017", never "31").
+    ("December 31, 2017", never "31"). A web address, an e-mail address and short inline code are
+    answered whole too (``_whole_token``).
 
     Example:
         >>> t = "paid memberships were 117,582 at December 31, 2017"
