@@ -52,7 +52,7 @@ def test_a_change_of_topic_is_not_dragged_back_to_the_old_one(seed_file: Path, t
     answer = chat.ask("Who won the football world cup in 2018?")
     assert answer.hits[0].name == "worldcup.txt"
     # The answer comes from the new topic's document, and is its winner (the stage-4 reader picked
-    # "Russia", the host; stage 5, shipped, reads it right again).
+    # "Russia", the host; stages 5 and 6 read it right again).
     assert answer.found and answer.citations[0].name == "worldcup.txt"
     assert answer.span == "France"
     # The search API does the same with history messages.

@@ -31,8 +31,9 @@ written into ``reader.json`` (``rag.answer.Abstention``); the card also gives th
 three articles and scored on the fourth, and the margin SQuAD 2.0's overall F1 would pick.
 
 Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log). The shipped model
-is five stages of one batch stream, each continuing the last on the batches after it
-(``make train-reader``; about 100 + 24 + 38 + 38 + 38 minutes on 2 idle cores):
+is six stages of one batch stream, each continuing the last on the batches after it
+(``make train-reader``; about 100 + 24 + 38 + 38 + 38 + 80 minutes on 2 cores, the last beside
+other work):
     .venv/bin/python train/reader.py --steps 1000 --out train/.work/stage1
     .venv/bin/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
         --init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2
@@ -41,7 +42,9 @@ is five stages of one batch stream, each continuing the last on the batches afte
     .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 3400 \
         --init-from train/.work/stage3/reader-int8.onnx --out train/.work/stage4
     .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 4900 \
-        --init-from train/.work/stage4/reader-int8.onnx            # into rag/models
+        --init-from train/.work/stage4/reader-int8.onnx --out train/.work/stage5
+    .venv/bin/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 6400 \
+        --init-from train/.work/stage5/reader-int8.onnx            # into rag/models
     .venv/bin/python train/reader.py --calibrate               # then: the abstention rule
     .venv/bin/python train/reader.py --steps 4 --batch 4 --limit 200 --out /tmp/reader  # smoke run
 """
