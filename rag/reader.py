@@ -243,6 +243,17 @@ _CODE_WORDS = 3
 is widened to its whole option or argument ("--glob" of "rag ingest --glob '**/*.pdf'")."""
 
 
+def _code_around(text: str, at: int) -> tuple[int, int] | None:
+    """The backticks of the short inline code (`...`, on one line) that holds position ``at``."""
+    line_start = text.rfind("\n", 0, at) + 1
+    if text.count("`", line_start, at) % 2 == 0:
+        return None
+    opening, closing = text.rfind("`", line_start, at), text.find("`", at)
+    if closing == -1 or closing - opening - 1 > _CODE_MAX or "\n" in text[opening:closing]:
+        return None
+    return opening, closing
+
+
 def _whole_token(text: str, start: int, end: int) -> tuple[int, int]:
     """Widen a span that stops inside a URL, an e-mail address or inline code to all of it.
 
@@ -258,20 +269,15 @@ def _whole_token(text: str, start: int, end: int) -> tuple[int, int]:
     address = _ADDRESS.fullmatch(text, run_start, run_end) if run_end - run_start > end - start else None
     if address:
         return address.start(1), address.end(1)
-    line_start = text.rfind("\n", 0, start) + 1
-    if text.count("`", line_start, start) % 2 == 1:  # the span starts inside inline code
-        opening = text.rfind("`", line_start, start)
-        closing = text.find("`", max(start, opening + 1))
-        if closing != -1 and closing - opening - 1 <= _CODE_MAX and "\n" not in text[opening:closing] \
-                and closing + 1 >= end:
-            if len(text[opening + 1:closing].split()) <= _CODE_WORDS:
-                return opening + 1, closing
-            return max(run_start, opening + 1), min(run_end, closing)  # its option or argument, whole
-    if text.count("`", line_start, end) % 2 == 1 and text.find("`", end) != -1:  # it ends inside code
-        opening = text.rfind("`", line_start, end)
-        closing = text.find("`", end)
-        if closing - opening - 1 <= _CODE_MAX and "\n" not in text[opening:closing] and opening >= start:
-            return start, closing + 1  # the code it opens, closed
+    code = _code_around(text, start)
+    if code and code[1] + 1 >= end:  # the span starts inside inline code and ends with it
+        opening, closing = code
+        if len(text[opening + 1:closing].split()) <= _CODE_WORDS:
+            return opening + 1, closing
+        return max(run_start, opening + 1), min(run_end, closing)  # its option or argument, whole
+    code = _code_around(text, end)
+    if code and code[0] >= start:  # the span opens inline code and stops inside it
+        return start, code[1] + 1
     return start, end
 
 
