@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/fusion_study.py
 	$(BIN)/python bench/fusion_more.py
 	$(BIN)/python bench/squad_answer.py --latency 50
+	$(BIN)/python bench/reader_rerank.py
 	$(BIN)/python bench/conversation.py
 	$(BIN)/python bench/financebench.py
 	$(BIN)/python bench/embed_backends.py

@@ -189,6 +189,8 @@ class Answer:
     found: bool
     citations: tuple[Quote, ...]
     hits: tuple[Hit, ...]
+    """The passages read, in the order the answerer weighed them (the offline reader: the answer's
+    passage first, then by the reader's margin; ``rank`` is the place in this list)."""
     mode: str
     """Which answerer produced it: "extractive" or "llm"."""
     confidence: float = 0.0

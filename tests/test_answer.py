@@ -94,6 +94,29 @@ def test_typed_questions_get_the_short_span(small_index: Index, question: str, e
     assert_verbatim(small_index, answer.citations)
 
 
+def test_the_answer_lists_its_own_passage_first(tmp_path: Path) -> None:
+    # Answer.hits are the passages read, ordered as the answer weighed them: the answer's own
+    # first (bench/reader_rerank.py: the first passage is right more often than in search order).
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "visit.txt").write_text(
+        "Visiting the lighthouse on Gull Rock\n\nThe lighthouse on Gull Rock is the best known lighthouse of the "
+        "coast. Visitors to the Gull Rock lighthouse can climb its 120 steps, and the shop on Gull Rock sells maps "
+        "of the lighthouse.\n", encoding="utf-8")
+    (docs / "history.txt").write_text(
+        "History\n\nThe Gull Rock tower was designed by the engineer Thomas Reed in 1869. Its lamp was made in "
+        "Birmingham.\n", encoding="utf-8")
+    index = Index.build([docs], tmp_path / "index")
+    question = "Who designed the lighthouse on Gull Rock?"
+    searched = index.search(question, 5)
+    answer = index.ask(question, k=5)
+    assert answer.found and answer.span == "Thomas Reed"
+    assert [h.name for h in searched] == ["visit.txt", "history.txt"]  # retrieval puts the wordier page first
+    assert [h.name for h in answer.hits] == ["history.txt", "visit.txt"]
+    assert [h.rank for h in answer.hits] == [1, 2]
+    assert answer.citations[0].source == answer.hits[0].source
+
+
 def test_answer_from_a_pdf_page_cites_that_page(small_index: Index) -> None:
     answer = small_index.ask("In which month is the harvest festival in Ashby?")
     assert answer.found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,14 +152,16 @@ def test_training_script_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None
         pytest.skip("../shared/data/train is absent")
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, str(ROOT / "train" / "reader.py"), "--steps", "3", "--batch", "4",
-                          "--limit", "64", "--calibration-limit", "40", "--out", str(out),
+                          "--limit", "64", "--calibration-limit", "40", "--swapped-questions", "0.3",
+                          "--out", str(out),
                           "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     meta = json.loads((out / "reader.json").read_text())
     info = reader_info(out)
     assert meta["sha256"] == info.sha256
     Reader(info)  # the checksum it wrote matches the file it wrote
-    assert "train/reader.py --steps 3" in (out / "reader-card.md").read_text()
+    card = (out / "reader-card.md").read_text()
+    assert "train/reader.py --steps 3" in card and "swapped" in card
     # The abstention rule, set end to end for the model in --out (the calibration articles asked
     # through Index.ask): the weight and thresholds land in its reader.json and its card.
     run = subprocess.run([sys.executable, str(ROOT / "train" / "reader.py"), "--calibrate", "--calibration-limit",
@@ -168,3 +171,41 @@ def test_training_script_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None
     calibrated = reader_info(out)
     assert calibrated.sha256 == info.sha256 and json.loads((out / "reader.json").read_text())["calibration"]
     assert "train/reader.py --calibrate --calibration-limit 40" in (out / "reader-card.md").read_text()
+
+
+def _swapped_questions():  # noqa: ANN202
+    sys.path.insert(0, str(ROOT / "train"))
+    try:
+        import swapped_questions
+    finally:
+        sys.path.remove(str(ROOT / "train"))
+    return swapped_questions
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_swapped_questions_are_unanswerable_from_their_window(seed: int) -> None:
+    import random
+
+    swap = _swapped_questions().swap_question
+    window = "The Normans conquered England in 1066, led by William. Their largest castle stood at Dover."
+    made = swap("When did the Normans conquer England?", window, "1066", ["Franks", "Lisbon"], random.Random(seed))
+    assert made and made != "When did the Normans conquer England?" and "1066" not in made
+    # One name the window holds is gone, in its place a name the window holds or one from elsewhere.
+    gone = [name for name in ("Normans", "England") if name not in made]
+    assert len(gone) == 1
+    assert any(name in made for name in ("William", "Dover", "Franks", "Lisbon", "Normans", "England"))
+    made = swap("What was the largest castle of the Normans?", "Their largest castle stood at Dover.",
+                "Dover", [], random.Random(seed))
+    assert made == "What was the smallest castle of the Normans?"  # the only thing held: "largest"
+    year = swap("Who conquered England in 1566?", "England fell in 1566.", "The Normans", [], random.Random(seed))
+    assert re.fullmatch(r"Who conquered England in 1\d\d\d\?", year) and "1566" not in year
+
+
+def test_a_question_with_nothing_its_window_holds_is_not_swapped() -> None:
+    import random
+
+    swap = _swapped_questions().swap_question
+    assert swap("What did the Franks build?", "The Normans built castles.", "castles", ["Lisbon"],
+                random.Random(0)) is None
+    # A name at the start of the question is not taken for a name it could swap.
+    assert _swapped_questions().names("Upon what did William land at Pevensey?") == ["William", "Pevensey"]
