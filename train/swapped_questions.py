@@ -111,18 +111,18 @@ def swap_question(question: str, window: str, answer: str, elsewhere: list[str],
     kinds += [("name", n) for n in held]
     kinds += [("number", m.group(0)) for m in _NUMBER.finditer(question)
               if _contains(window, m.group(0)) and m.group(0) not in answer]
-    lowered = question.lower()
-    kinds += [("antonym", w) for w in re.findall(r"[a-z]+", lowered)
+    kinds += [("antonym", w) for w in re.findall(r"[a-z]+", question.lower())
               if w in ANTONYMS and re.search(rf"\b{w}\b", window.lower())
               and not re.search(rf"\b{ANTONYMS[w]}\b", window.lower())]
     rng.shuffle(kinds)
+    window_names = names(window)
     for kind, old in kinds:
         if kind == "antonym":
             return re.sub(rf"\b{old}\b", ANTONYMS[old], question, count=1, flags=re.I)
         if kind == "number":
             new = _other_number(old, window, rng)
         else:
-            in_window = [n for n in names(window) if n not in question and answer not in n and n not in answer
+            in_window = [n for n in window_names if n not in question and answer not in n and n not in answer
                          and old not in n and n not in old and n[:5] != old[:5]]
             outside = [n for n in elsewhere if not _contains(window, n) and n not in question]
             pool = in_window if in_window and rng.random() < 0.5 else outside
