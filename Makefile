@@ -11,7 +11,7 @@ DEMO := docs/user-guide.md
 CORPUS ?= $(DEMO)
 COLLECTION ?= $(if $(filter $(DEMO),$(CORPUS)),demo,my-documents)
 
-.PHONY: install run test test-slow test-all bench chromium clean-index train-reader
+.PHONY: install run lint test test-slow test-all bench chromium clean-index train-reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,9 +36,14 @@ chromium:
 		apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else echo "note: /usr/bin/chromium is missing and cannot be installed here: browser tests will skip"; fi
 
+# Lint and type checks (settings in pyproject.toml); `make test` runs them first.
+lint: install
+	$(BIN)/ruff check rag train bench tests app.py
+	$(BIN)/mypy
+
 # The Milvus tests start their own server (milvus-lite server on 127.0.0.1, a free port, a temp
 # folder) and stop it when the session ends: the milvus_uri fixture in tests/conftest.py.
-test: install chromium
+test: install chromium lint
 	$(BIN)/python -m pytest -q
 
 # Model-heavy and long tests, kept out of the default run.

@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     # The study's own implementation of the default must rank exactly as rag.fusion does.
     check = gated(F.BM25_DECISIVE_Z, F.DECISIVE_DENSE_WEIGHT, weight)
-    for name, (ds, dense, sparse) in data.items():
+    for name, (_ds, dense, sparse) in data.items():
         for d, s in zip(dense, sparse):
             ours = [r for r, _ in fuse(d[:cand], s[:cand], "blend", dense_weight=weight)]
             assert ours == [r for r, _ in check(d[:cand], s[:cand])], f"{name}: rag.fusion and the study disagree"

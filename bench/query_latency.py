@@ -160,7 +160,7 @@ def child(n: int, questions_count: int) -> None:
     opened = rss_mib()
     result: dict[str, object] = {"n": n, "open_s": t.seconds, "index_mib": index_mib, "rss_mib": opened,
                                  "dense_kind": snapshot.dense_kind, **stats}
-    for backend, index in indexes.items():
+    for backend in indexes:
         result[f"search_{backend}"], result[f"ask_{backend}"], result[f"stages_{backend}"] = [], [], []
     for number, question in enumerate(questions):
         for backend in (BACKENDS if number % 2 == 0 else BACKENDS[::-1]):

@@ -335,11 +335,11 @@ class Chunker:
     def _units(self, text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int, int]]:
         """Sentences as (start, end, tokens); sentences too long for one chunk are cut at words."""
         units = []
-        for start, end in split_sentences(text, start, end):
-            if self._fits(text[start:end]):
-                units.append((start, end, self._tokens(text[start:end])))
+        for first, last in split_sentences(text, start, end):
+            if self._fits(text[first:last]):
+                units.append((first, last, self._tokens(text[first:last])))
             else:
-                units.extend(self._cut_long(text, start, end))
+                units.extend(self._cut_long(text, first, last))
         return units
 
     def _cut_long(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
@@ -352,7 +352,11 @@ class Chunker:
                 pieces.extend(self._cut_chars(text, a, words[k][1]))
                 k += 1
                 continue
-            m = _longest_fit(k + 1, len(words), lambda m: self._fits(text[a:words[m - 1][1]]))
+
+            def fits_words(n: int, a: int = a) -> bool:  # `a` bound now (the search calls it at once)
+                return self._fits(text[a:words[n - 1][1]])
+
+            m = _longest_fit(k + 1, len(words), fits_words)
             b = words[m - 1][1]
             pieces.append((a, b, self._tokens(text[a:b])))
             k = m
@@ -363,7 +367,10 @@ class Chunker:
         pieces = []
         a = start
         while a < end:
-            b = _longest_fit(a + 1, end, lambda b: self._fits(text[a:b]))
+            def fits_chars(b: int, a: int = a) -> bool:  # `a` bound now (the search calls it at once)
+                return self._fits(text[a:b])
+
+            b = _longest_fit(a + 1, end, fits_chars)
             pieces.append((a, b, self._tokens(text[a:b])))
             a = b
         return pieces

@@ -181,7 +181,9 @@ def _listed(answer: str) -> list[str]:
 def _ordinal_swapped(question: str, answer: str) -> str:
     """``question`` with "the first of them", "the latter" ... replaced by that item of ``answer``."""
     m = _ORDINAL.search(question)
-    items = _listed(answer) if m else []
+    if m is None:
+        return question
+    items = _listed(answer)
     if len(items) < 2:
         return question
     place = _PLACE[(m.group(1) or m.group(2)).lower()]

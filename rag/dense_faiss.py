@@ -46,10 +46,10 @@ def build_dense_index(vectors: np.ndarray, settings: Settings):  # noqa: ANN201 
 
     n, dim = vectors.shape
     if n <= settings.exact_search_limit:
-        index = faiss.IndexFlatIP(dim)
+        flat = faiss.IndexFlatIP(dim)
         if n:
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return index, "flat"
+            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return flat, "flat"
     # 4*sqrt(n) lists (faiss's own guidance), a power of two, with at least 39 training points each.
     nlist = 1 << int(math.log2(max(1.0, min(4 * math.sqrt(n), n / 39))))
     index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
@@ -167,12 +167,16 @@ class FaissDenseIndex:
         if index.ntotal == 0 or n <= 0:
             return []
         query = np.ascontiguousarray(np.asarray(vector).reshape(1, -1), dtype=np.float32)
-        params = None
+        params: faiss.SearchParameters | None = None
         if allowed is not None:
             if len(allowed) == 0:
                 return []
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = (faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
-                      if self.kind.startswith("ivf") else faiss.SearchParameters(sel=selector))
+            # faiss's class wrappers take the fields as keywords (handle_SearchParameters); its stubs
+            # declare a bare __init__(self), hence the ignores.
+            if self.kind.startswith("ivf"):
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)  # type: ignore[call-arg]
+            else:
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, rows = index.search(query, min(n, index.ntotal), params=params)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]

@@ -128,7 +128,10 @@ class TorchEmbedder:
             self.model = SentenceTransformer(str(model_dir()), device="cpu")
         except OSError as exc:
             raise EmbeddingModelError(f"the packaged embedding model could not be loaded: {exc}") from None
-        self.max_tokens = int(self.model.max_seq_length)
+        max_tokens = self.model.max_seq_length
+        if max_tokens is None:
+            raise EmbeddingModelError("the packaged embedding model declares no maximum sequence length")
+        self.max_tokens = int(max_tokens)
         self.dim = int(self.model.get_embedding_dimension() or 384)
         self._tokenizer = _Tokenizer(self.max_tokens)
         self._lock = threading.Lock()
@@ -173,7 +176,7 @@ def model_token_counter() -> tuple[Callable[[Sequence[str]], list[int]], int]:
 _EMBEDDERS: dict[str, Embedder] = {}
 
 
-def embedder_class(settings: Settings) -> type:
+def embedder_class(settings: Settings) -> type[Embedder]:
     """The class ``settings.embed_backend`` names, imported but not instantiated (its ``dim`` is a
     class attribute, so an ingest can size its writer before the model has loaded).
 

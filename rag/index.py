@@ -293,7 +293,9 @@ class Index:
         hits = retriever.search(searched, settings, k=k, context=query)
         answerer = self.answerer
         if answerer is None:
-            from .answer import answer as answerer
+            from .answer import answer
+
+            answerer = answer
         # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
         result = answerer(resolved.read if resolved else asked, hits, settings, CachedPages(snapshot, query.pages))
         shown = resolved.shown if resolved else searched

@@ -221,11 +221,11 @@ def _decode(source: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        text = _decode_legacy(data)
-        if text is None:
+        legacy = _decode_legacy(data)
+        if legacy is None:
             raise LoadError(source, f"not UTF-8 text (invalid byte at offset {exc.start}) and not recognisable "
                                     "as Latin-1 or UTF-16 text: binary data?") from None
-        return text
+        return legacy
     if _looks_binary(text):
         raise LoadError(source, "binary data, not text")
     return text

@@ -55,7 +55,11 @@ def _renderer(links: bool) -> Any:
         md.disable(["link", "autolink"])
         return md
     # markdown-it's own check lets some data: URLs through (images); only these may be links.
-    md.validateLink = lambda url: url.strip().lower().startswith(("http://", "https://", "mailto:"))
+    def valid_link(url: str) -> bool:
+        return url.strip().lower().startswith(("http://", "https://", "mailto:"))
+
+    # Overriding validateLink per instance is markdown-it's documented hook; its hints call it a method.
+    md.validateLink = valid_link  # type: ignore[method-assign]
 
     def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         tokens[idx].attrSet("target", "_blank")

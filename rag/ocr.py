@@ -22,7 +22,7 @@ import logging
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,11 +89,16 @@ class RapidOcr:
         self._lock = threading.Lock()
 
     def read(self, image: Any) -> list[OcrLine]:  # noqa: ANN401
+        from rapidocr.utils.output import RapidOCROutput
+
         height, width = image.shape[:2]
         with self._lock:
             result = self._engine(image)
-        lines = []
-        if result.boxes is None:
+        if not isinstance(result, RapidOCROutput):
+            # Detection without recognition: RapidOCR's recognition step failed (it logs why).
+            raise RagError(f"RapidOCR found text but could not read it (it returned {type(result).__name__})")
+        lines: list[OcrLine] = []
+        if result.boxes is None or result.txts is None or result.scores is None:
             return lines
         for box, text, score in zip(result.boxes, result.txts, result.scores):
             xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
@@ -110,9 +115,10 @@ class TesseractOcr:
     name = "tesseract"
 
     def __init__(self) -> None:
-        self.command = shutil.which("tesseract")
-        if self.command is None:
+        command = shutil.which("tesseract")
+        if command is None:
             raise RagError("the tesseract command is not installed (apt-get install tesseract-ocr)")
+        self.command = command
 
     def read(self, image: Any) -> list[OcrLine]:  # noqa: ANN401
         import io
@@ -124,7 +130,7 @@ class TesseractOcr:
         Image.fromarray(image).save(png, format="PNG")
         out = subprocess.run([self.command, "stdin", "stdout", "--psm", "3", "tsv"], input=png.getvalue(),
                              capture_output=True, check=True, timeout=300).stdout.decode("utf-8", "replace")
-        words: dict[tuple[str, str, str, str], list[tuple[str, float, float, float, float, float]]] = {}
+        words: dict[tuple[str, ...], list[tuple[str, float, float, float, float, float]]] = {}
         for row in out.splitlines()[1:]:
             cols = row.split("\t")
             if len(cols) < 12 or not cols[11].strip() or float(cols[10]) < 0:
@@ -140,7 +146,7 @@ class TesseractOcr:
         return lines
 
 
-ENGINES = {"rapidocr": RapidOcr, "tesseract": TesseractOcr}
+ENGINES: dict[str, Callable[[], OcrEngine]] = {"rapidocr": RapidOcr, "tesseract": TesseractOcr}
 
 
 @functools.lru_cache(maxsize=4)
@@ -182,8 +188,8 @@ def layout(lines: Sequence[OcrLine]) -> tuple[str, tuple[TextBox, ...]]:
         middle = (line.y0 + line.y1) / 2
         if rows:
             last = rows[-1]
-            top = min(l.y0 for l in last)
-            bottom = max(l.y1 for l in last)
+            top = min(box.y0 for box in last)
+            bottom = max(box.y1 for box in last)
             if abs(middle - (top + bottom) / 2) <= 0.5 * (bottom - top):
                 last.append(line)
                 continue
@@ -194,7 +200,7 @@ def layout(lines: Sequence[OcrLine]) -> tuple[str, tuple[TextBox, ...]]:
     previous_bottom: float | None = None
     for row in rows:
         row.sort(key=lambda line: line.x0)
-        top, bottom = min(l.y0 for l in row), max(l.y1 for l in row)
+        top, bottom = min(box.y0 for box in row), max(box.y1 for box in row)
         if parts:
             gap = "\n\n" if previous_bottom is not None and top - previous_bottom > (bottom - top) else "\n"
             parts.append(gap)
@@ -228,8 +234,8 @@ def _confidence(lines: Sequence[OcrLine]) -> float:
 def _sideways(lines: Sequence[OcrLine], width: int, height: int) -> bool:
     """Most of the text sits in boxes much taller than wide: the page lies on its side (RapidOCR
     reads such lines, but a layout of vertical lines puts them in the wrong order)."""
-    tall = sum(len(l.text) for l in lines if (l.y1 - l.y0) * height > 1.5 * (l.x1 - l.x0) * width)
-    return tall > 0.5 * sum(len(l.text) for l in lines)
+    tall = sum(len(line.text) for line in lines if (line.y1 - line.y0) * height > 1.5 * (line.x1 - line.x0) * width)
+    return tall > 0.5 * sum(len(line.text) for line in lines)
 
 
 def _unturn(box: TextBox, turns: int) -> TextBox:
@@ -257,6 +263,7 @@ def read_page(ocr: OcrEngine, path: Path, number: int, scale: float = OCR_SCALE)
     image = render(path, number, scale)
     height, width = image.shape[:2]
     lines, turns = ocr.read(image), 0
+    tries: tuple[int, ...]
     if lines and _sideways(lines, width, height):
         tries = (1, 3)
     elif lines and _confidence(lines) < UPRIGHT_CONFIDENCE:

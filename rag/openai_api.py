@@ -186,7 +186,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
     def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
         with readers:
             if history and _accepts_history(index):
-                return index.ask(question, k, history=history)  # type: ignore[call-arg]
+                return index.ask(question, k, history=history)
             return index.ask(question, k)
 
     def parse(body: Any) -> tuple[str, Index, str, list[dict[str, str]], int | None, bool]:

@@ -23,11 +23,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from .errors import PageViewError
 from .pdfium import LOCK as PDFIUM_LOCK
 from .pdfium import load as pdfium
-from .types import TextBox
+from .types import Page, TextBox
 
 MIN_SCALE, MAX_SCALE = 0.25, 4.0
 """4.0 renders a Letter page at 2448 x 3168 pixels (about 31 MB of RGB before PNG compression)."""
@@ -134,10 +135,18 @@ def _render_png(path: Path, page: int, scale: float) -> tuple[bytes, int, int]:
     return out.getvalue(), image.width, image.height
 
 
-def _open(pdf: object, path: Path) -> object:
+class _Document(Protocol):
+    """What is used here of a ``pypdfium2.PdfDocument`` (pypdfium2 ships no type hints)."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> Any: ...  # noqa: ANN401 - a pypdfium2 PdfPage
+    def close(self) -> None: ...
+
+
+def _open(pdf: Any, path: Path) -> _Document:  # noqa: ANN401 - the pypdfium2 module
     try:
-        return pdf.PdfDocument(str(path), password="")  # type: ignore[attr-defined]
-    except pdf.PdfiumError as exc:  # type: ignore[attr-defined]
+        return pdf.PdfDocument(str(path), password="")
+    except pdf.PdfiumError as exc:
         raise PageViewError(f"{path.name}: PDFium cannot open the file ({exc})") from None
 
 
@@ -167,7 +176,7 @@ def char_boxes(path: str, sha256: str, page: int) -> CharBoxes:
     """Every character PDFium reads on ``page`` (1-based) with its loose box (font height), cached
     by file digest: the highlight of a line then has the line's height whatever its letters."""
     pdf = pdfium()
-    raw = pdf.raw  # type: ignore[attr-defined]
+    raw = pdf.raw
     import ctypes
 
     with PDFIUM_LOCK:
@@ -244,7 +253,7 @@ def quote_alignment(stored: str, start: int, end: int, pdfium_text: str) -> dict
     theirs, theirs_at = _visible(pdfium_text)
     if not quote:
         return {}
-    hits = []
+    hits: list[int] = []
     at = theirs.find(quote)
     while at >= 0 and len(hits) < 50:
         hits.append(at)
@@ -255,7 +264,8 @@ def quote_alignment(stored: str, start: int, end: int, pdfium_text: str) -> dict
     if hits:
         best = hits[0]
         if len(hits) > 1:
-            guesses = [page_wide[i] for i in range(start, end) if i in page_wide]  # type: ignore[index]
+            assert page_wide is not None  # aligned above whenever there is not exactly one hit
+            guesses = [page_wide[i] for i in range(start, end) if i in page_wide]
             if guesses:
                 guess = sorted(guesses)[len(guesses) // 2]
                 best = min(hits, key=lambda h: abs(theirs_at[h] - guess))
@@ -385,11 +395,9 @@ def quote_boxes(snapshot: object, quote: object) -> tuple[TextBox, ...]:
     return text_layer_boxes(stored.text, start, end, char_boxes(str(path), sha256, number))
 
 
-def _stored_page(snapshot: object, source: str, number: int) -> object:
+def _stored_page(snapshot: object, source: str, number: int) -> Page | None:
     """The stored page with its OCR flag and boxes (``Snapshot.page``); an index written before
     those were stored has text-layer pages only."""
-    from .types import Page
-
     read = getattr(snapshot, "page", None)
     if read is not None:
         return read(source, number)

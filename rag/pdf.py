@@ -34,13 +34,16 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import LoadError
 from .pdf_diagnostics import AES_REASON, error_line, pypdf_log, unreadable_reason
 from .pdfium import LOCK as PDFIUM_LOCK
 from .pdfium import load as pdfium
 from .types import Page
+
+if TYPE_CHECKING:
+    from pypdf import PageObject
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +222,7 @@ def _read_pages(path: Path, reader: Any, doc: Any, count: int, deadline: float, 
     return pages, failed
 
 
-def _same_text_key(page: object) -> tuple[object, ...] | None:
+def _same_text_key(page: PageObject) -> tuple[object, ...] | None:
     """What a page's extracted text depends on, when other pages can share it; else None.
 
     The content streams and the resources must be the very same objects of the file (indirect
@@ -230,14 +233,15 @@ def _same_text_key(page: object) -> tuple[object, ...] | None:
     def ref(value: object) -> tuple[int, int] | None:
         return (value.idnum, value.generation) if isinstance(value, IndirectObject) else None
 
-    contents = page.raw_get("/Contents") if "/Contents" in page else None  # type: ignore[attr-defined]
+    contents = page.raw_get("/Contents") if "/Contents" in page else None
     if isinstance(contents, ArrayObject):
         streams = tuple(ref(item) for item in contents)
     else:
         streams = (ref(contents),)
     if not streams or None in streams:
         return None
-    resources = page.raw_get("/Resources") if "/Resources" in page else None  # type: ignore[attr-defined]
+    resources = page.raw_get("/Resources") if "/Resources" in page else None
+    shared: tuple[int, int] | str | None
     if resources is None or isinstance(resources, IndirectObject):
         shared = ref(resources)
     else:
@@ -245,7 +249,7 @@ def _same_text_key(page: object) -> tuple[object, ...] | None:
         if len(text) > 100_000:
             return None  # not worth comparing
         shared = text
-    return (streams, shared, repr(page.get("/Rotate", 0)))  # type: ignore[attr-defined]
+    return (streams, shared, repr(page.get("/Rotate", 0)))
 
 
 def _pdfium_text(doc: Any, number: int) -> str:  # noqa: ANN401

@@ -14,7 +14,7 @@ import errno
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, Collections, collection_folder
 from .errors import RagError
@@ -86,7 +86,7 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
         raise PortInUseError(port_in_use_message(host, port)) from exc
     # Added to the running app: Starlette looks routes up per request, and no one has the URL yet.
     demo.app.include_router(chat_router(library, api_key))
-    url = demo.local_url.rstrip("/")
+    url = cast(str, demo.local_url).rstrip("/")  # gradio types it None (its __init__ value); launch set a str
     print(f"rag web chat on {url}/ ; OpenAI-compatible API on {url}/v1"
           f"{' (API key required)' if api_key else ''} (Ctrl+C to stop)", flush=True)
     demo.block_thread()

@@ -224,7 +224,8 @@ class Snapshot:
 
     def rows_where(self, sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
         """Rows of the chunks from some sources and/or a page range (inclusive), for filters."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[str | int] = []
         if sources is not None:
             names = list(sources)
             marks = ",".join("?" * len(names))

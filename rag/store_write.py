@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class GenerationWriter:
         _remove_stale(folder)
         self.tmp.mkdir(parents=True)
         self.db = sqlite3.connect(self.tmp / META)
-        self._vectors = None
+        self._vectors: BinaryIO | None = None  # None only until __init__ opens it (or fails and aborts)
         self._next_row = 0
         try:
             # Vectors go to disk as they come, not into memory: an ingest holds one batch of them.
@@ -118,6 +119,7 @@ class GenerationWriter:
             "FROM old.chunks WHERE source NOT IN (SELECT source FROM dropped) ORDER BY row")
         self.db.commit()
         self.db.execute("DETACH DATABASE old")
+        assert self._vectors is not None  # opened just before, in __init__
         for begin in range(0, len(keep_rows), _COPY_ROWS):
             part = previous.vectors[keep_rows[begin:begin + _COPY_ROWS]]
             self._vectors.write(np.ascontiguousarray(part, dtype=np.float32).tobytes())
@@ -139,6 +141,7 @@ class GenerationWriter:
                               int(c.ocr)) for row, c, h in zip(rows, chunks, hashes)])
         if len(chunks):
             block = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim)
+            assert self._vectors is not None  # opened in __init__
             self._vectors.write(block.tobytes())
         self._next_row += len(chunks)
 
@@ -146,6 +149,7 @@ class GenerationWriter:
         """Write vectors, FAISS, BM25 and the manifest, then make this generation live."""
         self.db.commit()
         count = self._next_row
+        assert self._vectors is not None  # opened in __init__
         self._vectors.close()
         part = self.tmp / _VECTORS_PART
         stored = np.lib.format.open_memmap(self.tmp / VECTORS, mode="w+", dtype=np.float32, shape=(count, self.dim))

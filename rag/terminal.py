@@ -59,7 +59,7 @@ def safe_stdout() -> Iterator[None]:
     if not _isatty(original):
         yield
         return
-    sys.stdout = _Filtered(original)  # type: ignore[assignment]
+    sys.stdout = _Filtered(original)  # typeshed types sys.stdout as TextIO | Any
     try:
         yield
     finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import gradio as gr
 
@@ -159,6 +159,13 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block:
 # The page
 
 
+class _Concurrency(TypedDict):
+    """The queue options of an event listener (passed as ``**`` keywords)."""
+
+    concurrency_limit: int
+    concurrency_id: str
+
+
 def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
               collections: Collections | None = None) -> gr.Blocks:
     """The Gradio page over ``index``: chat with sources, library (upload, list, remove), settings.
@@ -286,7 +293,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                 gr.update(choices=choices, value=None))
 
     def add_files(files: list[str] | None, collection: str | None = None,
-                  progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                  progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 - gradio's documented idiom
         if not files:
             return (gr.skip(),) * 6
         # The demo collection stays the user guide: a user's own files start their own collection.
@@ -379,12 +386,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                     new_chat = gr.Button("New chat", variant="secondary", scale=1, min_width=90,
                                          elem_id="rag-new-chat")
             with gr.Column(scale=4, min_width=320):
-                sources = gr.HTML(SOURCES_EMPTY, elem_id="rag-sources", max_height="74vh", padding=False,
-                                  js_on_load=OPEN_SOURCE_JS)
+                # gradio annotates max_height as int | None, but documents and renders CSS units too.
+                sources = gr.HTML(SOURCES_EMPTY, elem_id="rag-sources", max_height="74vh",  # type: ignore[arg-type]
+                                  padding=False, js_on_load=OPEN_SOURCE_JS)
         viewer = gr.HTML("", elem_id="rag-viewer", js_on_load=VIEWER_JS, padding=False)
 
-        read = {"concurrency_limit": READERS, "concurrency_id": "read"}
-        write = {"concurrency_limit": 1, "concurrency_id": "write"}
+        read: _Concurrency = {"concurrency_limit": READERS, "concurrency_id": "read"}
+        write: _Concurrency = {"concurrency_limit": 1, "concurrency_id": "write"}
         for trigger in (question.submit, ask_button.click):
             trigger(post_question, [question, chatbot], [question, chatbot, pending], queue=False,
                     api_visibility="private").then(

@@ -200,8 +200,9 @@ def size_text(n: int) -> str:
         >>> size_text(50 * 1024 * 1024)
         '50.0 MB'
     """
+    size: float = n  # stays the int it is for "bytes"
     for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"

@@ -26,7 +26,8 @@ def verify_quotes(quotes: Sequence[Quote], pages: PageSource) -> tuple[list[Quot
         >>> # all(snapshot.page_text(q.source, q.page)[q.start:q.end] == q.text for q in kept)
     """
     texts: dict[tuple[str, int], str | None] = {}
-    kept, dropped = [], []
+    kept: list[Quote] = []
+    dropped: list[Quote] = []
     for quote in quotes:
         key = (quote.source, quote.page)
         if key not in texts:

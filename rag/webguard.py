@@ -105,7 +105,7 @@ class HostGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)  # lifespan
             return
-        headers = {}
+        headers: dict[str, str] = {}
         for key, value in scope.get("headers", ()):
             headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
         reason = self.refusal(headers.get("host"), headers.get("origin"))

@@ -110,7 +110,8 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"milvus-lite server did not start: {(data / 'server.log').read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"milvus-lite server did not start: {(data / 'server.log').read_text()[-2000:]}") from None
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -209,3 +209,18 @@ def test_a_question_with_nothing_its_window_holds_is_not_swapped() -> None:
                 random.Random(0)) is None
     # A name at the start of the question is not taken for a name it could swap.
     assert _swapped_questions().names("Upon what did William land at Pevensey?") == ["William", "Pevensey"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_swaps_kept_inside_the_window_never_bring_a_name_from_elsewhere(seed: int) -> None:
+    import random
+
+    swap = _swapped_questions().swap_question
+    window = "The Normans conquered England in 1066, led by William. Their largest castle stood at Dover."
+    made = swap("When did the Normans conquer England?", window, "1066", ["Franks", "Lisbon"], random.Random(seed),
+                outside_share=0)
+    assert made and "Franks" not in made and "Lisbon" not in made
+    assert any(name in made for name in ("William", "Dover"))
+    # Nothing else of the window to swap in: no question rather than a name from elsewhere.
+    assert swap("When did the Normans conquer England?", "The Normans conquered England in 1066.", "1066",
+                ["Franks"], random.Random(seed), outside_share=0) is None

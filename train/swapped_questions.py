@@ -94,10 +94,13 @@ def _other_number(number: str, window: str, rng: random.Random) -> str | None:
 
 
 def swap_question(question: str, window: str, answer: str, elsewhere: list[str],
-                  rng: random.Random) -> str | None:
+                  rng: random.Random, outside_share: float = 0.5) -> str | None:
     """An unanswerable variant of ``question`` for ``window`` (which answers it with ``answer``).
 
     ``elsewhere``: names from other articles, the replacements the window does not hold.
+    ``outside_share``: how often a name is swapped for one of ``elsewhere`` rather than another
+    name of the window. At 0 every swapped name is still in the window, so a question's name
+    missing from the window ("UN" beside "United Nations") is never what marks it unanswerable.
     ``None`` when the question has nothing the window holds to swap.
 
     Example:
@@ -125,7 +128,10 @@ def swap_question(question: str, window: str, answer: str, elsewhere: list[str],
             in_window = [n for n in window_names if n not in question and answer not in n and n not in answer
                          and old not in n and n not in old and n[:5] != old[:5]]
             outside = [n for n in elsewhere if not _contains(window, n) and n not in question]
-            pool = in_window if in_window and rng.random() < 0.5 else outside
+            if outside_share <= 0:
+                pool = in_window
+            else:
+                pool = in_window if in_window and rng.random() < 1 - outside_share else outside
             new = rng.choice(pool) if pool else None
         made = re.sub(r"(?<!\w)" + re.escape(old) + r"(?!\w)", new, question, count=1) if new else question
         if made != question:
