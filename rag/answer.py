@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from .chunk import split_sentences, table_header
+from .chunk import heading_lines, split_sentences, table_header
 from .reader import Reader, Span, load_reader, whole_span
 from .text import terms
 from .settings import Settings
@@ -113,14 +113,20 @@ def read_spans(question: str, hits: Sequence[Hit], reader: Reader) -> list[Span]
     """The reader's best span of every hit, at offsets of the hit's chunk text (one per hit, in order).
 
     The reader sees a table's rows under their header, and its spans are taken from the rows
-    themselves, the part that can be quoted. Titles and headings are left out: the reader was
-    trained on paragraphs, and with them it answered "cuttings brought from Burgundy" for
-    "Who planted the vineyard?" on a page it reads right alone.
+    themselves, the part that can be quoted. The chunk's title and section (its context) are left
+    out: the reader was trained on paragraphs, and with them it answered "cuttings brought from
+    Burgundy" for "Who planted the vineyard?" on a page it reads right alone. A Markdown heading
+    inside the chunk is read but never the answer: "Which environment variable chooses the index
+    folder?" was answered "## Collections" over the user guide.
     """
     texts = [searchable_text(hit.chunk.text, table_header(hit.chunk.context)) for hit in hits]
     lead = [len(t) - len(hit.chunk.text) for t, hit in zip(texts, hits)]
+    context_only = []
+    for n, hit in zip(lead, hits):
+        header = [(0, n)] if n else []
+        context_only.append(header + [(n + a, n + b) for a, b in heading_lines(hit.chunk.text)])
     return [replace(s, start=s.start - lead[s.passage], end=s.end - lead[s.passage]) if s.end > s.start else s
-            for s in reader.read(question, texts, lead)]
+            for s in reader.read(question, texts, context_only)]
 
 
 def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abstention,

@@ -491,16 +491,32 @@ def _header_row(line: str) -> str:
     return "| " + " | ".join(([label] if label else []) + row.group("cells").split()) + " |"
 
 
-def _section_headings(text: str) -> list[tuple[int, str]]:
-    """(offset, "Title › Section") of each Markdown heading, outside code fences."""
+_HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def _heading_matches(text: str) -> list[re.Match[str]]:
+    """The Markdown heading lines of ``text``, outside code fences."""
     if "#" not in text:
         return []
     fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+    return [m for m in _HEADING_LINE.finditer(text) if not any(f <= m.start() < g for f, g in fences)]
+
+
+def heading_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each Markdown heading line of ``text`` (a page or a chunk), outside code fences.
+
+    Example:
+        >>> heading_lines("## Collections\nAn index folder can hold several collections.")
+        [(0, 14)]
+    """
+    return [m.span() for m in _heading_matches(text)]
+
+
+def _section_headings(text: str) -> list[tuple[int, str]]:
+    """(offset, "Title › Section") of each Markdown heading, outside code fences."""
     found: list[tuple[int, str]] = []
     trail: list[tuple[int, str]] = []
-    for match in re.finditer(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", text, re.MULTILINE):
-        if any(f <= match.start() < g for f, g in fences):
-            continue
+    for match in _heading_matches(text):
         level, title = len(match.group(1)), _cut_words(match.group(2))
         trail = [(lv, t) for lv, t in trail if lv < level] + [(level, title)]
         found.append((match.start(), " › ".join(t for _, t in trail[-2:])))

@@ -129,12 +129,14 @@ class Reader:
         self._question.no_padding()
         self._question.enable_truncation(info.max_question)
 
-    def read(self, question: str, passages: Sequence[str], answers_from: Sequence[int] | None = None) -> list[Span]:
+    def read(self, question: str, passages: Sequence[str],
+             context_only: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Span]:
         """The best span of every passage (one per passage, in order).
 
-        ``answers_from[i]``: no span of passage ``i`` starts before this character. What comes
-        before is read as context only (a table's header row, a section heading), which the
-        answer cannot quote because it is not at the passage's offsets.
+        ``context_only[i]``: character ranges of passage ``i`` that are read but never answered
+        from, no span touching them: a table's header row put before the rows (not at the
+        passage's offsets, so it cannot be quoted), or a Markdown heading line (a heading names
+        a section; "## Collections" answers no question).
         """
         if not passages:
             return []
@@ -158,8 +160,9 @@ class Reader:
                 continue
             starts, ends = self._scores(q_ids, ids)
             s, e = starts[lead:lead + n], ends[lead:lead + n]
-            if answers_from is not None and answers_from[index] > 0:
-                context = np.array([a < answers_from[index] for a, _ in offsets[:n]])
+            if context_only is not None and context_only[index]:
+                context = np.array([any(a < stop and b > begin for begin, stop in context_only[index])
+                                    for a, b in offsets[:n]])
                 if context.all():
                     continue
                 s, e = np.where(context, -np.inf, s), np.where(context, -np.inf, e)

@@ -249,3 +249,16 @@ def test_amounts_and_numbers_are_whole(tmp_path: Path) -> None:
     assert members.found and "117,582" in members.span and members.span != "31,"
     revenue = index.ask("What was the revenue for the year?")
     assert revenue.found and "$11.69 billion" in revenue.span
+
+
+def test_a_markdown_heading_is_read_but_never_the_answer(tmp_path: Path) -> None:
+    # Over the user guide, "Which environment variable chooses the index folder?" was answered
+    # "## Collections": the reader reaches for a heading when the text below it does not answer.
+    guide = ("## Collections\nAn index folder can hold several separate collections of documents: say `reports` "
+             "for your filings and `papers` for articles.\n\n## Tides\nThe harbour office keeps the tide tables "
+             "of the bay.\n")
+    index = one_file_index(tmp_path / "docs", tmp_path / "index", "guide.md", guide)
+    answer = index.ask("Which environment variable chooses the index folder?")
+    assert not answer.found and "Collections" not in answer.span  # the guide does not say: declined
+    kept = index.ask("What does the harbour office keep?")
+    assert kept.found and "tide tables" in kept.span

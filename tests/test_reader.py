@@ -61,9 +61,9 @@ def test_context_is_read_but_never_answered_from() -> None:
     context = "Lighthouse keepers · | keeper | lighthouse |"
     passage = "| Ada Lowe | Gull Rock |\n| Tom Reed | Black Head |"
     text = f"{context}\n{passage}"
-    span = load_reader().read("Who kept the Gull Rock lighthouse?", [text], [len(context) + 1])[0]
+    span = load_reader().read("Who kept the Gull Rock lighthouse?", [text], [[(0, len(context) + 1)]])[0]
     assert span.start >= len(context) + 1
-    only_context = load_reader().read("Who kept the Gull Rock lighthouse?", [text], [len(text)])[0]
+    only_context = load_reader().read("Who kept the Gull Rock lighthouse?", [text], [[(0, len(text))]])[0]
     assert only_context.end == only_context.start == 0 and only_context.margin == float("-inf")
 
 
