@@ -65,6 +65,10 @@ other work):
         --init-from train/.work/stage5/reader-int8.onnx            # into rag/models
     .venv/bin/python train/reader.py --calibrate               # then: the abstention rule
     .venv/bin/python train/reader.py --steps 4 --batch 4 --limit 200 --out /tmp/reader  # smoke run
+
+``--device cuda`` runs the training steps on an NVIDIA GPU, for a session lent one
+(``RAG_TRAIN_DATA`` then names where the training data was copied); the graph is exported,
+quantised and measured on the CPU either way. No shipped stage was trained so yet.
 """
 
 from __future__ import annotations
@@ -89,7 +93,9 @@ import numpy as np
 from swapped_questions import names, swap_question
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_DATA = ROOT.parent / "shared" / "data" / "train"
+TRAIN_DATA = Path(os.environ.get("RAG_TRAIN_DATA", ROOT.parent / "shared" / "data" / "train"))
+"""``../shared/data/train`` beside the checkout, or ``$RAG_TRAIN_DATA`` (a machine lent for a run
+gets a copy of the checkout without ``../shared``: copy the two files into the checkout there)."""
 SQUAD1 = TRAIN_DATA / "squad1.1-train.json.gz"
 SQUAD2_REST = TRAIN_DATA / "squad2-dev-rest.json.gz"
 MAX_QUESTION = 48
@@ -384,6 +390,8 @@ def train(args: argparse.Namespace) -> None:
             sys.exit(f"{args.init_from}: weights do not match the reader: missing {missing}, "
                      f"unexpected {unexpected}")
         log.info("started from %s (%d tensors, dequantised)", args.init_from, len(weights))
+    device = torch.device(args.device)
+    model.to(device)
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     for layer in model.bert.encoder.layer[:args.freeze_layers]:
         layer.requires_grad_(False)
@@ -405,13 +413,11 @@ def train(args: argparse.Namespace) -> None:
     t_train = time.time()
     running = 0.0
     for step in range(args.steps):
-        batch = encode(tok, next(stream))
+        batch = {k: torch.from_numpy(v).to(device) for k, v in encode(tok, next(stream)).items()}
         seen += len(batch["start"])
-        outputs = model(input_ids=torch.from_numpy(batch["input_ids"]),
-                        token_type_ids=torch.from_numpy(batch["token_type_ids"]),
-                        attention_mask=torch.from_numpy(batch["attention_mask"]),
-                        start_positions=torch.from_numpy(batch["start"]),
-                        end_positions=torch.from_numpy(batch["end"]))
+        outputs = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                        attention_mask=batch["attention_mask"], start_positions=batch["start"],
+                        end_positions=batch["end"])
         outputs.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -426,6 +432,7 @@ def train(args: argparse.Namespace) -> None:
                      el / (step + 1) * (args.steps - step - 1))
     train_seconds = time.time() - t_train
     model.eval()
+    model.to("cpu")  # exported, quantised and measured as it ships: on the CPU
     torch.save(model.state_dict(), work / "reader-fp32.pt")
 
     fp32 = work / "reader-fp32.onnx"
@@ -659,6 +666,14 @@ def earlier_stages(args: argparse.Namespace) -> str:
     return "".join(lines)
 
 
+def hardware(args: argparse.Namespace) -> str:
+    if args.device == "cpu":
+        return f"{args.threads} CPU threads"
+    import torch
+
+    return f"one {torch.cuda.get_device_name(args.device)} GPU"
+
+
 def swapped_line(counts: dict) -> str:
     made = counts.get("squad1_swapped_questions") or 0
     if not made:
@@ -686,7 +701,7 @@ Written by `train/reader.py` on {datetime.now(timezone.utc).strftime('%Y-%m-%d')
 - **Kept apart:** calibration articles {', '.join(counts['calibration_articles'])} (the abstention
   rule is chosen there); `squad2-dev/` (the benchmark's report data) is never read by training.
 {earlier_stages(args)}- **Training:** {args.steps} steps of {args.batch} (AdamW, lr {args.lr}, 6% warm-up then linear
-  decay, word embeddings and the lowest {args.freeze_layers} layers frozen, seed {args.seed}, {args.threads} CPU threads{continued(args)}):
+  decay, word embeddings and the lowest {args.freeze_layers} layers frozen, seed {args.seed}, {hardware(args)}{continued(args)}):
   {seen:,} examples in {seconds / 60:.1f} minutes.
 - **File:** `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, dynamic int8 (MatMul weights with one scale per column, Gather),
   sha256 `{digest}`.
@@ -899,6 +914,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--freeze-layers", type=int, default=2, help="lowest encoder layers kept as they are")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--device", default="cpu",
+                   help="where the training steps run: cpu, or cuda on a machine with an NVIDIA GPU (the graph "
+                        "is exported, quantised and measured on the CPU either way)")
     p.add_argument("--limit", type=int, default=None, help="use only this many pool examples (smoke runs)")
     p.add_argument("--work", default=str(ROOT / "train" / ".work"), help="checkpoints and log")
     p.add_argument("--out", default=str(ROOT / "rag" / "models"))
