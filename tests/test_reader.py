@@ -169,17 +169,34 @@ def test_training_script_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None
                          capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     calibrated = reader_info(out)
-    assert calibrated.sha256 == info.sha256 and json.loads((out / "reader.json").read_text())["calibration"]
+    calibration = json.loads((out / "reader.json").read_text())["calibration"]
+    assert calibrated.sha256 == info.sha256 and set(calibration["e2e_separation_auc"]) == {
+        "margin", "similarity", "shipped"}
     assert "train/reader.py --calibrate --calibration-limit 40" in (out / "reader-card.md").read_text()
 
 
-def _swapped_questions():  # noqa: ANN202
+def _train_module(name: str):  # noqa: ANN202
+    """A script of ``train/`` imported as a module (they import each other by plain name)."""
+    import importlib
+
     sys.path.insert(0, str(ROOT / "train"))
     try:
-        import swapped_questions
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "train"))
-    return swapped_questions
+
+
+def _swapped_questions():  # noqa: ANN202
+    return _train_module("swapped_questions")
+
+
+def test_separation_is_the_chance_an_answerable_question_outscores_an_unanswerable_one() -> None:
+    separation = _train_module("reader").separation
+    unanswerable = np.array([False, False, True, True])
+    assert separation(np.array([3.0, 2.0, 1.0, 0.0]), unanswerable) == 1.0
+    assert separation(np.array([0.0, 1.0, 2.0, 3.0]), unanswerable) == 0.0
+    assert separation(np.array([3.0, 2.0, 1.0, 2.0]), unanswerable) == 0.875  # a tie counts half
+    assert np.isnan(separation(np.array([1.0, 2.0]), np.array([False, False])))
 
 
 @pytest.mark.parametrize("seed", range(8))
