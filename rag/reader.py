@@ -291,7 +291,7 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
     ".", "6", so a span can stop inside a number: it is widened to the whole number with its
     currency sign and unit ("$1.6 billion", never "31,"), and a day to its whole date
     ("December 31, 2017", never "31"). A web address, an e-mail address and short inline code are
-    answered whole too (``_whole_token``).
+    answered whole too (``_whole_token``), and brackets come in pairs (``_balanced``).
 
     Example:
         >>> t = "paid memberships were 117,582 at December 31, 2017"
@@ -334,6 +334,7 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
         if closing == "." and _ABBREVIATION.search(text, start, end - 1):
             break  # "Mrs." and "U.S." keep their dot
         end -= 1
+    start, end = _balanced(text, start, end)
     # Whole dates: a day alone ("31" of "December 31, 2017") answers nothing; it is the date.
     if end - start <= 2 and text[start:end].isdigit():
         month = _MONTH_BEFORE.search(text, 0, start)
@@ -342,6 +343,48 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
             year = _YEAR_AFTER.match(text, end)
             end = year.end() if year else end
     return start, end
+
+
+_CLOSE_WITHIN = 30
+"""Characters past a span's end in which the ")" of a bracket it opened may be found and taken in."""
+
+
+def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span with its brackets paired: "(RSOs" -> "(RSOs)", "1996) and ... (2002" -> "1996".
+
+    A ")" the span never opened means it began inside a parenthesis: the span stops before it. A
+    "(" it never closes takes in its ")" when that comes within ``_CLOSE_WITHIN`` characters, in
+    the same sentence; otherwise the span stops before the "(".
+    """
+    depth = 0
+    for i in range(start, end):
+        depth += text[i] == "("
+        depth -= text[i] == ")"
+        if depth < 0:
+            end = i
+            break
+    opened = []
+    for i in range(start, end):
+        if text[i] == "(":
+            opened.append(i)
+        elif text[i] == ")" and opened:
+            opened.pop()
+    if not opened:
+        return start, _trimmed_end(text, start, end)
+    after = text[end:end + _CLOSE_WITHIN]
+    close = after.find(")")
+    if len(opened) == 1 and close >= 0 and "(" not in after[:close] and not _SENTENCE_BREAK.search(after[:close]):
+        return start, end + close + 1
+    return start, _trimmed_end(text, start, opened[0])
+
+
+_SENTENCE_BREAK = re.compile(r"[.!?]\s|\n\s*\n")
+
+
+def _trimmed_end(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1] in " \t\r\n,;:":
+        end -= 1
+    return end
 
 
 _ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Inc|Ltd|Co|Corp)|\b[A-Z](?:\.[A-Z])*)$")

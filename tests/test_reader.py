@@ -130,6 +130,13 @@ def test_shipped_model_is_small_and_has_a_card() -> None:
     ("Use `rag ingest` with one or more files", "Use `rag", "Use `rag ingest`"),
     ("pass `rag ingest ~/papers --glob '*.pdf'` to filter", "glob", "--glob"),
     ("a `Index` and a ``` fence", "Index", "Index"),
+    # Brackets paired: a "(" opened is closed when its ")" is near, a ")" never opened ends the span.
+    ("Recognized Student Organizations (RSOs) are", "Organizations (RSOs", "Organizations (RSOs)"),
+    ("smearing the (PMOI / MEK Iran).", "smearing the (PMOI / MEK Iran", "smearing the (PMOI / MEK Iran)"),
+    ("Art (since 1996) and theater & performance studies (2002).", "1996) and theater & performance studies (2002",
+     "1996"),
+    ("oxygen toxicity (causing seizures at high pressures in divers and others) is a risk",
+     "oxygen toxicity (causing seizures", "oxygen toxicity"),
 ])
 def test_whole_span(text: str, piece: str, expected: str) -> None:
     start = text.index(piece)
