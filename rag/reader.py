@@ -347,6 +347,7 @@ def whole_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 _CLOSE_WITHIN = 30
 """Characters past a span's end in which the ")" of a bracket it opened may be found and taken in."""
+_SENTENCE_BREAK = re.compile(r"[.!?]\s|\n\s*\n")
 
 
 def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
@@ -376,9 +377,6 @@ def _balanced(text: str, start: int, end: int) -> tuple[int, int]:
     if len(opened) == 1 and close >= 0 and "(" not in after[:close] and not _SENTENCE_BREAK.search(after[:close]):
         return start, end + close + 1
     return start, _trimmed_end(text, start, opened[0])
-
-
-_SENTENCE_BREAK = re.compile(r"[.!?]\s|\n\s*\n")
 
 
 def _trimmed_end(text: str, start: int, end: int) -> int:
