@@ -790,11 +790,11 @@ def separation(scores: np.ndarray, unanswerable: np.ndarray) -> float:
         >>> separation(np.array([3.0, 2.0, 1.0, 2.0]), np.array([False, False, True, True]))
         0.875
     """
-    answerable, declined = scores[~unanswerable], scores[unanswerable]
-    if not len(answerable) or not len(declined):
+    answerable, impossible = scores[~unanswerable], scores[unanswerable]
+    if not len(answerable) or not len(impossible):
         return float("nan")
-    above = (answerable[:, None] > declined[None, :]).sum() + 0.5 * (answerable[:, None] == declined[None, :]).sum()
-    return float(above / (len(answerable) * len(declined)))
+    above = (answerable[:, None] > impossible[None, :]).sum() + 0.5 * (answerable[:, None] == impossible[None, :]).sum()
+    return float(above / (len(answerable) * len(impossible)))
 
 
 def choose_abstention(margins: np.ndarray, similarity: np.ndarray, unanswerable: np.ndarray, em: np.ndarray,
@@ -872,10 +872,11 @@ def calibrate_end_to_end(out: Path, work: Path, limit: int | None = None) -> dic
                       for rule, folds in held_out.items() if folds}
     best_f1 = max(((float(m), abstention_figures(margins, float(m), unanswerable, em, f1)["overall_f1"])
                    for m in np.arange(-6.0, 10.01, 0.25)), key=lambda pair: pair[1])
-    shipped = abstention_figures(margins + weight * similarity, threshold, unanswerable, em, f1)
-    along = precision_at_recall(margins + weight * similarity, unanswerable)
+    confidence = margins + weight * similarity
+    shipped = abstention_figures(confidence, threshold, unanswerable, em, f1)
+    along = precision_at_recall(confidence, unanswerable)
     separated = {"margin": separation(margins, unanswerable), "similarity": separation(similarity, unanswerable),
-                 "shipped": separation(margins + weight * similarity, unanswerable)}
+                 "shipped": separation(confidence, unanswerable)}
     alone = abstention_figures(margins, margin, unanswerable, em, f1)
     figures = {
         "e2e_questions": len(rows), "e2e_unanswerable": int(unanswerable.sum()),
