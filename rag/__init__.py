@@ -22,10 +22,12 @@ from .errors import (
 )
 from .index import Index
 from .settings import Settings
-from .types import Answer, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote, TextBox
+from .types import ANSWER_KINDS, Answer, AnswerKind, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote, TextBox
 
 __all__ = [
+    "ANSWER_KINDS",
     "Answer",
+    "AnswerKind",
     "Chunk",
     "Document",
     "EmbeddingModelError",

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+AnswerKind = Literal["fact", "definition", "explanation", "procedure", "yesno", "list", "comparison", "summary",
+                     "keyword", "table"]
+"""What kind of answer a question wants (``rag.question_kind.classify``): a fact is a short span in
+its sentence; a summary covers a whole document; a table answer reads or computes cells; every
+other kind is answered by the one to three sentences that answer it."""
+ANSWER_KINDS: tuple[AnswerKind, ...] = ("fact", "definition", "explanation", "procedure", "yesno", "list",
+                                        "comparison", "summary", "keyword", "table")
 
 
 @dataclass(frozen=True)
@@ -204,12 +212,14 @@ class Answer:
     question with the instructions around it left out)."""
     unsupported: tuple[str, ...] = ()
     """Sentences of an LLM's answer left out of ``text`` because its quotes do not support them."""
+    kind: AnswerKind = "fact"
+    """What kind of answer the question wanted (``rag.question_kind``), which shaped ``text``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of an answer; ``citations[i]["n"]`` is its ``[n]`` in ``answer``."""
         return {
             "question": self.question, "query": self.query or self.question, "answer": self.text,
-            "found": self.found, "span": self.span,
+            "found": self.found, "kind": self.kind, "span": self.span,
             "mode": self.mode, "confidence": self.confidence, "notes": list(self.notes),
             "citations": [{"n": n, **q.to_dict()} for n, q in enumerate(self.citations, start=1)],
             "unsupported": list(self.unsupported),
