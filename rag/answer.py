@@ -24,11 +24,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from .chunk import heading_lines, split_sentences, table_header
+from .question_kind import classify, wants_sentences
 from .reader import Reader, Span, load_reader, whole_span
-from .text import terms
+from .sentence_answer import choose, fitted, quotes_and_text, units
 from .settings import Settings
-from .types import Answer, Chunk, Hit, Quote, searchable_text
+from .text import terms
+from .types import Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
 from .verify import PageSource, verify_quotes
 
 NOT_FOUND = "Not found in the indexed documents."
@@ -106,7 +110,88 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=(),
                       mode="extractive", notes=("no passage to read: the index returned nothing",))
     reader = reader or load_reader()
+    kind = classify(question)
+    if wants_sentences(kind):
+        return compose_sentences(question, kind, hits, reader, pages)
     return compose(question, hits, read_spans(question, hits, reader), abstention(settings, reader), pages)
+
+
+def compose_sentences(question: str, kind: AnswerKind, hits: Sequence[Hit], reader: Reader,
+                      pages: PageSource) -> Answer:
+    """The ``Answer`` of a question that wants sentences (``rag.sentence_answer``): the one to three
+    that answer it, a list or procedure whole, each run cited; or an abstention.
+
+    Whether to answer rests on the chosen unit's score and the best passage's dense similarity
+    (``Fitted.confidence``), a rule fitted with the chooser on data that looks like use.
+    """
+    passage_units = [units(hit.chunk.text) for hit in hits]
+    spans, margins = read_passages(question, hits, reader, [[(u.start, u.end) for u in us] for us in passage_units])
+    chosen = choose(question, kind, hits, passage_units, margins)
+    order = sorted(range(len(hits)), key=lambda i: -(spans[i].margin - RANK_PENALTY * i))
+    if not chosen:
+        return Answer(question=question, text=NOT_FOUND, found=False, citations=(),
+                      hits=tuple(reader_order(hits, [spans[i] for i in order], None)), mode="extractive",
+                      kind=kind, notes=("no sentence of the passages can stand as an answer",))
+    confidence = fitted().confidence(chosen[0].score, hits)
+    # The answer's passages first, in the order it cites them, then by the reader's spans.
+    placed = list(dict.fromkeys([s.passage for s in chosen] + order))
+    ranked = [replace(hits[i], rank=place) for place, i in enumerate(placed, start=1)]
+    first = chosen[0].passage
+    span = spans[first]
+    emphasis = None
+    if span.end > span.start:
+        a, b = whole_span(hits[first].chunk.text, span.start, span.end)
+        emphasis = (first, a, b) if b > a else None
+    text, quotes = quotes_and_text(hits, chosen, emphasis)
+    kept, dropped = verify_quotes(quotes, pages)
+    head = hits[first].chunk.text[emphasis[1]:emphasis[2]] if emphasis else ""
+    if confidence < 0 or len(kept) != len(quotes):
+        guess = " ".join(quotes[0].text.split())
+        return Answer(question=question, text=_declined(guess, quotes[0], confidence >= -SENTENCE_POSSIBLY_BAND),
+                      found=False, citations=(), hits=tuple(ranked), mode="extractive", confidence=confidence,
+                      span=head, kind=kind,
+                      notes=(f"best guess, below the no-answer line ({confidence:.2f} < 0): \"{_clip(guess)}\" "
+                             f"({quotes[0].name}, page {quotes[0].page})",))
+    return Answer(question=question, text=text, found=True, citations=tuple(kept), hits=tuple(ranked),
+                  mode="extractive", confidence=confidence, span=head, kind=kind,
+                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped))
+
+
+POSSIBLY_BAND = 3.0
+"""How far below the threshold (in reader margin) a fact's best guess is still offered in words
+("Possibly: ..."): closer than this, a person would rather see the guess, plainly marked as
+uncertain, than a bare "Not found" with the guess in a footnote."""
+SENTENCE_POSSIBLY_BAND = 1.0
+"""The same for sentence answers, in the units of ``Fitted.confidence`` (a logit)."""
+
+
+def _declined(guess: str, quote: Quote, close: bool) -> str:
+    """What a decline says: "Not found", and the best guess in plain words when it came close."""
+    if not close:
+        return NOT_FOUND
+    return f"{NOT_FOUND} Possibly: \"{_clip(guess, 240)}\", from {quote.name}, page {quote.page} (not certain)."
+
+
+def read_passages(question: str, hits: Sequence[Hit], reader: Reader,
+                  sentences: Sequence[Sequence[tuple[int, int]]]) -> tuple[list[Span], list[np.ndarray]]:
+    """``read_spans`` and the reader's pooled margin of each given sentence (chunk offsets) of every hit."""
+    texts, lead, context_only = _reading(hits)
+    shifted = [[(a + n, b + n) for a, b in ss] for ss, n in zip(sentences, lead)]
+    spans, margins = reader.read_sentences(question, texts, shifted, context_only)
+    return ([replace(s, start=s.start - lead[s.passage], end=s.end - lead[s.passage]) if s.end > s.start else s
+             for s in spans], margins)
+
+
+def _reading(hits: Sequence[Hit]) -> tuple[list[str], list[int], list[list[tuple[int, int]]]]:
+    """What the reader reads of each hit (a table's header before its rows), how many characters
+    stand before the chunk's own text, and the ranges it reads but never answers from."""
+    texts = [searchable_text(hit.chunk.text, table_header(hit.chunk.context)) for hit in hits]
+    lead = [len(t) - len(hit.chunk.text) for t, hit in zip(texts, hits)]
+    context_only = []
+    for n, hit in zip(lead, hits):
+        header = [(0, n)] if n else []
+        context_only.append(header + [(n + a, n + b) for a, b in heading_lines(hit.chunk.text)])
+    return texts, lead, context_only
 
 
 def read_spans(question: str, hits: Sequence[Hit], reader: Reader) -> list[Span]:
@@ -119,12 +204,7 @@ def read_spans(question: str, hits: Sequence[Hit], reader: Reader) -> list[Span]
     inside the chunk is read but never the answer: "Which environment variable chooses the index
     folder?" was answered "## Collections" over the user guide.
     """
-    texts = [searchable_text(hit.chunk.text, table_header(hit.chunk.context)) for hit in hits]
-    lead = [len(t) - len(hit.chunk.text) for t, hit in zip(texts, hits)]
-    context_only = []
-    for n, hit in zip(lead, hits):
-        header = [(0, n)] if n else []
-        context_only.append(header + [(n + a, n + b) for a, b in heading_lines(hit.chunk.text)])
+    texts, lead, context_only = _reading(hits)
     return [replace(s, start=s.start - lead[s.passage], end=s.end - lead[s.passage]) if s.end > s.start else s
             for s in reader.read(question, texts, context_only)]
 
@@ -159,8 +239,9 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
     if confidence < threshold or not kept:
         note = (f"best guess, below the reader's no-answer threshold ({confidence:.2f} < {threshold:.2f}): "
                 f"\"{_clip(text)}\", from \"{_clip(quote.text)}\" ({quote.name}, page {quote.page})")
-        return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=tuple(hits),
-                      mode="extractive", confidence=confidence, span=text, notes=(note,))
+        return Answer(question=question, text=_declined(text, quote, confidence >= threshold - POSSIBLY_BAND),
+                      found=False, citations=(), hits=tuple(hits), mode="extractive", confidence=confidence,
+                      span=text, notes=(note,))
     # The answer reads as one line (a span broken over source lines would wrap oddly in a chat
     # bubble); the quote keeps the page's own characters.
     return Answer(question=question, text=f"{' '.join(text.split())} [1]", found=True, citations=tuple(kept),

@@ -42,6 +42,18 @@ _HEADING = re.compile(r"#{1,6}\s")
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1|\Z)", re.MULTILINE | re.DOTALL)
 """A fenced code block, whose "# ..." lines are comments, not headings."""
 _TABLE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
+
+
+def fenced_blocks(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each fenced code block of ``text`` (```...``` or ~~~...~~~), fences included.
+
+    Example:
+        >>> fenced_blocks("Run:\n```\nrag ingest docs\n```\nDone.")
+        [(5, 28)]
+    """
+    return [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+
+
 _TABLE_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+(?:[ \t]*:?-{3,}:?[ \t]*)?")
 """The line under a Markdown table's header: ``|---|:--:|``."""
 CHUNKER_VERSION = 2
@@ -282,7 +294,7 @@ class Chunker:
         with the next (a changelog of one-line sections would otherwise become one-line chunks).
         The last chunk of the page is balanced against the one before it (``_balance_tail``).
         """
-        fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+        fences = fenced_blocks(text)
         headings = {k for k, (a, b, _) in enumerate(units)
                     if _HEADING.match(text, a, b) and not any(f <= a < g for f, g in fences)}
         spans: list[tuple[int, int]] = []
@@ -421,7 +433,7 @@ def _tables(text: str) -> list[tuple[int, int, int]]:
     """Markdown tables as (start, end of the header and its rule line, end), outside code fences."""
     if "|" not in text:
         return []
-    fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+    fences = fenced_blocks(text)
     lines = _lines(text, 0, len(text))
     tables, k = [], 0
     while k + 1 < len(lines):
@@ -498,7 +510,7 @@ def _heading_matches(text: str) -> list[re.Match[str]]:
     """The Markdown heading lines of ``text``, outside code fences."""
     if "#" not in text:
         return []
-    fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
+    fences = fenced_blocks(text)
     return [m for m in _HEADING_LINE.finditer(text) if not any(f <= m.start() < g for f, g in fences)]
 
 

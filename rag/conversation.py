@@ -141,6 +141,19 @@ def leans_on_history(question: str) -> bool:
     return len(own) <= 3 and any(w in _POINTERS for w in words)
 
 
+def stands_alone(question: str) -> bool:
+    """Does the question name its own subject: a name or a number (a year, an amount) among at
+    least three content words, and no word that points back?
+
+    Example:
+        >>> stands_alone("What were Amcor's total net sales for fiscal year 2023?"), stands_alone("Do I need to bring anything?")
+        (True, False)
+    """
+    own = content_words(question)
+    named = _names(question) or any(w.isdigit() for w in own)
+    return bool(named) and len(own) >= 2 and not leans_on_history(question)
+
+
 def _names(text: str) -> list[str]:
     """Capitalised word runs that are not a sentence's first word ("Maryam Rajavi", "UN")."""
     out = []
@@ -192,7 +205,10 @@ def _ordinal_swapped(question: str, answer: str) -> str:
     return question[:m.start()] + items[place] + question[m.end():]
 
 
-_ABOUT = re.compile(r"^\s*(?:and\s+|but\s+)?(?:what|how)\s+about\s+(?P<topic>[^?.!]+?)\s*[?.!]*\s*$", re.I)
+_ABOUT = re.compile(r"^\s*(?:(?:and\s+|but\s+)?(?:what|how)\s+about\s+|(?:and|or|but)\s+(?=(?:the|a|an|his|her|its|their|"
+                    r"in|on|at|for|during|from|with|by|after|before|since|under)\s|[A-Z]))(?P<topic>[^?.!]+?)\s*[?.!]*\s*$",
+                    re.I)
+""""What about X?" and "And X?" (a phrase, no verb: "And the host?", "And in 2019?")."""
 _LAST_QUESTION = re.compile(r"(?:^|(?<=[.!?])\s+)(?P<question>[^.!?]+\?)\s*$")
 _PREPOSITIONS = frozenset("in on at for during from to with by after before since under into".split())
 _DETERMINERS = frozenset("the a an this that these those his her its their".split())
@@ -295,7 +311,14 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     context = " ".join([*asked, question, question, last_answer])
     if not leans_on_history(question):
         own = {w.lower() for w in content_words(question)}
-        if own & {w.lower() for t in turns for w in content_words(t["content"])}:
+        shared = own & {w.lower() for t in turns for w in content_words(t["content"])}
+        if not shared and stands_alone(question):
+            # A question that names its own subject and shares no word with the conversation is a
+            # new topic: searched alone, as if asked first ("What were Amcor's total net sales for
+            # fiscal year 2023?" after three questions about other filings found nothing when
+            # searched with them; "Who wrote Hamlet?" after the seed article is declined as alone).
+            return Resolved(search=question, read=question, followup=False)
+        if shared:
             # A question of its own on the same topic ("Can I renew my licence online?" after "How
             # do I renew my driving licence?"), its words in an earlier question or answer: the
             # earlier questions say what the conversation is about. Answers count since they name
@@ -311,6 +334,10 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     read = _ordinal_swapped(question, last_answer)
     if read == question and asked:
         read = _about_swapped(question, asked[-1])
+        if read != question:
+            # "And the host?" after "How do I change the port?" is that question asked of the host:
+            # it stands alone now, and the earlier turn's words (the port) would only pull it back.
+            return Resolved(search=read, read=read, followup=True)
     # A name stands for a pronoun, but not for "them" of "the first of them" (one name is no list).
     if read == question and _is_name(last_answer) and not _ORDINAL.search(question):
         def swap(m: re.Match[str]) -> str:

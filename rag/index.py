@@ -21,10 +21,12 @@ from .backends import EMBEDDERS
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
 from .protocols import Answerer, Embedder, QueryContext, Reranker
+from .question_kind import classify
 from .retrieve import CachedPages, Retriever
 from .settings import Settings
 from .store import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
 from .store_write import WriteLock
+from .summary import summarize
 from .types import Answer, Document, Hit, IngestReport, Quote, TextBox
 
 if TYPE_CHECKING:
@@ -283,6 +285,10 @@ class Index:
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
         asked = focus(question) if settings.focus_question else question
+        if classify(asked) == "summary":
+            document = self._document_meant(asked, retriever, settings, history)
+            if document is not None:
+                return dataclasses.replace(summarize(snapshot, document, question), question=question)
         resolved = None
         if history:
             resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
@@ -302,6 +308,44 @@ class Index:
         if shown == question:
             return result
         return dataclasses.replace(result, question=question, query=shown)
+
+    def summarize(self, source: str) -> Answer:
+        """An extractive summary of one indexed document: 3 to 7 of its own sentences covering
+        its main points, in document order, each a verified quote (``rag.summary``).
+
+        ``source`` is the indexed path or its file name; ``RagError`` when it is not indexed.
+
+        Example:
+            >>> # answer = index.summarize("report.pdf")
+            >>> # print(answer.text); [(q.page, q.text) for q in answer.citations]
+        """
+        snapshot = self._snapshot_or_raise()
+        documents = snapshot.documents()
+        wanted = [d for d in documents if source in (d.source, d.name)
+                  or d.source == str(Path(source).expanduser().resolve())]
+        if not wanted:
+            names = ", ".join(d.name for d in documents[:10]) or "none"
+            raise RagError(f"{source}: not in the index (indexed: {names})")
+        return summarize(snapshot, wanted[0])
+
+    def _document_meant(self, question: str, retriever: Retriever, settings: Settings,
+                        history: Sequence[Mapping[str, Any]] | None) -> Document | None:
+        """The document a summary question is about: the one it names, the only one, or the one
+        the question (with the conversation before it) finds first."""
+        documents = self.documents()
+        if len(documents) == 1:
+            return documents[0]
+        lowered = question.lower()
+        named = [d for d in documents if d.name.lower() in lowered or Path(d.name).stem.lower() in lowered]
+        if named:
+            return max(named, key=lambda d: len(d.name))
+        search = question
+        if history:
+            from .conversation import resolve
+
+            search = resolve(question, history).search
+        hits = retriever.search(search, settings, k=1)
+        return next((d for d in documents if hits and d.source == hits[0].source), None)
 
     def chat(self, k: int | None = None, **overrides: Any) -> Conversation:
         """A conversation whose ``ask`` keeps the earlier turns (``reset()`` starts over).

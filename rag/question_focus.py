@@ -43,6 +43,9 @@ _POINTER = re.compile(
 """Where the asker says to look: "shown in the cash flow statement", "in the statement of income"."""
 _DEFINITION = re.compile(r"(?i)^(?:define\s+(.+?)\s+as\b|(.+?)\s+is\s+defined\s+as\b):?\s*(.*)$", re.S)
 _WORD = re.compile(r"[A-Za-z]+")
+LONG_MESSAGE_WORDS = 60
+"""Words of a message beyond which only its closing question is searched: "Who called for UN
+visits?" after 1,000 characters of a chat template answered "the answer", found."""
 
 
 def focus(question: str) -> str:
@@ -76,7 +79,16 @@ def focus(question: str) -> str:
         else:
             kept.append(sentence)
             asks = asks or sentence.endswith("?") or bool(_QUESTION_START.match(sentence))
-    if not asks or not pointers and len(kept) == len(sentences):
+    if kept and kept[-1].endswith("?") and sum(len(k.split()) for k in kept) > LONG_MESSAGE_WORDS:
+        # A long message that ends with its question (a chat front end's template, pasted text
+        # first): the question is the sentences that end it with "?", not the first words.
+        tail = len(kept)
+        while tail > 0 and kept[tail - 1].endswith("?"):
+            tail -= 1
+        kept = kept[tail:]
+        pointers = pointers if asks else []
+        asks = True
+    elif not asks or not pointers and len(kept) == len(sentences):
         return question
     extra = [p for p in dict.fromkeys(pointers) if p.lower() not in " ".join(kept).lower()]
     return " ".join(kept + extra)

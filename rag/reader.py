@@ -127,7 +127,9 @@ class Reader:
         self.tokenizer.no_truncation()
         self._question = Tokenizer.from_file(tokenizer_file)
         self._question.no_padding()
-        self._question.enable_truncation(info.max_question)
+        # A long message ends with its question (a chat front end's template, pasted context first):
+        # the reader keeps its last word pieces, never its first.
+        self._question.enable_truncation(info.max_question, direction="left")
 
     def read(self, question: str, passages: Sequence[str],
              context_only: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Span]:
@@ -138,8 +140,26 @@ class Reader:
         passage's offsets, so it cannot be quoted), or a Markdown heading line (a heading names
         a section; "## Collections" answers no question).
         """
+        return self.read_sentences(question, passages, [()] * len(passages), context_only)[0]
+
+    def read_sentences(self, question: str, passages: Sequence[str], sentences: Sequence[Sequence[tuple[int, int]]],
+                       context_only: Sequence[Sequence[tuple[int, int]]] | None = None,
+                       ) -> tuple[list[Span], list[np.ndarray]]:
+        """``read``'s spans, and for every passage the margin of the best span inside each of its
+        ``sentences`` (character ranges): the reader's own scores pooled per sentence, from the
+        same model call. A sentence the reader never saw whole (no word piece inside it, or all
+        of it context) gets ``-inf``.
+
+        Example:
+            >>> text = "Bananas are yellow. Mrs. Maryam Rajavi has called on the UN to send delegations."
+            >>> spans, margins = load_reader().read_sentences("Who called for UN visits?", [text],
+            ...                                              [[(0, 19), (20, len(text))]])
+            >>> bool(margins[0][1] > margins[0][0])
+            True
+        """
+        pooled = [np.full(len(s), -np.inf) for s in sentences]
         if not passages:
-            return []
+            return [], pooled
         q_ids = self._question.encode(question, add_special_tokens=False).ids
         windows: list[tuple[int, list[int], list[tuple[int, int]]]] = []
         for index, passage in enumerate(passages):
@@ -166,12 +186,20 @@ class Reader:
                 if context.all():
                     continue
                 s, e = np.where(context, -np.inf, s), np.where(context, -np.inf, e)
+            null = float(starts[0] + ends[0])
             i, j, score = best_pair(s, e, self.info.max_answer)
-            span = Span(passage=index, start=offsets[i][0], end=offsets[j][1], score=score,
-                        null_score=float(starts[0] + ends[0]))
+            span = Span(passage=index, start=offsets[i][0], end=offsets[j][1], score=score, null_score=null)
             if index not in best or span.margin > best[index].margin:
                 best[index] = span
-        return [best[i] if i in best else Span(i, 0, 0, float("-inf"), 0.0) for i in range(len(passages))]
+            if len(sentences[index]):
+                firsts = np.array([a for a, _ in offsets[:n]])
+                for k, (a, b) in enumerate(sentences[index]):
+                    lo, hi = int(np.searchsorted(firsts, a)), int(np.searchsorted(firsts, b))
+                    if hi > lo and np.isfinite(s[lo:hi]).any():
+                        pooled[index][k] = max(pooled[index][k], best_pair(s[lo:hi], e[lo:hi],
+                                                                           self.info.max_answer)[2] - null)
+        spans = [best[i] if i in best else Span(i, 0, 0, float("-inf"), 0.0) for i in range(len(passages))]
+        return spans, pooled
 
     def _scores(self, q_ids: list[int], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Start and end scores of every position of ``[CLS] question [SEP] window [SEP]``.

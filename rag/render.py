@@ -82,7 +82,9 @@ OCR_TAG = ('<span class="rag-ocr" title="This page had no text layer: its text w
 def source_card(n: int, quote: Quote, hits: Sequence[Hit], pages: PageTexts, kind: str, cite: int) -> str:
     """One card of the sources panel; its button opens shown quote number ``cite`` (0-based)."""
     passage, offset, context = _passage(quote, hits, pages)
-    mark = (quote.start - offset, quote.end - offset)
+    # The closest passages of a decline are shown around their best sentence, never marked: a
+    # mark reads as "this answers", and none of them does.
+    mark = (quote.start - offset, quote.end - offset) if kind != "closest" else (quote.start - offset,) * 2
     snippet = passage_html(passage, mark, quote.source, context=CONTEXT_CHARS, header=context)
     whole = passage_html(passage, mark, quote.source, header=context)
     ocr = OCR_TAG if quote.ocr or any(h.chunk.ocr and h.source == quote.source and h.page == quote.page
@@ -162,8 +164,11 @@ def render_reply(answer: Answer) -> str:
     if not answer.found:
         searched = (f'<p class="rag-cited">searched: {_inert_addresses(escape(answer.query))}</p>'
                     if answer.query else "")
-        return ("<p><strong>Not found in the indexed documents.</strong></p>"
-                "<p>The closest passages are shown beside the chat; try other words, or add the document "
+        guess = answer.text.partition(" Possibly: ")[2]
+        # A best guess that came close is said in plain words, marked as uncertain, unquoted.
+        possibly = f'<p class="rag-possibly">Possibly: {_inert_addresses(escape(guess))}</p>' if guess else ""
+        return ("<p><strong>Not found in the indexed documents.</strong></p>" + possibly +
+                "<p>The closest passages are shown with the sources; try other words, or add the document "
                 "that holds the answer.</p>" + searched)
     places: dict[tuple[str, int], list[int]] = {}
     for n, quote in enumerate(answer.citations, start=1):
@@ -178,7 +183,21 @@ def render_reply(answer: Answer) -> str:
                    + (f"; {left_out} unsupported sentence{'s' if left_out != 1 else ''} left out (see the notes)"
                       if left_out else ""))
     searched = f" · searched: {escape(answer.query)}" if answer.query else ""
-    return f'{message_html(answer.text)}<p class="rag-cited">{_inert_addresses(cited + checked + searched)}</p>'
+    return (f'{message_html(answer.text)}{_fact_sentence(answer)}'
+            f'<p class="rag-cited">{_inert_addresses(cited + checked + searched)}</p>')
+
+
+def _fact_sentence(answer: Answer) -> str:
+    """Under a fact's short headline, the sentence it stands in, the headline emphasised there."""
+    if answer.kind != "fact" or answer.mode != "extractive" or not answer.citations or not answer.span:
+        return ""
+    quote = " ".join(answer.citations[0].text.split())
+    span = " ".join(answer.span.split())
+    at = quote.find(span)
+    if at < 0:
+        return f'<p class="rag-sentence">{_inert_addresses(escape(quote))}</p>'
+    return (f'<p class="rag-sentence">{_inert_addresses(escape(quote[:at]))}<strong>'
+            f'{_inert_addresses(escape(span))}</strong>{_inert_addresses(escape(quote[at + len(span):]))}</p>')
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Latency of ``Index.ask`` by kind of question, beside the span-only answerer, and of summaries.
+
+Over the user guide (``docs/user-guide.md``, the demo corpus) and the seed article, each question
+is asked through ``Index.ask`` (k=5: search, the reader, the sentence chooser, quote checks) and,
+interleaved question by question on the same hits, through the answerer this one replaced (the
+reader's span for every question, ``rag.answer.compose``): the difference is what answering in
+sentences costs. Then ``Index.summarize`` of a 50-page PDF (a real filing from
+``../shared/data/financebench`` when present, else one made with fpdf2) and of the seed.
+
+Usage:
+    .venv/bin/python bench/answer_speed.py [--rounds 3]
+
+Results: ``bench/results/perf_answer_speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, SHARED, header, percentile, write
+
+from rag import Index
+from rag.answer import abstention, compose, read_spans
+from rag.question_kind import classify
+from rag.reader import load_reader
+from rag.retrieve import CachedPages
+
+QUESTIONS = {
+    "guide": ["Which Python version does rag need?", "What is rag?", "How do I add documents to the index?",
+              "Why does rag refuse to open an index?", "Which file types does rag read?",
+              "Does rag need a GPU?", "How does hybrid retrieval work?", "What is the difference between "
+              "the extractive and the llm answer modes?", "Where is the index saved?",
+              "How do I remove a document?"],
+    "seed": ["Who called for UN visits?", "Why is the regime nervous?", "What are Resistance Units?",
+             "How many people has the outbreak killed?", "Which organisations did Mrs. Rajavi call on?"],
+}
+
+
+def fifty_pages(folder: Path) -> Path:
+    """A real filing of about 50 pages, or a made one."""
+    filings = sorted((SHARED / "financebench" / "pdfs").glob("*.pdf")) if (SHARED / "financebench").exists() else []
+    from pypdf import PdfReader
+
+    for pdf in filings:
+        try:
+            if 40 <= len(PdfReader(pdf).pages) <= 70:
+                return pdf
+        except Exception:  # noqa: BLE001 - any unreadable filing is simply not chosen
+            continue
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import write_pdf  # noqa: E402 - fpdf2, test extra
+
+    words = "The harbour authority reported steady growth in container traffic across the year".split()
+    return write_pdf(folder / "made-50-pages.pdf",
+                     [" ".join(f"{words[(n + i) % len(words)]}" for i in range(400)) + "." for n in range(50)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    lines = header("Answer latency by kind, and summaries", sys.argv, "bench/answer_speed.py",
+                   ["k=5; each question asked once per round after a warm-up; the span-only answerer on the same "
+                    "hits, interleaved"])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        corpora = {"guide": [ROOT / "docs" / "user-guide.md"]}
+        seed = SHARED.parent / "seeds"
+        if seed.exists():
+            corpora["seed"] = [seed]
+        reader = load_reader()
+        by_kind: dict[str, list[float]] = {}
+        spans_only: list[float] = []
+        for name, paths in corpora.items():
+            index = Index.build(paths, folder / name)
+            snapshot, retriever = index._require()
+            questions = QUESTIONS[name]
+            index.ask(questions[0])  # warm-up: models loaded
+            for _ in range(args.rounds):
+                for q in questions:
+                    started = time.perf_counter()
+                    index.ask(q)
+                    by_kind.setdefault(classify(q), []).append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    hits = retriever.search(q, index.settings)
+                    compose(q, hits, read_spans(q, hits, reader), abstention(index.settings, reader),
+                            CachedPages(snapshot, None))
+                    spans_only.append(time.perf_counter() - started)
+        everything = [t for times in by_kind.values() for t in times]
+        lines += ["| answerer | kind | questions | p50 ms | p95 ms |", "| --- | --- | ---: | ---: | ---: |",
+                  f"| span only (before) | all | {len(spans_only)} | {1000 * percentile(spans_only, 50):.0f} | "
+                  f"{1000 * percentile(spans_only, 95):.0f} |",
+                  f"| by kind (now) | all | {len(everything)} | {1000 * percentile(everything, 50):.0f} | "
+                  f"{1000 * percentile(everything, 95):.0f} |"]
+        lines += [f"| by kind (now) | {kind} | {len(times)} | {1000 * percentile(times, 50):.0f} | "
+                  f"{1000 * percentile(times, 95):.0f} |" for kind, times in sorted(by_kind.items())]
+        pdf = fifty_pages(folder)
+        index = Index.build([pdf], folder / "pdf")
+        document = index.documents()[0]
+        times = []
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            answer = index.summarize(document.name)
+            times.append(time.perf_counter() - started)
+        lines += ["", f"Summary of {document.name} ({document.pages} pages, {document.chunks} chunks): "
+                      f"median {1000 * percentile(times, 50):.0f} ms over {args.rounds} runs, "
+                      f"{len(answer.citations)} sentences."]
+    print("\n".join(lines))
+    write("answer_speed", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""Every kind of question answered in its form: facts as spans, the rest in whole sentences, steps
+and lists whole, summaries of whole documents, page furniture never quoted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag import Index, RagError
+from rag.answer import NOT_FOUND
+from rag.boilerplate import is_boilerplate, repeated_lines
+from rag.question_kind import classify
+from rag.sentence_answer import units
+from tests.conftest import write_pdf
+
+GUIDE = """# Lantern user guide
+
+Lantern is a command-line tool that turns a folder of photographs into a searchable catalogue.
+
+## Installing
+
+To install Lantern, follow these steps:
+
+1. Download the archive from the release page.
+2. Unpack it into a folder of your choice.
+3. Run `lantern setup` once to create the catalogue.
+
+## Supported cameras
+
+Lantern reads the pictures of these camera makers:
+
+- Canon, including the older PowerShot models
+- Nikon
+- Fujifilm
+- Olympus
+
+## Why catalogues are rebuilt
+
+Lantern rebuilds the catalogue when the thumbnail size changes. Thumbnails of another size would
+not line up with the grid of the viewer, so every picture is read again.
+
+## Privacy
+
+Lantern never uploads your pictures. Everything stays on your own disk.
+"""
+
+FLOOD = """<html><head><title>After a flood</title></head><body>
+<nav>Home | About Us | Contact Us | Site Map</nav>
+<h1>After a flood</h1>
+<p>After a flood, return home only when the authorities say it is safe. Wear boots and gloves while
+you clean, and throw away any food that touched flood water.</p>
+<p>Call your insurance company to report the damage and take photographs of everything that was damaged.</p>
+<footer>Contact Us Site Map Privacy Policy</footer>
+</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def guide_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    docs = tmp_path_factory.mktemp("kinds-docs")
+    (docs / "lantern.md").write_text(GUIDE, encoding="utf-8")
+    (docs / "flood.html").write_text(FLOOD, encoding="utf-8")
+    return Index.build([docs], tmp_path_factory.mktemp("kinds-index"))
+
+
+@pytest.fixture(scope="module")
+def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    return Index.build([seed_file], tmp_path_factory.mktemp("kinds-seed-index"))
+
+
+def assert_verbatim(index: Index, quotes) -> None:  # noqa: ANN001 - a tuple of Quote
+    for quote in quotes:
+        page = index.page_text(quote.source, quote.page)
+        assert page is not None and quote.text and page[quote.start:quote.end] == quote.text
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("Who called for UN visits?", "fact"),
+    ("How many people died?", "fact"),
+    ("What is rag?", "definition"),
+    ("What does RRF stand for?", "definition"),
+    ("How do I run the tests?", "procedure"),
+    ("How to hire a lawyer", "procedure"),
+    ("Why did the regime arrest them?", "explanation"),
+    ("How does the reader choose a span?", "explanation"),
+    ("Does rag send my documents anywhere?", "yesno"),
+    ("What are the supported file formats?", "list"),
+    ("Which file types can I upload?", "list"),
+    ("What is the difference between dense and lexical search?", "comparison"),
+    ("Summarize the document.", "summary"),
+    ("What is this article about?", "summary"),
+    ("What are the main points of the report?", "summary"),
+    ("Virtualization", "keyword"),
+])
+def test_the_kind_of_answer_a_question_wants(question: str, kind: str) -> None:
+    assert classify(question) == kind
+
+
+def test_units_keep_list_items_and_code_blocks_whole() -> None:
+    text = "To install:\n\n1. Download it.\n2. Unpack it\n   anywhere.\n\n```\nlantern setup\n```\nDone now, really."
+    got = [(text[u.start:u.end], u.role) for u in units(text)]
+    assert got == [("To install:", "sentence"), ("1. Download it.", "item"), ("2. Unpack it\n   anywhere.", "item"),
+                   ("```\nlantern setup\n```", "code"), ("Done now, really.", "sentence")]
+
+
+def test_a_procedure_keeps_all_its_steps(guide_index: Index) -> None:
+    answer = guide_index.ask("How do I install Lantern?")
+    assert answer.found and answer.kind == "procedure"
+    for step in ("1. Download the archive", "2. Unpack it", "3. Run `lantern setup`"):
+        assert step in answer.text
+    assert_verbatim(guide_index, answer.citations)
+
+
+def test_a_list_keeps_all_its_items(guide_index: Index) -> None:
+    answer = guide_index.ask("Which cameras does Lantern support?")
+    assert answer.found and answer.kind == "list"
+    for maker in ("Canon", "Nikon", "Fujifilm", "Olympus"):
+        assert maker in answer.text
+    assert_verbatim(guide_index, answer.citations)
+
+
+def test_a_definition_is_the_sentence_that_defines(guide_index: Index) -> None:
+    answer = guide_index.ask("What is Lantern?")
+    assert answer.found and answer.kind == "definition"
+    assert "command-line tool that turns a folder of photographs" in answer.text
+    assert answer.text.rstrip().endswith("]") and answer.citations
+
+
+def test_an_explanation_is_answered_in_whole_sentences(guide_index: Index) -> None:
+    answer = guide_index.ask("Why does Lantern rebuild the catalogue?")
+    assert answer.found and answer.kind == "explanation"
+    assert "thumbnail size changes" in answer.text
+    # Whole sentences: the answer opens where a sentence of the page opens.
+    first = answer.citations[0]
+    page = guide_index.page_text(first.source, first.page)
+    assert page is not None and (first.start == 0 or page[first.start - 1] in " \n")
+    assert_verbatim(guide_index, answer.citations)
+
+
+def test_navigation_and_footers_are_never_the_answer(guide_index: Index) -> None:
+    answer = guide_index.ask("What should we do after a flood?")
+    assert answer.found
+    assert "Site Map" not in answer.text and "Contact Us" not in answer.text
+    assert "return home only when the authorities say it is safe" in answer.text
+
+
+def test_boilerplate_is_told_apart_from_sentences() -> None:
+    assert is_boilerplate("Contact Us Site Map")
+    assert is_boilerplate("Home | About Us | Contact Us | Site Map")
+    assert is_boilerplate("We use cookies to improve your experience")
+    assert not is_boilerplate("Call your insurance company to report the damage.")
+    assert not is_boilerplate("Copyright law protects a work for seventy years after its author's death.")
+    pages = [f"ACME Corp. Annual Report 2023\nSection {word} says something new.\nPage {n} of 9"
+             for n, word in enumerate("one two three four five six seven eight nine".split(), start=1)]
+    assert repeated_lines(pages) == {"ACME Corp. Annual Report #", "Page # of #"}
+
+
+def test_the_seed_anchor_stays_a_fact(seed_index: Index) -> None:
+    answer = seed_index.ask("Who called for UN visits?")
+    assert answer.found and answer.kind == "fact" and "Maryam Rajavi" in answer.span
+    assert "delegations to visit Iran" in " ".join(q.text for q in answer.citations)
+
+
+@pytest.mark.parametrize("question", ["What is this article about?", "Summarize the document."])
+def test_a_summary_covers_the_whole_article(seed_index: Index, question: str) -> None:
+    answer = seed_index.ask(question)
+    assert answer.found and answer.kind == "summary"
+    assert 3 <= len(answer.citations) <= 7
+    assert_verbatim(seed_index, answer.citations)
+    text = answer.text
+    # Its main points, from the first paragraph to the later ones, in document order.
+    assert "taking to the streets" in text and "Coronavirus" in text
+    assert "prison" in text or "arrests" in text
+    starts = [q.start for q in answer.citations]
+    assert starts == sorted(starts)
+    assert all(f"[{n}]" in text for n in range(1, len(answer.citations) + 1))
+
+
+def test_summarize_names_the_document_and_refuses_an_unknown_one(guide_index: Index) -> None:
+    answer = guide_index.summarize("lantern.md")
+    assert answer.found and answer.kind == "summary" and answer.citations
+    assert {q.name for q in answer.citations} == {"lantern.md"}
+    # A question naming a file among several summarises that file.
+    assert {q.name for q in guide_index.ask("Summarize lantern.md").citations} == {"lantern.md"}
+    with pytest.raises(RagError, match="not in the index"):
+        guide_index.summarize("missing.pdf")
+
+
+def test_a_summary_of_a_pdf_leaves_out_its_running_header(tmp_path: Path) -> None:
+    pages = [f"Harbour Authority Report 2023\nThe harbour {topic}. The board discussed it in its meeting of "
+             f"week {n * 7}.\nPage {n}" for n, topic in enumerate(
+                 ["dredged the northern channel to twelve metres", "opened a second container terminal",
+                  "replaced the lighthouse lamp with a modern LED beacon", "trained forty new pilots for the port",
+                  "repaired the storm damage to the eastern pier"], start=1)]
+    write_pdf(tmp_path / "report.pdf", pages)
+    index = Index.build([tmp_path / "report.pdf"], tmp_path / "index")
+    answer = index.summarize("report.pdf")
+    assert answer.found and len(answer.citations) >= 3
+    assert "Harbour Authority Report" not in answer.text
+    assert len({q.page for q in answer.citations}) >= 3  # it reads the whole document, not one page
+
+
+def test_a_long_message_is_read_with_the_question_at_its_end(seed_index: Index) -> None:
+    template = ("You are a helpful assistant for a newsroom. Use the context the user gives you, be precise, "
+                "cite your sources and keep the answer short. ") * 8
+    answer = seed_index.ask(template + "Who called for UN visits?")
+    assert answer.found and "Maryam Rajavi" in answer.span
+
+
+def test_a_close_guess_is_offered_in_words_and_a_far_one_is_not(guide_index: Index) -> None:
+    far = guide_index.ask("Who won the football world cup in 2018?")
+    assert not far.found and far.text == NOT_FOUND and not far.citations
+
+
+def test_answer_to_dict_carries_the_kind(guide_index: Index) -> None:
+    payload = guide_index.ask("How do I install Lantern?").to_dict()
+    assert payload["kind"] == "procedure"

@@ -1,0 +1,238 @@
+"""Fit the sentence chooser's weights (``rag/models/sentence-choice.json``).
+
+``rag.sentence_answer.choose`` answers a question that wants sentences with the unit (sentence,
+list item, code block) whose weighted features score highest. This script fits those weights:
+for every training question it searches the question's corpus as ``Index.ask`` does (top 5),
+computes the features of every unit of the hits, and maximises the softmax likelihood of the
+units that hold the gold answer (a listwise fit: the chooser takes the best unit, so the fit
+rewards ranking a right unit first, not calibrating each unit alone). Plain gradient ascent with
+L2, in numpy; a few seconds once the features are computed.
+
+Data (never the sets the benchmarks report):
+- doc2dial-a, the *tune* half of its documents (``bench/conversation.py``'s split by crc32 of the
+  file name), every user turn asked with its history as the answerer sees it, the grounding
+  span's units positive;
+- the 19 SQuAD 2.0 dev articles outside ``squad2-dev/`` (``../shared/data/train/squad2-dev-rest.
+  json.gz``), answerable questions that ``rag.question_kind`` sends to sentences.
+Figures are held out by document: every fifth document (crc32) is scored with weights fitted on
+the others, then the shipped weights are fitted on all.
+
+Command (recorded in the JSON it writes):
+    python train/sentence_choice.py [--limit N] [--out rag/models/sentence-choice.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag import Index, Settings
+from rag.answer import read_passages
+from rag.datasets import EvalQuestion, load_doc2dial, load_squad
+from rag.question_kind import classify, wants_sentences
+from rag.reader import load_reader
+from rag.sentence_answer import FEATURES, WEIGHTS, features, units
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SEED = 20261207
+DECLINED_ANSWERABLE = 0.12
+"""The share of answerable questions the abstention rule may decline on the training data: a
+person asking about their own documents is failed by a decline more than by a wrong guess
+they can check against its quote (the target on MTRAG-UN: at most 15%)."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question's candidate units: their features, which hold the gold answer, and whether the
+    corpus answers the question at all."""
+
+    document: str
+    x: np.ndarray
+    positive: np.ndarray
+    answerable: bool
+    dense: float
+    """The best dense score among the hits (the abstention rule weighs it)."""
+
+
+def examples(index: Index, keep: Sequence[EvalQuestion], label: str, answerable: bool = True) -> list[Example]:
+    reader = load_reader()
+    out = []
+    started = time.time()
+    for n, q in enumerate(keep, start=1):
+        hits = index.search(q.question, history=q.messages() or None)
+        kind = classify(q.question)
+        passage_units = [units(h.chunk.text) for h in hits]
+        _, margins = read_passages(q.question, hits, reader,
+                                   [[(u.start, u.end) for u in us] for us in passage_units])
+        rows = features(q.question, kind, hits, passage_units, margins)
+        if not rows:
+            continue
+        gold = [(name, a, b) for name, a, b in q.spans] if answerable else []
+        positive = np.array([any(hits[p].chunk.name == name and hits[p].chunk.start + u.start < b
+                                 and hits[p].chunk.start + u.end > a for name, a, b in gold)
+                             for p, u, _ in rows])
+        dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
+        out.append(Example(q.sources[0] if q.sources else q.id, np.stack([f for _, _, f in rows]), positive,
+                           answerable, dense))
+        if n % 100 == 0:
+            print(f"{label}: {n}/{len(keep)} questions, {time.time() - started:.0f}s", flush=True)
+    return out
+
+
+def fit(data: Sequence[Example], l2: float = 0.01, steps: int = 3000, lr: float = 0.5) -> np.ndarray:
+    """Chooser weights maximising the mean log softmax probability of each example's right units."""
+    data = [ex for ex in data if ex.positive.any()]
+    w = np.zeros(len(FEATURES))
+    w[0] = 1.0  # start from the reader's margin alone
+    for _ in range(steps):
+        grad = -l2 * w
+        for ex in data:
+            s = ex.x @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            target = ex.positive / ex.positive.sum()
+            grad += (target - p) @ ex.x / len(data)
+        w += lr * grad
+    return w
+
+
+def top1(data: Sequence[Example], w: np.ndarray) -> float:
+    data = [ex for ex in data if ex.positive.any()]
+    return float(np.mean([ex.positive[int(np.argmax(ex.x @ w))] for ex in data])) if data else 0.0
+
+
+def evidence(data: Sequence[Example], w: np.ndarray) -> np.ndarray:
+    """What the abstention rule weighs: the chosen unit's score and the best dense score, a row a question."""
+    return np.array([[float(np.max(ex.x @ w)), ex.dense] for ex in data])
+
+
+def fit_abstention(data: Sequence[Example], w: np.ndarray, declined_answerable: float) -> np.ndarray:
+    """(score weight, dense weight, bias) of a logistic rule answerable vs not, its bias then moved
+    so that ``declined_answerable`` of the answerable questions fall below zero."""
+    z = evidence(data, w)
+    y = np.array([ex.answerable for ex in data], dtype=float)
+    mean, scale = z.mean(axis=0), z.std(axis=0) + 1e-9
+    zn = (z - mean) / scale
+    a = np.zeros(3)
+    for _ in range(3000):
+        p = 1 / (1 + np.exp(-(zn @ a[:2] + a[2])))
+        a[:2] += 0.5 * ((y - p) @ zn / len(y) - 0.001 * a[:2])
+        a[2] += 0.5 * float(np.mean(y - p))
+    weights = a[:2] / scale
+    values = z[y == 1] @ weights
+    bias = -float(np.quantile(values, declined_answerable))
+    return np.array([*weights, bias])
+
+
+def declines(data: Sequence[Example], w: np.ndarray, rule: np.ndarray) -> tuple[float, float]:
+    """Shares declined of the answerable and of the unanswerable questions."""
+    z = evidence(data, w)
+    declined = z @ rule[:2] + rule[2] < 0
+    y = np.array([ex.answerable for ex in data])
+    return float(declined[y].mean()) if y.any() else 0.0, float(declined[~y].mean()) if (~y).any() else 0.0
+
+
+def held_out(data: Sequence[Example], declined_answerable: float) -> dict[str, float]:
+    """Top-1 accuracy of the reader's margin alone and of fitted weights, and the abstention rule's
+    decline rates, every fifth document held out."""
+    sums = {"margin_alone_top1": 0.0, "fitted_top1": 0.0, "answerable_declined": 0.0, "unanswerable_declined": 0.0}
+    margin_only = np.eye(len(FEATURES))[0]
+    counts = {"top1": 0, "answerable": 0, "unanswerable": 0}
+    for fold in range(5):
+        test = [ex for ex in data if zlib.crc32(ex.document.encode()) % 5 == fold]
+        train = [ex for ex in data if zlib.crc32(ex.document.encode()) % 5 != fold]
+        if not test:
+            continue
+        w = fit(train)
+        rule = fit_abstention(train, w, declined_answerable)
+        right = sum(ex.positive.any() for ex in test)
+        sums["margin_alone_top1"] += top1(test, margin_only) * right
+        sums["fitted_top1"] += top1(test, w) * right
+        counts["top1"] += right
+        a, u = declines(test, w, rule)
+        n_a, n_u = sum(ex.answerable for ex in test), sum(not ex.answerable for ex in test)
+        sums["answerable_declined"] += a * n_a
+        sums["unanswerable_declined"] += u * n_u
+        counts["answerable"] += n_a
+        counts["unanswerable"] += n_u
+    return {"margin_alone_top1": sums["margin_alone_top1"] / max(1, counts["top1"]),
+            "fitted_top1": sums["fitted_top1"] / max(1, counts["top1"]),
+            "answerable_declined": sums["answerable_declined"] / max(1, counts["answerable"]),
+            "unanswerable_declined": sums["unanswerable_declined"] / max(1, counts["unanswerable"])}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=None, help="questions per data set at most (a smoke run)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--work", type=Path, default=ROOT / "train" / ".work" / "sentence-choice")
+    args = parser.parse_args(argv)
+    np.random.seed(SEED)
+    conversation = SHARED / "conversation"
+    squad_rest = SHARED / "train" / "squad2-dev-rest.json.gz"
+    if not conversation.exists() or not squad_rest.exists():
+        print(f"needs {conversation} and {squad_rest}", file=sys.stderr)
+        return 2
+    args.work.mkdir(parents=True, exist_ok=True)
+    settings = Settings()
+    limit = args.limit
+    data: list[Example] = []
+    dialogues = load_doc2dial(conversation, cache_dir=args.work / "data")
+    tune = [q for q in dialogues.questions if zlib.crc32(q.sources[0].encode()) % 2 == 0]
+    dialogue_index = Index.build([f for f in dialogues.corpus if zlib.crc32(f.name.encode()) % 2 == 0],
+                                 args.work / "doc2dial-index", settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "squad2-dev-rest.json"
+        plain.write_bytes(gzip.decompress(squad_rest.read_bytes()))
+        squad = load_squad(plain, cache_dir=args.work / "data")
+    squad_index = Index.build(squad.corpus, args.work / "squad-index", settings)
+    sentence_kinds = [q for q in squad.questions if wants_sentences(classify(q.question))]
+    answerable = [q for q in sentence_kinds if not q.unanswerable]
+    unanswerable = [q for q in sentence_kinds if q.unanswerable]
+    data += examples(dialogue_index, tune[:limit], "doc2dial-a tune half")
+    data += examples(squad_index, answerable[:limit], "SQuAD 2.0 dev rest, answerable")
+    # Questions the corpus does not answer: SQuAD 2.0's unanswerable ones (a passage on the topic,
+    # not the answer), and made ones: each corpus's questions asked of the other (the topic absent).
+    data += examples(squad_index, unanswerable[:limit], "SQuAD 2.0 dev rest, unanswerable", answerable=False)
+    first_turns = [q for q in tune if not q.history]
+    off = (limit or len(first_turns)) // 2
+    data += examples(squad_index, first_turns[:off], "doc2dial-a asked of SQuAD", answerable=False)
+    data += examples(dialogue_index, answerable[:off], "SQuAD asked of doc2dial-a", answerable=False)
+    figures = held_out(data, DECLINED_ANSWERABLE)
+    weights = fit(data)
+    rule = fit_abstention(data, weights, DECLINED_ANSWERABLE)
+    report = {
+        "features": list(FEATURES),
+        "weights": {name: round(float(v), 4) for name, v in zip(FEATURES, weights)},
+        "abstain": {"score": round(float(rule[0]), 4), "dense": round(float(rule[1]), 4),
+                    "bias": round(float(rule[2]), 4),
+                    "rule": "answer when score * chosen unit's score + dense * best dense score + bias >= 0"},
+        "trained_on": "doc2dial-a tune half (user turns with history) and the SQuAD 2.0 dev articles outside "
+                      "squad2-dev/ (questions of the sentence kinds); unanswerable: SQuAD 2.0's, and each "
+                      "corpus's questions asked of the other; top 5 hits each",
+        "examples": {"answerable": sum(ex.answerable for ex in data),
+                     "with a right unit in the top 5": sum(bool(ex.positive.any()) for ex in data),
+                     "unanswerable": sum(not ex.answerable for ex in data)},
+        "held_out": {k: round(v, 4) for k, v in figures.items()}
+                    | {"how": "every fifth document (crc32) held out, fitted on the rest"},
+        "command": "python train/sentence_choice.py" + (f" --limit {limit}" if limit else ""),
+        "seed": SEED,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
