@@ -30,6 +30,7 @@ from .chunk import heading_lines, split_sentences, table_header
 from .question_kind import classify, wants_sentences
 from .reader import Reader, Span, load_reader, whole_span
 from .sentence_answer import choose, fitted, quotes_and_text, units
+from .protocols import Embedder
 from .settings import Settings
 from .text import terms
 from .types import Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
@@ -72,10 +73,12 @@ def best_similarity(hits: Sequence[Hit]) -> float | None:
     return max(scores) if scores else None
 
 
-def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource) -> Answer:
+def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
+           embedder: Embedder | None = None) -> Answer:
     """Answer ``question`` from ``hits`` with the answerer ``settings.answer_mode`` names.
 
-    ``pages`` gives the stored page texts every quote is checked against (an index snapshot).
+    ``pages`` gives the stored page texts every quote is checked against (an index snapshot);
+    ``embedder`` is the index's, which weighs the sentences of an answer in sentences.
 
     Example:
         >>> # a = answer("Who called for UN visits?", index.search("Who called for UN visits?"),
@@ -87,7 +90,7 @@ def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSo
         from .llm import llm_answer
 
         return llm_answer(question, hits, pages, settings)
-    return read_answer(question, hits, settings, pages)
+    return read_answer(question, hits, settings, pages, embedder=embedder)
 
 
 def abstention(settings: Settings, reader: Reader) -> Abstention:
@@ -99,7 +102,7 @@ def abstention(settings: Settings, reader: Reader) -> Abstention:
 
 
 def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
-                reader: Reader | None = None) -> Answer:
+                reader: Reader | None = None, embedder: Embedder | None = None) -> Answer:
     """The offline answerer: the reader's best span over the hits, quoted in its sentence.
 
     Example:
@@ -112,12 +115,12 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
     reader = reader or load_reader()
     kind = classify(question)
     if wants_sentences(kind):
-        return compose_sentences(question, kind, hits, reader, pages)
+        return compose_sentences(question, kind, hits, reader, pages, embedder)
     return compose(question, hits, read_spans(question, hits, reader), abstention(settings, reader), pages)
 
 
 def compose_sentences(question: str, kind: AnswerKind, hits: Sequence[Hit], reader: Reader,
-                      pages: PageSource) -> Answer:
+                      pages: PageSource, embedder: Embedder | None = None) -> Answer:
     """The ``Answer`` of a question that wants sentences (``rag.sentence_answer``): the one to three
     that answer it, a list or procedure whole, each run cited; or an abstention.
 
@@ -126,7 +129,7 @@ def compose_sentences(question: str, kind: AnswerKind, hits: Sequence[Hit], read
     """
     passage_units = [units(hit.chunk.text) for hit in hits]
     spans, margins = read_passages(question, hits, reader, [[(u.start, u.end) for u in us] for us in passage_units])
-    chosen = choose(question, kind, hits, passage_units, margins)
+    chosen = choose(question, kind, hits, passage_units, margins, embedder)
     order = sorted(range(len(hits)), key=lambda i: -(spans[i].margin - RANK_PENALTY * i))
     if not chosen:
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(),

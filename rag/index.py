@@ -297,13 +297,16 @@ class Index:
         query = (self._conversation_context(retriever, resolved, settings) if resolved
                  else retriever.context(searched, settings))
         hits = retriever.search(searched, settings, k=k, context=query)
-        answerer = self.answerer
-        if answerer is None:
+        # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
+        pages = CachedPages(snapshot, query.pages)
+        read = resolved.read if resolved else asked
+        if self.answerer is None:
             from .answer import answer
 
-            answerer = answer
-        # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
-        result = answerer(resolved.read if resolved else asked, hits, settings, CachedPages(snapshot, query.pages))
+            # The default answerer weighs sentences with the index's own embedder.
+            result = answer(read, hits, settings, pages, embedder=retriever.embedder)
+        else:
+            result = self.answerer(read, hits, settings, pages)
         shown = resolved.shown if resolved else searched
         if shown == question:
             return result

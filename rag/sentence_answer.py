@@ -25,6 +25,7 @@ import numpy as np
 from .boilerplate import is_boilerplate
 from .chunk import fenced_blocks, heading_lines, split_sentences
 from .errors import ReaderModelError
+from .protocols import Embedder
 from .text import terms
 from .types import AnswerKind, Chunk, Hit, Quote
 
@@ -71,6 +72,11 @@ CONTINUE_WITHIN = 1.0
 chosen one's (or it plainly continues it: "This ...", "However, ...")."""
 OTHER_PASSAGE_WITHIN = 0.3
 """A sentence of another passage joins when its score is at most this far below the chosen one's."""
+STEPS_BONUS = 1.0
+"""Added, by rule, to a list item, a code block or the sentence leading into one when the question
+asks for steps or a list. The fitting data (doc2dial's web pages, SQuAD's Wikipedia paragraphs)
+holds few Markdown lists, so the fitted ``steps`` weight stays small; without this, "How do I
+install Lantern?" was answered with the sentence that says what Lantern is, beside its three steps."""
 WEIGHTS = Path(__file__).resolve().parent / "models" / "sentence-choice.json"
 
 
@@ -79,7 +85,9 @@ class Fitted:
     """The chooser's weights and its abstention rule, as ``train/sentence_choice.py`` fitted them."""
 
     weights: np.ndarray
-    """Weights of ``FEATURES``: a unit's score is its features' weighted sum."""
+    """Weights of ``FEATURES``: a unit's first score is its features' weighted sum."""
+    rerank: np.ndarray
+    """Weights of ``FEATURES`` and the unit's ``similarity`` to the question, for the shortlist."""
     score_weight: float
     dense_weight: float
     bias: float
@@ -97,8 +105,9 @@ def fitted() -> Fitted:
     try:
         data = json.loads(WEIGHTS.read_text(encoding="utf-8"))
         rule = data["abstain"]
-        return Fitted(np.array([float(data["weights"][name]) for name in FEATURES]), float(rule["score"]),
-                      float(rule["dense"]), float(rule["bias"]))
+        return Fitted(np.array([float(data["weights"][name]) for name in FEATURES]),
+                      np.array([float(data["rerank"][name]) for name in (*FEATURES, "similarity")]),
+                      float(rule["score"]), float(rule["dense"]), float(rule["bias"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ReaderModelError(f"the sentence chooser's weights {WEIGHTS} are missing or unreadable ({exc}): "
                                "reinstall rag (or refit them with train/sentence_choice.py)") from None
@@ -237,17 +246,55 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
     return out
 
 
+SHORTLIST = 8
+"""Units the first score keeps for the second, which adds their embedding similarity to the
+question: embedding every unit of five passages cost as much as reading them again."""
+
+
+def similarities(question: str, texts: Sequence[str], embedder: Embedder) -> np.ndarray:
+    """Cosine of the question's embedding and each text's (the index's own embedder)."""
+    if not texts:
+        return np.zeros(0)
+    q = embedder.encode_queries([question])[0]
+    d = embedder.encode_documents(list(texts))
+    norms = np.linalg.norm(d, axis=1) * max(float(np.linalg.norm(q)), 1e-12)
+    return (d @ q) / np.maximum(norms, 1e-12)
+
+
+def shortlist(first: np.ndarray, size: int = SHORTLIST) -> np.ndarray:
+    """Indices of the ``size`` best first scores, best first."""
+    return np.argsort(-first, kind="stable")[:size]
+
+
+def score_units(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: Sequence[Sequence[Unit]],
+                margins: Sequence[np.ndarray], embedder: Embedder | None) -> list[Scored]:
+    """The shortlisted units with their final scores: the fitted weights of ``features``, then, for
+    the best ``SHORTLIST``, the rerank weights with the unit's embedding similarity (without an
+    embedder, the first scores)."""
+    model = fitted()
+    rows = features(question, kind, hits, passage_units, margins)
+    if not rows:
+        return []
+    x = np.stack([f for _, _, f in rows])
+    steps = STEPS_BONUS * x[:, FEATURES.index("steps")]
+    top = shortlist(x @ model.weights + steps)
+    if embedder is None:
+        final = (x @ model.weights + steps)[top]
+    else:
+        texts = [hits[rows[i][0]].chunk.text[rows[i][1].start:rows[i][1].end] for i in top]
+        sims = similarities(question, texts, embedder)
+        final = np.hstack([x[top], sims[:, None]]) @ model.rerank + steps[top]
+    return [Scored(rows[i][0], rows[i][1], float(v)) for i, v in zip(top, final)]
+
+
 def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: Sequence[Sequence[Unit]],
-           margins: Sequence[np.ndarray], weights: np.ndarray | None = None) -> list[Scored]:
+           margins: Sequence[np.ndarray], embedder: Embedder | None = None) -> list[Scored]:
     """The units that answer, in answer order (the chosen unit's passage, then at most one more).
 
-    ``margins[i][j]`` is the reader's pooled margin of ``passage_units[i][j]``; ``weights`` weigh
-    ``FEATURES`` (default: the shipped ones).
-    Empty when no unit can stand as an answer.
+    ``margins[i][j]`` is the reader's pooled margin of ``passage_units[i][j]``; ``embedder`` is
+    the index's (``score_units``). Empty when no unit can stand as an answer.
     """
-    w = fitted().weights if weights is None else weights
-    scored = [Scored(p, unit, float(f @ w)) for p, unit, f in features(question, kind, hits, passage_units,
-                                                                        margins)]
+    scored = score_units(question, kind, hits, passage_units, margins, embedder)
     if not scored:
         return []
     best = max(scored, key=lambda s: s.score)

@@ -189,10 +189,11 @@ def test_every_returned_quote_is_verbatim_on_its_page(small_index: Index, wh: st
     assert_verbatim(small_index, answer.citations)
     assert_verbatim(small_index, [hit.quote for hit in answer.hits])
     if answer.found:
-        assert answer.citations and answer.span
-        assert answer.span in " ".join(q.text for q in answer.citations)
+        assert answer.citations and (answer.span or answer.kind != "fact")
+        assert " ".join(answer.span.split()) in " ".join(" ".join(q.text for q in answer.citations).split())
     else:
-        assert answer.text == NOT_FOUND and not answer.citations
+        # A decline says so first; a close guess follows in words, never as a citation.
+        assert answer.text.startswith(NOT_FOUND) and not answer.citations
 
 
 @pytest.mark.slow
