@@ -7,7 +7,8 @@ documents; ``"stream": true`` gets server-sent events (``data: {...}`` chunks, t
 ``data: [DONE]``).
 
 A reply's text cites its quotes as ``[1]``, ``[2]``... and ends with the numbered quotes (file,
-page, the quote itself), so even a client that shows nothing else shows the sources. The same
+page, the quote itself), so even a client that shows nothing else shows the sources. That text
+is plain: images, links, addresses and HTML from the documents are made inert (``rag.inert``). The same
 quotes come as data in a top-level ``citations`` list (``n``, ``text``, ``file``, ``source``,
 ``page``, ``start``, ``end``: offsets in the page text), in the last chunk when streaming, and
 ``found`` says whether the documents held the answer.
@@ -45,6 +46,7 @@ from starlette.concurrency import run_in_threadpool
 from .collections import Collections
 from .errors import IndexNotFoundError, RagError
 from .index import Index
+from .inert import inert
 from .limits import cap_history, clean_question
 from .slots import READERS, ClientGone, ReaderSlots, SlotsBusy
 from .types import Answer
@@ -141,7 +143,9 @@ def reply_text(answer: Answer) -> str:
     elif not answer.found and answer.hits:
         lines += ["", "Closest passages:"]
         lines += [f'- {h.name}, page {h.page}: "{h.quote.text}"' for h in answer.hits[:3]]
-    return "\n".join(lines)
+    # Clients render this as Markdown: document text must not load images or make links
+    # (rag.inert); the verbatim quotes are in ``citations``.
+    return inert("\n".join(lines))
 
 
 def _accepts_history(index: Index) -> bool:
