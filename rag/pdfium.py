@@ -41,4 +41,4 @@ def capped_scale(page: Any, scale: float, max_pixels: int = MAX_RENDER_PIXELS) -
     area = max(float(width), 1.0) * max(float(height), 1.0)
     if area * scale * scale <= max_pixels:
         return scale
-    return (max_pixels / area) ** 0.5
+    return 0.99 * (max_pixels / area) ** 0.5   # PDFium rounds each side up

@@ -6,6 +6,7 @@ and the web server's origin, file and log handling. See docs/reliability.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -209,3 +210,277 @@ def test_nested_and_oversized_json_are_400_and_413(gated_api: tuple[str, GatedAn
     assert surrogate.status_code == 200 and "Maryam Rajavi" in surrogate.json()["choices"][0]["message"]["content"]
     too_long = httpx.post(f"{url}/chat/completions", json=_chat_body("why? " * 2000, False), timeout=60)
     assert too_long.status_code == 400 and "the limit is" in too_long.json()["error"]["message"]
+
+
+# -- 5, 9, 10, 11: the web server's origin, routes, logs and headers -----------------------------
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real page server over a document that holds a Markdown image and HTML, with an API key,
+    in a private Gradio folder, its log captured."""
+    import logging
+
+    from rag.servertemp import use_private_folder
+    from rag.ui import build_app, launch
+
+    docs = tmp_path_factory.mktemp("hostile-docs")
+    (docs / "vault.txt").write_text(
+        "The vault code is kept by the archivist Ingrid Halvorsen. "
+        "Her badge photo is ![exfil](http://evil.example/track.png?d=1) on file. "
+        "The archive opens at <img src=x onerror=alert(1)> nine o'clock.\n", encoding="utf-8")
+    folder = tmp_path_factory.mktemp("hostile-idx")
+    index = Index.build([docs], folder)
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("GRADIO_TEMP_DIR", raising=False)
+        private = use_private_folder(folder)
+        port = free_port()
+        demo = launch(build_app(index), "127.0.0.1", port, block=False, api_key="page-key-7")
+        demo.app.include_router(chat_router(__import__("rag.collections").collections.Collections(folder)))
+        try:
+            yield {"base": f"http://127.0.0.1:{port}", "port": port, "demo": demo, "private": private,
+                   "records": records, "folder": folder}
+        finally:
+            demo.close()
+            logging.getLogger().removeHandler(keep)
+
+
+@contextlib.contextmanager
+def _login(base: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, timeout=60) as client:
+        reply = client.post("/login", data={"username": "anyone", "password": "page-key-7"})
+        assert reply.status_code == 200, reply.text
+        yield client
+
+
+def test_an_origin_on_another_port_gets_no_cors_grant(page: dict[str, Any]) -> None:
+    # Before: Origin http://localhost:9999 was trusted and reflected with credentials.
+    base, port = page["base"], page["port"]
+    for origin in ("http://localhost:9999", f"http://127.0.0.1:{port + 1}", "http://localhost",
+                   f"https://127.0.0.1:{port}0"):
+        reply = httpx.post(f"{base}/gradio_api/call/search", json={"data": ["vault", 1, ""]}, timeout=30,
+                           headers={"Host": f"127.0.0.1:{port}", "Origin": origin})
+        assert reply.status_code == 403 and "access-control-allow-origin" not in reply.headers, origin
+    with _login(base) as client:
+        same = client.post("/gradio_api/call/search", json={"data": ["vault", 1, ""]},
+                           headers={"Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"})
+        assert same.status_code == 200, same.text
+
+
+def test_the_mcp_origins_name_the_servers_port() -> None:
+    from rag.mcp_server import transport_security
+
+    guard = transport_security("127.0.0.1", 8811)
+    assert "http://localhost:8811" in guard.allowed_origins
+    assert not any(o.endswith(":*") for o in guard.allowed_origins)
+
+
+def test_with_an_api_key_the_page_api_needs_it_too(page: dict[str, Any]) -> None:
+    # Before: with --api-key, /gradio_api/call/search returned the text and uploads worked without it.
+    base = page["base"]
+    for method, path in (("POST", "/gradio_api/call/search"), ("POST", "/gradio_api/upload"),
+                         ("GET", "/config"), ("POST", "/gradio_api/queue/join")):
+        reply = httpx.request(method, f"{base}{path}", json={"data": ["vault code", 1, ""]}, timeout=30)
+        assert reply.status_code in (401, 403), (path, reply.status_code)
+        assert "Halvorsen" not in reply.text
+    with _login(base) as client:
+        event = client.post("/gradio_api/call/search", json={"data": ["vault code", 1, ""]}).json()["event_id"]
+        stream = client.get(f"/gradio_api/call/search/{event}").text
+    assert "Halvorsen" in stream
+    from gradio_client import Client
+
+    answer = Client(base, auth=("rag", "page-key-7"), verbose=False).predict("Who keeps the vault code?", 3,
+                                                                            api_name="/ask")
+    assert "Halvorsen" in json.dumps(answer)
+
+
+def test_closed_routes_urls_and_cross_site_subresources_are_refused(page: dict[str, Any]) -> None:
+    base = page["base"]
+    with _login(base) as client:
+        for path in ("/gradio_api/custom_component/%1b%5d0%3bPWNED%07%0aFAKE%20LOG/client/a/b",
+                     "/gradio_api/proxy=https://example.com/x", "/gradio_api/file=https://example.com/x.png",
+                     "/gradio_api/file=//example.com/x.png", "/monitoring"):
+            reply = client.get(path)
+            assert reply.status_code == 403, (path, reply.status_code)
+        # An <img> or fetch() from another site (another port of localhost is "same-site")
+        for site in ("cross-site", "same-site"):
+            reply = client.get("/config", headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors"})
+            assert reply.status_code == 403 and "another site" in reply.text
+        # ... but a person following a link to the page is served, and the page's own requests.
+        assert client.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code == 200
+        own = client.get("/config", headers={"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"})
+        assert own.status_code == 200
+        assert own.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in own.headers[
+            "content-security-policy"]
+    assert not any("\x1b" in r or "PWNED\x07" in r for r in page["records"])
+
+
+def test_control_characters_never_reach_a_log_line(page: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    for name in ("uvicorn.error", "rag.ui", "gradio"):
+        logging.getLogger(name).warning("path %s", "/a\x1b]0;PWNED\x07\nFAKE LOG")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert all("\x1b" not in line and "\n" not in line and "\\x1b]0;PWNED\\x07\\nFAKE LOG" in line for line in lines)
+
+
+def test_a_file_in_the_machine_wide_gradio_folder_is_never_served(page: dict[str, Any], tmp_path: Path) -> None:
+    import os
+    import stat
+    import tempfile
+
+    private = page["private"]
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o700 and private.parent.parent.name == "cache"
+    shared = Path(tempfile.gettempdir()) / "gradio" / "h3-other-app"
+    shared.mkdir(parents=True, exist_ok=True)
+    secret = shared / "secret.txt"
+    secret.write_text("another app's upload")
+    try:
+        with _login(page["base"]) as client:
+            reply = client.get(f"/gradio_api/file={secret}")
+            assert reply.status_code == 403 and "another app" not in reply.text
+            # Uploads land in this server's own folder and are served from there.
+            stored = client.post("/gradio_api/upload", files={"files": ("note.txt", b"mine", "text/plain")}).json()
+            assert Path(stored[0]).resolve().is_relative_to(private.resolve())
+            assert client.get(f"/gradio_api/file={stored[0]}").text == "mine"
+    finally:
+        secret.unlink()
+        shared.rmdir()
+    # A forged add_files naming another path is refused, and the file is left alone.
+    from rag.uploads import received_uploads
+
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("not an upload")
+    inside, refused = received_uploads([str(outside)])
+    assert inside == [] and refused[0].reason == "not a file uploaded to this server" and outside.exists()
+
+
+def test_leftovers_of_a_killed_server_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from rag.servertemp import use_private_folder; "
+            "f = use_private_folder(sys.argv[1]); (f / 'half-upload').write_bytes(b'x' * 100); "
+            "print(f, flush=True); os.kill(os.getpid(), 9)")
+    killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    left = Path(killed.stdout.strip())
+    assert left.is_dir() and (left / "half-upload").exists()
+    from rag.servertemp import clean_leftovers
+
+    assert clean_leftovers(left.parent) == [left] and not left.exists()
+
+
+def test_a_markdown_image_in_a_document_reaches_v1_inert(page: dict[str, Any]) -> None:
+    reply = httpx.post(f"{page['base']}/v1/chat/completions", timeout=120, json=_chat_body(
+        "What is the badge photo of the archivist?", False))
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    text = body["choices"][0]["message"]["content"]
+    assert "![" not in text and "](http" not in text and "http://evil" not in text and "<img" not in text
+    assert "http[:]//evil.example/track.png" in text, text
+    assert any("![exfil](http://evil.example/track.png?d=1)" in c["text"] for c in body["citations"])
+
+
+def test_inert_text_keeps_words_and_loses_images_links_and_tags() -> None:
+    from rag.inert import inert
+    from rag.mcp_server import inert_answer
+
+    text = inert("![exfil](http://evil.example/t.png?d=1) [site](https://x.example) <img src=x onerror=alert(1)> "
+                 "www.evil.example [1]\n[ref]: http://evil.example/r.png")
+    assert "](" not in text and "<" not in text and "://" not in text and "www." not in text
+    assert "exfil" in text and "[1]" in text and "‹img src=x onerror=alert(1)›" in text
+    answer = inert_answer({"answer": "See ![x](http://e.example/a.png) [1]", "citations": [{"text": "![x](http://e)"}],
+                           "hits": [{"text": "<b>hi</b>", "quote": "<b>hi</b>"}]})
+    assert answer["answer"] == "See x (image: http[:]//e.example/a.png) [1]"
+    assert answer["citations"] == [{"text": "![x](http://e)"}] and answer["hits"][0]["quote"] == "<b>hi</b>"
+
+
+# -- 4. giant pages -------------------------------------------------------------------------------
+
+
+def test_a_giant_mediabox_renders_within_the_pixel_cap(tmp_path: Path) -> None:
+    # Before: a 14,400 pt square page at scale 1.5 asked PDFium for 21,600 x 21,600 pixels (the
+    # server's peak RSS went from 469 MB to 3.85 GB; 40,000 pt raised MemoryError).
+    from fpdf import FPDF
+
+    from rag.ocr import render
+    from rag.pdfium import MAX_RENDER_PIXELS
+
+    pdf = FPDF(unit="pt", format=(14_400, 14_400))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=400)
+    pdf.text(1000, 2000, "The giant page names the harbour master Tomas Lindqvist.")
+    path = tmp_path / "docs" / "giant.pdf"
+    path.parent.mkdir()
+    pdf.output(str(path))
+    index = Index.build([path.parent], tmp_path / "idx")
+    image = index.page_image("giant.pdf", 1, scale=1.5)
+    assert image.width * image.height <= MAX_RENDER_PIXELS and image.width > 1000
+    array = render(path, 1)   # OCR's render: the same cap
+    assert array.shape[0] * array.shape[1] <= MAX_RENDER_PIXELS
+    # A Letter page keeps its scale exactly.
+    letter = tmp_path / "letter"
+    letter.mkdir()
+    from tests.conftest import write_pdf
+
+    write_pdf(letter / "small.pdf", ["The small page names the harbour master Tomas Lindqvist."])
+    small = Index.build([letter], tmp_path / "idx2").page_image("small.pdf", 1, scale=1.5)
+    assert (small.width, small.height) == (893, 1263)
+
+
+# -- 11. uploads: quota, full disk ----------------------------------------------------------------
+
+
+def test_the_upload_folder_has_a_quota(tmp_path: Path) -> None:
+    from rag.uploads import store_uploads
+
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    for n in range(3):
+        (incoming / f"f{n}.txt").write_text("x" * 1000)
+    stored, refused = store_uploads(sorted(incoming.iterdir()), tmp_path / "uploads", quota_bytes=2500)
+    assert [s[0] for s in stored] == ["f0.txt", "f1.txt"]
+    assert refused[0].source == "f2.txt" and "quota" in refused[0].reason
+
+
+def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed_file: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # RLIMIT_FSIZE makes writes past the limit fail as on a full disk; the child uploads a file
+    # whose ingest needs more room than that.
+    folder = tmp_path / "idx"
+    Index.build([seed_file], folder)
+    big = tmp_path / "big.txt"
+    big.write_text("Harbour records of the northern quay. " * 40_000)
+    code = (
+        "import resource, signal, sys, json\n"
+        "from pathlib import Path\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "from rag import Index\n"
+        "from rag.uploads import add_uploads, UPLOADS\n"
+        "index = Index.open(sys.argv[1])\n"
+        "size = sum(p.stat().st_size for p in Path(sys.argv[1]).rglob('*') if p.is_file())\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))\n"
+        "stored, failed, report = add_uploads(index, [sys.argv[2]])\n"
+        "print(json.dumps({'stored': len(stored), 'failed': [f.reason for f in failed],\n"
+        "                  'left': sorted(p.name for p in (Path(sys.argv[1]) / UPLOADS).iterdir())}))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(folder), str(big)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["stored"] == 0 and result["left"] == [], result
+    assert "index is unchanged" in result["failed"][0] and "Traceback" not in result["failed"][0]
+    assert Index.open(folder).ask("Who called for UN visits?").found
