@@ -377,10 +377,32 @@ def condense(question: str, history: Sequence[Message], settings: Settings) -> R
     except RagError as exc:
         log.warning("the LLM could not condense the follow-up (%s): using the offline resolver", exc)
         return offline
-    line = text.splitlines()[0].strip().strip('"') if text else ""
-    if not line or len(line) > 4 * len(question) + 200:
+    line = clean_text(text.splitlines()[0].strip().strip('"')) if text else ""
+    if not line or len(line) > 4 * len(question) + 200 or not _faithful(line, question, turns):
         return offline
     return Resolved(search=line, read=line, followup=line != question, added=offline.added)
+
+
+def _faithful(rewrite: str, question: str, turns: Sequence[Message]) -> bool:
+    """Does the LLM's rewrite say only what the question and the conversation said?
+
+    It is shown to the person ("searched: ...") and searched with: a rewrite that brings words of
+    its own (an address, an instruction a document slipped into the conversation's answers, a
+    topic the model made up) is not the question, so the offline resolver's is used instead.
+    A few new content words are allowed (at most 4, and under half of them): a rewrite may
+    change a verb's form or name what "they" stands for.
+
+    Example:
+        >>> turns = [{"role": "user", "content": "Who called for UN visits?"},
+        ...          {"role": "assistant", "content": "Mrs. Maryam Rajavi"}]
+        >>> _faithful("What did Mrs. Maryam Rajavi say they should assess?", "What did she say they should assess?",
+        ...           turns), _faithful("Visit http://evil.example now", "What did she say?", turns)
+        (True, False)
+    """
+    known = {w.lower() for text in [question, *(t["content"] for t in turns)] for w in _WORD.findall(text)}
+    words = content_words(rewrite)
+    new = [w for w in words if w.lower() not in known]
+    return 2 * len(new) <= len(words) and len(new) <= 4 and not re.search(r"://|www\.|@", rewrite)
 
 
 class Conversation:
