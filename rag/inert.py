@@ -21,7 +21,7 @@ import re
 _IMAGE = re.compile(r"!\[([^\]\n]{0,500})\]\(\s*([^)\s]{0,2000})[^)\n]{0,500}\)")
 _LINK = re.compile(r"\[([^\]\n]{0,500})\]\(\s*([^)\s]{0,2000})[^)\n]{0,500}\)")
 _REFERENCE = re.compile(r"^(\s{0,3})\[([^\]\n]{1,500})\]:", re.M)
-_SCHEME = re.compile(r"\b([a-z][a-z0-9+.-]{1,20}):(//)?", re.I)
+_SCHEME = re.compile(r"\b([a-z][a-z0-9+.-]{1,20}):(//)?(?=\S)", re.I)
 _WWW = re.compile(r"\bwww\.", re.I)
 _INERT_SCHEMES = re.compile(r"^(?:https?|ftp|file|data|javascript|vbscript|mailto|ws|wss|blob)$", re.I)
 

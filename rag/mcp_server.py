@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .collections import Collections
 from .errors import RagError
 from .inert import inert
+from .public import public_message, public_records
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -68,7 +69,7 @@ def _tool(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except RagError as exc:
-            raise ToolError(str(exc)) from exc
+            raise ToolError(public_message(str(exc))) from exc
 
     return call
 
@@ -100,7 +101,8 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             k: how many passages (1-50).
             collection: which document collection (see list_collections); empty for the default.
         """
-        return [inert_hit(hit.to_dict()) for hit in library.get(collection).search(question, _k(k))]
+        index = library.get(collection)
+        return public_records([inert_hit(hit.to_dict()) for hit in index.search(question, _k(k))], index)
 
     @server.tool()
     @_tool
@@ -116,7 +118,10 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             k: how many passages to read (1-50).
             collection: which document collection (see list_collections); empty for the default.
         """
-        return inert_answer(library.get(collection).ask(question, _k(k)).to_dict())
+        index = library.get(collection)
+        answer = inert_answer(index.ask(question, _k(k)).to_dict())
+        return {**answer, "citations": public_records(answer["citations"], index),
+                "hits": public_records(answer["hits"], index)}
 
     @server.tool()
     @_tool
@@ -126,8 +131,9 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         Args:
             collection: which document collection (see list_collections); empty for the default.
         """
-        return [{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks, "size": d.size}
-                for d in library.get(collection).documents()]
+        index = library.get(collection)
+        return public_records([{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks,
+                                "size": d.size} for d in index.documents()], index)
 
     @server.tool()
     @_tool

@@ -48,6 +48,7 @@ from .errors import IndexNotFoundError, RagError
 from .index import Index
 from .inert import inert
 from .limits import cap_history, clean_question
+from .public import public_message, public_records
 from .slots import READERS, ClientGone, ReaderSlots, SlotsBusy
 from .types import Answer
 
@@ -123,10 +124,11 @@ def parse_messages(messages: Any) -> tuple[str, list[dict[str, str]]]:
     return clean_question(turns[-1]["content"]), cap_history(turns[:-1])
 
 
-def citations(answer: Answer) -> list[dict[str, Any]]:
+def citations(answer: Answer, index: Index | None = None) -> list[dict[str, Any]]:
     """The answer's quotes as data, each ``{"n": ..., **Quote.to_dict()}`` (as ``Answer.to_dict`` has
-    them); ``n`` is its ``[n]``."""
-    return answer.to_dict()["citations"]
+    them); ``n`` is its ``[n]``. With ``index``, ``source`` is relative to the collection (``rag.public``)."""
+    cited = answer.to_dict()["citations"]
+    return public_records(cited, index) if index is not None else cited
 
 
 def reply_text(answer: Answer) -> str:
@@ -238,7 +240,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         except ChatRequestError as exc:
             return _error(str(exc), exc.status, exc.code)
         except RagError as exc:
-            return _error(str(exc), 400, "invalid_request")
+            return _error(public_message(str(exc)), 400, "invalid_request")
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if stream:
             return StreamingResponse(_stream(reply_id, created, name, answerer(request), index, question, history, k),
@@ -250,16 +252,16 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         except ClientGone:
             return _error("the client disconnected", 499, "client_closed_request")
         except IndexNotFoundError as exc:
-            return _error(str(exc), 404, "model_not_found")
+            return _error(public_message(str(exc)), 404, "model_not_found")
         except RagError as exc:
-            return _error(str(exc), 500, "rag_error")
+            return _error(public_message(str(exc)), 500, "rag_error")
         text = reply_text(result)
         return JSONResponse({
             "id": reply_id, "object": "chat.completion", "created": created, "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
                          "logprobs": None}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "citations": citations(result), "found": result.found,
+            "citations": citations(result, index), "found": result.found,
         })
 
     return router
@@ -309,7 +311,8 @@ async def _stream(reply_id: str, created: int, model: str, answer: Answerer, ind
         return
     except Exception as exc:  # noqa: BLE001 - the stream must end with an error and [DONE], never cut off
         # Headers are sent already; an error object is what OpenAI's own streams send then.
-        message = str(exc) if isinstance(exc, RagError) else "internal error while answering (see the server log)"
+        message = public_message(str(exc)) if isinstance(exc, RagError) else \
+            "internal error while answering (see the server log)"
         if not isinstance(exc, RagError):
             log.exception("answering a streamed chat request failed")
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error', 'code': 'rag_error'}})}\n\n"
@@ -317,5 +320,5 @@ async def _stream(reply_id: str, created: int, model: str, answer: Answerer, ind
         return
     for piece in _pieces(reply_text(result)):
         yield event({"content": piece})
-    yield event({}, "stop", citations=citations(result), found=result.found)
+    yield event({}, "stop", citations=citations(result, index), found=result.found)
     yield "data: [DONE]\n\n"

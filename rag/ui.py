@@ -27,6 +27,7 @@ from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .limits import MAX_QUESTION_CHARS, cap_history, clean_question
 from .load import SUPPORTED_SUFFIXES
+from .public import public_message
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
     SOURCES_EMPTY,
@@ -165,7 +166,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block:
     demo.queue(default_concurrency_limit=1)
     demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=True, inbrowser=False, share=False,
-        max_file_size=max_upload_bytes, show_error=True, quiet=True, footer_links=["api"],
+        max_file_size=max_upload_bytes, show_error=False, quiet=True, footer_links=["api"],
         run_history=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
         # No static-file workers (GRADIO_NUM_WORKERS): they would listen on ports of their own,
         # outside the guard.
@@ -249,7 +250,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         try:
             return existing(collection).ask(question, passages(k), history=history or None).to_dict()
         except RagError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(public_message(str(exc))) from None
 
     def search(question: str, k: int = settings.k, collection: str = "") -> list[dict[str, Any]]:
         """The passages that best match a question, each as Hit.to_dict: {rank, score, source, name, page,
@@ -263,14 +264,14 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         try:
             hits = existing(collection).search(question, passages(k))
         except RagError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(public_message(str(exc))) from None
         return [hit.to_dict() for hit in hits]
 
     def post_question(question: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
         try:
             question = clean_question(question or "")
         except RagError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(public_message(str(exc))) from None
         if not question:
             return gr.skip(), gr.skip(), ""
         return "", history + [{"role": "user", "content": question_html(question)}], question

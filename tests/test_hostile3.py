@@ -541,3 +541,35 @@ def test_an_llm_rewrite_of_a_follow_up_that_brings_its_own_words_is_not_used() -
         assert condense(question, history, settings) == resolve(question, history)
         server.reply = "What did Mrs. Maryam Rajavi say they should assess?"
         assert condense(question, history, settings).read == server.reply
+
+
+# -- 3, 11: page sessions, long questions, paths ---------------------------------------------------
+
+
+def test_page_sessions_are_bounded_and_expire(page: dict[str, Any]) -> None:
+    import gradio as gr
+
+    from rag.ui import SESSIONS, STATE_TTL
+
+    demo = page["demo"]
+    assert demo.state_session_capacity == SESSIONS < 10_000  # Gradio's default kept 10,000 forever
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert states and all(s.time_to_live == STATE_TTL for s in states)
+    # A megabyte question through the page's API is refused in one line, not kept.
+    with _login(page["base"]) as client:
+        event = client.post("/gradio_api/call/ask", json={"data": ["why? " * 200_000, 3, None, ""]})
+        stream = client.get(f"/gradio_api/call/ask/{event.json()['event_id']}").text
+    assert "event: error" in stream and "the limit is" in stream
+
+
+def test_api_replies_name_no_absolute_path(page: dict[str, Any]) -> None:
+    reply = httpx.post(f"{page['base']}/v1/chat/completions", timeout=120,
+                       json=_chat_body("Who keeps the vault code?", False)).json()
+    assert reply["citations"] and all(c["source"] == "vault.txt" for c in reply["citations"])
+    missing = httpx.post(f"{page['base']}/v1/chat/completions", timeout=60,
+                         json={"model": "nothing-here", "messages": [{"role": "user", "content": "x?"}]})
+    assert str(page["folder"]) not in missing.text
+    from rag.public import public_message
+
+    assert public_message("the index file /home/alice/idx/gen-3/dense.faiss is damaged") == \
+        "the index file dense.faiss is damaged"
