@@ -573,3 +573,21 @@ def test_api_replies_name_no_absolute_path(page: dict[str, Any]) -> None:
 
     assert public_message("the index file /home/alice/idx/gen-3/dense.faiss is damaged") == \
         "the index file dense.faiss is damaged"
+
+
+def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(tmp_path: Path,
+                                                                           seed_file: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "idx"
+    Index.build([seed_file], folder)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    bad = subprocess.run([sys.executable.encode(), b"-m", b"rag.cli", b"ask", b"Who called for UN visits?\xff\xfe",
+                          b"--index", str(folder).encode()], capture_output=True, env=env, timeout=600)
+    assert bad.returncode == 0 and b"Traceback" not in bad.stderr, bad.stderr[-2000:]
+    assert b"Maryam Rajavi" in bad.stdout
+    long = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "why? " * 2000, "--index", str(folder)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert long.returncode == 1 and long.stderr.count("\n") == 1 and "the limit is 4,000" in long.stderr
