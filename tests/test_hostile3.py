@@ -591,3 +591,57 @@ def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(tm
     long = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "why? " * 2000, "--index", str(folder)],
                           capture_output=True, text=True, env=env, timeout=600)
     assert long.returncode == 1 and long.stderr.count("\n") == 1 and "the limit is 4,000" in long.stderr
+
+
+def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path: Path, seed_file: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import anyio
+
+    pytest.importorskip("mcp")
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    from conftest import stop
+
+    folder = tmp_path / "idx"
+    Index.build([seed_file], folder)
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp", "--http", "--port", str(port),
+                                "--index", str(folder)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None:
+            try:
+                httpx.get(url, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "rag mcp --http did not start"
+                time.sleep(0.5)
+        for origin in ("http://localhost:9999", f"http://127.0.0.1:{port + 1}"):
+            reply = httpx.post(url, content=b"{}", headers={**headers, "Origin": origin}, timeout=30)
+            assert reply.status_code == 403, (origin, reply.status_code)
+        own = httpx.post(url, content=b"{}", headers={**headers, "Origin": f"http://localhost:{port}"}, timeout=30)
+        assert own.status_code != 403
+
+        async def calls() -> tuple[Any, Any]:
+            async with streamable_http_client(url) as streams, ClientSession(streams[0], streams[1]) as client:
+                await client.initialize()
+                answer = await client.call_tool("ask", {"question": "Who called for UN visits?"},
+                                                read_timeout_seconds=120)
+                documents = await client.call_tool("list_documents", {}, read_timeout_seconds=120)
+                return answer.structured_content, documents.structured_content
+
+        answer, documents = anyio.run(calls)
+        assert answer["found"] and "Maryam Rajavi" in answer["answer"]
+        assert answer["citations"][0]["source"] == seed_file.name
+        assert str(seed_file.parent) not in json.dumps(answer) + json.dumps(documents)
+    finally:
+        stop(process)
