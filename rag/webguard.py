@@ -16,7 +16,8 @@ request gets no ``access-control-allow-origin`` either (``guarded_app`` is Gradi
   ``--allow-host``; else 403;
 - a request that carries an ``Origin`` (every cross-site POST and fetch does) must come from one
   of those names on the port it was sent to (``http://localhost:9999`` is another site, so
-  another program's page, for this server on 7860); else 403. ``Origin: null`` (sandboxed
+  another program's page, for this server on 7860); else 403. (An origin named with
+  ``--allow-host`` that differs from the ``Host`` a reverse proxy sends keeps its own port.) ``Origin: null`` (sandboxed
   frames, some redirects) is refused too;
 - a browser request that says it comes from another site (``Sec-Fetch-Site: cross-site`` or
   ``same-site``, which is another port of the same name) is refused unless it is the user
@@ -168,7 +169,12 @@ class HostGuard:
                     f"start it with --allow-host {name} if that name is yours")
         if origin is not None:
             source = host_name(origin) if origin.strip().lower() != "null" else ""
-            if not source or (source not in self.hosts and source != name) or not _same_port(origin, host or ""):
+            # Another port of the same name is another program's page. A reverse proxy may send
+            # its upstream address as Host ("127.0.0.1:7860") for an origin named with
+            # --allow-host: such an origin's port is the proxy's, not ours.
+            proxied = source != name and source in self.hosts and source not in LOOPBACK_NAMES
+            if not source or (source not in self.hosts and source != name) or \
+                    not (proxied or _same_port(origin, host or "")):
                 return f"refused: a request from another site ({escape_controls(origin[:80])!r})"
         return None
 

@@ -645,3 +645,16 @@ def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path:
         assert str(seed_file.parent) not in json.dumps(answer) + json.dumps(documents)
     finally:
         stop(process)
+
+
+def test_origin_rules_with_ports() -> None:
+    from rag.webguard import HostGuard, allowed_hosts
+
+    guard = HostGuard(None, allowed_hosts("127.0.0.1", ["rag.lan"]))  # type: ignore[arg-type]
+    assert guard.refusal("127.0.0.1:7860", "http://127.0.0.1:7860") is None
+    assert guard.refusal("localhost:7860", "http://127.0.0.1:7860") is None     # the same server by another name
+    assert guard.refusal("127.0.0.1:7860", "http://localhost:9999") is not None
+    assert guard.refusal("127.0.0.1:7860", "http://127.0.0.1") is not None
+    assert guard.refusal("rag.lan", "https://rag.lan") is None                  # behind a proxy on 443
+    assert guard.refusal("rag.lan:7860", "http://rag.lan:8080") is not None
+    assert guard.refusal("127.0.0.1:7860", "https://rag.lan") is None           # proxy sends its upstream as Host
