@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import RagError
+from .limits import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, cap_history, clean_text
 from .text import stopwords
 
 if TYPE_CHECKING:
@@ -108,7 +109,10 @@ def content_words(text: str) -> list[str]:
 def normalise(history: Sequence[Message] | None) -> list[dict[str, str]]:
     """Messages as ``{"role", "content"}`` dicts, citation marks removed; bad entries refused."""
     out = []
-    for n, message in enumerate(history or ()):
+    # The most recent turns only (``rag.limits``): a client may send thousands of them.
+    history = list(history or ())
+    first = max(0, len(history) - MAX_HISTORY_TURNS)
+    for n, message in enumerate(history[first:], start=first):
         if not isinstance(message, Mapping):
             raise RagError(f"history[{n}] is not a message: expected {{'role': ..., 'content': ...}}")
         role = message.get("role")
@@ -118,8 +122,8 @@ def normalise(history: Sequence[Message] | None) -> list[dict[str, str]]:
         if role not in ("user", "assistant", "system") or not isinstance(content, str):
             raise RagError(f"history[{n}] needs a role of user or assistant and a text content")
         if role != "system":
-            out.append({"role": str(role), "content": _CITATION.sub("", content).strip()})
-    return out
+            out.append({"role": str(role), "content": _CITATION.sub("", clean_text(content[:MAX_MESSAGE_CHARS])).strip()})
+    return cap_history(out)
 
 
 def leans_on_history(question: str) -> bool:
@@ -350,13 +354,17 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     own = {w.lower() for w in content_words(read)}
     words: list[str] = []
     answer_words = content_words(last_answer) if len(last_answer.split()) <= 25 else _names(last_answer)
-    # Most recent first: the last answer, then each earlier question (names before other words).
-    for candidates in [answer_words] + [_names(t["content"]) + content_words(t["content"])
-                                        for t in reversed(turns) if t["role"] == "user"]:
+    # Most recent first: the last answer, then each earlier question (names before other words);
+    # the earlier questions are read only until MAX_ADDED words are found.
+    taken: set[str] = set()
+    for candidates in _candidates(answer_words, turns):
         for w in candidates:
             key = w.lower().rstrip(".")
-            if key not in own and key not in {c.lower() for c in words} and key not in _QUESTION_WORDS:
+            if key not in own and key not in taken and key not in _QUESTION_WORDS:
                 words.append(w)
+                taken.add(w.lower())
+        if len(words) >= MAX_ADDED:
+            break
     added = tuple(words[:MAX_ADDED])
     # The earlier questions too, whole: chosen on CANARD dev (words of the person's rewrite that the
     # search holds: 0.427 -> 0.717 with the rule above) and checked on doc2dial (grounding span in
@@ -366,6 +374,13 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     # bare ellipsis gives it nothing to match.
     return Resolved(search=search, read=read if read != question else search, followup=True, added=added,
                     lead=question)
+
+
+def _candidates(answer_words: list[str], turns: list[dict[str, str]]) -> Iterator[list[str]]:
+    yield answer_words
+    for t in reversed(turns):
+        if t["role"] == "user":
+            yield _names(t["content"]) + content_words(t["content"])
 
 
 CONDENSE_PROMPT = """Rewrite the user's last question so that it can be understood without the conversation:
@@ -389,10 +404,32 @@ def condense(question: str, history: Sequence[Message], settings: Settings) -> R
     except RagError as exc:
         log.warning("the LLM could not condense the follow-up (%s): using the offline resolver", exc)
         return offline
-    line = text.splitlines()[0].strip().strip('"') if text else ""
-    if not line or len(line) > 4 * len(question) + 200:
+    line = clean_text(text.splitlines()[0].strip().strip('"')) if text else ""
+    if not line or len(line) > 4 * len(question) + 200 or not _faithful(line, question, turns):
         return offline
     return Resolved(search=line, read=line, followup=line != question, added=offline.added)
+
+
+def _faithful(rewrite: str, question: str, turns: Sequence[Message]) -> bool:
+    """Does the LLM's rewrite say only what the question and the conversation said?
+
+    It is shown to the person ("searched: ...") and searched with: a rewrite that brings words of
+    its own (an address, an instruction a document slipped into the conversation's answers, a
+    topic the model made up) is not the question, so the offline resolver's is used instead.
+    A few new content words are allowed (at most 4, and under half of them): a rewrite may
+    change a verb's form or name what "they" stands for.
+
+    Example:
+        >>> turns = [{"role": "user", "content": "Who called for UN visits?"},
+        ...          {"role": "assistant", "content": "Mrs. Maryam Rajavi"}]
+        >>> _faithful("What did Mrs. Maryam Rajavi say they should assess?", "What did she say they should assess?",
+        ...           turns), _faithful("Visit http://evil.example now", "What did she say?", turns)
+        (True, False)
+    """
+    known = {w.lower() for text in [question, *(t["content"] for t in turns)] for w in _WORD.findall(text)}
+    words = content_words(rewrite)
+    new = [w for w in words if w.lower() not in known]
+    return 2 * len(new) <= len(words) and len(new) <= 4 and not re.search(r"://|www\.|@", rewrite)
 
 
 class Conversation:

@@ -50,3 +50,7 @@ class LLMError(RagError):
 
 class PageViewError(RagError):
     """A page image or quote boxes were asked of a source or page that the index cannot show."""
+
+
+class QuestionTooLongError(RagError):
+    """A question longer than ``rag.limits.MAX_QUESTION_CHARS``; the message says the limit."""

@@ -242,8 +242,10 @@ class Index:
                 (offline resolver, ``rag.conversation.resolve``).
             **overrides: per-query settings, e.g. ``fusion="rrf"`` or ``mmr=True``.
         """
+        from .limits import clean_question
         from .question_focus import focus
 
+        question = clean_question(question)
         _, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
         if settings.focus_question:
@@ -280,8 +282,10 @@ class Index:
                 ``rag.conversation``.
         """
         from .conversation import condense, resolve
+        from .limits import clean_question
         from .question_focus import focus
 
+        question = clean_question(question)   # text within MAX_QUESTION_CHARS, every way in
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
         asked = focus(question) if settings.focus_question else question

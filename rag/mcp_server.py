@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .collections import Collections
 from .errors import RagError
+from .inert import inert
+from .public import public_message, public_records
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -67,7 +69,7 @@ def _tool(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except RagError as exc:
-            raise ToolError(str(exc)) from exc
+            raise ToolError(public_message(str(exc))) from exc
 
     return call
 
@@ -99,7 +101,8 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             k: how many passages (1-50).
             collection: which document collection (see list_collections); empty for the default.
         """
-        return [hit.to_dict() for hit in library.get(collection).search(question, _k(k))]
+        index = library.get(collection)
+        return public_records([inert_hit(hit.to_dict()) for hit in index.search(question, _k(k))], index)
 
     @server.tool()
     @_tool
@@ -115,7 +118,10 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             k: how many passages to read (1-50).
             collection: which document collection (see list_collections); empty for the default.
         """
-        return library.get(collection).ask(question, _k(k)).to_dict()
+        index = library.get(collection)
+        answer = inert_answer(index.ask(question, _k(k)).to_dict())
+        return {**answer, "citations": public_records(answer["citations"], index),
+                "hits": public_records(answer["hits"], index)}
 
     @server.tool()
     @_tool
@@ -125,8 +131,9 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         Args:
             collection: which document collection (see list_collections); empty for the default.
         """
-        return [{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks, "size": d.size}
-                for d in library.get(collection).documents()]
+        index = library.get(collection)
+        return public_records([{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks,
+                                "size": d.size} for d in index.documents()], index)
 
     @server.tool()
     @_tool
@@ -137,6 +144,17 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
     return server
 
 
+def inert_hit(hit: dict[str, Any]) -> dict[str, Any]:
+    """A hit's passage text made inert for clients that render Markdown (``rag.inert``); its
+    ``quote`` stays verbatim, as citations do."""
+    return {**hit, **{key: inert(hit[key]) for key in ("text", "context") if isinstance(hit.get(key), str)}}
+
+
+def inert_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer's text and passages made inert; its ``citations`` stay verbatim."""
+    return {**answer, "answer": inert(answer["answer"]), "hits": [inert_hit(h) for h in answer.get("hits", ())]}
+
+
 def serve(folder: str | Path, collection: str | None = None, *, http: bool = False,
           host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve the tools until the client goes away (stdio) or until interrupted (HTTP on ``/mcp``).
@@ -144,18 +162,23 @@ def serve(folder: str | Path, collection: str | None = None, *, http: bool = Fal
     Example:
         >>> serve("index/", http=True, port=8765)     # clients connect to http://127.0.0.1:8765/mcp
     """
+    from .logsafe import install
+
+    install()   # control characters from requests are escaped in every log line
     server = build_server(folder, collection)
     if http:
-        server.run("streamable-http", host=host, port=port, transport_security=transport_security(host))
+        server.run("streamable-http", host=host, port=port, transport_security=transport_security(host, port))
     else:
         server.run("stdio")
 
 
-def transport_security(bind: str) -> Any:  # noqa: ANN401 - mcp's TransportSecuritySettings
+def transport_security(bind: str, port: int = 8765) -> Any:  # noqa: ANN401 - mcp's TransportSecuritySettings
     """The SDK's DNS-rebinding guard with the host names the web page answers to (``rag.webguard``).
 
     The SDK guards a loopback bind by itself, and nothing else: bound to a LAN address, any web
     page the user visits could otherwise reach the tools through a name that resolves to it.
+    Origins must be those names on this server's ``port``: a page of another local program
+    (``http://localhost:9999``) is another site.
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -164,5 +187,5 @@ def transport_security(bind: str) -> Any:  # noqa: ANN401 - mcp's TransportSecur
     names = sorted(f"[{name}]" if ":" in name else name for name in allowed_hosts(bind))
     return TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                      allowed_hosts=[f"{name}:*" for name in names] + names,
-                                     allowed_origins=[f"{scheme}://{name}:*" for name in names
+                                     allowed_origins=[f"{scheme}://{name}:{port}" for name in names
                                                       for scheme in ("http", "https")])

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from .errors import RagError
 from .pdfium import LOCK as PDFIUM_LOCK
+from .pdfium import capped_scale
 from .pdfium import load as pdfium
 from .types import TextBox
 
@@ -166,7 +167,9 @@ def render(path: Path, number: int, scale: float = OCR_SCALE) -> Any:  # noqa: A
             page = doc[number - 1]
             try:
                 # Through PIL: an RGB copy that outlives the bitmap, whatever PDFium's byte order.
-                image = np.asarray(page.render(scale=scale, may_draw_forms=False).to_pil().convert("RGB"))
+                # Within MAX_RENDER_PIXELS whatever size the page claims (see rag.pdfium).
+                image = np.asarray(page.render(scale=capped_scale(page, scale), may_draw_forms=False)
+                                   .to_pil().convert("RGB"))
             finally:
                 page.close()
         finally:

@@ -7,7 +7,8 @@ documents; ``"stream": true`` gets server-sent events (``data: {...}`` chunks, t
 ``data: [DONE]``).
 
 A reply's text cites its quotes as ``[1]``, ``[2]``... and ends with the numbered quotes (file,
-page, the quote itself), so even a client that shows nothing else shows the sources. The same
+page, the quote itself), so even a client that shows nothing else shows the sources. That text
+is plain: images, links, addresses and HTML from the documents are made inert (``rag.inert``). The same
 quotes come as data in a top-level ``citations`` list (``n``, ``text``, ``file``, ``source``,
 ``page``, ``start``, ``end``: offsets in the page text), in the last chunk when streaming, and
 ``found`` says whether the documents held the answer.
@@ -31,11 +32,11 @@ from __future__ import annotations
 import hmac
 import inspect
 import json
+import logging
 import re
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -45,13 +46,19 @@ from starlette.concurrency import run_in_threadpool
 from .collections import Collections
 from .errors import IndexNotFoundError, RagError
 from .index import Index
+from .inert import inert
+from .limits import cap_history, clean_question
+from .public import public_message, public_records
+from .slots import READERS, ClientGone, ReaderSlots, SlotsBusy
 from .types import Answer
+
+log = logging.getLogger(__name__)
 
 MAX_PASSAGES = 50
 """Most passages one request may ask for (``k`` in the request body); more only slows the answer."""
 
-READERS = 4
-"""Questions answered at the same time through the API; more would only queue on a few cores."""
+MAX_BODY_BYTES = 8 * 2**20
+"""The largest request body read: a long conversation with every earlier turn is well under it."""
 
 _CHUNK_WORDS = 8
 """Words per streamed chunk: the answer is whole before the first word is sent, so this only
@@ -112,13 +119,16 @@ def parse_messages(messages: Any) -> tuple[str, list[dict[str, str]]]:
         turns.pop()
     if not turns or not turns[-1]["content"].strip():
         raise ChatRequestError("the last user message holds no question")
-    return turns[-1]["content"].strip(), turns[:-1]
+    # Within the limits every way in has (rag.limits): a clear 400 for a long question; of a long
+    # conversation only the recent turns are read.
+    return clean_question(turns[-1]["content"]), cap_history(turns[:-1])
 
 
-def citations(answer: Answer) -> list[dict[str, Any]]:
+def citations(answer: Answer, index: Index | None = None) -> list[dict[str, Any]]:
     """The answer's quotes as data, each ``{"n": ..., **Quote.to_dict()}`` (as ``Answer.to_dict`` has
-    them); ``n`` is its ``[n]``."""
-    return answer.to_dict()["citations"]
+    them); ``n`` is its ``[n]``. With ``index``, ``source`` is relative to the collection (``rag.public``)."""
+    cited = answer.to_dict()["citations"]
+    return public_records(cited, index) if index is not None else cited
 
 
 def reply_text(answer: Answer) -> str:
@@ -135,7 +145,9 @@ def reply_text(answer: Answer) -> str:
     elif not answer.found and answer.hits:
         lines += ["", "Closest passages:"]
         lines += [f'- {h.name}, page {h.page}: "{h.quote.text}"' for h in answer.hits[:3]]
-    return "\n".join(lines)
+    # Clients render this as Markdown: document text must not load images or make links
+    # (rag.inert); the verbatim quotes are in ``citations``.
+    return inert("\n".join(lines))
 
 
 def _accepts_history(index: Index) -> bool:
@@ -164,7 +176,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         >>> app.include_router(chat_router(Collections("index/"), api_key="s3cret"))
     """
     router = APIRouter(prefix="/v1")
-    readers = threading.BoundedSemaphore(READERS)
+    slots = ReaderSlots(READERS)
 
     def refused(request: Request) -> JSONResponse | None:
         if not api_key:
@@ -183,11 +195,18 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
                                    404, "model_not_found")
         return name, library.get(name)
 
-    def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
-        with readers:
-            if history and _accepts_history(index):
-                return index.ask(question, k, history=history)
-            return index.ask(question, k)
+    def read(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
+        if history and _accepts_history(index):
+            return index.ask(question, k, history=history)
+        return index.ask(question, k)
+
+    def answerer(request: Request) -> Answerer:
+        async def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
+            # A slot only for a client still there; one that leaves while waiting is never answered.
+            async with slots.held(lambda: _disconnected(request)):
+                return await run_in_threadpool(read, index, question, history, k)
+
+        return answer
 
     def parse(body: Any) -> tuple[str, Index, str, list[dict[str, str]], int | None, bool]:
         if not isinstance(body, dict):
@@ -211,38 +230,73 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         if (no := refused(request)) is not None:
             return no
         try:
-            body = await request.json()
-        except ValueError:
-            return _error("the request body is not JSON", 400, "invalid_json")
+            body = await _json_body(request)
+        except _TooLarge:
+            return _error(f"the request body is over {MAX_BODY_BYTES // 2**20} MB", 413, "request_too_large")
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+            return _error("the request body is not JSON (or is nested too deep)", 400, "invalid_json")
         try:
             name, index, question, history, k, stream = parse(body)
         except ChatRequestError as exc:
             return _error(str(exc), exc.status, exc.code)
         except RagError as exc:
-            return _error(str(exc), 400, "invalid_request")
+            return _error(public_message(str(exc)), 400, "invalid_request")
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if stream:
-            return StreamingResponse(_stream(reply_id, created, name, answer, index, question, history, k),
+            return StreamingResponse(_stream(reply_id, created, name, answerer(request), index, question, history, k),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
-            result = await run_in_threadpool(answer, index, question, history, k)
+            result = await answerer(request)(index, question, history, k)
+        except SlotsBusy as exc:
+            return _busy(str(exc))
+        except ClientGone:
+            return _error("the client disconnected", 499, "client_closed_request")
         except IndexNotFoundError as exc:
-            return _error(str(exc), 404, "model_not_found")
+            return _error(public_message(str(exc)), 404, "model_not_found")
         except RagError as exc:
-            return _error(str(exc), 500, "rag_error")
+            return _error(public_message(str(exc)), 500, "rag_error")
         text = reply_text(result)
         return JSONResponse({
             "id": reply_id, "object": "chat.completion", "created": created, "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
                          "logprobs": None}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "citations": citations(result), "found": result.found,
+            "citations": citations(result, index), "found": result.found,
         })
 
     return router
 
 
-async def _stream(reply_id: str, created: int, model: str, answer: Any, index: Index, question: str,
+Answerer = Callable[[Index, str, list[dict[str, str]], "int | None"], Awaitable[Answer]]
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (the body is read: the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, read up to ``MAX_BODY_BYTES`` whatever ``Content-Length`` says."""
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise _TooLarge
+    return json.loads(body)
+
+
+def _busy(message: str) -> JSONResponse:
+    response = _error(message, 503, "server_busy")
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+async def _stream(reply_id: str, created: int, model: str, answer: Answerer, index: Index, question: str,
                   history: Sequence[dict[str, str]], k: int | None) -> AsyncIterator[str]:
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         chunk = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -252,13 +306,19 @@ async def _stream(reply_id: str, created: int, model: str, answer: Any, index: I
     # The role goes out at once, so a client sees the reply begin while the passages are read.
     yield event({"role": "assistant", "content": ""})
     try:
-        result = await run_in_threadpool(answer, index, question, list(history), k)
-    except RagError as exc:
+        result = await answer(index, question, list(history), k)
+    except ClientGone:
+        return
+    except Exception as exc:  # noqa: BLE001 - the stream must end with an error and [DONE], never cut off
         # Headers are sent already; an error object is what OpenAI's own streams send then.
-        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error', 'code': 'rag_error'}})}\n\n"
+        message = public_message(str(exc)) if isinstance(exc, RagError) else \
+            "internal error while answering (see the server log)"
+        if not isinstance(exc, RagError):
+            log.exception("answering a streamed chat request failed")
+        yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error', 'code': 'rag_error'}})}\n\n"
         yield "data: [DONE]\n\n"
         return
     for piece in _pieces(reply_text(result)):
         yield event({"content": piece})
-    yield event({}, "stop", citations=citations(result), found=result.found)
+    yield event({}, "stop", citations=citations(result, index), found=result.found)
     yield "data: [DONE]\n\n"

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from .errors import PageViewError
 from .pdfium import LOCK as PDFIUM_LOCK
+from .pdfium import capped_scale
 from .pdfium import load as pdfium
 from .types import Page, TextBox
 
@@ -125,7 +126,8 @@ def _render_png(path: Path, page: int, scale: float) -> tuple[bytes, int, int]:
                 raise PageViewError(f"{path.name} has {len(doc)} page(s); there is no page {page}")
             handle = doc[page - 1]
             try:
-                image = handle.render(scale=scale, may_draw_forms=False).to_pil()
+                # A giant MediaBox renders smaller, within MAX_RENDER_PIXELS, never as a huge bitmap.
+                image = handle.render(scale=capped_scale(handle, scale), may_draw_forms=False).to_pil()
             finally:
                 handle.close()
         finally:

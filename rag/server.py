@@ -58,13 +58,17 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
         host, port: where to listen (127.0.0.1 unless told otherwise).
         corpus: folders to index into the collection first (incrementally).
         collection: the collection the page shows and the API's default model (default: the folder's own).
-        api_key: when set, the ``/v1`` API asks for ``Authorization: Bearer <api_key>``.
+        api_key: when set, the ``/v1`` API asks for ``Authorization: Bearer <api_key>``, and the
+            page and its API for the key as the login password.
         **launch_options: passed to ``rag.ui.launch``.
 
     Example:
         >>> serve("index/", port=7860, corpus=["docs/user-guide.md"], collection="demo")
     """
     check_port(host, port)                       # before Gradio is even imported: that takes seconds
+    from .servertemp import use_private_folder
+
+    use_private_folder(index_folder)             # Gradio's uploads in a folder of this server's own
     from .openai_api import chat_router
     from .ui import build_app, launch, open_index
 
@@ -78,7 +82,7 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
     max_upload = {k: v for k, v in launch_options.items() if k == "max_upload_bytes"}
     try:
         demo = launch(build_app(index, collections=library, **max_upload), host, port, block=False,
-                      **launch_options)
+                      api_key=api_key, **launch_options)
     except OSError as exc:
         if "port" not in str(exc).lower():
             raise

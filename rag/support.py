@@ -49,18 +49,28 @@ _MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
+_ABBREVIATION = re.compile(r"(?:^|(?<=[\s(\"']))(?:Mr|Mrs|Ms|Mx|Dr|Prof|Sr|Jr|St|Mt|Rev|Gen|Col|Lt|Sgt|Capt|Gov|"
+                           r"Sen|Rep|Hon|No|Nos|Fig|Vol|pp|vs|etc|e\.g|i\.e|cf|approx|[A-Z])\.$")
+"""A full stop that ends a title or an initial, not a sentence ("Mrs.", "Dr.", "J.", "e.g.")."""
+
+
 def split_sentences(text: str) -> list[str]:
     """The sentences of an answer, each with the ``[n]`` markers that follow it.
 
     Example:
         >>> split_sentences("Reed designed it [1]. It was lit in 1871 [2].")
         ['Reed designed it [1].', 'It was lit in 1871 [2].']
+        >>> split_sentences("Mrs. Maryam Rajavi called for it [1]. Dr. J. Reed agreed [2].")
+        ['Mrs. Maryam Rajavi called for it [1].', 'Dr. J. Reed agreed [2].']
     """
     out: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
         # A marker after the full stop ("... it. [1] Then") belongs to the sentence before.
         end = match.start()
+        if _ABBREVIATION.search(text, 0, end):
+            continue  # "Mrs. Maryam Rajavi [1]" is one sentence, not "Mrs." and a name
+
         tail = text[end:match.end()]
         markers = "".join(_MARKER.findall(tail))
         piece = (text[start:end] + (" " + markers if markers else "")).strip()

@@ -25,7 +25,9 @@ import gradio as gr
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
 from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
+from .limits import MAX_QUESTION_CHARS, cap_history, clean_question
 from .load import SUPPORTED_SUFFIXES
+from .public import public_message
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
     SOURCES_EMPTY,
@@ -50,12 +52,13 @@ from .uploads import (
     WRITE_WAIT,
     add_uploads,
     discard_uploaded_copies,
+    received_uploads,
     remove_document,
     safe_filename,
     size_text,
     store_uploads,
 )
-from .webguard import allowed_hosts, guarded_app
+from .webguard import allowed_hosts, guarded_app, key_login
 
 __all__ = ["MAX_UPLOAD_BYTES", "UPLOADS", "WRITE_WAIT", "add_uploads", "build_app",
            "discard_uploaded_copies", "launch", "open_index", "remove_document",
@@ -83,6 +86,17 @@ STAGES = {"model": ("Loading the embedding model", None), "files": ("Reading fil
 loads first, as a stage of its own (Gradio shows no words without a bar: a stage without a unit
 shows its name at 0%): loaded inside the ingest, it held the "files" bar still at 50% of two
 files for the seconds it took."""
+
+SESSIONS = 500
+"""Page sessions kept at once (Gradio's default is 10,000); the oldest goes first. Each holds its
+conversation and source panels, bounded below, so 500 sessions stay within tens of MB."""
+
+STATE_TTL = 4 * 3600
+"""Seconds a session's state lives after its last change: abandoned sessions (a tab left open,
+a client that never closes) are dropped; a person back after four hours starts a new conversation."""
+
+KEPT_PANELS = 20
+"""Source panels kept per session (the latest answers'); a click on an older question shows none."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,32 +136,43 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
     Example:
         >>> serve("index/", host="127.0.0.1", port=7860, corpus=["docs/"])
     """
+    from .servertemp import use_private_folder
+
+    use_private_folder(index_folder)
     index = open_index(index_folder, corpus)
     launch(build_app(index, max_upload_bytes=max_upload_bytes), host, port, max_upload_bytes=max_upload_bytes,
            allow_hosts=allow_hosts)
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True,
-           max_upload_bytes: int = MAX_UPLOAD_BYTES, allow_hosts: Sequence[str] = ()) -> gr.Blocks:
+           max_upload_bytes: int = MAX_UPLOAD_BYTES, allow_hosts: Sequence[str] = (),
+           api_key: str | None = None) -> gr.Blocks:
     """Start the server for a page made by ``build_app``; returns the page (``demo.close()`` stops it).
 
     The server answers only requests whose ``Host`` is a loopback name, ``host`` or one of
     ``allow_hosts``, and only same-site ones (``rag.webguard``): a web page the user visits can
-    neither rebind its name to this server nor post to it.
+    neither rebind its name to this server nor post to it. With ``api_key``, the page and its API
+    ask for the key too (Gradio's login: any user name, the key as password; ``gradio_client``
+    passes ``auth=("rag", key)``).
 
     Example:
         >>> demo = launch(build_app(index), "127.0.0.1", 7861, block=False)
         >>> demo.close()
     """
+    from .logsafe import install
+
+    install()   # control characters from requests are escaped in every log line
     # Questions and writes have their own concurrency groups (see build_app); anything else runs alone.
     demo.queue(default_concurrency_limit=1)
     demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=True, inbrowser=False, share=False,
-        max_file_size=max_upload_bytes, show_error=True, quiet=True, footer_links=["api"],
+        max_file_size=max_upload_bytes, show_error=False, quiet=True, footer_links=["api"],
         run_history=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
         # No static-file workers (GRADIO_NUM_WORKERS): they would listen on ports of their own,
         # outside the guard.
         num_workers=0, _app=guarded_app(allowed_hosts(host, allow_hosts)),
+        state_session_capacity=SESSIONS, auth=key_login(api_key) if api_key else None,
+        auth_message="This server is protected by its API key: enter it as the password (any user name).",
     )
     if block:
         print(f"rag web chat on {demo.local_url} (Ctrl+C to stop)", flush=True)
@@ -225,7 +250,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         try:
             return existing(collection).ask(question, passages(k), history=history or None).to_dict()
         except RagError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(public_message(str(exc))) from None
 
     def search(question: str, k: int = settings.k, collection: str = "") -> list[dict[str, Any]]:
         """The passages that best match a question, each as Hit.to_dict: {rank, score, source, name, page,
@@ -239,11 +264,14 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         try:
             hits = existing(collection).search(question, passages(k))
         except RagError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(public_message(str(exc))) from None
         return [hit.to_dict() for hit in hits]
 
     def post_question(question: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
-        question = (question or "").strip()
+        try:
+            question = clean_question(question or "")
+        except RagError as exc:
+            raise gr.Error(public_message(str(exc))) from None
         if not question:
             return gr.skip(), gr.skip(), ""
         return "", history + [{"role": "user", "content": question_html(question)}], question
@@ -270,7 +298,9 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                              {"role": "assistant", "content": answer.span if answer.found and answer.span
                               else answer.text}]
         history = history + [{"role": "assistant", "content": text}]
-        return history, {**panels, len(history) - 1: (panel, quotes)}, panel, quotes, conversation, ""
+        # The state keeps what a follow-up and a click need, not every answer ever shown.
+        kept = {n: p for n, p in panels.items() if n >= len(history) - 2 * KEPT_PANELS}
+        return history, {**kept, len(history) - 1: (panel, quotes)}, panel, quotes, cap_history(conversation), ""
 
     def show_sources(panels: dict[int, Any], evt: gr.SelectData) -> Any:
         # A click on a question shows the sources of the answer that follows it.
@@ -296,6 +326,12 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 - gradio's documented idiom
         if not files:
             return (gr.skip(),) * 6
+        try:
+            return _add(files, collection, progress)
+        finally:
+            discard_uploaded_copies(files)   # on every outcome, a failure's too
+
+    def _add(files: list[str], collection: str | None, progress: gr.Progress) -> tuple[Any, ...]:
         # The demo collection stays the user guide: a user's own files start their own collection.
         target = UPLOADS_COLLECTION if collections is not None and (collection or shown) == DEMO_COLLECTION \
             else collection
@@ -310,8 +346,9 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                 progress((done, total), desc=desc, unit=unit)
 
         progress(0.0, desc="Saving the uploads")
-        stored, failed, report = add_uploads(index, files, max_bytes, on_progress)
-        discard_uploaded_copies(files)
+        received, foreign = received_uploads(files)
+        stored, failed, report = add_uploads(index, received, max_bytes, on_progress)
+        failed = foreign + failed
         names = collection_choices()   # a first upload that failed whole made no collection
         choice = gr.update(choices=names, value=target if target in names else (collection or shown))
         return (None, render_ingest(stored, failed, report)) + library(target) + (choice,)
@@ -333,10 +370,10 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
     # Gradio keeps its own copy of every upload; an hourly sweep stops documents piling up in /tmp.
     with gr.Blocks(title="rag: answers from your documents", analytics_enabled=False, fill_width=True,
                    delete_cache=(3600, 3600)) as demo:
-        panels = gr.State({})
-        pending = gr.State("")
-        conversation = gr.State([])
-        quotes = gr.State(())
+        panels = gr.State({}, time_to_live=STATE_TTL)
+        pending = gr.State("", time_to_live=STATE_TTL)
+        conversation = gr.State([], time_to_live=STATE_TTL)
+        quotes = gr.State((), time_to_live=STATE_TTL)
         with gr.Sidebar(label="Library", open=True, width=350, elem_id="rag-sidebar"):
             gr.HTML('<div class="rag-brand"><span class="rag-logo">r</span><div><b>rag</b>'
                     '<small>answers from your documents</small></div></div>')
@@ -381,7 +418,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                 with gr.Row(equal_height=True, elem_id="rag-ask-row"):
                     question = gr.Textbox(placeholder="Ask a question about your documents",
                                           show_label=False, container=False, scale=8, autofocus=True,
-                                          lines=1, max_lines=4, elem_id="rag-question", submit_btn=False)
+                                          lines=1, max_lines=4, elem_id="rag-question", submit_btn=False,
+                                          max_length=MAX_QUESTION_CHARS)
                     ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="rag-ask")
                     new_chat = gr.Button("New chat", variant="secondary", scale=1, min_width=90,
                                          elem_id="rag-new-chat")

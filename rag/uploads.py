@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,10 @@ UPLOADS = "uploads"
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """Largest file accepted from the page (the loader's own limit still applies)."""
+
+UPLOAD_QUOTA_BYTES = 2 * 1024**3
+"""Most bytes the ``uploads/`` folder of one index may hold; an upload past it is refused with the
+reason (remove documents to make room). A page open to others cannot fill the disk."""
 
 WRITE_WAIT = 60.0
 """Seconds an upload or removal waits while another process (say ``rag ingest``) writes the index."""
@@ -54,8 +59,8 @@ def safe_filename(name: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def store_uploads(files: Sequence[str | Path], folder: Path, max_bytes: int = MAX_UPLOAD_BYTES
-                  ) -> tuple[list[tuple[str, Path]], list[LoadFailure]]:
+def store_uploads(files: Sequence[str | Path], folder: Path, max_bytes: int = MAX_UPLOAD_BYTES,
+                  quota_bytes: int = UPLOAD_QUOTA_BYTES) -> tuple[list[tuple[str, Path]], list[LoadFailure]]:
     """Copy uploaded files into ``folder`` under safe, unique names.
 
     Returns ``(original name, stored path)`` pairs and the files refused, with the reason. A file
@@ -67,6 +72,7 @@ def store_uploads(files: Sequence[str | Path], folder: Path, max_bytes: int = MA
     stored: list[tuple[str, Path]] = []
     refused: list[LoadFailure] = []
     folder.mkdir(parents=True, exist_ok=True)
+    used = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     for raw in files:
         path = Path(raw)
         original = path.name
@@ -87,10 +93,15 @@ def store_uploads(files: Sequence[str | Path], folder: Path, max_bytes: int = MA
         if size == 0:
             refused.append(LoadFailure(original, "the file is empty"))
             continue
+        if used + size > quota_bytes:
+            refused.append(LoadFailure(original, f"the upload folder is full ({size_text(used)} of its "
+                                                 f"{size_text(quota_bytes)} quota): remove documents to make room"))
+            continue
         try:
             stored.append((original, _copy_unique(path, folder, safe_filename(original))))
+            used += size
         except OSError as exc:
-            refused.append(LoadFailure(original, f"could not be saved ({exc.strerror or exc})"))
+            refused.append(LoadFailure(original, f"could not be saved ({exc.strerror or 'disk error'})"))
     return stored, refused
 
 
@@ -121,10 +132,14 @@ def add_uploads(index: Index, files: Sequence[str | Path], max_bytes: int = MAX_
         progress("files", 0, len(stored))
     try:
         report = index.ingest([path for _, path in stored], progress=progress, wait=WRITE_WAIT)
-    except RagError as exc:
+    except (RagError, OSError, sqlite3.Error) as exc:
+        # A full disk reaches here as OSError or sqlite3.OperationalError: the index is unchanged
+        # (saves are atomic), so the stored copies go too, or they would be neither listed nor removable.
         for _, path in stored:
             path.unlink(missing_ok=True)
-        return [], refused + [LoadFailure(original, str(exc)) for original, _ in stored], None
+        reason = str(exc) if isinstance(exc, RagError) else \
+            f"could not be indexed ({_disk_reason(exc)}); the index is unchanged"
+        return [], refused + [LoadFailure(original, reason) for original, _ in stored], None
     reasons = {failure.source: failure.reason for failure in report.failed}
     kept = []
     for original, path in stored:
@@ -134,6 +149,36 @@ def add_uploads(index: Index, files: Sequence[str | Path], max_bytes: int = MAX_
         else:
             kept.append((original, path))
     return kept, refused, report
+
+
+def _disk_reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return "the disk is full" if "full" in text.lower() or getattr(exc, "errno", None) == 28 else text
+
+
+def received_uploads(files: Sequence[str | Path]) -> tuple[list[str], list[LoadFailure]]:
+    """The files that lie in this server's own upload folder (``rag.servertemp``), and the others refused.
+
+    The page's upload event names paths; only files Gradio received for this server are read,
+    never a path a forged request names elsewhere on the machine.
+
+    Example:
+        >>> inside, refused = received_uploads(["/etc/passwd"])
+        >>> refused[0].reason
+        'not a file uploaded to this server'
+    """
+    from gradio.utils import get_upload_folder  # only the page uploads, and it has Gradio
+
+    cache = Path(get_upload_folder()).resolve()
+    inside: list[str] = []
+    refused: list[LoadFailure] = []
+    for raw in files:
+        path = Path(raw).resolve()
+        if cache in path.parents and path.is_file():
+            inside.append(str(path))
+        else:
+            refused.append(LoadFailure(Path(raw).name, "not a file uploaded to this server"))
+    return inside, refused
 
 
 def discard_uploaded_copies(files: Sequence[str | Path]) -> None:

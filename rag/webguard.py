@@ -15,7 +15,20 @@ request gets no ``access-control-allow-origin`` either (``guarded_app`` is Gradi
   ``[::1]``, any port), the address given with ``--host``, or a name allowed with
   ``--allow-host``; else 403;
 - a request that carries an ``Origin`` (every cross-site POST and fetch does) must come from one
-  of those names; else 403. ``Origin: null`` (sandboxed frames, some redirects) is refused too.
+  of those names on the port it was sent to (``http://localhost:9999`` is another site, so
+  another program's page, for this server on 7860); else 403. (An origin named with
+  ``--allow-host`` that differs from the ``Host`` a reverse proxy sends keeps its own port.) ``Origin: null`` (sandboxed
+  frames, some redirects) is refused too;
+- a browser request that says it comes from another site (``Sec-Fetch-Site: cross-site`` or
+  ``same-site``, which is another port of the same name) is refused unless it is the user
+  following a link to a page (``Sec-Fetch-Mode: navigate``, GET): an ``<img>`` or ``<script>``
+  on another page cannot reach any route;
+- routes the page never uses are closed (``BLOCKED_PREFIXES``: Gradio's custom-component files,
+  which print their path raw to the log, its URL proxy, streaming, monitoring, vibe editing), and
+  ``/gradio_api/file=`` refuses URLs: Gradio would download any address it is given, and
+  nothing should leave the machine on a request's say-so;
+- every answer says it may not be framed (``X-Frame-Options: DENY``, CSP ``frame-ancestors
+  'none'``) and is not to be sniffed as another type.
 
 ``--allow-host '*'`` turns the ``Host`` check off (behind a reverse proxy that checks names
 itself); origins must then match the ``Host`` they were sent to.
@@ -23,10 +36,13 @@ itself); origins must then match the ``Host`` they were sent to.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from .logsafe import escape_controls
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,6 +55,18 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 browser should use; Chromium once let pages reach it, so it is not here.)"""
 
 ANY_HOST = "*"
+
+BLOCKED_PREFIXES = ("/gradio_api/custom_component/", "/gradio_api/proxy=", "/gradio_api/stream/",
+                    "/gradio_api/process_recording", "/gradio_api/vibe-", "/gradio_api/undo-vibe-edit",
+                    "/gradio_api/profiling/", "/gradio_api/run-history/", "/gradio_api/runs",
+                    "/gradio_api/dev/", "/gradio_api/mcp", "/monitoring", "/custom_component/", "/proxy=")
+"""Gradio routes the page does not use; closed in front of everything (403)."""
+
+SECURITY_HEADERS = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+                    (b"x-content-type-options", b"nosniff"))
+"""Added to every answer: no other site may frame the page (clickjacking its buttons)."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def allowed_hosts(bind: str = "127.0.0.1", extra: Iterable[str] = ()) -> frozenset[str]:
@@ -108,9 +136,18 @@ class HostGuard:
         headers: dict[str, str] = {}
         for key, value in scope.get("headers", ()):
             headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
-        reason = self.refusal(headers.get("host"), headers.get("origin"))
+        reason = self.refusal(headers.get("host"), headers.get("origin")) or self.route_refusal(scope, headers)
         if reason is None:
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+                return
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
@@ -118,7 +155,8 @@ class HostGuard:
         body = f"{reason}\n".encode()
         await send({"type": "http.response.start", "status": 403,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]})
+                                (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
+                                *SECURITY_HEADERS]})
         await send({"type": "http.response.body", "body": body})
 
     def refusal(self, host: str | None, origin: str | None) -> str | None:
@@ -131,9 +169,61 @@ class HostGuard:
                     f"start it with --allow-host {name} if that name is yours")
         if origin is not None:
             source = host_name(origin) if origin.strip().lower() != "null" else ""
-            if not source or (source not in self.hosts and source != name):
-                return f"refused: a request from another site ({origin[:80]!r})"
+            # Another port of the same name is another program's page. A reverse proxy may send
+            # its upstream address as Host ("127.0.0.1:7860") for an origin named with
+            # --allow-host: such an origin's port is the proxy's, not ours.
+            proxied = source != name and source in self.hosts and source not in LOOPBACK_NAMES
+            if not source or (source not in self.hosts and source != name) or \
+                    not (proxied or _same_port(origin, host or "")):
+                return f"refused: a request from another site ({escape_controls(origin[:80])!r})"
         return None
+
+    @staticmethod
+    def route_refusal(scope: Scope, headers: dict[str, str]) -> str | None:
+        """Why a request is refused for what it asks (closed routes, URLs to fetch, cross-site), or None."""
+        path = scope.get("path", "")
+        if path.startswith(BLOCKED_PREFIXES):
+            return "refused: this route is not served"
+        if path.startswith(("/gradio_api/file=", "/file=")):
+            target = path.split("=", 1)[1].lstrip()
+            if "://" in target or target.startswith("//") or target.lower().startswith(("http:", "https:")):
+                return "refused: files are served from this machine only, never fetched from an address"
+        site = headers.get("sec-fetch-site", "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            navigation = headers.get("sec-fetch-mode", "").strip().lower() == "navigate" \
+                and scope.get("method", "GET") in ("GET", "HEAD")
+            if not navigation:
+                return "refused: a request from another site (Sec-Fetch-Site: " + site + ")"
+        return None
+
+
+def _same_port(origin: str, host: str) -> bool:
+    """Is ``origin`` on the port of the ``Host`` header (a Host without one: the origin's default)?"""
+    try:
+        source = urlsplit(origin.strip())
+        target = urlsplit("//" + host.strip())
+        origin_port = source.port or _DEFAULT_PORTS.get(source.scheme.lower())
+        host_port = target.port
+    except ValueError:
+        return False
+    if origin_port is None:
+        return False
+    return host_port is None and origin_port == _DEFAULT_PORTS.get(source.scheme.lower()) or origin_port == host_port
+
+
+def key_login(api_key: str) -> Callable[[str, str], bool]:
+    """Gradio's login check for a server with an API key: any user name, the key as the password.
+
+    Example:
+        >>> key_login("s3cret")("anyone", "s3cret"), key_login("s3cret")("anyone", "guess")
+        (True, False)
+    """
+    expected = api_key.encode()
+
+    def check(user: str, password: str) -> bool:
+        return hmac.compare_digest(str(password).encode(), expected)
+
+    return check
 
 
 def guarded_app(hosts: frozenset[str]) -> Any:
