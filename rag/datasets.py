@@ -93,7 +93,8 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def load_squad(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
     """A SQuAD (1.1 or 2.0) JSON file: one text document per article, paragraphs separated by a
-    blank line; every question with its gold answers, answer spans and answerability.
+    blank line; every question with its gold answers, answer spans and answerability. Every
+    SQuAD answer is a short span, so every question's expected kind is "fact".
 
     Example:
         >>> qs = load_squad("../shared/data/squad2-dev/squad2-dev-half-a.json")
@@ -120,7 +121,8 @@ def load_squad(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
                     for a in qa.get("answers", [])))
                 questions.append(EvalQuestion(
                     id=qa["id"], question=qa["question"], answers=answers, sources=(name,),
-                    pages=(1,), unanswerable=bool(qa.get("is_impossible", False)) or not answers, spans=spans))
+                    pages=(1,), unanswerable=bool(qa.get("is_impossible", False)) or not answers, spans=spans,
+                    kind="fact"))
             parts.append(context)
             offset += len(context) + 2
         file = folder / name
