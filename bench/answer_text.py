@@ -18,10 +18,11 @@ One run of ``rag.eval.evaluate`` per set, each over its own index (built once in
   match on the answerable ones, and the share whose gold answer is in the answer or its first quote.
 
 Nothing is tuned here. ``--save-baseline`` keeps this run's figures as the baseline column
-(``bench/results/answer_text-baseline.json``); later runs print theirs beside it.
+(``bench/results/answer_text-baseline.json``); later runs print theirs beside it. ``--only``
+reruns some sets and keeps the figures of the others from the last run (``answer_text.json``).
 
 Usage:
-    .venv/bin/python bench/answer_text.py [--limit N] [--squad-every 5] [--save-baseline]
+    .venv/bin/python bench/answer_text.py [--limit N] [--squad-every 5] [--only NAME...] [--save-baseline]
 
 Results go to ``bench/results/answer_text.md`` (and ``answer_text.json``).
 """
@@ -55,6 +56,15 @@ from rag.metrics import contains_answer  # noqa: E402
 
 K = 5
 BASELINE = RESULTS / "answer_text-baseline.json"
+LAST = RESULTS / "answer_text.json"
+
+
+def say_every(name: str, n: int) -> Callable[[int, int], None]:
+    """A progress callback that prints a line every ``n`` questions (the run is long on a shared machine)."""
+    def progress(done: int, total: int) -> None:
+        if done % n == 0 or done == total:
+            print(f"{name}: {done}/{total}", file=sys.stderr, flush=True)
+    return progress
 
 
 def first_turns(qs: QuestionSet) -> QuestionSet:
@@ -137,14 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
     parser.add_argument("--squad-every", type=int, default=5, help="SQuAD: every Nth question (default 5)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="run only the sets whose name starts with NAME (e.g. MTRAG SQuAD); keep the others' "
+                             "figures from the last run")
     parser.add_argument("--save-baseline", action="store_true", help="keep this run as the baseline column")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     baseline = json.loads(BASELINE.read_text(encoding="utf-8")) if BASELINE.exists() else None
+    last = json.loads(LAST.read_text(encoding="utf-8")) if LAST.exists() and args.only else {}
     runs: dict[str, dict[str, float]] = {}
-    details: list[str] = []
+    tables: dict[str, list[str]] = {}
     skipped: list[str] = []
     for name, load in sets(args.squad_every):
+        if args.only and not any(name.startswith(prefix) for prefix in args.only):
+            if name in last.get("figures", {}):
+                runs[name], tables[name] = last["figures"][name], last.get("tables", {}).get(name, [])
+            continue
         try:
             qs = load()
         except (CorpusMissingError, RagError, OSError) as exc:
@@ -154,15 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = CACHE / "answer_text" / "".join(c if c.isalnum() else "-" for c in name.split(" (")[0])
         index = Index.build(qs.corpus, folder, settings=Settings())
         print(f"{name}: {len(qs.questions)} questions over {len(index)} chunks", file=sys.stderr)
-        result = evaluate(index, qs, k=K, answers=True, limit=args.limit)
+        result = evaluate(index, qs, k=K, answers=True, limit=args.limit, progress=say_every(name, 25))
         runs[name] = {"questions": float(result.counts["questions"]), **figures(result)}
-        details += [f"### {name}", "", result.description, ""]
-        if result.breakdown:
-            details += result.breakdown_table() + [""]
+        tables[name] = [result.description, "", *result.breakdown_table()]
         print(f"{name}: done, {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    today = {"date": time.strftime("%Y-%m-%d"), "figures": runs}
-    (RESULTS / "answer_text.json").parent.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "answer_text.json").write_text(json.dumps(today, indent=1), encoding="utf-8")
+    today = {"date": time.strftime("%Y-%m-%d"), "figures": runs, "tables": tables}
+    LAST.parent.mkdir(parents=True, exist_ok=True)
+    LAST.write_text(json.dumps(today, indent=1), encoding="utf-8")
     if args.save_baseline:
         BASELINE.write_text(json.dumps(today, indent=1), encoding="utf-8")
         baseline = today
@@ -192,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += ["### By kind and question type", "",
               "\"kind\": the kind of the answer given (`Answer.kind`); \"expected kind\": the set's label (MTRAG's "
               "question types mapped by `rag.datasets.MTRAG_KINDS`); \"question type\": MTRAG's own labels (a task "
-              "with several counts in each). Cells: F1 / ROUGE-L.", "", *details, *[f"- {s}" for s in skipped],
+              "with several counts in each). Cells: F1 / ROUGE-L.", ""]
+    for name, table in tables.items():
+        lines += [f"#### {name}", "", *table, ""]
+    lines += [*[f"- {s}" for s in skipped],
               f"run time: {time.perf_counter() - started:.0f} s"]
     print(write("answer_text", lines).read_text(encoding="utf-8"))
     return 0

@@ -115,7 +115,9 @@ def answer_words(text: str) -> str:
 
 
 _CITATION = re.compile(r"\s*\[\d+(?:\s*[,;-]\s*\d+)*\]")
-_LABEL = re.compile(r"(?:^|(?<=\s))In [^\s:]+\.[A-Za-z0-9]{1,5}(?:,? (?:page|p\.) ?\d+)?:(?=\s|$)", re.MULTILINE)
+_LABEL = re.compile(r"(?:^|(?<=\s))In [^\n:\[\]]{1,120}?\.[A-Za-z][A-Za-z0-9]{0,4}(?:,? (?:page|p\.) ?\d+)?:(?=\s|$)",
+                    re.MULTILINE)
+"""A source label ("In <file name>:", with a page for a PDF), as an answer names where its sentences are from."""
 
 
 def rouge_l(prediction: str, references: Sequence[str]) -> float:

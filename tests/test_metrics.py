@@ -45,6 +45,8 @@ def test_rouge_l_counts_repeated_words_once_each() -> None:
     ("In report.pdf, page 3: Revenue rose to $1.6 billion [1, 2].", "Revenue rose to $1.6 billion."),
     ("1. Open the page [1]\n2. Upload the file [2]", "1. Open the page 2. Upload the file"),
     ("In 2023 sales rose [1]", "In 2023 sales rose"),
+    ("In Annual Report 2023.pdf, p. 12: Sales rose [1].", "Sales rose."),
+    ("In the U.S.: sales rose to 5.5: a record [1].", "In the U.S.: sales rose to 5.5: a record."),
 ])
 def test_answer_words_leave_out_citation_marks_and_file_labels(text: str, words: str) -> None:
     assert answer_words(text) == words
