@@ -71,11 +71,6 @@ class QuestionResult:
         return bool(self.problems)
 
 
-BASELINES = ("first_sentence", "top_passage")
-"""Answers anyone could show from the same search, scored beside ours: the first sentence of the
-answer's top passage (``Answer.hits[0]``), and that whole passage."""
-
-
 @dataclass(frozen=True)
 class Breakdown:
     """Long-answer scores of one group of questions: those whose answer had one kind (``by`` =
@@ -410,7 +405,8 @@ def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answ
 
 def long_answer_scores(q: EvalQuestion, answer: Answer) -> dict[str, float]:
     """Token F1 and ROUGE-L against ``q.reference`` of our answer text (an abstention is empty), of
-    the baselines from the answer's top passage, and of each of the set's responses."""
+    what anyone could show from the same search (the first sentence of the answer's top passage,
+    ``Answer.hits[0]``, and that whole passage), and of each of the set's responses."""
     top = answer.hits[0].chunk.text if answer.hits else ""
     sentences = split_sentences(top)
     texts = {"answer": answer_words(answer.text) if answer.found else "",

@@ -38,6 +38,7 @@ METRIC_HELP = {
     "answer_f1": "token F1 of the answer text (citation marks and labels left out) against the reference answer",
     "answer_rouge_l": "ROUGE-L F (longest common subsequence of words) of the answer text against the reference answer",
     "kind_accuracy": "share of the questions labelled with a kind whose answer has that kind",
+    "answer_words_p50": "median length in words of the answer texts given (abstentions left out)",
     "abstention_precision": "share of the abstentions that were on unanswerable questions",
     "abstention_recall": "share of the unanswerable questions on which it abstained",
     "citation_validity": "share of quotes (answers' citations and hits' quotes) found verbatim at their offsets",
@@ -53,6 +54,11 @@ def metric_help(name: str) -> str:
     base, _, cutoff = name.partition("@")
     if base in ("hit", "recall") and cutoff:
         return METRIC_HELP[base].format(c=cutoff)
+    if name not in METRIC_HELP and name.endswith(("_f1", "_rouge_l")) and "/" not in name:
+        system, measure = (name[:-3], "token F1") if name.endswith("_f1") else (name[:-8], "ROUGE-L F")
+        whose = {"first_sentence": "the first sentence of the answer's top passage",
+                 "top_passage": "the answer's whole top passage"}.get(system, f"the set's {system} response")
+        return f"{measure} of {whose} against the reference answer"
     return METRIC_HELP.get(name, "")
 
 
