@@ -174,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {len(qs.questions)} questions over {len(index)} chunks", file=sys.stderr)
         result = evaluate(index, qs, k=K, answers=True, limit=args.limit, progress=say_every(name, 25))
         runs[name] = {"questions": float(result.counts["questions"]), **figures(result)}
-        tables[name] = [result.description, "", *result.breakdown_table()]
+        tables[name] = [result.description, "", *(result.breakdown_table() or [
+            "No reference answers in this set: its exact match, gold in answer or first quote and kind accuracy are "
+            "in the table above."])]
         print(f"{name}: done, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     today = {"date": time.strftime("%Y-%m-%d"), "figures": runs, "tables": tables}
     LAST.parent.mkdir(parents=True, exist_ok=True)
