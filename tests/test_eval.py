@@ -488,7 +488,8 @@ def test_mtrag_responses_are_scored_beside_ours(tmp_path: Path, capsys: pytest.C
     assert code == 0 and data["counts"]["referenced"] == len(answerable)
 
 
-def test_doc2dial_turns_keep_the_report_half_with_the_grounding_span_as_reference(tmp_path: Path) -> None:
+def _doc2dial_slice(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The first 120 turns of doc2dial-a and the documents they are about, as a doc2dial folder."""
     source = shared_path("data", "conversation")
     rows = (source / "doc2dial-a.questions.jsonl").read_text(encoding="utf-8").splitlines()[:120]
     titles = {json.loads(r)["title"] for r in rows}
@@ -498,6 +499,11 @@ def test_doc2dial_turns_keep_the_report_half_with_the_grounding_span_as_referenc
     folder.mkdir()
     (folder / "doc2dial-a.questions.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (folder / "doc2dial-a.documents.jsonl").write_text("\n".join(docs) + "\n", encoding="utf-8")
+    return folder, rows
+
+
+def test_doc2dial_turns_keep_the_report_half_with_the_grounding_span_as_reference(tmp_path: Path) -> None:
+    folder, rows = _doc2dial_slice(tmp_path)
     every = load_doc2dial(folder, cache_dir=tmp_path / "cache")
     report = load_question_set(folder, cache_dir=tmp_path / "cache")   # the report half by default
     tune = load_doc2dial(folder, cache_dir=tmp_path / "cache", half="tune")
@@ -509,3 +515,18 @@ def test_doc2dial_turns_keep_the_report_half_with_the_grounding_span_as_referenc
         assert q.reference == (record["answer"],) and len(q.history) == len(record.get("history", []))
         text = (every.corpus[0].parent / q.sources[0]).read_text(encoding="utf-8")
         assert text[q.spans[0][1]:q.spans[0][2]] == record["answer"]
+
+
+def test_doc2dial_answers_are_scored_for_first_turns_and_follow_ups(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    if not answers_available():
+        pytest.skip("rag.answer is not installed")
+    folder, _ = _doc2dial_slice(tmp_path)
+    tune = load_doc2dial(folder, half="tune").questions[:8]
+    assert any(q.history for q in tune) and any(not q.history for q in tune)
+    code, out, _ = run(capsys, str(folder), "--half", "tune", "--limit", "8", "--index", str(tmp_path / "idx"),
+                       "--json")
+    data = json.loads(out)
+    assert code == 0 and data["set"] == "doc2dial-tune" and data["counts"]["questions"] == 8
+    assert {"answer_f1", "first/answer_f1", "followup/answer_f1", "first/top_passage_rouge_l"} <= set(data["metrics"])
+    assert data["counts"]["referenced"] == 8 and data["breakdown"][0]["by"] == "kind"
