@@ -157,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     last = json.loads(LAST.read_text(encoding="utf-8")) if LAST.exists() and args.only else {}
     runs: dict[str, dict[str, float]] = {}
     tables: dict[str, list[str]] = {}
+    ran: list[str] = []
     skipped: list[str] = []
     for name, load in sets(args.squad_every):
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
@@ -174,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {len(qs.questions)} questions over {len(index)} chunks", file=sys.stderr)
         result = evaluate(index, qs, k=K, answers=True, limit=args.limit, progress=say_every(name, 25))
         runs[name] = {"questions": float(result.counts["questions"]), **figures(result)}
+        ran.append(name)
         tables[name] = [result.description, "", *(result.breakdown_table() or [
             "No reference answers in this set: its exact match, gold in answer or first quote and kind accuracy are "
             "in the table above."])]
@@ -187,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = header("Answer text against reference answers", sys.argv[1:], "answer_text.py", [
         "data: MTRAG human-evaluated subset (IBM, Apache-2.0), doc2dial-a (report half: nothing was tuned on it), "
         "eval_questions/docs, docs-newcomer and seed, SQuAD 2.0 dev half a; nothing here was tuned on any of them",
+        *([f"--only: the figures of {', '.join(n for n in runs if n not in ran)} are those of the run of "
+           f"{last.get('date')} (bench/results/answer_text.json)"] if args.only else []),
         f"each set over its own index, k={K}, default settings; an abstention scores 0; "
         "the answer text is scored without its citation marks and file labels (`rag.metrics.answer_words`)",
     ])
