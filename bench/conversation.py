@@ -33,7 +33,6 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from _common import CACHE, SHARED, header, percentile, write  # noqa: E402
 
 from rag import Index, Settings  # noqa: E402
 from rag.conversation import content_words, resolve  # noqa: E402
-from rag.datasets import EvalQuestion, load_doc2dial  # noqa: E402
+from rag.datasets import EvalQuestion, doc2dial_half, load_doc2dial  # noqa: E402
 from rag.metrics import passage_relevant  # noqa: E402
 
 FOLDER = SHARED / "conversation"
@@ -63,8 +62,8 @@ STRATEGIES: dict[str, Callable[[EvalQuestion], str]] = {
 
 
 def half(q: EvalQuestion) -> str:
-    """The tune or report half of doc2dial-a, by document."""
-    return "tune" if zlib.crc32(q.sources[0].encode()) % 2 == 0 else "report"
+    """The tune or report half of doc2dial-a, by document (``rag.datasets.doc2dial_half``)."""
+    return doc2dial_half(q.sources[0])
 
 
 def doc2dial_rows(limit: int | None) -> tuple[list[str], dict[str, float]]:

@@ -18,7 +18,8 @@ TARGET = ROOT / "docs" / "benchmarks.md"
 MARKER = "<!-- GENERATED: everything below is bench/results/*.md, assembled by bench/report.py -->"
 
 SECTIONS = (
-    "retrieval.md", "fusion_study.md", "fusion_more.md", "squad_answer.md", "reader_rerank.md", "conversation.md",
+    "retrieval.md", "fusion_study.md", "fusion_more.md", "squad_answer.md", "answer_text.md", "reader_rerank.md",
+    "conversation.md",
     "financebench.md",
     "perf_embed_backends.md", "perf_ingest.md",
     "perf_ingest_memory.md", "perf_query.md", "perf_scale.md", "perf_compare.md", "fault_injection.md",

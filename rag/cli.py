@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit non-zero when METRIC is below VALUE (repeatable), e.g. ndcg@10=0.5")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--fusion", choices=["blend", "rrf", "dense", "bm25"], default=None)
+    p.add_argument("--half", choices=["report", "tune", "all"], default="report",
+                   help="doc2dial: the half of the documents whose turns are asked (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = verbs.add_parser("serve", help="open the web chat",

@@ -1,5 +1,5 @@
-"""Question sets: our JSON-lines format, and adapters that read BEIR folders, SQuAD JSON and
-FinanceBench folders directly.
+"""Question sets: our JSON-lines format, and adapters that read BEIR folders, SQuAD JSON,
+FinanceBench, doc2dial and MTRAG folders directly.
 
 Every adapter returns a ``QuestionSet``: the documents to index (files on disk) and the
 questions with what a correct result looks like. Public data sets are turned into plain text
@@ -15,11 +15,14 @@ import dataclasses
 import hashlib
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import RagError
+from .types import ANSWER_KINDS
 
 
 class CorpusMissingError(RagError):
@@ -46,6 +49,15 @@ class EvalQuestion:
     """(file name, start, end) character spans that hold the answer, when known (SQuAD)."""
     history: tuple[tuple[str, str], ...] = ()
     """Earlier turns of the conversation, oldest first, as (role, content): a follow-up when set."""
+    reference: tuple[str, ...] = ()
+    """Long reference answers (any one counts): the answer text is scored against them (token F1, ROUGE-L)."""
+    kind: str = ""
+    """The kind of answer the question wants (one of ``rag.types.ANSWER_KINDS``), when labelled."""
+    labels: tuple[str, ...] = ()
+    """The set's own question types (MTRAG's ``question_type``): the answer scores are broken down by them."""
+    responses: dict[str, str] = field(default_factory=dict)
+    """Other systems' answers to the same question, by system name (MTRAG's GPT-4o and Llama
+    responses): scored against ``reference`` beside ours."""
 
     def messages(self) -> list[dict[str, str]]:
         """``history`` as the OpenAI-style messages ``Index.ask(history=...)`` takes."""
@@ -81,7 +93,8 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def load_squad(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
     """A SQuAD (1.1 or 2.0) JSON file: one text document per article, paragraphs separated by a
-    blank line; every question with its gold answers, answer spans and answerability.
+    blank line; every question with its gold answers, answer spans and answerability. Every
+    SQuAD answer is a short span, so every question's expected kind is "fact".
 
     Example:
         >>> qs = load_squad("../shared/data/squad2-dev/squad2-dev-half-a.json")
@@ -108,7 +121,8 @@ def load_squad(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
                     for a in qa.get("answers", [])))
                 questions.append(EvalQuestion(
                     id=qa["id"], question=qa["question"], answers=answers, sources=(name,),
-                    pages=(1,), unanswerable=bool(qa.get("is_impossible", False)) or not answers, spans=spans))
+                    pages=(1,), unanswerable=bool(qa.get("is_impossible", False)) or not answers, spans=spans,
+                    kind="fact"))
             parts.append(context)
             offset += len(context) + 2
         file = folder / name
@@ -208,10 +222,29 @@ def load_financebench(folder: str | Path) -> QuestionSet:
                                    "judged by evidence page")
 
 
-def load_doc2dial(folder: str | Path, cache_dir: Path | None = None, limit: int | None = None) -> QuestionSet:
+DOC2DIAL_HALVES = ("tune", "report")
+
+
+def doc2dial_half(file_name: str) -> str:
+    """Which half of doc2dial-a a document's turns belong to: "tune" (crc32 of the file name even),
+    on which the conversation rules were chosen, or "report" (odd), kept for reporting.
+
+    Example:
+        >>> doc2dial_half(doc_file_name("About problem driver restrictions#3_0"))
+        'report'
+    """
+    return "tune" if zlib.crc32(file_name.encode()) % 2 == 0 else "report"
+
+
+def load_doc2dial(folder: str | Path, cache_dir: Path | None = None, limit: int | None = None,
+                  half: str | None = None) -> QuestionSet:
     """doc2dial in its DialDoc21 reading form (``doc2dial-a.documents.jsonl`` and
     ``doc2dial-a.questions.jsonl``): one text file per document; each user turn a question with the
-    turns before it as history, judged by the grounding span the agent answered from.
+    turns before it as history, judged by the grounding span the agent answered from, which is
+    also its reference answer.
+
+    ``half`` keeps the turns of one half of the documents (``doc2dial_half``); every document is
+    indexed all the same, so the search is as hard as over the whole set.
 
     Example:
         >>> qs = load_doc2dial("../shared/data/conversation")
@@ -244,16 +277,106 @@ def load_doc2dial(folder: str | Path, cache_dir: Path | None = None, limit: int 
             name = names[record["title"]]
             start = int(record["answer_start"])
             history = tuple((t["role"], t["text"]) for t in record.get("history", []))
+            if half is not None and doc2dial_half(name) != half:
+                continue
             questions.append(EvalQuestion(id=str(record.get("id", n)), question=record["question"],
                                           sources=(name,), spans=((name, start, start + len(record["answer"])),),
-                                          history=history))
+                                          history=history, reference=(record["answer"],)))
         except (ValueError, KeyError, TypeError) as exc:
             raise RagError(f"{turns_path}, line {n}: not a doc2dial turn ({exc})") from None
         if limit and len(questions) >= limit:
             break
-    return QuestionSet(name="doc2dial", corpus=tuple(files), questions=tuple(questions),
-                       description=f"doc2dial: {len(files)} documents, {len(questions)} user turns "
+    which = f", the {half} half's turns" if half else ""
+    return QuestionSet(name=f"doc2dial-{half}" if half else "doc2dial", corpus=tuple(files),
+                       questions=tuple(questions),
+                       description=f"doc2dial: {len(files)} documents{which}: {len(questions)} user turns "
                                    f"({sum(1 for q in questions if q.history)} follow-ups)")
+
+
+MTRAG_KINDS = {"Summarization": "summary", "How-To": "procedure", "Troubleshooting": "procedure",
+               "Comparative": "comparison", "Keyword": "keyword", "Explanation": "explanation",
+               "Opinion": "explanation", "Factoid": "fact"}
+"""MTRAG's question types as our answer kinds, most specific first: a task labelled with several
+takes the first of its types in this order (["Comparative", "Factoid"] -> comparison). An opinion
+question is answered by the passages' reasons, so an explanation; troubleshooting by steps.
+"Composite" (several questions in one) and "Non-Question" (a statement) say nothing of the answer's
+form: a task with only those has no expected kind and is left out of kind accuracy."""
+
+MTRAG_ANSWERABLE = ("ANSWERABLE", "PARTIAL")
+
+
+def mtrag_kind(question_types: Sequence[str]) -> str:
+    """The answer kind an MTRAG task wants, from its question types (``MTRAG_KINDS``); "" when none.
+
+    Example:
+        >>> mtrag_kind(["Comparative", "Factoid"]), mtrag_kind(["Composite"])
+        ('comparison', '')
+    """
+    return next((kind for name, kind in MTRAG_KINDS.items() if name in question_types), "")
+
+
+def load_mtrag(folder: str | Path, cache_dir: Path | None = None) -> QuestionSet:
+    """An MTRAG folder (``tasks.jsonl`` and ``documents.jsonl``, as in
+    ``../shared/data/conversation/mtrag-human-eval``): one text file per passage, all indexed
+    together; each task's last user turn asked with the earlier turns as history.
+
+    Answerable and partly answerable tasks are scored against the human-checked ``reference`` and
+    judged for retrieval by their ``context_ids``; unanswerable ones are right when declined;
+    "conversational" turns ("Thank you!") ask nothing and are left out. The models' ``responses``
+    are kept to be scored beside ours.
+
+    Example:
+        >>> qs = load_mtrag("../shared/data/conversation/mtrag-human-eval")
+        >>> sum(1 for q in qs.questions if q.reference), sum(1 for q in qs.questions if q.unanswerable)
+        (150, 7)
+    """
+    folder = Path(folder)
+    docs_path, tasks_path = folder / "documents.jsonl", folder / "tasks.jsonl"
+    if not docs_path.exists() or not tasks_path.exists():
+        raise RagError(f"{folder}: not an MTRAG folder (tasks.jsonl and documents.jsonl are needed)")
+    out_dir = _cache_folder("mtrag", folder, cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for n, line in enumerate(docs_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            file = out_dir / doc_file_name(str(record["document_id"]))
+            text = str(record["text"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RagError(f"{docs_path}, line {n}: not an MTRAG passage ({exc})") from None
+        if text.strip():
+            _write_if_changed(file, text)
+            files.append(file)
+    questions, skipped = [], 0
+    for n, line in enumerate(tasks_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            answerability = record["answerability"]
+            turns = [(str(t["role"]), str(t["content"])) for t in record["turns"]]
+            if not turns or turns[-1][0] != "user":
+                raise ValueError("the last turn is not the user's")
+            types = tuple(str(t) for t in record.get("question_type", []))
+            answerable = answerability in MTRAG_ANSWERABLE
+            if not answerable and answerability != "UNANSWERABLE":
+                skipped += 1
+                continue
+            questions.append(EvalQuestion(
+                id=str(record["task_id"]), question=turns[-1][1], history=tuple(turns[:-1]),
+                unanswerable=not answerable, labels=types, kind=mtrag_kind(types),
+                sources=tuple(doc_file_name(str(c)) for c in record.get("context_ids", [])) if answerable else (),
+                reference=(str(record["reference"]),) if answerable else (),
+                responses={str(k): str(v) for k, v in (record.get("responses") or {}).items()}))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RagError(f"{tasks_path}, line {n}: not an MTRAG task ({exc})") from None
+    answered = sum(1 for q in questions if not q.unanswerable)
+    return QuestionSet(name=folder.name, corpus=(out_dir,), questions=tuple(questions),
+                       description=f"MTRAG {folder.name}: {len(files)} passages, {answered} answerable tasks, "
+                                   f"{len(questions) - answered} unanswerable ({skipped} conversational turns "
+                                   "left out); each task's last turn asked with the earlier turns as history")
 
 
 def doc_file_name(doc_id: str) -> str:
@@ -261,9 +384,10 @@ def doc_file_name(doc_id: str) -> str:
     return f"{_safe_name(doc_id)}-{hashlib.sha1(doc_id.encode()).hexdigest()[:6]}.txt"
 
 
-def load_question_set(path: str | Path, cache_dir: Path | None = None) -> QuestionSet:
-    """Any question set, told apart by its shape: a BEIR or FinanceBench folder, a SQuAD JSON file
-    or our JSON lines.
+def load_question_set(path: str | Path, cache_dir: Path | None = None, half: str | None = "report") -> QuestionSet:
+    """Any question set, told apart by its shape: a BEIR, FinanceBench, doc2dial or MTRAG folder, a
+    SQuAD JSON file or our JSON lines. ``half`` is the half of doc2dial's turns to keep (default
+    "report", the one nothing was tuned on; None for all).
 
     Example:
         >>> qs = load_question_set("eval_questions/docs.jsonl")
@@ -277,10 +401,13 @@ def load_question_set(path: str | Path, cache_dir: Path | None = None) -> Questi
         if (path / "questions.jsonl").exists() and (path / "pdfs").is_dir():
             return load_financebench(path)
         if any(path.glob("doc2dial*.questions.jsonl")):
-            return load_doc2dial(path, cache_dir=cache_dir)
+            return load_doc2dial(path, cache_dir=cache_dir, half=half)
+        if (path / "tasks.jsonl").exists() and (path / "documents.jsonl").exists():
+            return load_mtrag(path, cache_dir=cache_dir)
         raise RagError(f"{path}: a folder question set must be a BEIR folder "
-                       "(corpus.jsonl, queries.jsonl, qrels/test.tsv) or a FinanceBench folder "
-                       "(questions.jsonl, pdfs/)")
+                       "(corpus.jsonl, queries.jsonl, qrels/test.tsv), a FinanceBench folder "
+                       "(questions.jsonl, pdfs/), a doc2dial folder (doc2dial*.questions.jsonl) or an "
+                       "MTRAG folder (tasks.jsonl, documents.jsonl)")
     if not path.exists():
         raise RagError(f"{path}: no such question set")
     if path.suffix == ".json":
@@ -289,7 +416,7 @@ def load_question_set(path: str | Path, cache_dir: Path | None = None) -> Questi
 
 
 _QUESTION_KEYS = {"id", "question", "answers", "source", "sources", "page", "pages", "unanswerable", "relevance",
-                  "note"}
+                  "reference", "kind", "note"}
 _CONVERSATION_KEYS = {"id", "turns", "note"}
 _HEADER_KEYS = {"corpus", "description", "name"}
 
@@ -375,7 +502,8 @@ def _conversation(item: dict[str, Any], where: str, default_id: str) -> list[Eva
     """A ``"turns": [...]`` line: each turn a question of its own, with the turns before it as history.
 
     The history holds each earlier question and, as the assistant's reply, its first expected
-    answer (or the not-found text for an unanswerable turn): the conversation as it should have gone.
+    answer (else its reference answer, or the not-found text for an unanswerable turn): the
+    conversation as it should have gone.
     """
     turns = item["turns"]
     if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
@@ -389,7 +517,7 @@ def _conversation(item: dict[str, Any], where: str, default_id: str) -> list[Eva
             raise RagError(f"{where}, turn {n}: a turn needs a \"question\"")
         q = _question(turn, f"{where}, turn {n}", default_id=f"{base}-t{n}")
         out.append(dataclasses.replace(q, history=tuple(history)))
-        reply = q.answers[0] if q.answers else "Not found in the indexed documents."
+        reply = q.answers[0] if q.answers else q.reference[0] if q.reference else "Not found in the indexed documents."
         history += [("user", q.question), ("assistant", reply)]
     return out
 
@@ -407,11 +535,16 @@ def _question(item: dict[str, Any], where: str, default_id: str) -> EvalQuestion
     unanswerable = item.get("unanswerable", False)
     if not isinstance(unanswerable, bool):
         raise RagError(f"{where}: unanswerable must be true or false")
-    if unanswerable and (answers or sources):
-        raise RagError(f"{where}: an unanswerable question cannot have answers or a source")
+    reference = _strings(item.get("reference"), f"{where}: reference")
+    if unanswerable and (answers or sources or reference):
+        raise RagError(f"{where}: an unanswerable question cannot have answers, a reference or a source")
+    kind = item.get("kind", "")
+    if kind and kind not in ANSWER_KINDS:
+        raise RagError(f"{where}: kind must be one of {', '.join(ANSWER_KINDS)}, not {kind!r}")
     relevance = item.get("relevance", {})
     if not (isinstance(relevance, dict) and all(isinstance(v, int) for v in relevance.values())):
         raise RagError(f"{where}: relevance must map document names to integer grades")
     return EvalQuestion(id=str(item.get("id", default_id)), question=text.strip(), answers=answers,
                         sources=sources, pages=tuple(pages_list), unanswerable=unanswerable,
-                        relevance={str(k): v for k, v in relevance.items() if v > 0})
+                        relevance={str(k): v for k, v in relevance.items() if v > 0}, reference=reference,
+                        kind=str(kind))

@@ -2,6 +2,11 @@
 ``rag.metrics``, aggregated into an ``EvalResult`` with its Markdown report and failure table.
 
 Unanswerable questions are left out of retrieval metrics and scored on abstention instead.
+Questions with a long ``reference`` answer have their answer text scored against it (token F1,
+ROUGE-L), beside two answers anyone could make from the same search (the first sentence of the
+answer's top passage, and that whole passage) and beside the set's own ``responses`` (MTRAG's
+GPT-4o and Llama); these scores are broken down by the answer's kind, the expected kind and the
+set's question types (``EvalResult.breakdown``).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .chunk import split_sentences
 from .datasets import EvalQuestion, QuestionSet
 from .errors import RagError
 from .index import Index
 from .metrics import (
     CUTOFFS,
+    answer_words,
     contains_answer,
     document_mode,
     exact_match,
@@ -26,6 +33,7 @@ from .metrics import (
     metric_help,
     percentile,
     retrieval_scores,
+    rouge_l,
 )
 from .types import Answer, Hit, Quote
 
@@ -64,6 +72,30 @@ class QuestionResult:
 
 
 @dataclass(frozen=True)
+class Breakdown:
+    """Long-answer scores of one group of questions: those whose answer had one kind (``by`` =
+    "kind"), those labelled with one expected kind ("expected kind"), or those of one of the set's
+    own question types ("question type"; a question with several types counts in each).
+
+    ``scores`` holds ``answer_f1``, ``answer_rouge_l``, the same for each baseline and response
+    (``top_passage_f1``, ``gpt-4o_f1``, ...), averaged over the group's questions with a reference,
+    and ``kind_accuracy`` over its labelled questions.
+
+    Example:
+        >>> # [(b.name, b.scores["answer_f1"]) for b in result.breakdown if b.by == "kind"]
+    """
+
+    by: str
+    name: str
+    questions: int
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "name": self.name, "questions": self.questions,
+                "scores": {k: round(v, 4) for k, v in self.scores.items()}}
+
+
+@dataclass(frozen=True)
 class EvalResult:
     """Metrics of one run of a question set, and every question's result.
 
@@ -85,6 +117,27 @@ class EvalResult:
     started: str
     notes: tuple[str, ...] = ()
     """What was not measured and why, for the reader."""
+    breakdown: tuple[Breakdown, ...] = ()
+    """Answer-text scores by kind and question type (empty when no question has a reference)."""
+
+    def systems(self) -> list[str]:
+        """Whose answer texts were scored, ours ("answer") first: ``<system>_f1`` is in ``metrics``."""
+        return [name[:-3] for name in self.metrics if name.endswith("_f1") and "/" not in name]
+
+    def breakdown_table(self) -> list[str]:
+        """The breakdown as Markdown table lines (F1 / ROUGE-L per system, kind accuracy); [] when none."""
+        if not self.breakdown:
+            return []
+        systems = self.systems()
+        lines = ["| by | group | questions | " + " | ".join(f"{_system_label(n)} F1 / ROUGE-L" for n in systems)
+                 + " | kind right |", "| --- | --- | ---: |" + " ---: |" * (len(systems) + 1)]
+        overall = Breakdown("all", "all", self.counts.get("referenced", 0), self.metrics)
+        for b in (overall, *self.breakdown):
+            cells = [f"{b.scores[f'{n}_f1']:.3f} / {b.scores[f'{n}_rouge_l']:.3f}" if f"{n}_f1" in b.scores
+                     else "" for n in systems]
+            right = f"{b.scores['kind_accuracy']:.3f}" if "kind_accuracy" in b.scores else ""
+            lines.append(f"| {b.by} | {b.name} | {b.questions} | " + " | ".join(cells) + f" | {right} |")
+        return lines
 
     def failures(self) -> list[QuestionResult]:
         return [r for r in self.questions if r.failed]
@@ -96,6 +149,7 @@ class EvalResult:
             "fusion": self.fusion, "started": self.started, "seconds": round(self.seconds, 3),
             "metrics": {name: round(value, 4) for name, value in self.metrics.items()},
             "counts": self.counts, "notes": list(self.notes),
+            "breakdown": [b.to_dict() for b in self.breakdown],
             "failures": [failure_row(r) for r in self.failures()],
         }
 
@@ -117,6 +171,14 @@ class EvalResult:
         for name, value in self.metrics.items():
             shown = f"{value:.1f}" if name.endswith("_ms") else f"{value:.3f}"
             lines.append(f"| {name} | {shown} | {metric_help(name)} |")
+        if self.breakdown:
+            lines += ["", "## Answer text against the reference answers", "",
+                      "Token F1 and ROUGE-L of the answer text (citation marks and file labels left out; an "
+                      "abstention scores 0) against the reference, beside the first sentence and the whole of the "
+                      "answer's top passage" + (" and the set's own responses" if any(
+                          r.question.responses for r in self.questions) else "")
+                      + "; \"kind\" groups by the kind of the answer, \"expected kind\" by the set's label.", "",
+                      *self.breakdown_table()]
         failures = self.failures()
         lines += ["", f"## Failures ({len(failures)} of {self.counts['questions']} questions)", ""]
         if not failures:
@@ -134,11 +196,17 @@ class EvalResult:
         return "\n".join(lines) + "\n"
 
 
+def _system_label(name: str) -> str:
+    return {"answer": "ours", "first_sentence": "first sentence", "top_passage": "top passage"}.get(name, name)
+
+
 def _expected(q: EvalQuestion) -> str:
     if q.unanswerable:
         return "(not in the documents)"
     if q.answers:
         return " / ".join(q.answers[:3])
+    if q.reference:
+        return q.reference[0]
     names = sorted(q.relevance, key=lambda n: -q.relevance[n]) if q.relevance else list(q.sources)
     where = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
     return where + (f" p. {', '.join(map(str, q.pages))}" if q.pages else "")
@@ -208,7 +276,7 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
     questions = question_set.questions[:limit] if limit is not None else question_set.questions
     notes = []
     if answers is None:
-        answers = any(q.answers or q.unanswerable for q in questions)
+        answers = any(q.answers or q.unanswerable or q.reference for q in questions)
         if answers and not answers_available():
             answers = False
             notes.append("answer metrics not measured: the answerer (rag.answer) is not installed")
@@ -240,7 +308,8 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
     return EvalResult(set_name=question_set.name, description=question_set.description,
                       index_folder=str(index.folder), k=k, fusion=fusion_used, settings=index.settings.to_dict(),
                       metrics=metrics, counts=counts, questions=tuple(results),
-                      seconds=time.perf_counter() - started, started=started_at, notes=tuple(notes))
+                      seconds=time.perf_counter() - started, started=started_at, notes=tuple(notes),
+                      breakdown=breakdown(results))
 
 
 def _judged(q: EvalQuestion) -> bool:
@@ -322,6 +391,10 @@ def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answ
                 problems.append("abstained although the documents answer it")
             elif not in_quote and not contains_answer(answer.text, q.answers):
                 problems.append("wrong answer: no expected answer in the answer or its quotes")
+        if q.reference and not q.unanswerable:
+            scores.update(long_answer_scores(q, answer))
+            if not answer.found and not q.answers:
+                problems.append("abstained although the documents answer it")
     invalid = invalid_quotes(index, quotes, pages)
     if invalid:
         problems.append(f"{len(invalid)} quote(s) not verbatim in their source")
@@ -330,8 +403,70 @@ def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answ
                           answer_seconds=answer_seconds, problems=tuple(problems))
 
 
+def long_answer_scores(q: EvalQuestion, answer: Answer) -> dict[str, float]:
+    """Token F1 and ROUGE-L against ``q.reference`` of our answer text (an abstention is empty), of
+    what anyone could show from the same search (the first sentence of the answer's top passage,
+    ``Answer.hits[0]``, and that whole passage), and of each of the set's responses."""
+    top = answer.hits[0].chunk.text if answer.hits else ""
+    sentences = split_sentences(top)
+    texts = {"answer": answer_words(answer.text) if answer.found else "",
+             "first_sentence": top[sentences[0][0]:sentences[0][1]] if sentences else top,
+             "top_passage": top, **q.responses}
+    scores = {}
+    for name, text in texts.items():
+        scores[f"{name}_f1"] = f1_score(text, q.reference)
+        scores[f"{name}_rouge_l"] = rouge_l(text, q.reference)
+    scores["answer_words"] = len(texts["answer"].split())
+    return scores
+
+
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
+
+
+def _long_answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float]:
+    """Mean answer-text scores over the questions with a reference; kind accuracy over the labelled."""
+    metrics: dict[str, float] = {}
+    scored = [r for r in results if "answer_f1" in r.scores]
+    if scored:
+        names = dict.fromkeys(n for r in scored for n in r.scores if n.endswith(("_f1", "_rouge_l")) and n != "f1")
+        for name in names:
+            values = [r.scores[name] for r in scored if name in r.scores]
+            metrics[name] = _mean(values)
+        words = [r.scores["answer_words"] for r in scored if r.answer is not None and r.answer.found]
+        if words:
+            metrics["answer_words_p50"] = percentile(words, 50)
+    labelled = [r for r in results if r.question.kind and r.answer is not None]
+    if labelled:
+        metrics["kind_accuracy"] = _mean([float(r.answer.kind == r.question.kind) for r in labelled
+                                          if r.answer is not None])
+    return metrics
+
+
+def breakdown(results: Sequence[QuestionResult]) -> tuple[Breakdown, ...]:
+    """Answer-text scores and kind accuracy by the answer's kind, the expected kind and the set's
+    question types; empty when no question has a reference answer."""
+    if not any("answer_f1" in r.scores for r in results):
+        return ()
+    groups: dict[tuple[str, str], list[QuestionResult]] = {}
+    for r in results:
+        if r.answer is None:
+            continue
+        if "answer_f1" in r.scores:
+            groups.setdefault(("kind", r.answer.kind), []).append(r)
+        if r.question.kind:
+            groups.setdefault(("expected kind", r.question.kind), []).append(r)
+        for label in r.question.labels:
+            groups.setdefault(("question type", label), []).append(r)
+    order = {"kind": 0, "expected kind": 1, "question type": 2}
+    out = []
+    for (by, name), members in sorted(groups.items(), key=lambda item: (order[item[0][0]], -len(item[1]),
+                                                                        item[0][1])):
+        scores = _long_answer_metrics(members)
+        if by == "kind":
+            scores.pop("kind_accuracy", None)  # grouped by the answer's kind, its accuracy says nothing
+        out.append(Breakdown(by=by, name=name, questions=len(members), scores=scores))
+    return tuple(out)
 
 
 def _aggregate(results: Sequence[QuestionResult], k: int, depth: int | None, answers: bool
@@ -351,6 +486,7 @@ def _aggregate(results: Sequence[QuestionResult], k: int, depth: int | None, ans
         if scored:
             for name in ("exact_match", "f1", "answer_in_quote"):
                 metrics[name] = _mean([r.scores[name] for r in scored])
+        metrics.update(_long_answer_metrics(results))
         right = sum(1 for r in abstained if r.question.unanswerable)
         if abstained:
             metrics["abstention_precision"] = right / len(abstained)
@@ -370,5 +506,6 @@ def _aggregate(results: Sequence[QuestionResult], k: int, depth: int | None, ans
         metrics["answer_p95_ms"] = percentile(asked, 95)
     counts = {"questions": len(results), "answerable": len(answerable), "unanswerable": len(unanswerable),
               "judged": len(judged), "abstained": len(abstained), "quotes_checked": checked,
-              "quotes_invalid": invalid, "failures": sum(1 for r in results if r.failed)}
+              "quotes_invalid": invalid, "failures": sum(1 for r in results if r.failed),
+              "referenced": sum(1 for r in results if "answer_f1" in r.scores)}
     return metrics, counts

@@ -109,7 +109,8 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     """``rag eval``: run a set, print the metrics (or JSON), write the report, check thresholds."""
     thresholds = parse_thresholds(args.fail_under or [])
     show_progress = not (args.no_progress or args.json)
-    question_set = load_question_set(args.set)
+    half = getattr(args, "half", "report")
+    question_set = load_question_set(args.set, half=None if half == "all" else half)
     folder = _explicit_index(args)
     if folder is None and not question_set.corpus:
         folder = Path(args.index)
@@ -148,9 +149,13 @@ def _print_summary(result: EvalResult, report: str | None, shown: int = 10) -> N
     print(f"{result.set_name}: {c['questions']} questions ({c['answerable']} answerable, {c['unanswerable']} "
           f"unanswerable), fusion {result.fusion}, k {result.k}, {result.seconds:.1f} s")
     for name, value in result.metrics.items():
-        print(f"  {name:<22}{value:>10.1f}" if name.endswith("_ms") else f"  {name:<22}{value:>10.3f}")
+        print(f"  {name:<40}{value:>10.1f}" if name.endswith("_ms") else f"  {name:<40}{value:>10.3f}")
     for note in result.notes:
         print(f"note: {note}")
+    if result.breakdown:
+        print("answer text against the reference (F1 / ROUGE-L), by kind:")
+        for line in result.breakdown_table():
+            print("  " + line)
     failures = result.failures()
     print(f"{len(failures)} of {c['questions']} questions failed" + (":" if failures else "."))
     for r in failures[:shown]:

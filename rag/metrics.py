@@ -35,6 +35,10 @@ METRIC_HELP = {
     "exact_match": "share of answerable questions whose answer equals a gold answer (SQuAD normalisation)",
     "f1": "token F1 of the answer against the best gold answer, averaged over answerable questions",
     "answer_in_quote": "share of answerable questions with a gold answer inside one of the answer's quotes",
+    "answer_f1": "token F1 of the answer text (citation marks and labels left out) against the reference answer",
+    "answer_rouge_l": "ROUGE-L F (longest common subsequence of words) of the answer text against the reference answer",
+    "kind_accuracy": "share of the questions labelled with a kind whose answer has that kind",
+    "answer_words_p50": "median length in words of the answer texts given (abstentions left out)",
     "abstention_precision": "share of the abstentions that were on unanswerable questions",
     "abstention_recall": "share of the unanswerable questions on which it abstained",
     "citation_validity": "share of quotes (answers' citations and hits' quotes) found verbatim at their offsets",
@@ -50,6 +54,11 @@ def metric_help(name: str) -> str:
     base, _, cutoff = name.partition("@")
     if base in ("hit", "recall") and cutoff:
         return METRIC_HELP[base].format(c=cutoff)
+    if name not in METRIC_HELP and name.endswith(("_f1", "_rouge_l")) and "/" not in name:
+        system, measure = (name[:-3], "token F1") if name.endswith("_f1") else (name[:-8], "ROUGE-L F")
+        whose = {"first_sentence": "the first sentence of the answer's top passage",
+                 "top_passage": "the answer's whole top passage"}.get(system, f"the set's {system} response")
+        return f"{measure} of {whose} against the reference answer"
     return METRIC_HELP.get(name, "")
 
 
@@ -96,6 +105,58 @@ def f1_score(prediction: str, golds: Sequence[str]) -> float:
         elif not predicted and not wanted:
             best = 1.0
     return best
+
+
+def answer_words(text: str) -> str:
+    """An answer's text as plain words to score: citation marks ("[1]", "[2, 3]") and source labels
+    ("In user-guide.md:", "In report.pdf, page 3:") left out, whitespace made single.
+
+    Example:
+        >>> answer_words("In user-guide.md: Run `make test` [1]. It takes **a minute** [2].")
+        'Run `make test`. It takes **a minute**.'
+    """
+    text = _CITATION.sub("", text)
+    text = _LABEL.sub(" ", text)
+    return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(text.split()))
+
+
+_CITATION = re.compile(r"\s*\[\d+(?:\s*[,;-]\s*\d+)*\]")
+_LABEL = re.compile(r"(?:^|(?<=\s))In [^\n:\[\]]{1,120}?\.[A-Za-z][A-Za-z0-9]{0,4}(?:,? (?:page|p\.) ?\d+)?:(?=\s|$)",
+                    re.MULTILINE)
+"""A source label ("In <file name>:", with a page for a PDF), as an answer names where its sentences are from."""
+
+
+def rouge_l(prediction: str, references: Sequence[str]) -> float:
+    """ROUGE-L F1 (the longest common subsequence of normalised words, precision and recall weighed
+    equally, as the ``rouge-score`` package reports ``fmeasure``) against the best reference.
+
+    Example:
+        >>> round(rouge_l("the cat sat on the mat", ["the cat was on the mat"]), 3)
+        0.75
+    """
+    predicted = normalize_answer(prediction).split()
+    best = 0.0
+    for reference in references:
+        wanted = normalize_answer(reference).split()
+        if not predicted or not wanted:
+            best = max(best, float(not predicted and not wanted))
+            continue
+        common = _lcs(predicted, wanted)
+        if common:
+            precision, recall = common / len(predicted), common / len(wanted)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence, in O(len(a) * len(b)) time and O(len(b)) memory."""
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
 
 
 def contains_answer(text: str, golds: Sequence[str]) -> bool:

@@ -121,7 +121,7 @@ def test_doc_file_names_never_collide() -> None:
 def test_shape_detection_errors(tmp_path: Path) -> None:
     with pytest.raises(RagError, match="no such question set"):
         load_question_set(tmp_path / "missing.jsonl")
-    with pytest.raises(RagError, match="must be a BEIR folder .* or a FinanceBench folder"):
+    with pytest.raises(RagError, match="must be a BEIR folder .* a FinanceBench folder .* or an MTRAG folder"):
         load_question_set(tmp_path)
     (tmp_path / "x.json").write_text('{"version": 2}', encoding="utf-8")
     with pytest.raises(RagError, match="not a readable SQuAD JSON"):

@@ -12,10 +12,30 @@ import pytest
 from conftest import ROOT, shared_path, write_pdf
 from rag import Index, Quote
 from rag.cli import main
-from rag.datasets import EvalQuestion, QuestionSet, load_jsonl, load_question_set
+from rag.datasets import (
+    EvalQuestion,
+    QuestionSet,
+    doc2dial_half,
+    doc_file_name,
+    load_doc2dial,
+    load_jsonl,
+    load_question_set,
+    mtrag_kind,
+)
+from rag.errors import RagError
 from rag.eval import answers_available, evaluate, invalid_quotes
 from rag.eval_cli import eval_cache_folder
-from rag.metrics import contains_answer, exact_match, f1_score, ndcg, normalize_answer, percentile, same_document
+from rag.metrics import (
+    answer_words,
+    contains_answer,
+    exact_match,
+    f1_score,
+    ndcg,
+    normalize_answer,
+    percentile,
+    rouge_l,
+    same_document,
+)
 
 QUESTIONS = [
     {"id": "tide", "question": "Who signs the tide tables?", "answers": ["Yannick Le Goff"], "source": "tides.txt",
@@ -341,3 +361,172 @@ def test_eval_cache_folder_is_the_same_however_the_corpus_is_named(tmp_path: Pat
     assert len({eval_cache_folder(qs, Settings(), tmp_path) for qs in named}) == 1
     other = QuestionSet("s", (tmp_path,), ())
     assert eval_cache_folder(other, Settings(), tmp_path) != eval_cache_folder(named[0], Settings(), tmp_path)
+
+
+# --- answer text against reference answers -----------------------------------------------------------
+
+LONG = [
+    {"id": "tide-long", "question": "Who signs the tide tables?", "kind": "fact", "answers": ["Yannick Le Goff"],
+     "reference": "Harbour master Yannick Le Goff signs the tide tables, which are printed every Monday.",
+     "source": "tides.txt"},
+    {"id": "bees-long", "question": "Tell me about honey bee colonies.", "kind": "summary",
+     "reference": ["A honey bee colony keeps one queen, and its workers live about six weeks in summer."]},
+    {"id": "peru-long", "question": "What is the capital of Peru?", "kind": "fact", "unanswerable": True},
+]
+
+
+def test_jsonl_reference_and_kind(tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in LONG), encoding="utf-8")
+    qs = load_jsonl(path)
+    assert [q.kind for q in qs.questions] == ["fact", "summary", "fact"]
+    assert qs.questions[1].reference == (LONG[1]["reference"][0],) and qs.questions[0].answers == ("Yannick Le Goff",)
+    for bad, message in (({"question": "q", "kind": "essay"}, "kind must be one of fact, definition"),
+                         ({"question": "q", "unanswerable": True, "reference": "r"}, "cannot have answers, a reference"),
+                         ({"question": "q", "reference": 3}, "reference: must be a string")):
+        path.write_text(json.dumps(bad) + "\n", encoding="utf-8")
+        with pytest.raises(RagError, match=message) as caught:
+            load_jsonl(path)
+        assert f"{path}:1" in str(caught.value)
+
+
+def test_cli_prints_the_answer_text_by_kind(corpus: Path, index: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    if not answers_available():
+        pytest.skip("rag.answer is not installed")
+    path = corpus.parent / "long.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in [{"corpus": ["corpus"]}, *LONG]), encoding="utf-8")
+    code, out, _ = run(capsys, str(path), "--index", str(index.folder), "--no-progress")
+    assert code == 0 and "answer text against the reference (F1 / ROUGE-L), by kind:" in out
+    assert "| by | group | questions | ours F1 / ROUGE-L | first sentence F1 / ROUGE-L | top passage F1 / ROUGE-L" in out
+    assert "| expected kind | fact | 2 |" in out and "| expected kind | summary | 1 |" in out
+    assert "answer_f1" in out and "kind_accuracy" in out
+
+    result = evaluate(index, load_jsonl(path), k=5)
+    scored = [r for r in result.questions if r.question.reference]
+    for r in scored:
+        answer = r.answer
+        assert answer is not None
+        text = answer_words(answer.text) if answer.found else ""
+        assert "[1]" not in text
+        assert r.scores["answer_f1"] == f1_score(text, r.question.reference)
+        assert r.scores["answer_rouge_l"] == rouge_l(text, r.question.reference)
+        assert r.scores["top_passage_f1"] == f1_score(answer.hits[0].chunk.text, r.question.reference)
+        assert r.scores["first_sentence_f1"] >= 0 and "gpt-4o_f1" not in r.scores
+    assert result.metrics["answer_f1"] == pytest.approx(sum(r.scores["answer_f1"] for r in scored) / 2)
+    labelled = [r for r in result.questions if r.question.kind]
+    assert result.metrics["kind_accuracy"] == pytest.approx(
+        sum(r.answer is not None and r.answer.kind == r.question.kind for r in labelled) / 3)
+    kinds = {(b.by, b.name): b for b in result.breakdown}
+    assert kinds[("expected kind", "summary")].scores["answer_f1"] == scored[1].scores["answer_f1"]
+    assert sum(b.questions for b in result.breakdown if b.by == "kind") == 2
+    assert "## Answer text against the reference answers" in result.to_markdown()
+    assert {"by", "name", "questions", "scores"} <= set(result.to_dict()["breakdown"][0])
+
+
+MTRAG = ("data", "conversation", "mtrag-human-eval")
+
+
+def _mtrag_slice(tmp_path: Path) -> Path:
+    """The first conversation of the MTRAG file, an unanswerable and a conversational task, and
+    the passages they cite plus ten others, as an MTRAG folder of its own."""
+    folder = shared_path(*MTRAG)
+    tasks = [json.loads(line) for line in (folder / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+    first = tasks[0]["task_id"].split("<::>")[0]
+    chosen = [t for t in tasks if t["task_id"].startswith(first)]
+    chosen += [next(t for t in tasks if t["answerability"] == a) for a in ("UNANSWERABLE", "CONVERSATIONAL")]
+    docs = [json.loads(line) for line in (folder / "documents.jsonl").read_text(encoding="utf-8").splitlines()]
+    cited = {c for t in chosen for c in t["context_ids"]}
+    kept = [d for d in docs if d["document_id"] in cited] + [d for d in docs if d["document_id"] not in cited][:10]
+    out = tmp_path / "mtrag-slice"
+    out.mkdir()
+    (out / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in chosen), encoding="utf-8")
+    (out / "documents.jsonl").write_text("".join(json.dumps(d) + "\n" for d in kept), encoding="utf-8")
+    return out
+
+
+def test_mtrag_folder_is_read_directly(tmp_path: Path) -> None:
+    folder = _mtrag_slice(tmp_path)
+    raw = [json.loads(line) for line in (folder / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+    qs = load_question_set(folder, cache_dir=tmp_path / "cache")
+    assert len(qs.questions) == len(raw) - 1  # the conversational turn is left out
+    assert len(list(qs.corpus[0].glob("*.txt"))) == len(
+        (folder / "documents.jsonl").read_text(encoding="utf-8").splitlines())
+    by_id = {q.id: q for q in qs.questions}
+    for task in raw:
+        q = by_id.get(task["task_id"])
+        if task["answerability"] == "CONVERSATIONAL":
+            assert q is None
+            continue
+        assert q is not None and q.question == task["turns"][-1]["content"]
+        assert [c for _, c in q.history] == [t["content"] for t in task["turns"][:-1]]
+        assert q.labels == tuple(task["question_type"]) and q.kind == mtrag_kind(task["question_type"])
+        if task["answerability"] == "UNANSWERABLE":
+            assert q.unanswerable and not q.reference and not q.sources
+        else:
+            assert q.reference == (task["reference"],) and q.sources == tuple(doc_file_name(c)
+                                                                              for c in task["context_ids"])
+            assert set(q.responses) == {"gpt-4o", "llama-3.1-405b-instruct"}
+    assert mtrag_kind(["Comparative", "Factoid"]) == "comparison" and mtrag_kind(["Composite"]) == ""
+    assert mtrag_kind(["How-To", "Non-Question"]) == "procedure" and mtrag_kind(["Opinion"]) == "explanation"
+
+
+def test_mtrag_responses_are_scored_beside_ours(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not answers_available():
+        pytest.skip("rag.answer is not installed")
+    folder = _mtrag_slice(tmp_path)
+    code, out, _ = run(capsys, str(folder), "--index", str(tmp_path / "idx"), "--json")
+    data = json.loads(out)
+    qs = load_question_set(folder)
+    answerable = [q for q in qs.questions if not q.unanswerable]
+    for model in ("gpt-4o", "llama-3.1-405b-instruct"):
+        expected = sum(f1_score(q.responses[model], q.reference) for q in answerable) / len(answerable)
+        assert data["metrics"][f"{model}_f1"] == pytest.approx(expected, abs=1e-4)
+    assert {"answer_f1", "answer_rouge_l", "top_passage_f1", "first_sentence_rouge_l", "abstention_recall",
+            "followup/answer_f1", "first/answer_f1", "hit@5"} <= set(data["metrics"])
+    groups = {(b["by"], b["name"]) for b in data["breakdown"]}
+    assert ("question type", "Factoid") in groups and ("expected kind", "procedure") in groups
+    assert code == 0 and data["counts"]["referenced"] == len(answerable)
+
+
+def _doc2dial_slice(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The first 120 turns of doc2dial-a and the documents they are about, as a doc2dial folder."""
+    source = shared_path("data", "conversation")
+    rows = (source / "doc2dial-a.questions.jsonl").read_text(encoding="utf-8").splitlines()[:120]
+    titles = {json.loads(r)["title"] for r in rows}
+    docs = [line for line in (source / "doc2dial-a.documents.jsonl").read_text(encoding="utf-8").splitlines()
+            if json.loads(line)["title"] in titles]
+    folder = tmp_path / "d2d"
+    folder.mkdir()
+    (folder / "doc2dial-a.questions.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (folder / "doc2dial-a.documents.jsonl").write_text("\n".join(docs) + "\n", encoding="utf-8")
+    return folder, rows
+
+
+def test_doc2dial_turns_keep_the_report_half_with_the_grounding_span_as_reference(tmp_path: Path) -> None:
+    folder, rows = _doc2dial_slice(tmp_path)
+    every = load_doc2dial(folder, cache_dir=tmp_path / "cache")
+    report = load_question_set(folder, cache_dir=tmp_path / "cache")   # the report half by default
+    tune = load_doc2dial(folder, cache_dir=tmp_path / "cache", half="tune")
+    assert report.name == "doc2dial-report" and len(report.questions) + len(tune.questions) == len(every.questions)
+    assert report.questions and tune.questions and report.corpus == every.corpus
+    assert all(doc2dial_half(q.sources[0]) == "report" for q in report.questions)
+    for q, line in zip(every.questions, rows, strict=True):
+        record = json.loads(line)
+        assert q.reference == (record["answer"],) and len(q.history) == len(record.get("history", []))
+        text = (every.corpus[0].parent / q.sources[0]).read_text(encoding="utf-8")
+        assert text[q.spans[0][1]:q.spans[0][2]] == record["answer"]
+
+
+def test_doc2dial_answers_are_scored_for_first_turns_and_follow_ups(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    if not answers_available():
+        pytest.skip("rag.answer is not installed")
+    folder, _ = _doc2dial_slice(tmp_path)
+    tune = load_doc2dial(folder, half="tune").questions[:8]
+    assert any(q.history for q in tune) and any(not q.history for q in tune)
+    code, out, _ = run(capsys, str(folder), "--half", "tune", "--limit", "8", "--index", str(tmp_path / "idx"),
+                       "--json")
+    data = json.loads(out)
+    assert code == 0 and data["set"] == "doc2dial-tune" and data["counts"]["questions"] == 8
+    assert {"answer_f1", "first/answer_f1", "followup/answer_f1", "first/top_passage_rouge_l"} <= set(data["metrics"])
+    assert data["counts"]["referenced"] == 8 and data["breakdown"][0]["by"] == "kind"
