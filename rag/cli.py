@@ -230,7 +230,7 @@ def _ingest(args: argparse.Namespace) -> int:
             "index": str(index.folder), "added": report.added, "updated": report.updated,
             "unchanged": len(report.unchanged), "removed": report.removed,
             "failed": [{"source": f.source, "reason": f.reason} for f in report.failed],
-            "chunks_embedded": report.chunks_embedded, "chunks_total": report.chunks_total,
+            "skipped": list(report.skipped), "chunks_embedded": report.chunks_embedded, "chunks_total": report.chunks_total,
             "seconds": round(report.seconds, 3)}))
     else:
         for failure in report.failed:
@@ -274,7 +274,7 @@ def _search(args: argparse.Namespace) -> int:
         print("No passage matches.")
     for hit in hits:
         ocr = " (OCR)" if hit.chunk.ocr else ""  # read off the page image: the words may be misread
-        print(f"[{hit.rank}] {hit.name}, page {hit.page}{ocr}, chars {hit.chunk.start}-{hit.chunk.end} "
+        print(f"[{hit.rank}] {hit.name}, {hit.place}{ocr}, chars {hit.chunk.start}-{hit.chunk.end} "
               f"(score {hit.score:.3f})")
         print(f"    \"{hit.quote.text}\"")
         print(f"    {hit.source}")
@@ -296,11 +296,11 @@ def _ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print()
     for n, quote in enumerate(answer.citations, start=1):
-        print(f"[{n}] {quote.name}, page {quote.page}{' (OCR)' if quote.ocr else ''}: \"{quote.text}\"")
+        print(f"[{n}] {quote.name}, {quote.place}{' (OCR)' if quote.ocr else ''}: \"{quote.text}\"")
     if not answer.found and answer.hits:
         print("\nClosest passages:")
         for hit in answer.hits[:3]:
-            print(f"  {hit.name}, page {hit.page}: \"{hit.quote.text}\"")
+            print(f"  {hit.name}, {hit.place}: \"{hit.quote.text}\"")
     return 0
 
 
@@ -338,7 +338,7 @@ def _chat(args: argparse.Namespace) -> int:
             print(f"(searched: {answer.query})")
         print(answer.text)
         for n, quote in enumerate(answer.citations, start=1):
-            print(f"[{n}] {quote.name}, page {quote.page}: \"{' '.join(quote.text.split())}\"")
+            print(f"[{n}] {quote.name}, {quote.place}: \"{' '.join(quote.text.split())}\"")
     return 0
 
 
@@ -360,16 +360,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
+    from .formats.registry import page_word
     from .index import Index
 
     index = Index.open(args.index, _settings(args))
     docs = index.documents()
     if args.json:
-        print(json.dumps([{"source": d.source, "pages": d.pages, "chunks": d.chunks, "size": d.size}
-                          for d in docs]))
+        print(json.dumps([{"source": d.source, "pages": d.pages, "unit": page_word(d.source), "chunks": d.chunks,
+                           "size": d.size} for d in docs]))
         return 0
     for d in docs:
-        print(f"{d.source}\t{d.pages} pages\t{d.chunks} chunks")
+        print(f"{d.source}\t{d.pages} {page_word(d.source)}{'s' if d.pages != 1 else ''}\t{d.chunks} chunks")
     print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks")
     return 0
 

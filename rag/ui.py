@@ -25,6 +25,7 @@ import gradio as gr
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
 from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
+from .formats.registry import has_page_images
 from .load import SUPPORTED_SUFFIXES
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
@@ -438,7 +439,7 @@ def viewer_html(index: Index, quote: Quote) -> str:
     """
     try:
         text = index.page_text(quote.source, quote.page)
-        if Path(quote.source).suffix.lower() != ".pdf":
+        if not has_page_images(quote.source):
             return render_viewer(quote, text)
         try:
             image = index.page_image(quote.source, quote.page, scale=PAGE_SCALE)
