@@ -45,7 +45,7 @@ def read_eml(path: Path, context: ReadContext) -> FileRead:
     if not message.keys():
         raise LoadError(source, "not an e-mail message (no headers)")
     notes: list[str] = []
-    text = message_text(message, 1, notes, context)  # type: ignore[arg-type]
+    text = message_text(message, 1, notes, context)
     if not text.strip():
         raise LoadError(source, "no text in the message")
     return FileRead(pages=[Page(source=source, page=1, text=text)], notes=tuple(notes))
@@ -68,8 +68,7 @@ def read_mbox(path: Path, context: ReadContext) -> FileRead:
         for number, key in enumerate(keys, 1):
             raw = box.get_bytes(key)
             message = email.message_from_bytes(raw, policy=email.policy.default)
-            pages.append(Page(source=source, page=number, text=message_text(message, number, notes,  # type: ignore[arg-type]
-                                                                            context)))
+            pages.append(Page(source=source, page=number, text=message_text(message, number, notes, context)))
     finally:
         box.close()
     if not any(page.text.strip() for page in pages):

@@ -80,7 +80,7 @@ def _slide_text(slide: Any) -> str:  # noqa: ANN401 - python-pptx ships no type 
 
 
 def _paragraph(paragraph: Any) -> str:  # noqa: ANN401
-    text = paragraph.text.strip()
+    text = paragraph.text.replace("\v", "\n").strip()  # python-pptx writes a line break as a vertical tab
     # A bulleted body paragraph below the first level reads as a list item of its level.
     return ("  " * (paragraph.level - 1) + "- " + text) if text and paragraph.level > 0 else text
 
