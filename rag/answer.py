@@ -158,14 +158,14 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
     kept, dropped = verify_quotes([quote], pages)
     if confidence < threshold or not kept:
         note = (f"best guess, below the reader's no-answer threshold ({confidence:.2f} < {threshold:.2f}): "
-                f"\"{_clip(text)}\", from \"{_clip(quote.text)}\" ({quote.name}, page {quote.page})")
+                f"\"{_clip(text)}\", from \"{_clip(quote.text)}\" ({quote.name}, {quote.place})")
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=tuple(hits),
                       mode="extractive", confidence=confidence, span=text, notes=(note,))
     # The answer reads as one line (a span broken over source lines would wrap oddly in a chat
     # bubble); the quote keeps the page's own characters.
     return Answer(question=question, text=f"{' '.join(text.split())} [1]", found=True, citations=tuple(kept),
                   hits=tuple(hits), mode="extractive", confidence=confidence, span=text,
-                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped))
+                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
 
 
 def reader_order(hits: Sequence[Hit], ranked_spans: Sequence[Span], first: int | None) -> list[Hit]:

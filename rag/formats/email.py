@@ -97,7 +97,8 @@ def message_text(message: EmailMessage, number: int, notes: list[str], context: 
         if body.get_content_type() == "text/html":
             content = html_to_text(content)
         lines.append(content)
-    lines += _attachments(message, number, notes, context)
+    if message.is_multipart():  # a single-part message has no attachment, and asking costs a header parse
+        lines += _attachments(message, number, notes, context)
     return clean_text("\n".join(lines))
 
 
