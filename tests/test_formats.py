@@ -403,3 +403,33 @@ def test_quote_place_defaults_to_page_for_unknown_and_pdf() -> None:
     assert Quote(text="x", source="/d/a.pdf", page=2, start=0, end=1).place == "page 2"
     assert Quote(text="x", source="/d/a.mbox", page=9, start=0, end=1).to_dict()["unit"] == "message"
     assert re.fullmatch(r"sheet \d+", Quote(text="x", source="/d/a.tsv", page=1, start=0, end=1).place)
+
+
+def test_rag_docs_lists_slides_sheets_and_messages(library: Index, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    assert main(["docs", "--index", str(library.folder)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"deck\.pptx\t1 slide\t\d+ chunks", out) and re.search(r"q3\.xlsx\t2 sheets\t", out)
+    assert re.search(r"keys\.eml\t1 message\t", out) and "7 documents" in out
+
+
+def test_viewer_shows_a_sheet_as_its_page_with_the_quote_marked(library: Index) -> None:
+    from rag.ui import viewer_html
+
+    hit = next(h for h in library.search("Which office is Grace Kestrel in?", k=8) if h.name == "q3.xlsx")
+    html_text = viewer_html(library, hit.quote)
+    assert 'aria-label="q3.xlsx, sheet 2"' in html_text and "<mark" in html_text and "<table" in html_text
+    assert "<img" not in html_text  # no page image for a sheet: its text is the page
+
+
+def test_uploads_accept_the_new_types(tmp_path: Path) -> None:
+    from rag.uploads import add_uploads
+
+    made = [make_xlsx(tmp_path / "q3.xlsx"), make_epub(tmp_path / "salt.epub"), tmp_path / "old.doc"]
+    made[2].write_bytes(b"\xd0\xcf\x11\xe0")
+    index = Index(tmp_path / "idx", FAST)
+    stored, failed, report = add_uploads(index, [str(p) for p in made])
+    assert sorted(name for name, _ in stored) == ["q3.xlsx", "salt.epub"]
+    assert [Path(f.source).name for f in failed] == ["old.doc"] and "unsupported file type" in failed[0].reason
+    assert report is not None and len(report.added) == 2
