@@ -103,6 +103,8 @@ def read_entry(archive: zipfile.ZipFile, name: str, source: str) -> bytes:
 def cell_text(value: object) -> str:
     """A cell value as a table shows it: dates in ISO form, whole floats without ".0", booleans
     as Excel writes them, whitespace (newlines included) collapsed to single spaces."""
+    if isinstance(value, str):  # most cells, and every CSV cell: first, before the rarer types
+        return " ".join(value.split())
     if value is None:
         return ""
     if isinstance(value, bool):
