@@ -118,11 +118,12 @@ def cell_text(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(rows: Sequence[Sequence[str]], *, normalized: bool = False) -> str:
     """Rows as a GitHub Markdown pipe table: the first row is the header, then ``|---|`` and one
     line per row; every row padded to the widest, ``|`` in a cell escaped as ``\\|``.
 
-    The table engine parses spreadsheets and Office tables from exactly this form.
+    The table engine parses spreadsheets and Office tables from exactly this form. ``normalized``:
+    the cells' whitespace is already collapsed (``cell_text``), so only ``|`` is escaped.
 
     Example:
         >>> print(markdown_table([["Year", "Sales"], ["2024", "1|2"]]))
@@ -135,7 +136,7 @@ def markdown_table(rows: Sequence[Sequence[str]]) -> str:
         return ""
 
     def line(row: Sequence[str]) -> str:
-        cells = [" ".join(cell.split()).replace("|", "\\|") for cell in row]
+        cells = [(cell if normalized else " ".join(cell.split())).replace("|", "\\|") for cell in row]
         cells += [""] * (width - len(cells))
         return "| " + " | ".join(cells) + " |"
 

@@ -118,7 +118,7 @@ def sheet_text(title: str, rows: Iterable[Sequence[object]], budget: _Budget) ->
         empty_run = 0
         table.append(cells)
     heading = f"## Sheet: {' '.join(title.split())}"
-    return heading + "\n\n" + markdown_table(table) if table else heading
+    return heading + "\n\n" + markdown_table(table, normalized=True) if table else heading
 
 
 def _result(source: str, pages: list[Page], budget: _Budget) -> FileRead:
