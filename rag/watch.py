@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -69,6 +70,10 @@ class Watcher:
         missing = [str(p) for p in self.paths if not p.exists()]
         if missing:
             raise RagError(f"cannot watch {', '.join(missing)}: no such file or folder")
+        self._files = {p for p in self.paths if not p.is_dir()}
+        # A watched file's folder is what is watched: an editor that saves by writing a new file
+        # and renaming it over the old one would otherwise end the watch on the first save.
+        self._watched = sorted({p.parent if p in self._files else p for p in self.paths})
         self.on_update = on_update
         self.quiet = quiet
         self.settle = settle
@@ -117,6 +122,8 @@ class Watcher:
         path = Path(path)
         if is_temporary(path.name) or any(part.startswith(".") or part in _IGNORED_DIRS for part in path.parts[1:]):
             return False
+        if not any(path == p or (p not in self._files and p in path.parents) for p in self.paths):
+            return False  # beside a watched file, in the folder watched for it
         folder = self.index.folder
         if path == folder or folder in path.parents:
             return False
@@ -127,7 +134,7 @@ class Watcher:
 
         self._sync()  # what changed while nobody watched
         try:
-            for changes in watchfiles.watch(*self.paths, watch_filter=lambda _change, p: self.relevant(p),
+            for changes in watchfiles.watch(*self._watched, watch_filter=lambda _change, p: self.relevant(p),
                                             debounce=int(max(self.quiet * 5, 2.0) * 1000),
                                             step=int(self.quiet * 1000), stop_event=self._stop,
                                             rust_timeout=1000, raise_interrupt=False):
@@ -166,6 +173,11 @@ class Watcher:
     def _sync(self) -> None:
         try:
             report = self.index.ingest([str(p) for p in self.paths if p.exists()], wait=60.0)
+            gone = {str(p) for p in self._files if not p.exists()} & {d.source for d in self.index.documents()}
+            if gone:  # a watched file deleted: no folder scan can notice it
+                removed = self.index.remove(sorted(gone), wait=60.0)
+                report = dataclasses.replace(report, removed=report.removed + removed.removed,
+                                             chunks_total=removed.chunks_total)
             self.error = ""
         except RagError as exc:
             log.warning("watched update failed: %s", exc)

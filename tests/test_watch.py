@@ -133,3 +133,23 @@ def test_rag_ingest_watch_takes_in_a_saved_file(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_a_watched_file_saved_by_rename_and_then_deleted(tmp_path: Path) -> None:
+    """Editors save by writing a new file and renaming it over the old one; a watched single file
+    must survive that, and its deletion must remove it (no folder scan notices a named file gone)."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    target = folder / "plan.md"
+    target.write_text("# Plan\n\nThe survey starts in May.\n", encoding="utf-8")
+    (folder / "other.md").write_text("# Other\n\nNot watched: beside the watched file.\n", encoding="utf-8")
+    index = Index(tmp_path / "idx", FAST)
+    with index.watch([target]) as watcher:
+        assert watcher.wait_for_update(1, timeout=120)
+        assert names(index) == {"plan.md"}
+        staged = folder / ".plan.md.new"
+        staged.write_text("# Plan\n\nThe survey starts in September after the storms.\n", encoding="utf-8")
+        os.replace(staged, target)
+        assert until(watcher, lambda: found(index, "When does the survey start?", "September"))
+        target.unlink()
+        assert until(watcher, lambda: names(index) == set())  # and other.md, beside it, was never taken in
