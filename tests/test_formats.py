@@ -140,6 +140,23 @@ def test_docx_by_python_docx_headings_tables_headers_once() -> None:
     assert listed == "- Paragraph having List Number style."
 
 
+def test_docx_cut_into_sections_at_its_top_headings(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Annual report", 0)  # the Title style: read as a heading, cuts no section
+    document.add_paragraph("Prepared by the harbour board.")
+    for title, body in (("Sales", "Sales rose 4%."), ("Costs", "Costs fell.")):
+        document.add_heading(title, 1)
+        document.add_paragraph(body)
+    document.add_heading("Detail", 2)
+    document.add_paragraph("Fuel was the largest cost.", style="List Bullet")
+    document.save(str(tmp_path / "report.docx"))
+    assert [p.text for p in read_file(tmp_path / "report.docx").pages] == [
+        "# Annual report\n\nPrepared by the harbour board.", "# Sales\n\nSales rose 4%.",
+        "# Costs\n\nCosts fell.\n\n## Detail\n\n- Fuel was the largest cost."]
+
+
 def test_pptx_by_python_pptx_one_page_per_slide_notes_marked() -> None:
     pages = read_file(office("pptx", "tests_test_files_test_slides.pptx")).pages
     assert pages[0].page == 1

@@ -47,9 +47,10 @@ def read(path: Path, context: ReadContext) -> FileRead:
 
 
 def sections_to_pages(source: str, blocks: list[tuple[int | None, str]]) -> list[Page]:
-    """Blocks of text, each with its heading level (None: not a heading), as pages cut at the
-    top heading level that occurs after the first block (a title above the first heading stays with
-    the first section). Raises ``LoadError`` when there is no text at all."""
+    """Blocks of text, each with the heading level it cuts at (None: not a cut), as pages cut at the
+    top level that occurs; what comes before the first cut (a title, a preface) is the first
+    section. Raises
+    ``LoadError`` when there is no text at all."""
     levels = [level for level, _ in blocks if level is not None]
     top = min(levels) if levels else None
     sections: list[list[str]] = [[]]
@@ -84,7 +85,9 @@ def _blocks(document: Any) -> Any:  # noqa: ANN401 - python-docx ships no type h
         style = names.get(style_id, "") if style_id else ""
         level = _heading_level(style)
         if level is not None:
-            yield level, "#" * level + " " + " ".join(text.split())
+            # A document's title is a heading to read, but no section of its own: it stays with
+            # the first section.
+            yield (None if style.lower() == "title" else level), "#" * level + " " + " ".join(text.split())
         elif _is_list_item(item, style):
             yield None, "- " + text
         else:
