@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
-TEXT_SUFFIXES = frozenset({".txt", ".text"})
-MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 SUPPORTED_SUFFIXES = supported_suffixes()
 
