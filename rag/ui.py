@@ -290,12 +290,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             return gr.skip()  # a click beside the buttons, or a panel replaced meanwhile
         return viewer_html(pick(collection), quotes[cite])
 
-    def library(collection: str | None = None) -> tuple[Any, ...]:
+    def library(collection: str | None = None, keep_choice: bool = False) -> tuple[Any, ...]:
         index = pick(collection)
         docs = index.documents()
         choices = [(f"{d.name}  ({d.pages} p.)", d.source) for d in docs]
-        return (render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS),
-                gr.update(choices=choices, value=None))
+        # A refresh from outside (a watched folder) keeps the document the user picked to remove.
+        chosen_update = gr.update(choices=choices) if keep_choice else gr.update(choices=choices, value=None)
+        return render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS), chosen_update
 
     def add_files(files: list[str] | None, collection: str | None = None,
                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 - gradio's documented idiom
@@ -337,7 +338,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         now = [collection, snapshot.generation if snapshot is not None else None]
         if now == seen:
             return (gr.skip(),) * 4
-        return library(collection) + (now,)
+        return library(collection, keep_choice=True) + (now,)
 
     def switch(collection: str | None) -> tuple[Any, ...]:
         # Answers shown so far came from the other collection: start the conversation afresh.
