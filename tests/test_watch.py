@@ -153,3 +153,41 @@ def test_a_watched_file_saved_by_rename_and_then_deleted(tmp_path: Path) -> None
         assert until(watcher, lambda: found(index, "When does the survey start?", "September"))
         target.unlink()
         assert until(watcher, lambda: names(index) == set())  # and other.md, beside it, was never taken in
+
+
+def test_sigkill_during_a_watched_update_loses_nothing(tmp_path: Path) -> None:
+    """``rag ingest --watch`` killed with SIGKILL while it writes a generation (its ``.tmp`` folder
+    exists): the index opens whole, with every file it held before; a new run takes in the rest."""
+    import signal
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The ferry to Tallinn leaves at half past seven.", encoding="utf-8")
+    index_folder = tmp_path / "idx"
+    command = [sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index", str(index_folder), "--watch",
+               "--no-progress", "--backend", "onnx-int8"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("watching "):
+                break
+        guide = (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text(encoding="utf-8")
+        for n in range(12):
+            (folder / f"guide{n}.md").write_text(f"# Copy {n}\n\n{guide}", encoding="utf-8")
+        deadline = 600
+        while not list(index_folder.glob("gen-*.tmp")) and process.poll() is None and deadline:
+            threading.Event().wait(0.05)  # polling the folder for the state we wait on
+            deadline -= 1
+        assert list(index_folder.glob("gen-*.tmp")), "no update was caught in progress"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+    index = Index.open(index_folder)  # checksums verified
+    assert "a.txt" in names(index) and found(index, "When does the ferry to Tallinn leave?", "half past seven")
+    report = Index.build([folder], index_folder, settings=FAST).last_report
+    assert report is not None and len(report.added) + len(report.unchanged) == 13 and not report.failed
