@@ -154,10 +154,10 @@ def compose_sentences(question: str, kind: AnswerKind, hits: Sequence[Hit], read
                       found=False, citations=(), hits=tuple(ranked), mode="extractive", confidence=confidence,
                       span=head, kind=kind,
                       notes=(f"best guess, below the no-answer line ({confidence:.2f} < 0): \"{_clip(guess)}\" "
-                             f"({quotes[0].name}, page {quotes[0].page})",))
+                             f"({quotes[0].name}, {quotes[0].place})",))
     return Answer(question=question, text=text, found=True, citations=tuple(kept), hits=tuple(ranked),
                   mode="extractive", confidence=confidence, span=head, kind=kind,
-                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped))
+                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
 
 
 POSSIBLY_BAND = 3.0
@@ -172,7 +172,7 @@ def _declined(guess: str, quote: Quote, close: bool) -> str:
     """What a decline says: "Not found", and the best guess in plain words when it came close."""
     if not close:
         return NOT_FOUND
-    return f"{NOT_FOUND} Possibly: \"{_clip(guess, 240)}\", from {quote.name}, page {quote.page} (not certain)."
+    return f"{NOT_FOUND} Possibly: \"{_clip(guess, 240)}\", from {quote.name}, {quote.place} (not certain)."
 
 
 def read_passages(question: str, hits: Sequence[Hit], reader: Reader,
@@ -241,7 +241,7 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
     kept, dropped = verify_quotes([quote], pages)
     if confidence < threshold or not kept:
         note = (f"best guess, below the reader's no-answer threshold ({confidence:.2f} < {threshold:.2f}): "
-                f"\"{_clip(text)}\", from \"{_clip(quote.text)}\" ({quote.name}, page {quote.page})")
+                f"\"{_clip(text)}\", from \"{_clip(quote.text)}\" ({quote.name}, {quote.place})")
         return Answer(question=question, text=_declined(text, quote, confidence >= threshold - POSSIBLY_BAND),
                       found=False, citations=(), hits=tuple(hits), mode="extractive", confidence=confidence,
                       span=text, notes=(note,))
@@ -249,7 +249,7 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
     # bubble); the quote keeps the page's own characters.
     return Answer(question=question, text=f"{' '.join(text.split())} [1]", found=True, citations=tuple(kept),
                   hits=tuple(hits), mode="extractive", confidence=confidence, span=text,
-                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped))
+                  notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
 
 
 def reader_order(hits: Sequence[Hit], ranked_spans: Sequence[Span], first: int | None) -> list[Hit]:

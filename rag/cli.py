@@ -13,12 +13,16 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RagError
 from .index import DEFAULT_FOLDER
 from .progress import StderrProgress
 from .terminal import safe_stdout, terminal_safe
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .types import IngestReport
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -48,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "or $RAG_COLLECTION)")
 
     p = verbs.add_parser("ingest", help="index files and folders (incremental)",
-                         description="Index PDF, text, Markdown and HTML files. Re-running it reads only new or "
-                                     "changed files and drops files deleted from the given folders.")
+                         description="Index PDF, Word, PowerPoint, Excel, CSV, EPUB, e-mail (.eml, .mbox), "
+                                     "OpenDocument text, plain text, Markdown and HTML files. Re-running it reads only "
+                                     "new or changed files and drops files deleted from the given folders; with "
+                                     "--watch it keeps doing so as files are saved, renamed or deleted.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders are read recursively)")
     add_index(p)
     p.add_argument("--glob", default=None, help="only files matching this pattern in folders (e.g. '**/*.pdf')")
@@ -64,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait this long for another process writing the index (default: fail at once)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--watch", action="store_true", help="then keep the index in step with PATHs: files saved, "
+                                                        "renamed or deleted are taken in within seconds (Ctrl+C stops)")
 
     p = verbs.add_parser("search", help="show the passages that best match a question",
                          description="Show the best passages for a question, each with its file, page, offsets "
@@ -125,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")), help="default: %(default)s")
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
                    help="index this folder first (incremental) before serving; repeatable")
+    p.add_argument("--watch", action="store_true", help="keep the --corpus folders in step while serving: files "
+                                                        "saved, renamed or deleted are taken in within seconds")
     p.add_argument("--api-key", default=os.environ.get("RAG_API_KEY", ""), metavar="KEY",
                    help="require 'Authorization: Bearer KEY' on the OpenAI-compatible API under /v1 "
                         "(default: $RAG_API_KEY, or no key)")
@@ -232,7 +242,7 @@ def _ingest(args: argparse.Namespace) -> int:
             "index": str(index.folder), "added": report.added, "updated": report.updated,
             "unchanged": len(report.unchanged), "removed": report.removed,
             "failed": [{"source": f.source, "reason": f.reason} for f in report.failed],
-            "chunks_embedded": report.chunks_embedded, "chunks_total": report.chunks_total,
+            "skipped": list(report.skipped), "chunks_embedded": report.chunks_embedded, "chunks_total": report.chunks_total,
             "seconds": round(report.seconds, 3)}))
     else:
         for failure in report.failed:
@@ -244,7 +254,34 @@ def _ingest(args: argparse.Namespace) -> int:
         said = [f"{n} file{'s' if n != 1 else ''} {what}" for n, what in
                 ((whole, "could not be indexed"), (partly, "indexed only in part")) if n]
         print(f"rag ingest: {' and '.join(said)} (exit status {EXIT_SOME_FILES_FAILED})", file=sys.stderr)
-        return EXIT_SOME_FILES_FAILED
+        if not args.watch:
+            return EXIT_SOME_FILES_FAILED
+    if args.watch:
+        return _watch(index, args.paths)
+    return 0
+
+
+def _watch(index: Index, paths: list[str]) -> int:
+    """Keep ``index`` in step with ``paths`` until Ctrl+C, printing each update that changed something."""
+    import time
+
+    def said(report: IngestReport) -> None:
+        if report.added or report.updated or report.removed or report.failed:
+            stamp = time.strftime("%H:%M:%S")
+            for failure in report.failed:
+                print(terminal_safe(f"{stamp} failed: {failure.source}: {failure.reason}", sys.stderr),
+                      file=sys.stderr, flush=True)
+            print(f"{stamp} {report.summary()}", flush=True)
+
+    watcher = index.watch(paths, on_update=said)
+    print(f"watching {', '.join(paths)} (Ctrl+C to stop)", flush=True)
+    try:
+        while watcher.running:
+            watcher.wait_for_update(watcher.updates + 1, timeout=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
     return 0
 
 
@@ -276,7 +313,7 @@ def _search(args: argparse.Namespace) -> int:
         print("No passage matches.")
     for hit in hits:
         ocr = " (OCR)" if hit.chunk.ocr else ""  # read off the page image: the words may be misread
-        print(f"[{hit.rank}] {hit.name}, page {hit.page}{ocr}, chars {hit.chunk.start}-{hit.chunk.end} "
+        print(f"[{hit.rank}] {hit.name}, {hit.place}{ocr}, chars {hit.chunk.start}-{hit.chunk.end} "
               f"(score {hit.score:.3f})")
         print(f"    \"{hit.quote.text}\"")
         print(f"    {hit.source}")
@@ -298,11 +335,11 @@ def _ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print()
     for n, quote in enumerate(answer.citations, start=1):
-        print(f"[{n}] {quote.name}, page {quote.page}{' (OCR)' if quote.ocr else ''}: \"{quote.text}\"")
+        print(f"[{n}] {quote.name}, {quote.place}{' (OCR)' if quote.ocr else ''}: \"{quote.text}\"")
     if not answer.found and answer.hits:
         print("\nClosest passages:")
         for hit in answer.hits[:3]:
-            print(f"  {hit.name}, page {hit.page}: \"{hit.quote.text}\"")
+            print(f"  {hit.name}, {hit.place}: \"{hit.quote.text}\"")
     return 0
 
 
@@ -340,7 +377,7 @@ def _chat(args: argparse.Namespace) -> int:
             print(f"(searched: {answer.query})")
         print(answer.text)
         for n, quote in enumerate(answer.citations, start=1):
-            print(f"[{n}] {quote.name}, page {quote.page}: \"{' '.join(quote.text.split())}\"")
+            print(f"[{n}] {quote.name}, {quote.place}: \"{' '.join(quote.text.split())}\"")
     return 0
 
 
@@ -355,23 +392,26 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     allow = args.allow_host if args.allow_host is not None else os.environ.get("RAG_ALLOW_HOST", "").split(",")
-    serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus,
+    if args.watch and not args.corpus:
+        raise RagError("--watch keeps the --corpus folders in step: name them with --corpus PATH")
+    serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus, watch=args.watch,
           collection=args.collection, api_key=args.api_key or None,
           allow_hosts=[name for name in allow if name.strip()])
     return 0
 
 
 def _docs(args: argparse.Namespace) -> int:
+    from .formats.registry import page_word
     from .index import Index
 
     index = Index.open(args.index, _settings(args))
     docs = index.documents()
     if args.json:
-        print(json.dumps([{"source": d.source, "pages": d.pages, "chunks": d.chunks, "size": d.size}
-                          for d in docs]))
+        print(json.dumps([{"source": d.source, "pages": d.pages, "unit": page_word(d.source), "chunks": d.chunks,
+                           "size": d.size} for d in docs]))
         return 0
     for d in docs:
-        print(f"{d.source}\t{d.pages} pages\t{d.chunks} chunks")
+        print(f"{d.source}\t{d.pages} {page_word(d.source)}{'s' if d.pages != 1 else ''}\t{d.chunks} chunks")
     print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks")
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .pageview import PageImage
     from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
     from .conversation import Conversation, Resolved
+    from .watch import Watcher
 
 DEFAULT_FOLDER = "index"
 
@@ -197,6 +198,21 @@ class Index:
                rebuild: bool = False, wait: float = 0.0) -> IngestReport:
         """Add new and changed files under ``paths``; drop indexed files deleted from those folders."""
         return self._write_generation(paths, (), progress, rebuild, wait)
+
+    def watch(self, paths: Iterable[str | Path], *, on_update: Callable[[IngestReport], None] | None = None
+              ) -> Watcher:
+        """Keep the index in step with ``paths`` (folders or files) until stopped: a started
+        ``rag.watch.Watcher``, also a context manager. It ingests once at the start, then each
+        batch of saved, renamed or deleted files a moment after the folder is quiet.
+
+        Example:
+            >>> with index.watch(["~/Documents"]) as watcher:
+            ...     watcher.wait_for_update(1)     # the first sync is done
+            ...     index.search("quarterly revenue")
+        """
+        from .watch import Watcher
+
+        return Watcher(self, list(paths), on_update=on_update).start()
 
     def remove(self, sources: Sequence[str], wait: float = 0.0) -> IngestReport:
         """Remove documents (by path or file name) from the index."""

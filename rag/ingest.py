@@ -58,8 +58,9 @@ class _Loaded:
 
 
 def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None
-         ) -> tuple[list[tuple[Path, str, FileRecord]], list[str], list[str], list[LoadFailure]]:
-    """Decide what to do with each file: (to_load, unchanged, removed, failures).
+         ) -> tuple[list[tuple[Path, str, FileRecord]], list[str], list[str], list[LoadFailure], list[Path]]:
+    """Decide what to do with each file: (to_load, unchanged, removed, failures, skipped); skipped
+    files are those met in folders whose type is not read.
 
     A file is unchanged when size and mtime match, or else when its content hash matches, unless
     the index was cut by an older chunker (``CHUNKER_VERSION``): then every file is read and cut
@@ -67,7 +68,8 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
     that no longer exist are removed; files indexed from elsewhere are left alone.
     """
     paths = list(paths)
-    files, failures = find_files(paths, settings.glob)
+    skipped: list[Path] = []
+    files, failures = find_files(paths, settings.glob, skipped)
     known = previous.files() if previous is not None else {}
     recut = previous is not None and previous.manifest.get("chunker_version", 1) != CHUNKER_VERSION
     to_load: list[tuple[Path, str, FileRecord]] = []
@@ -97,7 +99,7 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
     seen = {str(p) for p in files}
     removed = [source for source in known
                if source not in seen and not Path(source).exists() and _under_any(Path(source), roots)]
-    return to_load, unchanged, removed, failures
+    return to_load, unchanged, removed, failures, skipped
 
 
 def _under_any(path: Path, roots: list[Path]) -> bool:
@@ -114,14 +116,15 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     changed) and the report.
     """
     started = time.perf_counter()
-    to_load, unchanged, removed, failures = plan(paths, settings, previous)
+    to_load, unchanged, removed, failures, skipped_paths = plan(paths, settings, previous)
+    skipped = tuple(str(p) for p in skipped_paths)
     timings = {"plan": time.perf_counter() - started, "load_chunk": 0.0, "wait": 0.0, "cache": 0.0, "embed": 0.0,
                "write": 0.0, "commit": 0.0}
     removed = sorted(set(removed) | set(remove))
     if not to_load and not removed:
         total = previous.count if previous is not None else 0
         return None, IngestReport(unchanged=tuple(unchanged), failed=tuple(failures), chunks_total=total,
-                                  seconds=time.perf_counter() - started)
+                                  seconds=time.perf_counter() - started, skipped=skipped)
     counter, limit = model_token_counter()
     chunker = Chunker(settings, counter, limit)
     helpers: list[threading.Thread] = []
@@ -229,7 +232,8 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
         raise
     report = IngestReport(added=tuple(done["added"]), updated=tuple(done["updated"]), unchanged=tuple(unchanged),
                           removed=tuple(removed), failed=tuple(failures), chunks_embedded=embedded,
-                          chunks_total=snapshot.count, seconds=time.perf_counter() - started, extra=timings)
+                          chunks_total=snapshot.count, seconds=time.perf_counter() - started, extra=timings,
+                          skipped=skipped)
     return snapshot, report
 
 

@@ -135,7 +135,7 @@ def _prefix_within(text: str, budget: int, encoding: str) -> str:
 
 def build_messages(question: str, shown: Sequence[tuple[Hit, str]]) -> list[dict[str, str]]:
     """The chat messages: the instructions, then the numbered passages and the question."""
-    passages = "\n\n".join(f"[{n}] ({hit.name}, page {hit.page})\n{text}" for n, (hit, text) in enumerate(shown, 1))
+    passages = "\n\n".join(f"[{n}] ({hit.name}, {hit.place})\n{text}" for n, (hit, text) in enumerate(shown, 1))
     return [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Passages:\n\n{passages}\n\nQuestion: {question}"}]
 
@@ -390,7 +390,7 @@ def _checked_answer(question: str, hits: Sequence[Hit], shown: Sequence[tuple[Hi
             verified[n].append(quote)
     verified = {n: quotes for n, quotes in verified.items() if quotes}
     notes = [f"dropped a quote the model gave that is not in the documents: \"{_clip(t)}\"" for t in unplaced]
-    notes += [f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped]
+    notes += [f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped]
     span_all = _tidy(_MARKERS.sub("", reply.text))
     if not verified:
         notes.insert(0, f"the model answered \"{_clip(span_all)}\" but none of its quotes is verbatim in the documents")

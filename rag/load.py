@@ -1,4 +1,6 @@
-"""Files -> pages. PDF (``rag.pdf``: one Page per PDF page), plain text, Markdown and HTML.
+"""Files -> pages. Which module reads a file is chosen by its suffix in ``rag.formats.registry``:
+PDF (``rag.pdf``: one Page per PDF page), plain text, Markdown and HTML here, Office documents,
+spreadsheets, EPUB and e-mail in ``rag.formats``.
 
 A file that cannot be read raises ``LoadError`` naming the file and the reason in words a user
 understands; ``find_files`` and the ingest loop turn that into a reported failure and go on.
@@ -13,12 +15,12 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LoadError
+from .formats.registry import FileRead, ReadContext, format_for, supported_suffixes
 from .pdf import PDF_TIME_LIMIT, OcrOptions, read_pdf
 from .pdf import clean_text as _clean
 from .types import LoadFailure, Page
@@ -29,22 +31,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
-TEXT_SUFFIXES = frozenset({".txt", ".text"})
-MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
-SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES
+SUPPORTED_SUFFIXES = supported_suffixes()
 
 # Skipped when walking a folder: our own index files, VCS folders and the like.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", ".rag-index"})
 
 
-def find_files(paths: Iterable[str | Path], glob: str = "**/*") -> tuple[list[Path], list[LoadFailure]]:
+def find_files(paths: Iterable[str | Path], glob: str = "**/*", skipped: list[Path] | None = None
+               ) -> tuple[list[Path], list[LoadFailure]]:
     """Expand files and folders (recursively, filtered by ``glob``) into supported files.
 
     A file named explicitly with an unsupported type, a path that does not exist, anything that is
     not a regular file (a FIFO, a device, a socket) and a folder that cannot be read are failures;
-    unsupported files met while walking a folder are skipped silently (a folder holds many things).
-    Nothing is opened here: a FIFO or ``/dev/zero`` is refused from its ``stat`` alone.
+    unsupported files met while walking a folder are not failures (a folder holds many things) but
+    are appended to ``skipped`` when it is given, so that the user hears of them
+    (``rag.formats.registry.skipped_summary``). Nothing is opened here: a FIFO or ``/dev/zero`` is refused from its
+    ``stat`` alone.
 
     Example:
         >>> files, failures = find_files(["docs/"])
@@ -56,7 +59,7 @@ def find_files(paths: Iterable[str | Path], glob: str = "**/*") -> tuple[list[Pa
         if not path.exists():
             failures.append(LoadFailure(str(path), "no such file or folder"))
         elif path.is_dir():
-            for file in _walk(path, glob, failures):
+            for file in _walk(path, glob, failures, skipped):
                 found.setdefault(file.resolve(), None)
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
             failures.append(LoadFailure(str(path.resolve()), f"unsupported file type {path.suffix or '(none)'!r}; "
@@ -93,7 +96,8 @@ def special_file_kind(path: Path) -> str | None:
     return "not a regular file"
 
 
-def _walk(folder: Path, glob: str, failures: list[LoadFailure]) -> Iterator[Path]:
+def _walk(folder: Path, glob: str, failures: list[LoadFailure], skipped: list[Path] | None = None
+          ) -> Iterator[Path]:
     """Supported regular files under ``folder``; links to folders are not followed (no loops).
 
     A sub-folder that cannot be listed is reported (its files would otherwise vanish from the
@@ -114,10 +118,14 @@ def _walk(folder: Path, glob: str, failures: list[LoadFailure]) -> Iterator[Path
         dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
         for name in sorted(names):
             path = base / name
-            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith(".") or is_temporary(name):
                 continue
             rel = path.relative_to(folder)
             if not _glob_match(rel.as_posix(), pattern) or special_file_kind(path) is not None:
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                if skipped is not None:
+                    skipped.append(path)
                 continue
             if not path.is_file():
                 continue  # a dangling link
@@ -129,19 +137,29 @@ def _walk(folder: Path, glob: str, failures: list[LoadFailure]) -> Iterator[Path
             yield path
 
 
+def is_temporary(name: str) -> bool:
+    """An editor's lock or temporary file, never a document: Office's ``~$report.docx``,
+    LibreOffice's ``.~lock.report.odt#``, vim's ``.swp``, Emacs's ``#report.md#``, partial
+    downloads and the ``*.tmp`` many programs save through.
+
+    Example:
+        >>> is_temporary("~$budget.xlsx"), is_temporary("budget.xlsx")
+        (True, False)
+    """
+    lower = name.lower()
+    return (lower.startswith(("~$", ".~lock.", "~wrl")) or (lower.startswith("#") and lower.endswith("#"))
+            or lower.endswith(_TEMPORARY_ENDINGS))
+
+
+_TEMPORARY_ENDINGS = (".tmp", ".temp", ".swp", ".swx", ".swo", "~", ".part", ".crdownload", ".download", ".partial",
+                      ".bak", ".lock", ".lck")
+
+
 def _glob_match(rel: str, pattern: str) -> bool:
     # "**/" also matches zero folders, as users expect from shells: "**/*.pdf" matches "a.pdf".
     if pattern.startswith("**/") and fnmatch.fnmatch(rel, pattern[3:]):
         return True
     return fnmatch.fnmatch(rel, pattern)
-
-
-@dataclass(frozen=True)
-class FileRead:
-    """One file's pages, and notes for the user about what was left out (OCR budget)."""
-
-    pages: list[Page]
-    notes: tuple[str, ...] = ()
 
 
 def load_file(path: str | Path, max_bytes: int | None = None, time_limit: float = PDF_TIME_LIMIT, *,
@@ -180,16 +198,29 @@ def read_file(path: str | Path, max_bytes: int | None = None, time_limit: float 
     if max_bytes is not None and size > max_bytes:
         raise LoadError(source, f"the file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
                                 "(raise max_file_bytes to index it)")
-    if suffix in PDF_SUFFIXES:
-        if settings is None:
-            from .settings import Settings
+    fmt = format_for(path)
+    if fmt is None:  # unreachable: the suffix was checked above
+        raise LoadError(source, f"unsupported file type {suffix or '(none)'!r}")
+    return fmt.read(path, ReadContext(settings=settings, time_limit=time_limit, progress=progress))
 
-            settings = Settings()
-        read = read_pdf(path, time_limit, settings.pdf_extractor,
-                        OcrOptions(enabled=settings.ocr, page_limit=settings.ocr_page_limit), progress)
-        return FileRead(pages=read.pages, notes=read.notes)
-    text = _decode(source, _read_bytes(path))
-    if suffix in HTML_SUFFIXES:
+
+def read_pdf_file(path: Path, context: ReadContext) -> FileRead:
+    """A PDF's pages (``rag.pdf.read_pdf``), with the extractor and OCR that the settings choose."""
+    settings = context.settings
+    if settings is None:
+        from .settings import Settings
+
+        settings = Settings()
+    read = read_pdf(path, context.time_limit, settings.pdf_extractor,
+                    OcrOptions(enabled=settings.ocr, page_limit=settings.ocr_page_limit), context.progress)
+    return FileRead(pages=read.pages, notes=read.notes)
+
+
+def read_text_file(path: Path, context: ReadContext) -> FileRead:
+    """A text, Markdown or HTML file as one page (HTML as Markdown-like text: headings, lists, tables)."""
+    source = str(path)
+    text = decode_text(source, _read_bytes(path))
+    if path.suffix.lower() in HTML_SUFFIXES:
         text = html_to_text(text)
     pages = [Page(source=source, page=1, text=_clean(text))]
     if not any(page.text.strip() for page in pages):
@@ -204,7 +235,7 @@ def _read_bytes(path: Path) -> bytes:
         raise LoadError(str(path), f"cannot read the file ({exc.strerror or exc})") from None
 
 
-def _decode(source: str, data: bytes) -> str:
+def decode_text(source: str, data: bytes) -> str:
     """UTF-8 (with or without BOM) and UTF-16/32 with a BOM; refuse binary data.
 
     Latin-1 and Windows-1252 text is accepted only when it looks like text, because both decode

@@ -23,11 +23,10 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from .chunk import table_header
-from .load import HTML_SUFFIXES, MARKDOWN_SUFFIXES
+from .formats.registry import stored_as_markdown
 
 _START, _END = "\ue000", "\ue001"
 """Private-use characters marking the quote's ends in the Markdown source (see the module doc)."""
@@ -237,9 +236,10 @@ def _table_header(text: str, pos: int) -> str:
 
 
 def renders_markdown(source: str) -> bool:
-    """Markdown and HTML files are stored as Markdown (headings, lists, tables); plain text and
-    PDF pages are shown as they are, where a ``*`` or a leading ``1.`` is just a character."""
-    return Path(source).suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
+    """Markdown, HTML, Office, spreadsheet and EPUB files are stored as Markdown (headings, lists,
+    tables; ``rag.formats.registry``); plain text, e-mail and PDF pages are shown as they are,
+    where a ``*`` or a leading ``1.`` is just a character."""
+    return stored_as_markdown(source)
 
 
 def passage_html(text: str, mark: tuple[int, int], source: str, *, context: int | None = None,

@@ -141,10 +141,10 @@ def reply_text(answer: Answer) -> str:
     lines = [answer.text]
     if answer.citations:
         lines.append("")
-        lines += [f'[{n}] {q.name}, page {q.page}: "{q.text}"' for n, q in enumerate(answer.citations, start=1)]
+        lines += [f'[{n}] {q.name}, {q.place}: "{q.text}"' for n, q in enumerate(answer.citations, start=1)]
     elif not answer.found and answer.hits:
         lines += ["", "Closest passages:"]
-        lines += [f'- {h.name}, page {h.page}: "{h.quote.text}"' for h in answer.hits[:3]]
+        lines += [f'- {h.name}, {h.place}: "{h.quote.text}"' for h in answer.hits[:3]]
     # Clients render this as Markdown: document text must not load images or make links
     # (rag.inert); the verbatim quotes are in ``citations``.
     return inert("\n".join(lines))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import PageViewError
+from .formats.registry import has_page_images
 from .pdfium import LOCK as PDFIUM_LOCK
 from .pdfium import capped_scale
 from .pdfium import load as pdfium
@@ -361,7 +362,7 @@ def indexed_pdf(snapshot: object, source: str) -> tuple[Path, str, int]:
     if record is None:
         raise PageViewError(f"{source}: not in the index")
     path = Path(record.source)
-    if path.suffix.lower() != ".pdf":
+    if not has_page_images(path):
         raise PageViewError(f"{path.name}: not a PDF; only PDF pages have images (its text is in the index)")
     try:
         stat = path.stat()
@@ -382,10 +383,10 @@ def page_image(snapshot: object, cache_dir: Path, source: str, page: int, scale:
 
 
 def quote_boxes(snapshot: object, quote: object) -> tuple[TextBox, ...]:
-    """Highlight boxes of a quote (``rag.types.Quote``); () for text, Markdown and HTML sources,
+    """Highlight boxes of a quote (``rag.types.Quote``); () for sources without page images,
     and for a quote that is not verbatim in the stored page (the index changed under it)."""
     source = quote.source  # type: ignore[attr-defined]
-    if Path(source).suffix.lower() != ".pdf":
+    if not has_page_images(source):
         return ()
     path, sha256, _ = indexed_pdf(snapshot, source)
     number, start, end = quote.page, quote.start, quote.end  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .formats.registry import FORMATS, has_page_images, page_word
 from .markdown_marks import escape, markdown_html, passage_html, plain_html, renders_markdown
 from .types import Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
 
@@ -71,10 +72,6 @@ def _passage(quote: Quote, hits: Sequence[Hit], pages: PageTexts) -> tuple[str, 
     return page[a:b], a, ""
 
 
-def _is_pdf(source: str) -> bool:
-    return Path(source).suffix.lower() == ".pdf"
-
-
 OCR_TAG = ('<span class="rag-ocr" title="This page had no text layer: its text was read from the image">'
            'read by OCR</span>')
 
@@ -89,12 +86,13 @@ def source_card(n: int, quote: Quote, hits: Sequence[Hit], pages: PageTexts, kin
     whole = passage_html(passage, mark, quote.source, header=context)
     ocr = OCR_TAG if quote.ocr or any(h.chunk.ocr and h.source == quote.source and h.page == quote.page
                                       for h in hits) else ""
-    opens = "Show the page" if _is_pdf(quote.source) else "Show in the document"
+    opens = f"Show the {page_word(quote.source)}" if has_page_images(quote.source) or page_word(quote.source) != "page" \
+        else "Show in the document"
     return (
         f'<article class="rag-card rag-{kind}">'
         f'<header><span class="rag-n">{n}</span>'
         f'<span class="rag-file" title="{escape(quote.source)}">{escape(quote.name)}</span>{ocr}'
-        f'<span class="rag-page">page {quote.page}</span></header>'
+        f'<span class="rag-page">{quote.place}</span></header>'
         f'<div class="rag-snippet">{snippet}</div>'
         f'<details><summary>Read the whole passage</summary><div class="rag-passage">{whole}</div></details>'
         f'<button type="button" class="rag-open" data-cite="{cite}">{opens}</button>'
@@ -170,11 +168,11 @@ def render_reply(answer: Answer) -> str:
         return ("<p><strong>Not found in the indexed documents.</strong></p>" + possibly +
                 "<p>The closest passages are shown with the sources; try other words, or add the document "
                 "that holds the answer.</p>" + searched)
-    places: dict[tuple[str, int], list[int]] = {}
+    places: dict[tuple[str, str], list[int]] = {}
     for n, quote in enumerate(answer.citations, start=1):
-        places.setdefault((quote.name, quote.page), []).append(n)
-    cited = " · ".join("".join(f"[{n}]" for n in numbers) + f" {escape(name)}, page {page}"
-                       for (name, page), numbers in places.items())
+        places.setdefault((quote.name, quote.place), []).append(n)
+    cited = " · ".join("".join(f"[{n}]" for n in numbers) + f" {escape(name)}, {place}"
+                       for (name, place), numbers in places.items())
     checked = ""
     if answer.mode == "llm":
         # The quotes are verified text; the prose is the model's, kept only where they support it.
@@ -267,10 +265,10 @@ def render_viewer(quote: Quote, page_text: str | None, *, png: bytes | None = No
     said = "".join(f'<p class="rag-note">{escape(n)}</p>' for n in notes)
     return (
         f'<div class="rag-viewer" role="dialog" aria-modal="true" '
-        f'aria-label="{escape(quote.name)}, page {quote.page}">'
+        f'aria-label="{escape(quote.name)}, {quote.place}">'
         f'<div class="rag-viewer-box"><header>'
         f'<span class="rag-file" title="{escape(quote.source)}">{escape(quote.name)}</span>{ocr}'
-        f'<span class="rag-page">page {quote.page}</span>'
+        f'<span class="rag-page">{quote.place}</span>'
         f'<button type="button" class="rag-close" data-close aria-label="Close">×</button></header>'
         f'{said}<div class="rag-viewer-body">{"".join(body)}</div></div></div>'
     )
@@ -297,13 +295,18 @@ def render_stats(stats: dict[str, Any]) -> str:
 def render_documents(docs: Sequence[Document], uploads: Path) -> str:
     """The indexed files; those under ``uploads`` (added from the page) are tagged."""
     if not docs:
-        return '<p class="rag-muted">Nothing is indexed yet. Add PDF, text, Markdown or HTML files above.</p>'
+        return f'<p class="rag-muted">Nothing is indexed yet. Add {escape(_readable_kinds())} files above.</p>'
     rows = "".join(
         f'<tr><td class="rag-file" title="{escape(d.source)}">{escape(d.name)}'
         f'{" <span class=rag-tag>upload</span>" if Path(d.source).parent == uploads else ""}</td>'
         f'<td>{d.pages}</td><td>{d.chunks}</td></tr>' for d in docs)
     return (f'<table class="rag-docs"><thead><tr><th>Indexed files</th><th>Pages</th><th>Passages</th></tr>'
             f'</thead><tbody>{rows}</tbody></table>')
+
+
+def _readable_kinds() -> str:
+    names = [fmt.name for fmt in FORMATS]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def render_ingest(stored: Sequence[tuple[str, Path]], failed: Sequence[LoadFailure],

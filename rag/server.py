@@ -19,6 +19,7 @@ from typing import Any, cast
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, Collections, collection_folder
 from .errors import RagError
 from .index import DEFAULT_FOLDER
+from .types import IngestReport
 
 
 class PortInUseError(RagError):
@@ -50,13 +51,14 @@ def check_port(host: str, port: int) -> None:
 
 def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", port: int = 7860,
           corpus: Sequence[str | Path] | None = None, *, collection: str | None = None,
-          api_key: str | None = None, **launch_options: Any) -> None:
+          api_key: str | None = None, watch: bool = False, **launch_options: Any) -> None:
     """Serve the page over ``collection`` of ``index_folder`` and the chat API over all its collections.
 
     Args:
         index_folder: the index folder (``--index``).
         host, port: where to listen (127.0.0.1 unless told otherwise).
         corpus: folders to index into the collection first (incrementally).
+        watch: keep ``corpus`` in step while serving (``Index.watch``); the page's library follows.
         collection: the collection the page shows and the API's default model (default: the folder's own).
         api_key: when set, the ``/v1`` API asks for ``Authorization: Bearer <api_key>``, and the
             page and its API for the key as the login password.
@@ -91,6 +93,16 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
     # Added to the running app: Starlette looks routes up per request, and no one has the URL yet.
     demo.app.include_router(chat_router(library, api_key))
     url = cast(str, demo.local_url).rstrip("/")  # gradio types it None (its __init__ value); launch set a str
+    if watch and corpus:
+        index.watch(list(corpus), on_update=_print_update)
+        print(f"watching {', '.join(map(str, corpus))} for saved, renamed and deleted files", flush=True)
     print(f"rag web chat on {url}/ ; OpenAI-compatible API on {url}/v1"
           f"{' (API key required)' if api_key else ''} (Ctrl+C to stop)", flush=True)
     demo.block_thread()
+
+
+def _print_update(report: IngestReport) -> None:
+    if report.added or report.updated or report.removed or report.failed:
+        for failure in report.failed:
+            print(f"  failed: {failure.source}: {failure.reason}", flush=True)
+        print(f"  watched folder: {report.summary()}", flush=True)

@@ -78,11 +78,10 @@ def summarize(pages: PageSource, document: Document, question: str = "") -> Answ
         previous = c.section
         parts.append(f"{label}{body} [{n}]")
     joiner = "\n\n" if sections else " "
-    where = f"page {picked[0].quote.page}" if document.pages == 1 else f"{document.pages} pages"
     return Answer(question=question, text=joiner.join(parts), found=True, citations=tuple(kept), hits=(),
                   mode="extractive", kind="summary", span="",
-                  notes=(f"summary of {document.name} ({where}): {len(kept)} of its {len(candidates)} sentences",
-                         *(f"dropped a quote not found verbatim in {q.name}, page {q.page}" for q in dropped)))
+                  notes=(f"summary of {document.name}: {len(kept)} of its {len(candidates)} sentences",
+                         *(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped)))
 
 
 def _length(n: int) -> int:

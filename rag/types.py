@@ -52,7 +52,8 @@ class Page:
     source: str
     """Absolute path of the file the page came from."""
     page: int
-    """1-based page number (text, Markdown and HTML files have one page)."""
+    """1-based page number (text, Markdown and HTML files have one page); what a page is (a slide,
+    a sheet, a message) depends on the file's format (``rag.formats.registry.page_word``)."""
     text: str
     ocr: bool = False
     """The text was read from the page image by OCR (the page had no usable text layer)."""
@@ -126,10 +127,19 @@ class Quote:
     def name(self) -> str:
         return Path(self.source).name
 
+    @property
+    def place(self) -> str:
+        """Where in the file, as a citation says it: "page 3", "slide 3", "sheet 2", "message 14"."""
+        from .formats.registry import page_label
+
+        return page_label(self.source, self.page)
+
     def to_dict(self) -> dict[str, Any]:
-        """The one JSON shape of a quote (CLI, web page, tools)."""
+        """The one JSON shape of a quote (CLI, web page, tools); ``unit`` names what ``page`` counts."""
+        from .formats.registry import page_word
+
         return {"text": self.text, "source": self.source, "name": self.name, "page": self.page,
-                "start": self.start, "end": self.end, "ocr": self.ocr}
+                "unit": page_word(self.source), "start": self.start, "end": self.end, "ocr": self.ocr}
 
 
 @dataclass(frozen=True)
@@ -166,13 +176,21 @@ class Hit:
         return self.chunk.page
 
     @property
+    def place(self) -> str:
+        """Where in the file: "page 3", "slide 3", "sheet 2" (``Quote.place``)."""
+        return self.quote.place
+
+    @property
     def text(self) -> str:
         return self.chunk.text
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of a hit (``rag search --json`` prints one per line)."""
+        from .formats.registry import page_word
+
         return {
             "rank": self.rank, "score": self.score, "source": self.source, "name": self.name, "page": self.page,
+            "unit": page_word(self.source),
             "start": self.chunk.start, "end": self.chunk.end, "chunk_id": self.chunk.id, "text": self.chunk.text,
             "quote": self.quote.text, "quote_start": self.quote.start, "quote_end": self.quote.end,
             "dense_score": self.dense_score, "lexical_score": self.lexical_score,
@@ -275,11 +293,17 @@ class IngestReport:
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict, compare=False)
     """Timings of the stages, for benchmarks."""
+    skipped: tuple[str, ...] = ()
+    """Files met in the folders whose type is not read (``rag.formats``): neither indexed nor failed."""
 
     def summary(self) -> str:
+        from .formats.registry import skipped_summary
+
+        skipped = skipped_summary(self.skipped)
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
-            f"removed {len(self.removed)}, failed {len(self.failed)}; "
+            f"removed {len(self.removed)}, failed {len(self.failed)}"
+            + (f", {skipped}" if skipped else "") + "; "
             # "290 embedded, 291 in the index" read as a lost chunk: say why the two counts differ.
             f"{self.chunks_embedded} chunks embedded (text already embedded is reused), "
             f"{self.chunks_total} in the index, {self.seconds:.1f}s"

@@ -25,6 +25,7 @@ import gradio as gr
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
 from .errors import IndexNotFoundError, RagError
 from .index import DEFAULT_FOLDER, Index
+from .formats.registry import has_page_images
 from .limits import MAX_QUESTION_CHARS, cap_history, clean_question
 from .load import SUPPORTED_SUFFIXES
 from .public import public_message
@@ -191,6 +192,10 @@ class _Concurrency(TypedDict):
     concurrency_id: str
 
 
+LIBRARY_REFRESH_SECONDS = 3.0
+"""How often an open page looks for a new generation of its collection (a watched folder's update)."""
+
+
 def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
               collections: Collections | None = None) -> gr.Blocks:
     """The Gradio page over ``index``: chat with sources, library (upload, list, remove), settings.
@@ -315,12 +320,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             return gr.skip()  # a click beside the buttons, or a panel replaced meanwhile
         return viewer_html(pick(collection), quotes[cite])
 
-    def library(collection: str | None = None) -> tuple[Any, ...]:
+    def library(collection: str | None = None, keep_choice: bool = False) -> tuple[Any, ...]:
         index = pick(collection)
         docs = index.documents()
         choices = [(f"{d.name}  ({d.pages} p.)", d.source) for d in docs]
-        return (render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS),
-                gr.update(choices=choices, value=None))
+        # A refresh from outside (a watched folder) keeps the document the user picked to remove.
+        chosen_update = gr.update(choices=choices) if keep_choice else gr.update(choices=choices, value=None)
+        return render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS), chosen_update
 
     def add_files(files: list[str] | None, collection: str | None = None,
                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 - gradio's documented idiom
@@ -362,6 +368,15 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             return (render_failure(exc),) + library(collection)
         return (render_removed(source),) + library(collection)
 
+    def refresh(collection: str | None, seen: Any) -> tuple[Any, ...]:  # noqa: ANN401 - a gr.State value
+        # A watched folder (rag serve --watch) or another process writes new generations: the
+        # library shows them without a reload, and only re-renders when the generation changed.
+        snapshot = pick(collection).snapshot()
+        now = [collection, snapshot.generation if snapshot is not None else None]
+        if now == seen:
+            return (gr.skip(),) * 4
+        return library(collection, keep_choice=True) + (now,)
+
     def switch(collection: str | None) -> tuple[Any, ...]:
         # Answers shown so far came from the other collection: start the conversation afresh.
         return library(collection) + ([], {}, SOURCES_EMPTY, (), "", [], "")
@@ -383,8 +398,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             stats = gr.HTML(render_stats(index.stats()), elem_id="rag-stats")
             upload = gr.File(label="Add documents", file_count="multiple", elem_id="rag-upload",
                              file_types=sorted(SUPPORTED_SUFFIXES), height=110)
-            gr.HTML(f'<p class="rag-hint">PDF, text, Markdown or HTML, up to {size_text(max_bytes)} each. '
-                    f'Files are kept in the index folder.</p>')
+            gr.HTML(f'<p class="rag-hint">PDF, Word, PowerPoint, Excel, CSV, EPUB, e-mail, OpenDocument, text, '
+                    f'Markdown or HTML, up to {size_text(max_bytes)} each. Files are kept in the index folder.</p>')
             ingest_report = gr.HTML(elem_id="rag-ingest-report")
             documents = gr.HTML(render_documents(index.documents(), index.folder / UPLOADS), elem_id="rag-documents")
             gr.HTML('<p class="rag-hint">Remove a document from the index:</p>')
@@ -455,6 +470,11 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                             api_visibility="private", js=CONFIRM_REMOVE,
                             **write)
         demo.load(library, collection_box, [stats, documents, chosen], api_visibility="private", queue=False)
+        first = pick(shown).snapshot()
+        seen_generation = gr.State([shown, first.generation if first is not None else None])
+        gr.Timer(LIBRARY_REFRESH_SECONDS).tick(refresh, [collection_box, seen_generation],
+                                               [stats, documents, chosen, seen_generation],
+                                               api_visibility="private", queue=False, show_progress="hidden")
         demo.load(None, None, None, js=NARROW_JS, api_visibility="private", queue=False)
         collection_box.change(switch, collection_box,
                               [stats, documents, chosen, chatbot, panels, sources, quotes, pending, conversation,
@@ -476,7 +496,7 @@ def viewer_html(index: Index, quote: Quote) -> str:
     """
     try:
         text = index.page_text(quote.source, quote.page)
-        if Path(quote.source).suffix.lower() != ".pdf":
+        if not has_page_images(quote.source):
             return render_viewer(quote, text)
         try:
             image = index.page_image(quote.source, quote.page, scale=PAGE_SCALE)

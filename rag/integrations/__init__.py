@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..formats.registry import page_word
 from ..types import Hit
 
 
@@ -19,6 +20,6 @@ def hit_metadata(hit: Hit) -> dict[str, Any]:
     Example:
         >>> # hit_metadata(index.search("Who called for UN visits?")[0])["quote"]
     """
-    return {"source": hit.source, "name": hit.name, "page": hit.page, "start": hit.chunk.start,
-            "end": hit.chunk.end, "quote": hit.quote.text, "quote_start": hit.quote.start,
+    return {"source": hit.source, "name": hit.name, "page": hit.page, "unit": page_word(hit.source),
+            "start": hit.chunk.start, "end": hit.chunk.end, "quote": hit.quote.text, "quote_start": hit.quote.start,
             "quote_end": hit.quote.end, "score": hit.score, "rank": hit.rank, "chunk_id": hit.chunk.id}
