@@ -23,7 +23,7 @@ from typing import Any, TypedDict
 import gradio as gr
 
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
-from .errors import IndexNotFoundError, RagError
+from .errors import IndexNotFoundError, QueryError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .load import SUPPORTED_SUFFIXES
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
@@ -223,7 +223,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             [{n, text, source, name, page, start, end, ocr}] and the passages read (hits): Answer.to_dict.
         """
         try:
-            return existing(collection).ask(question, passages(k), history=history or None).to_dict()
+            return existing(collection).ask(api_question(question), api_passages(k),
+                                            history=history or None).to_dict()
         except RagError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -237,7 +238,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             collection: which collection to search (empty: the one the page opens with).
         """
         try:
-            hits = existing(collection).search(question, passages(k))
+            hits = existing(collection).search(api_question(question), api_passages(k))
         except RagError as exc:
             raise gr.Error(str(exc)) from None
         return [hit.to_dict() for hit in hits]
@@ -427,6 +428,30 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         # them would otherwise hold every slot a search needs (a search waited 148 s behind them).
         gr.api(search, api_name="search", concurrency_limit=READERS, concurrency_id="search")
     return demo
+
+
+def api_question(question: object) -> str:
+    """The question of an API call, or a ``QueryError`` saying why it is none (``None``, not text, blank)."""
+    if not isinstance(question, str):
+        raise QueryError(f"the question must be text, not {type(question).__name__}")
+    if not question.strip():
+        raise QueryError("the question is empty")
+    return question
+
+
+def api_passages(k: object) -> int:
+    """``k`` of an API call, checked as the OpenAI API and the MCP tools check it: never changed silently.
+
+    Example:
+        >>> api_passages(3)
+        3
+    """
+    # gradio_client sends a float for a number typed as int in some clients: 3.0 is 3, 2.5 is not.
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PASSAGES:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_PASSAGES}, not {k!r}")
+    return k
 
 
 def viewer_html(index: Index, quote: Quote) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -293,6 +294,25 @@ def test_ask_endpoint_takes_the_conversation(url: str) -> None:
     assert "Yannick Le Goff" in result["query"] and result["query"] != result["question"]
     alone = client.predict("When does he sign them?", 5, None, api_name="/ask")
     assert alone["query"] == alone["question"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("Who signs the tide tables?", 0), "k must be a whole number from 1 to 50, not 0"),
+    (("Who signs the tide tables?", -3), "k must be a whole number from 1 to 50, not -3"),
+    (("Who signs the tide tables?", 51), "not 51"),
+    ((None, 5), "the question must be text, not NoneType"),
+    (("   ", 5), "the question is empty"),
+])
+def test_the_api_refuses_a_bad_k_or_question_instead_of_changing_it(url: str, args: tuple[Any, ...],
+                                                                     message: str) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(url, verbose=False)
+    for endpoint in ("/ask", "/search"):
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(*args, api_name=endpoint)
+    assert len(client.predict("Who signs the tide tables?", 2, api_name="/search")) == 2
 
 
 def test_the_api_asks_the_collection_it_names_and_refuses_one_that_does_not_exist(
