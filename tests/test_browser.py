@@ -60,7 +60,7 @@ def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_
     broken = tmp_path / "scan.pdf"
     broken.write_bytes(b"%PDF-1.4 this file was cut short")
     page.set_input_files("#rag-upload input[type=file]", [str(pdf), str(broken)])
-    expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Added 1 file: {PDF_NAME}", timeout=WAIT_MS)
+    expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Added 1 file to default: {PDF_NAME}", timeout=WAIT_MS)
     expect(page.locator("#rag-ingest-report .rag-failed li")).to_contain_text("scan.pdf: ")
     expect(page.locator("#rag-documents")).to_contain_text(PDF_NAME)
     expect(page.locator("#rag-documents")).not_to_contain_text("scan.pdf")
