@@ -420,9 +420,11 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
         read: _Concurrency = {"concurrency_limit": READERS, "concurrency_id": "read"}
         write: _Concurrency = {"concurrency_limit": 1, "concurrency_id": "write"}
-        asked: list[tuple[Any, Any, list[Any]]] = [(question.submit, post_question, [question, chatbot]),
-                 (ask_button.click, post_question, [question, chatbot]),
-                 (chatbot.example_select, post_example, [chatbot])]
+        # A question is asked by Enter, by the Ask button or by a click on an example of the first screen.
+        asked: list[tuple[Any, Any, list[Any]]] = [
+            (question.submit, post_question, [question, chatbot]),
+            (ask_button.click, post_question, [question, chatbot]),
+            (chatbot.example_select, post_example, [chatbot])]
         for trigger, post, posted in asked:
             trigger(post, posted, [question, chatbot, pending], queue=False,
                     api_visibility="private").then(
@@ -483,7 +485,9 @@ def stays_note(docs: Sequence[Any], collection: str) -> str:
     if not names:
         return ""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"{shown} {'stays' if len(names) == 1 else 'stay'} in {collection}: choose it in the Collection menu to ask it."
+    one = len(names) == 1
+    return (f"{shown} {'stays' if one else 'stay'} in {collection}: choose {collection} in the Collection menu "
+            f"to ask {'it' if one else 'them'}.")
 
 
 def api_question(question: object) -> str:
