@@ -451,3 +451,20 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert "Indexing" in output and "rag web chat on http://127.0.0.1:" in output and "/v1" in output
+
+
+def test_an_upload_report_names_its_collection_and_what_stayed_behind(tmp_path: Path) -> None:
+    from rag.render import render_ingest
+    from rag.types import Document, IngestReport
+    from rag.ui import stays_note
+
+    stored = [("Harbour report.pdf", tmp_path / "a.pdf"), ("notes.md", tmp_path / "b.md")]
+    report = IngestReport(added=(str(tmp_path / "a.pdf"), str(tmp_path / "b.md")))
+    guide = Document(source="/x/user-guide.md", pages=1, chunks=42, sha256="0" * 64, size=1)
+    note = stays_note([guide], "demo")
+    assert note == "user-guide.md stays in demo: choose demo in the Collection menu to ask it."
+    shown = render_ingest(stored, [], report, collection="my-documents", note=note)
+    assert "Added 2 files to my-documents: Harbour report.pdf, notes.md." in shown and "user-guide.md stays in demo" in shown
+    assert "Added 2 files: " in render_ingest(stored, [], report)       # one index, no collection to name
+    assert stays_note([guide, guide], "demo").startswith("user-guide.md, user-guide.md stay in demo")
+    assert stays_note([], "demo") == ""
