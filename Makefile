@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The test, integration and Milvus extras, on top of what running needs: `make test` only.
+TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 7860
 # The demo is this project's user guide, in a collection of its own ("demo"): uploads from the
@@ -11,7 +13,7 @@ DEMO := docs/user-guide.md
 CORPUS ?= $(DEMO)
 COLLECTION ?= $(if $(filter $(DEMO),$(CORPUS)),demo,my-documents)
 
-.PHONY: install run lint test test-slow test-all bench chromium clean-index train-reader
+.PHONY: install install-test run lint test test-slow test-all bench chromium clean-index train-reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,10 +22,17 @@ $(BIN)/python:
 # torch first and pinned: an unpinned torch resolved by pip may pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,mcp,langchain,llamaindex,milvus]"
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[test,mcp,langchain,llamaindex,milvus]"
+	touch $(TEST_STAMP)
+
+# What running needs, and no more (`make run`); `make test` and the other targets add the extras.
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 # The main job: index the default corpus (incrementally) and open the web chat on 127.0.0.1.
 run: install
@@ -37,25 +46,25 @@ chromium:
 	else echo "note: /usr/bin/chromium is missing and cannot be installed here: browser tests will skip"; fi
 
 # Lint and type checks (settings in pyproject.toml); `make test` runs them first.
-lint: install
+lint: install-test
 	$(BIN)/ruff check rag train bench tests app.py
 	$(BIN)/mypy
 
 # The Milvus tests start their own server (milvus-lite server on 127.0.0.1, a free port, a temp
 # folder) and stop it when the session ends: the milvus_uri fixture in tests/conftest.py.
-test: install chromium lint
+test: install-test chromium lint
 	$(BIN)/python -m pytest -q
 
 # Model-heavy and long tests, kept out of the default run.
-test-slow: install
+test-slow: install-test
 	$(BIN)/python -m pytest -q -m slow
 
-test-all: install chromium
+test-all: install-test chromium
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # Every benchmark, one after another (about 2 hours on 2 cores), then docs/benchmarks.md.
 # Each script also runs alone: see the command at the top of its section in docs/benchmarks.md.
-bench: install
+bench: install-test
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/fusion_study.py
 	$(BIN)/python bench/fusion_more.py
@@ -75,7 +84,7 @@ bench: install
 # Refit the shipped reader (rag/models/reader-int8.onnx): six stages of one batch stream, each
 # continuing the last (about 5 hours on 2 cores), then its abstention rule end to end on
 # the calibration articles; needs ../shared/data/train. The recipe is in train/reader.py.
-train-reader: install
+train-reader: install-test
 	$(BIN)/python train/reader.py --steps 1000 --out train/.work/stage1
 	$(BIN)/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
 		--init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2

@@ -56,8 +56,9 @@ def fenced_blocks(text: str) -> list[tuple[int, int]]:
 
 _TABLE_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+(?:[ \t]*:?-{3,}:?[ \t]*)?")
 """The line under a Markdown table's header: ``|---|:--:|``."""
-CHUNKER_VERSION = 2
-"""Raised whenever the chunker cuts the same page differently (2: PDF statements by rows). It is in
+CHUNKER_VERSION = 3
+"""Raised whenever the chunker cuts the same page differently (2: PDF statements by rows; 3: a
+sentence too long for a chunk is never cut inside a table row). It is in
 the manifest: an index cut by another version is cut again on its next ingest (``rag.ingest.plan``),
 and an index cached for evaluation is rebuilt rather than reused with chunks made the old way."""
 _CONTEXT_WORDS = 16
@@ -369,6 +370,11 @@ class Chunker:
                 return self._fits(text[a:words[n - 1][1]])
 
             m = _longest_fit(k + 1, len(words), fits_words)
+            # Never inside a table row: a PDF's vote table is one long "sentence", and a cut by
+            # words split "Guillermo G." from "Marmol" and a name from its figures.
+            row = _row_start(text, a, words[m - 1][1])
+            while row is not None and m - 1 > k and words[m - 1][1] > row:
+                m -= 1
             b = words[m - 1][1]
             pieces.append((a, b, self._tokens(text[a:b])))
             k = m
@@ -427,6 +433,21 @@ def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
         spans.append((cursor, stop))
         cursor = stop + 1
     return spans
+
+
+def _row_start(text: str, start: int, cut: int) -> int | None:
+    """Where the table row that a cut at ``cut`` would split begins, if it begins after ``start``.
+
+    A row is a line of a Markdown table or a PDF table line (a label, then two or more figures);
+    ``None`` when the cut ends a line or falls in a line of prose.
+    """
+    line_start = text.rfind("\n", start, cut) + 1
+    line_end = text.find("\n", cut)
+    line_end = len(text) if line_end < 0 else line_end
+    if line_start <= start or not text[cut:line_end].strip():
+        return None
+    line = text[line_start:line_end]
+    return line_start if _LAYOUT_ROW.fullmatch(line) or _TABLE_ROW.fullmatch(line) else None
 
 
 def _tables(text: str) -> list[tuple[int, int, int]]:

@@ -198,7 +198,30 @@ def _resolve_collection(args: argparse.Namespace) -> argparse.Namespace:
         from .collection_paths import collection_folder
 
         args.index = str(collection_folder(args.index, args.collection))
+    elif args.verb in _READERS:
+        args.index = _only_collection(args.verb, args.index)
     return args
+
+
+def _only_collection(verb: str, folder: str) -> str:
+    """``folder``, or its one collection when the folder holds collections but no index of its own.
+
+    ``make run`` fills the collection ``demo`` and the page uploads into ``my-documents``, so a
+    plain ``rag ask`` in the project folder would otherwise find "no index" beside both.
+    """
+    from .collection_paths import collection_folder, has_index, list_collections
+
+    if has_index(folder):
+        return folder
+    names = list_collections(folder)
+    if len(names) == 1:
+        print(f"rag {verb}: using the collection {names[0]!r}, the only one in {folder}", file=sys.stderr)
+        return str(collection_folder(folder, names[0]))
+    if names:
+        raise RagError(f"{folder} holds the collections {', '.join(names)} and no index of its own: "
+                       f"name one with --collection NAME (e.g. rag {verb} --collection {names[0]} ...) "
+                       f"or set RAG_COLLECTION")
+    return folder
 
 
 def _quiet_libraries() -> None:
@@ -433,6 +456,8 @@ def _mcp(args: argparse.Namespace) -> int:
 
 
 _SERVERS = ("serve", "mcp")
+_READERS = ("search", "ask", "chat", "docs", "remove")
+"""The verbs that read an existing index: without --collection, a folder of collections alone picks its one."""
 _VERBS = {"ingest": _ingest, "search": _search, "ask": _ask, "chat": _chat, "eval": _eval, "serve": _serve, "docs": _docs,
           "remove": _remove, "mcp": _mcp}
 

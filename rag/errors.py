@@ -32,6 +32,10 @@ class IndexLockedError(RagError):
     """Another process is writing this index."""
 
 
+class QueryError(RagError, ValueError):
+    """A search or question that cannot be run as asked: not text, ``k`` out of range, an unknown argument."""
+
+
 class SettingsError(RagError):
     """A setting has a value that cannot work; raised when the settings are made."""
 

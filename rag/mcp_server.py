@@ -21,7 +21,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from pydantic import Field
 
 from .collections import Collections
 from .errors import RagError
@@ -35,6 +37,13 @@ T = TypeVar("T")
 
 MAX_K = 50
 """Most passages one call may ask for; more only slows the answer."""
+
+# The tools' arguments, described in the JSON schema the client shows its model (and validated
+# by the SDK against it before a tool runs).
+Question = Annotated[str, Field(min_length=1, description="The question or search words, in plain language.")]
+Passages = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages to read or return (1-{MAX_K}).")]
+Collection = Annotated[str | None, Field(description="Which document collection (see list_collections); "
+                                                     "null or empty for the server's default one.")]
 
 INSTRUCTIONS = (
     "Search and question the user's own indexed documents. Prefer `ask` for a direct question: its "
@@ -53,12 +62,6 @@ def _require_mcp() -> type[MCPServer]:
     return MCPServer
 
 
-def _k(k: int) -> int:
-    if not 1 <= k <= MAX_K:
-        raise RagError(f"k must be between 1 and {MAX_K}, not {k}")
-    return k
-
-
 def _tool(fn: Callable[..., T]) -> Callable[..., T]:
     """``fn`` with our errors turned into the SDK's ``ToolError``: the client then reads our message
     (the SDK hides the text of any other exception, as it would a crash's)."""
@@ -74,6 +77,21 @@ def _tool(fn: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
+def reply(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer as a tool returns it: without the question the client sent (the SDK's whole
+    message is at most 1 MB, and ``to_dict`` holds the question twice, as ``question`` and ``query``),
+    with ``query`` only when the follow-up resolver searched something else.
+
+    Example:
+        >>> reply({"question": "q", "query": "q", "answer": "a"})
+        {'answer': 'a'}
+    """
+    question = answer.pop("question", None)
+    if answer.get("query") == question:
+        answer.pop("query", None)
+    return answer
+
+
 def build_server(folder: str | Path, collection: str | None = None) -> MCPServer:
     """An MCP server whose tools search and question the collections of the index folder ``folder``.
 
@@ -87,55 +105,45 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
     """
     library = Collections(folder, default=collection)
     server = _require_mcp()("rag", instructions=INSTRUCTIONS, log_level="WARNING")
+    from mcp.types import ToolAnnotations
 
-    @server.tool()
+    # Every tool only reads: a client may call them without asking the user first.
+    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+    @server.tool(annotations=reads)
     @_tool
-    def search(question: str, k: int = 5, collection: str = "") -> list[dict[str, Any]]:
+    def search(question: Question, k: Passages = 5, collection: Collection = None) -> list[dict[str, Any]]:
         """The passages of the documents that best match a question, best first.
 
         Each passage has its file (source, name), page, character offsets, text, score and `quote`:
         its sentence that best matches the question, verbatim.
-
-        Args:
-            question: the question or search words, in plain language.
-            k: how many passages (1-50).
-            collection: which document collection (see list_collections); empty for the default.
         """
         index = library.get(collection)
-        return public_records([inert_hit(hit.to_dict()) for hit in index.search(question, _k(k))], index)
+        return public_records([inert_hit(hit.to_dict()) for hit in index.search(question, k)], index)
 
-    @server.tool()
+    @server.tool(annotations=reads)
     @_tool
-    def ask(question: str, k: int = 5, collection: str = "") -> dict[str, Any]:
+    def ask(question: Question, k: Passages = 5, collection: Collection = None) -> dict[str, Any]:
         """Answer a question from the documents, with verbatim quotes checked against their pages.
 
         Returns `answer` (text citing its quotes as [1], [2]...), `found` (false when the
         documents do not hold the answer), `citations` ([{n, text, source, name, page, start,
-        end}]) and the passages read (`hits`).
-
-        Args:
-            question: the question, in plain language.
-            k: how many passages to read (1-50).
-            collection: which document collection (see list_collections); empty for the default.
+        end}]), the passages read (`hits`) and `query` when what was searched differs from the question.
         """
         index = library.get(collection)
-        answer = inert_answer(index.ask(question, _k(k)).to_dict())
+        answer = inert_answer(reply(index.ask(question, k).to_dict()))
         return {**answer, "citations": public_records(answer["citations"], index),
                 "hits": public_records(answer["hits"], index)}
 
-    @server.tool()
+    @server.tool(annotations=reads)
     @_tool
-    def list_documents(collection: str = "") -> list[dict[str, Any]]:
-        """The indexed documents of a collection: source path, name, pages, chunks and size in bytes.
-
-        Args:
-            collection: which document collection (see list_collections); empty for the default.
-        """
+    def list_documents(collection: Collection = None) -> list[dict[str, Any]]:
+        """The indexed documents of a collection: source path, name, pages, chunks and size in bytes."""
         index = library.get(collection)
         return public_records([{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks,
                                 "size": d.size} for d in index.documents()], index)
 
-    @server.tool()
+    @server.tool(annotations=reads)
     @_tool
     def list_collections() -> list[str]:
         """The names of the separate document collections of this index (\"default\" is the folder's own)."""

@@ -13,6 +13,11 @@ quotes come as data in a top-level ``citations`` list (``n``, ``text``, ``file``
 ``page``, ``start``, ``end``: offsets in the page text), in the last chunk when streaming, and
 ``found`` says whether the documents held the answer.
 
+Request options are checked by ``rag.openai_options``: ``max_tokens``, ``stop`` and
+``stream_options.include_usage`` are honoured, what rag cannot honour is a 400 naming it, and
+Open WebUI's background tasks (title, tags) get a short JSON reply without a search. Any other
+``/v1`` path is OpenAI's 404 error.
+
 The question is the last user message. The earlier messages are handed to ``Index.ask`` as
 ``history`` when it accepts one; until then each question is answered on its own.
 
@@ -48,6 +53,7 @@ from .errors import IndexNotFoundError, RagError
 from .index import Index
 from .inert import inert
 from .limits import cap_history, clean_question
+from .openai_options import OptionError, ReplyOptions, check_model, check_options, task_reply, usage
 from .public import public_message, public_records
 from .slots import READERS, ClientGone, ReaderSlots, SlotsBusy
 from .types import Answer
@@ -74,10 +80,10 @@ class ChatRequestError(RagError):
         self.code = code
 
 
-def _error(message: str, status: int, code: str) -> JSONResponse:
+def _error(message: str, status: int, code: str, param: str | None = None) -> JSONResponse:
     # The shape OpenAI clients parse into their own exception (openai.NotFoundError and so on).
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
                         status_code=status)
 
 
@@ -211,7 +217,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
     def parse(body: Any) -> tuple[str, Index, str, list[dict[str, str]], int | None, bool]:
         if not isinstance(body, dict):
             raise ChatRequestError("the request body must be a JSON object")
-        name, index = model_index(body.get("model"))
+        name, index = model_index(check_model(body.get("model")))
         question, history = parse_messages(body.get("messages"))
         k = body.get("k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_PASSAGES):
@@ -225,6 +231,15 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         return JSONResponse({"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": "rag"} for name in library.names()]})
 
+    @router.get("/models/{model_id}")
+    async def model(model_id: str, request: Request) -> JSONResponse:
+        if (no := refused(request)) is not None:
+            return no
+        if model_id not in library.names():
+            return _error(f"no model (collection) {model_id!r}; the models are: {', '.join(library.names()) or 'none'}",
+                          404, "model_not_found", "model")
+        return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "rag"})
+
     @router.post("/chat/completions")
     async def chat(request: Request) -> Any:
         if (no := refused(request)) is not None:
@@ -237,16 +252,22 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
             return _error("the request body is not JSON (or is nested too deep)", 400, "invalid_json")
         try:
             name, index, question, history, k, stream = parse(body)
+            options = check_options(body)
+        except OptionError as exc:
+            return _error(str(exc), 400, exc.code, exc.param)
         except ChatRequestError as exc:
             return _error(str(exc), exc.status, exc.code)
         except RagError as exc:
             return _error(public_message(str(exc)), 400, "invalid_request")
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        task = task_reply(question)
+        reply = answerer(request) if task is None else _task_answer(task)
         if stream:
-            return StreamingResponse(_stream(reply_id, created, name, answerer(request), index, question, history, k),
+            return StreamingResponse(_stream(reply_id, created, name, reply, index, question, history, k,
+                                             options, body["messages"]),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
-            result = await answerer(request)(index, question, history, k)
+            result = await reply(index, question, history, k)
         except SlotsBusy as exc:
             return _busy(str(exc))
         except ClientGone:
@@ -255,19 +276,34 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
             return _error(public_message(str(exc)), 404, "model_not_found")
         except RagError as exc:
             return _error(public_message(str(exc)), 500, "rag_error")
-        text = reply_text(result)
+        text, finish = options.cut(reply_text(result))
         return JSONResponse({
             "id": reply_id, "object": "chat.completion", "created": created, "model": name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
                          "logprobs": None}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": usage(body["messages"], text),
             "citations": citations(result, index), "found": result.found,
         })
+
+    # Last: any other /v1 path is OpenAI's 404, not the web page's.
+    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def unknown(path: str, request: Request) -> JSONResponse:
+        return _error(f"unknown path /v1/{path} ({request.method}): rag serves GET /v1/models, "
+                      f"GET /v1/models/{{model}} and POST /v1/chat/completions", 404, "unknown_url")
 
     return router
 
 
 Answerer = Callable[[Index, str, list[dict[str, str]], "int | None"], Awaitable[Answer]]
+
+
+def _task_answer(text: str) -> Answerer:
+    """An answerer whose answer is ``text`` alone (a background task's reply): no search, no quotes."""
+
+    async def answer(index: Index, question: str, history: Any, k: int | None) -> Answer:
+        return Answer(question=question, text=text, found=True, citations=(), hits=(), mode="extractive")
+
+    return answer
 
 
 async def _disconnected(request: Request) -> None:
@@ -297,7 +333,8 @@ def _busy(message: str) -> JSONResponse:
 
 
 async def _stream(reply_id: str, created: int, model: str, answer: Answerer, index: Index, question: str,
-                  history: Sequence[dict[str, str]], k: int | None) -> AsyncIterator[str]:
+                  history: Sequence[dict[str, str]], k: int | None, options: ReplyOptions,
+                  messages: Any) -> AsyncIterator[str]:
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         chunk = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
@@ -318,7 +355,13 @@ async def _stream(reply_id: str, created: int, model: str, answer: Answerer, ind
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error', 'code': 'rag_error'}})}\n\n"
         yield "data: [DONE]\n\n"
         return
-    for piece in _pieces(reply_text(result)):
+    text, finish = options.cut(reply_text(result))
+    for piece in _pieces(text):
         yield event({"content": piece})
-    yield event({}, "stop", citations=citations(result, index), found=result.found)
+    yield event({}, finish, citations=citations(result, index), found=result.found)
+    if options.include_usage:
+        # OpenAI's usage chunk: after the last choice, with no choices of its own.
+        chunk = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [], "usage": usage(messages, text)}
+        yield f"data: {json.dumps(chunk)}\n\n"
     yield "data: [DONE]\n\n"

@@ -310,16 +310,20 @@ def _readable_kinds() -> str:
 
 
 def render_ingest(stored: Sequence[tuple[str, Path]], failed: Sequence[LoadFailure],
-                  report: IngestReport | None) -> str:
-    """What an upload did: files added, files already indexed, and each failure with its reason."""
+                  report: IngestReport | None, *, collection: str = "", note: str = "") -> str:
+    """What an upload did: files added (to ``collection``, when named), files already indexed, each
+    failure with its reason, and ``note`` (what stayed in the collection the page showed)."""
     names = {str(path): original for original, path in stored}
     items = []
+    into = f" to {escape(collection)}" if collection else ""
     if report is not None:
         added = [names.get(s, Path(s).name) for s in report.added + report.updated]
         same = [names.get(s, Path(s).name) for s in report.unchanged]
         if added:
-            items.append(f'<p class="rag-ok">Added {len(added)} file{"s" if len(added) != 1 else ""}: '
+            items.append(f'<p class="rag-ok">Added {len(added)} file{"s" if len(added) != 1 else ""}{into}: '
                          f'{escape(", ".join(added))}. The index is saved.</p>')
+            if note:
+                items.append(f'<p class="rag-muted">{escape(note)}</p>')
         if same:
             items.append(f'<p class="rag-muted">Already indexed: {escape(", ".join(same))}.</p>')
     if failed:

@@ -23,7 +23,7 @@ from typing import Any, TypedDict
 import gradio as gr
 
 from .collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
-from .errors import IndexNotFoundError, RagError
+from .errors import IndexNotFoundError, QueryError, RagError
 from .index import DEFAULT_FOLDER, Index
 from .formats.registry import has_page_images
 from .limits import MAX_QUESTION_CHARS, cap_history, clean_question
@@ -80,6 +80,11 @@ MAX_PASSAGES = 50
 PAGE_SCALE = 1.5
 """PDF pages are shown at 108 pixels per inch (a Letter page is 918 x 1188): sharp at the viewer's
 width, and a few hundred KB inside the page's HTML."""
+
+EXAMPLES = ("Does rag need an internet connection?", "How are answers checked against the documents?",
+            "How can other machines on the network reach the chat?")
+"""The example questions of the demo's first screen: answered well by the user guide (checked in
+tests/test_browser_first_screen.py), and what a new user wants to know first."""
 
 STAGES = {"model": ("Loading the embedding model", None), "files": ("Reading files", "files"),
           "ocr": ("Reading scanned pages (OCR)", "pages"), "embedding": ("Embedding passages", "passages")}
@@ -227,7 +232,15 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             return collections.create(collection)
 
     def collection_choices() -> list[str]:
+        # Read from the index folder each time: a collection made by an upload, in this tab or
+        # another, is in the menu after a reload.
         return sorted({shown, *collections.names()}) if collections is not None else [shown]
+
+    def first_screen(collection: str | None) -> dict[str, Any]:
+        """The empty chat of ``collection``: what it holds and how to start (examples for the demo)."""
+        demo = collections is not None and (collection or shown) == DEMO_COLLECTION
+        return {"placeholder": welcome_html(demo, len(pick(collection)) == 0),
+                "examples": [{"text": q} for q in EXAMPLES] if demo else []}
 
     def existing(collection: str | None) -> Index:
         # The API reads collections and never makes one: a typo must be an error, not an empty answer.
@@ -253,7 +266,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             [{n, text, source, name, page, start, end, ocr}] and the passages read (hits): Answer.to_dict.
         """
         try:
-            return existing(collection).ask(question, passages(k), history=history or None).to_dict()
+            return existing(collection).ask(api_question(question), api_passages(k),
+                                            history=history or None).to_dict()
         except RagError as exc:
             raise gr.Error(public_message(str(exc))) from None
 
@@ -267,10 +281,14 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             collection: which collection to search (empty: the one the page opens with).
         """
         try:
-            hits = existing(collection).search(question, passages(k))
+            hits = existing(collection).search(api_question(question), api_passages(k))
         except RagError as exc:
             raise gr.Error(public_message(str(exc))) from None
         return [hit.to_dict() for hit in hits]
+
+    def post_example(history: list[dict[str, Any]], evt: gr.SelectData) -> tuple[Any, ...]:
+        value = evt.value if isinstance(evt.value, dict) else {}
+        return post_question(str(value.get("text") or ""), history)
 
     def post_question(question: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
         try:
@@ -328,6 +346,10 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         chosen_update = gr.update(choices=choices) if keep_choice else gr.update(choices=choices, value=None)
         return render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS), chosen_update
 
+    def on_load(collection: str | None) -> tuple[Any, ...]:
+        return library(collection) + (gr.update(choices=collection_choices()),
+                                      gr.update(**first_screen(collection)))
+
     def add_files(files: list[str] | None, collection: str | None = None,
                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 - gradio's documented idiom
         if not files:
@@ -356,8 +378,11 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         stored, failed, report = add_uploads(index, received, max_bytes, on_progress)
         failed = foreign + failed
         names = collection_choices()   # a first upload that failed whole made no collection
-        choice = gr.update(choices=names, value=target if target in names else (collection or shown))
-        return (None, render_ingest(stored, failed, report)) + library(target) + (choice,)
+        now = target if target in names else (collection or shown)
+        choice = gr.update(choices=names, value=now)
+        into = (target or shown) if collections is not None else ""
+        kept = stays_note(pick(collection).documents(), collection or shown) if now != (collection or shown) else ""
+        return (None, render_ingest(stored, failed, report, collection=into, note=kept)) + library(target) + (choice,)
 
     def remove(source: str | None, collection: str | None = None) -> tuple[Any, ...]:
         if not source:
@@ -379,7 +404,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
     def switch(collection: str | None) -> tuple[Any, ...]:
         # Answers shown so far came from the other collection: start the conversation afresh.
-        return library(collection) + ([], {}, SOURCES_EMPTY, (), "", [], "")
+        return library(collection) + (gr.update(value=[], **first_screen(collection)), {}, SOURCES_EMPTY, (), "",
+                                      [], "")
 
     llm = settings.llm_configured
     # Gradio keeps its own copy of every upload; an hourly sweep stops documents piling up in /tmp.
@@ -402,12 +428,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                     f'Markdown or HTML, up to {size_text(max_bytes)} each. Files are kept in the index folder.</p>')
             ingest_report = gr.HTML(elem_id="rag-ingest-report")
             documents = gr.HTML(render_documents(index.documents(), index.folder / UPLOADS), elem_id="rag-documents")
-            gr.HTML('<p class="rag-hint">Remove a document from the index:</p>')
+            gr.HTML('<p class="rag-hint">Remove a document from the index: choose it, then Remove.</p>')
             with gr.Row(equal_height=True, elem_id="rag-remove-row"):
                 chosen = gr.Dropdown(choices=[], value=None, show_label=False, container=False, scale=3,
                                      label="Document to remove", elem_id="rag-remove-choice")
+                # Enabled once a document is chosen: a click with none chosen would do nothing.
                 remove_button = gr.Button("Remove", variant="stop", size="sm", scale=1, min_width=80,
-                                          elem_id="rag-remove")
+                                          elem_id="rag-remove", interactive=False)
             with gr.Accordion("Answer settings", open=False, elem_id="rag-settings"):
                 k = gr.Slider(1, 20, value=settings.k, step=1, label="Passages to read",
                               info="More passages find more, but the answer takes a little longer.")
@@ -416,15 +443,17 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                                 interactive=llm,
                                 info=(f"LLM: {settings.llm_model}" if llm else
                                       "LLM answers need RAG_LLM_BASE_URL and RAG_LLM_MODEL."))
-        gr.HTML('<header class="rag-header"><h1>Ask your documents</h1><p>Every answer is backed by quotes '
-                'checked word for word against the indexed pages.</p>'
-                '<a class="rag-jump" href="#rag-sources">Sources ↓</a></header>')
+        with gr.Row(equal_height=True, elem_id="rag-top"):
+            gr.HTML('<header class="rag-header"><h1>Ask your documents</h1><p>Every answer is backed by quotes '
+                    'checked word for word against the indexed pages.</p>'
+                    '<a class="rag-jump" href="#rag-sources">Sources ↓</a></header>')
+            new_chat = gr.Button("New chat", variant="secondary", size="sm", scale=0, min_width=104,
+                                 elem_id="rag-new-chat")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=320):
                 chatbot = gr.Chatbot(
                     label="Conversation", show_label=False, height="66vh", elem_id="rag-chat",
-                    placeholder="<b>Ask anything about your documents.</b><br>Each answer cites its sources; "
-                                "the quotes appear beside the chat.",
+                    **first_screen(shown),
                     # Messages are HTML made by rag.render (Markdown rendered there, links never
                     # made); Gradio's own Markdown would link the addresses in an answer.
                     render_markdown=False, sanitize_html=True, allow_tags=False,
@@ -435,9 +464,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                                           show_label=False, container=False, scale=8, autofocus=True,
                                           lines=1, max_lines=4, elem_id="rag-question", submit_btn=False,
                                           max_length=MAX_QUESTION_CHARS)
-                    ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="rag-ask")
-                    new_chat = gr.Button("New chat", variant="secondary", scale=1, min_width=90,
-                                         elem_id="rag-new-chat")
+                    ask_button = gr.Button("Ask", variant="primary", scale=0, min_width=90, elem_id="rag-ask")
             with gr.Column(scale=4, min_width=320):
                 # gradio annotates max_height as int | None, but documents and renders CSS units too.
                 sources = gr.HTML(SOURCES_EMPTY, elem_id="rag-sources", max_height="74vh",  # type: ignore[arg-type]
@@ -446,8 +473,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
 
         read: _Concurrency = {"concurrency_limit": READERS, "concurrency_id": "read"}
         write: _Concurrency = {"concurrency_limit": 1, "concurrency_id": "write"}
-        for trigger in (question.submit, ask_button.click):
-            trigger(post_question, [question, chatbot], [question, chatbot, pending], queue=False,
+        # A question is asked by Enter, by the Ask button or by a click on an example of the first screen.
+        asked: list[tuple[Any, Any, list[Any]]] = [
+            (question.submit, post_question, [question, chatbot]),
+            (ask_button.click, post_question, [question, chatbot]),
+            (chatbot.example_select, post_example, [chatbot])]
+        for trigger, post, posted in asked:
+            trigger(post, posted, [question, chatbot, pending], queue=False,
                     api_visibility="private").then(
                 reply, [pending, chatbot, panels, k, mode, collection_box, conversation],
                 [chatbot, panels, sources, quotes, conversation, viewer],
@@ -469,7 +501,10 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         remove_button.click(remove, [chosen, collection_box], [ingest_report, stats, documents, chosen],
                             api_visibility="private", js=CONFIRM_REMOVE,
                             **write)
-        demo.load(library, collection_box, [stats, documents, chosen], api_visibility="private", queue=False)
+        chosen.change(lambda source: gr.update(interactive=bool(source)), chosen, remove_button,
+                      api_visibility="private", queue=False)
+        demo.load(on_load, collection_box, [stats, documents, chosen, collection_box, chatbot],
+                  api_visibility="private", queue=False)
         first = pick(shown).snapshot()
         seen_generation = gr.State([shown, first.generation if first is not None else None])
         gr.Timer(LIBRARY_REFRESH_SECONDS).tick(refresh, [collection_box, seen_generation],
@@ -485,6 +520,56 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         # them would otherwise hold every slot a search needs (a search waited 148 s behind them).
         gr.api(search, api_name="search", concurrency_limit=READERS, concurrency_id="search")
     return demo
+
+
+def welcome_html(demo: bool, empty: bool) -> str:
+    """The first screen of the chat: what the collection holds and the two ways to start."""
+    if demo:
+        return ('<div class="rag-welcome"><p><b>This demo holds rag\'s own user guide.</b> Try a question below, '
+                'or type your own.</p><p><b>Your documents:</b> open <b>Library</b> and drop PDF, text, Markdown '
+                'or HTML files on <i>Add documents</i>. They go to a collection of their own, <i>my-documents</i>.'
+                '</p><p class="rag-muted">Every answer quotes its sources word for word; the quotes open in the '
+                'Sources panel.</p></div>')
+    if empty:
+        return ('<div class="rag-welcome"><p><b>Nothing is indexed here yet.</b></p><p>Open <b>Library</b> and '
+                'drop PDF, text, Markdown or HTML files on <i>Add documents</i>, then ask about them.</p></div>')
+    return ('<div class="rag-welcome"><p><b>Ask anything about your documents.</b></p><p class="rag-muted">Every '
+            'answer quotes its sources word for word; the quotes open in the Sources panel.</p></div>')
+
+
+def stays_note(docs: Sequence[Any], collection: str) -> str:
+    """What an upload redirected away from ``collection`` left there, e.g. "user-guide.md stays in demo"."""
+    names = [d.name for d in docs]
+    if not names:
+        return ""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    one = len(names) == 1
+    return (f"{shown} {'stays' if one else 'stay'} in {collection}: choose {collection} in the Collection menu "
+            f"to ask {'it' if one else 'them'}.")
+
+
+def api_question(question: object) -> str:
+    """The question of an API call, or a ``QueryError`` saying why it is none (``None``, not text, blank)."""
+    if not isinstance(question, str):
+        raise QueryError(f"the question must be text, not {type(question).__name__}")
+    if not question.strip():
+        raise QueryError("the question is empty")
+    return question
+
+
+def api_passages(k: object) -> int:
+    """``k`` of an API call, checked as the OpenAI API and the MCP tools check it: never changed silently.
+
+    Example:
+        >>> api_passages(3)
+        3
+    """
+    # gradio_client sends a float for a number typed as int in some clients: 3.0 is 3, 2.5 is not.
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PASSAGES:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_PASSAGES}, not {k!r}")
+    return k
 
 
 def viewer_html(index: Index, quote: Quote) -> str:

@@ -1,14 +1,12 @@
 """The web chat as a person uses it, in headless Chromium: ask, read the sources, upload, ask, remove.
 
 Runs Debian's chromium (``/usr/bin/chromium``, or ``$RAG_CHROMIUM``) through Playwright; no browser
-is ever downloaded. The server is the real ``rag serve`` command in a subprocess. Set
-``RAG_UPDATE_SCREENSHOT=1`` to refresh ``docs/screenshot.png`` from this run.
+is ever downloaded. The server is the real ``rag serve`` command in a subprocess. (The README's
+screenshot comes from ``test_browser_first_screen.py``.)
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from conftest import WAIT_MS, ask, rag_serve, settled, write_pdf
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED_NAME = "000_17d6ea71f6fbed30.txt"
 PDF_NAME = "Harbour report 2019.pdf"
 
@@ -60,7 +57,7 @@ def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_
     broken = tmp_path / "scan.pdf"
     broken.write_bytes(b"%PDF-1.4 this file was cut short")
     page.set_input_files("#rag-upload input[type=file]", [str(pdf), str(broken)])
-    expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Added 1 file: {PDF_NAME}", timeout=WAIT_MS)
+    expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Added 1 file to default: {PDF_NAME}", timeout=WAIT_MS)
     expect(page.locator("#rag-ingest-report .rag-failed li")).to_contain_text("scan.pdf: ")
     expect(page.locator("#rag-documents")).to_contain_text(PDF_NAME)
     expect(page.locator("#rag-documents")).not_to_contain_text("scan.pdf")
@@ -77,10 +74,6 @@ def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_
     page.locator("#rag-chat [data-testid=bot]").first.click()
     expect(page.locator("#rag-sources .rag-card").first.locator(".rag-file")).to_have_text(SEED_NAME)
     settled(page)
-    shot = tmp_path / "screenshot.png"
-    page.screenshot(path=str(shot))
-    if os.environ.get("RAG_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
 
     page.locator("#rag-remove-choice input").click()
     page.get_by_role("option", name=PDF_NAME).click()

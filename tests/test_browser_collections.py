@@ -47,7 +47,8 @@ def test_an_upload_to_the_demo_goes_to_its_own_collection(demo_server: tuple[str
         "Lighthouse works. The Skerryvore lighthouse was repainted in 2019 by the contractor Fenwick Marine "
         "Services. The work took eleven weeks."])
     page.set_input_files("#rag-upload input[type=file]", [str(pdf)])
-    expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Added 1 file: {PDF_NAME}", timeout=WAIT_MS)
+    expect(page.locator("#rag-ingest-report .rag-ok")).to_contain_text(f"Added 1 file to my-documents: {PDF_NAME}", timeout=WAIT_MS)
+    expect(page.locator("#rag-ingest-report")).to_contain_text(f"{SEED_NAME} stays in demo")
     expect(page.locator("#rag-collection input")).to_have_value("my-documents")
     expect(page.locator("#rag-documents")).to_contain_text(PDF_NAME)
     expect(page.locator("#rag-documents")).not_to_contain_text(SEED_NAME)

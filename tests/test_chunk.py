@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -271,3 +273,47 @@ def test_figures_without_a_header_of_years_are_chunked_as_prose(chunker: Chunker
     text = "Prices by shop\n" + "\n".join(f"Shop {i} 12.50 13.75" for i in range(40))
     chunks = chunker.chunk(Page("/d/prices.pdf", 1, text))
     assert all("|" not in c.context for c in chunks)
+
+
+VOTES = ("Proposal 1. With respect to the proposal to elect ten nominees to the Board of Directors, each for a "
+         "one-year term expiring at the\nannual meeting of shareholders to be held in 2023, the votes were cast "
+         "for the proposal as set forth below:\nName Votes For Votes Against Abstentions Broker Non-Votes\n"
+         + "".join(f"{name} {54_000_000 + 137 * n:,} {5_000_000 + 91 * n:,} {10_700_000 + 13 * n:,} 6,884,223\n"
+                   for n, name in enumerate(["Virginia C. Drosos", "Alan D. Feldman", "Richard A. Johnson",
+                                             "Guillermo G. Marmol", "Darlene Nicosia", "Steven Oakland",
+                                             "Ulice Payne, Jr.", "Kimberly Underhill", "Tristan Walker",
+                                             "Dona D. Young"]))
+         + "Based on the votes set forth above, each of the ten nominees to the Board was duly elected.")
+
+
+def _rows_whole(text: str, chunks: list) -> None:
+    rows = [line for line in text.split("\n") if re.fullmatch(r"[A-Z][\w., ]+?(?: \d[\d,]+){4}", line)]
+    assert len(rows) >= 10
+    for chunk in chunks:
+        for line in chunk.text.split("\n"):
+            # A row is in a chunk whole or not at all: no chunk ends or starts inside one.
+            assert not any(line != row and line.strip() and (row.startswith(line) or row.endswith(line))
+                           for row in rows), (line, chunk.text)
+
+
+def test_a_long_sentence_is_never_cut_inside_a_table_row(chunker: Chunker) -> None:
+    # A vote table in a PDF's text is one "sentence" (no full stop before the figures end), longer
+    # than a chunk: cut by words, a boundary fell between "Guillermo G." and "Marmol".
+    chunks = chunker.chunk(Page("/d/8k.pdf", 1, VOTES))
+    assert len(chunks) >= 2
+    _rows_whole(VOTES, chunks)
+    assert any("Guillermo G. Marmol 54,000,411" in c.text for c in chunks)
+    assert all(c.text == VOTES[c.start:c.end] for c in chunks)
+
+
+def test_the_foot_locker_vote_table_keeps_each_nominee_with_the_figures() -> None:
+    from conftest import shared_path
+
+    from rag.load import load_file
+
+    path = shared_path("data", "financebench", "pdfs", "FOOTLOCKER_2022_8K_dated-2022-05-20.pdf")
+    page = next(p for p in load_file(path) if "Guillermo" in p.text)
+    counter, limit = model_token_counter()
+    chunks = Chunker(Settings(), counter, limit).chunk(page)
+    _rows_whole(page.text, chunks)
+    assert any("Guillermo G. Marmol 54,193,921 5,753,395 10,719,667 6,884,223" in c.text for c in chunks)

@@ -133,3 +133,27 @@ def test_escape_sequences_from_documents_never_reach_the_terminal(tmp_path: Path
     out = subprocess.run([str(rag), "search", "Who signs the tide tables?", "-k", "1", "--json", "--index",
                           str(index)], capture_output=True, text=True, timeout=300).stdout
     assert json.loads(out.splitlines()[0])["text"].count("\x1b") == 2
+
+
+def test_a_folder_of_collections_alone_uses_its_one_or_names_them(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # As `make run` leaves the project folder: index/ holds the collection "demo" and no index of its own.
+    (tmp_path / "guide.md").write_text("# Guide\n\nThe upload button sits below the chat. Files go to my-documents.")
+    (tmp_path / "tides.txt").write_text("High tide in Brest reached 7.2 metres on 3 March.")
+    index = tmp_path / "index"
+    assert main(["ingest", str(tmp_path / "guide.md"), "--index", str(index), "--collection", "demo",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", "Where is the upload button?", "--index", str(index), "-k", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("[1] guide.md, page 1") and "using the collection 'demo', the only one in" in err
+
+    assert main(["ingest", str(tmp_path / "tides.txt"), "--index", str(index), "--collection", "my-documents",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "How high was the tide in Brest?", "--index", str(index)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rag ask: error: {index} holds the collections demo, my-documents and no index of its own: "
+                   f"name one with --collection NAME (e.g. rag ask --collection demo ...) or set RAG_COLLECTION")
+    assert main(["ask", "How high was the tide in Brest?", "--index", str(index), "--collection", "my-documents"]) == 0
+    assert "7.2 metres" in capsys.readouterr().out

@@ -134,3 +134,42 @@ def test_a_lan_bind_is_guarded_too_with_its_own_name_allowed() -> None:
     assert guard.enable_dns_rebinding_protection
     assert "192.168.1.5:*" in guard.allowed_hosts and "localhost:*" in guard.allowed_hosts
     assert "[::1]:*" in guard.allowed_hosts and not any("attacker" in h for h in guard.allowed_hosts)
+
+
+def test_every_tool_argument_is_described_bounded_and_read_only(seed_index: Path) -> None:
+
+    long_question = "Who called for UN visits? " + "Please answer carefully. " * 4000   # about 100 KB
+
+    async def session() -> tuple[list[Any], list[Any]]:
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "rag.cli", "mcp", "--index", str(seed_index), "--collection", "news"],
+            env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                 "PATH": os.environ.get("PATH", "")})
+        async with stdio_client(params, errlog=open(os.devnull, "w")) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            tools = (await client.list_tools()).tools
+            calls = [("search", {"question": "Who called for UN visits?", "k": 0}),
+                     ("search", {"question": "Who called for UN visits?", "k": 51}),
+                     ("search", {"question": "Who called for UN visits?", "k": 2, "collection": None}),
+                     ("ask", {"question": long_question, "k": 1})]
+            results = [await client.call_tool(name, args, read_timeout_seconds=120) for name, args in calls]
+        return tools, results
+
+    tools, (zero, many, null_collection, long_ask) = anyio.run(session)
+    for tool in tools:
+        assert tool.annotations is not None and tool.annotations.read_only_hint is True, tool.name
+        for name, schema in tool.input_schema.get("properties", {}).items():
+            assert schema.get("description"), f"{tool.name}.{name} has no description"
+    for name in ("search", "ask"):
+        properties = next(t for t in tools if t.name == name).input_schema["properties"]
+        assert (properties["k"]["minimum"], properties["k"]["maximum"]) == (1, 50)
+        assert {"type": "null"} in properties["collection"]["anyOf"]
+    assert zero.is_error and "greater than or equal to 1" in zero.content[0].text
+    assert many.is_error and "less than or equal to 50" in many.content[0].text
+    assert not null_collection.is_error and len(null_collection.structured_content["result"]) == 2
+    assert not long_ask.is_error and long_ask.structured_content["found"]
+    # The client knows its question: the reply does not carry it back (twice, and again in the text).
+    assert "Please answer carefully" not in long_ask.content[0].text
+    assert "question" not in long_ask.structured_content
+    assert long_ask.structured_content["query"] == "Who called for UN visits?", "what was searched, when it differs"

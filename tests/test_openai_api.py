@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ import pytest
 openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
 
 from rag import Index  # noqa: E402
+from rag.chunk import count_tokens  # noqa: E402
 from rag.openai_api import parse_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,3 +157,83 @@ def test_messages_give_the_last_question_and_the_turns_before_it() -> None:
         {"role": "assistant", "content": "Her."}, {"role": "user", "content": " And when? "}])
     assert question == "And when?"
     assert history == [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Her."}]
+
+
+ASK = [{"role": "user", "content": QUESTION}]
+
+
+@pytest.mark.parametrize(("options", "param"), [
+    ({"n": 2}, "n"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}},
+     "response_format"),
+    ({"tool_choice": "required",
+      "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tool_choice"),
+    ({"logprobs": True}, "logprobs"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+])
+def test_what_cannot_be_honoured_is_a_400_naming_it(client: openai.OpenAI, options: dict[str, Any],
+                                                      param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="news", messages=ASK, **options)
+    assert info.value.param == param and info.value.body["type"] == "invalid_request_error"
+
+
+def test_max_tokens_and_stop_are_honoured(client: openai.OpenAI) -> None:
+    whole = client.chat.completions.create(model="news", messages=ASK).choices[0]
+    assert whole.finish_reason == "stop" and "\n\n[1] " in whole.message.content
+    for name in ("max_tokens", "max_completion_tokens"):
+        short = client.chat.completions.create(model="news", messages=ASK, **{name: 3}).choices[0]
+        assert short.finish_reason == "length" and whole.message.content.startswith(short.message.content)
+        assert 0 < len(short.message.content) < 25
+    stopped = client.chat.completions.create(model="news", messages=ASK, stop="\n\n").choices[0]
+    assert stopped.finish_reason == "stop" and stopped.message.content == whole.message.content.split("\n\n")[0]
+    streamed = client.chat.completions.create(model="news", messages=ASK, max_tokens=3, stream=True)
+    chunks = list(streamed)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == short.message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+
+
+def test_usage_is_counted_and_streamed_when_asked(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="news", messages=ASK)
+    text = reply.choices[0].message.content
+    assert reply.usage.prompt_tokens == 6 and reply.usage.completion_tokens == count_tokens([text])[0]
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    chunks = list(client.chat.completions.create(model="news", messages=ASK, stream=True,
+                                                 stream_options={"include_usage": True}))
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None and last.usage.completion_tokens == count_tokens([text])[0]
+    assert all(c.usage is None for c in chunks[:-1])
+    plain = list(client.chat.completions.create(model="news", messages=ASK, stream=True))
+    assert all(c.usage is None for c in plain)
+
+
+def test_a_model_is_retrieved_and_a_missing_model_or_unknown_path_is_openais_error(
+        server: tuple[str, Path, int], client: openai.OpenAI) -> None:
+    assert client.models.retrieve("bakery").id == "bakery"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-4o")
+    assert missing.value.body["code"] == "model_not_found"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    for body, code in (({"messages": ASK}, "missing_required_parameter"), ({"model": 7, "messages": ASK}, "invalid_type")):
+        refused = httpx.post(f"{server[0]}/chat/completions", json=body, headers=headers, timeout=60)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code
+        assert refused.json()["error"]["param"] == "model"
+    for method, path in (("GET", "/embeddings"), ("POST", "/embeddings"), ("POST", "/completions")):
+        unknown = httpx.request(method, f"{server[0]}{path}", json={}, headers=headers, timeout=60)
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_url"
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="news", input="tide")
+
+
+def test_open_webuis_background_tasks_get_a_short_valid_reply(client: openai.OpenAI) -> None:
+    history = f"<chat_history>\nUSER: {QUESTION}\nASSISTANT: Mrs. Maryam Rajavi [1]\n</chat_history>"
+    title = ("### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat history.\n"
+             "### Output:\nJSON format: { \"title\": \"your concise title here\" }\n### Chat History:\n" + history)
+    tags = ("### Task:\nGenerate 1-3 broad tags categorizing the main themes of the chat history.\n"
+            "### Output:\nJSON format: { \"tags\": [\"tag1\", \"tag2\", \"tag3\"] }\n### Chat History:\n" + history)
+    for prompt, expected in ((title, {"title": QUESTION}), (tags, {"tags": []})):
+        reply = client.chat.completions.create(model="news", messages=[{"role": "user", "content": prompt}])
+        assert json.loads(reply.choices[0].message.content) == expected
+        assert reply.model_extra["citations"] == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -295,6 +296,25 @@ def test_ask_endpoint_takes_the_conversation(url: str) -> None:
     assert alone["query"] == alone["question"]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("Who signs the tide tables?", 0), "k must be a whole number from 1 to 50, not 0"),
+    (("Who signs the tide tables?", -3), "k must be a whole number from 1 to 50, not -3"),
+    (("Who signs the tide tables?", 51), "not 51"),
+    ((None, 5), "the question must be text, not NoneType"),
+    (("   ", 5), "the question is empty"),
+])
+def test_the_api_refuses_a_bad_k_or_question_instead_of_changing_it(url: str, args: tuple[Any, ...],
+                                                                     message: str) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(url, verbose=False)
+    for endpoint in ("/ask", "/search"):
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(*args, api_name=endpoint)
+    assert len(client.predict("Who signs the tide tables?", 2, api_name="/search")) == 2
+
+
 def test_the_api_asks_the_collection_it_names_and_refuses_one_that_does_not_exist(
         corpus: Path, tmp_path: Path) -> None:
     from gradio_client import Client
@@ -431,3 +451,20 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert "Indexing" in output and "rag web chat on http://127.0.0.1:" in output and "/v1" in output
+
+
+def test_an_upload_report_names_its_collection_and_what_stayed_behind(tmp_path: Path) -> None:
+    from rag.render import render_ingest
+    from rag.types import Document, IngestReport
+    from rag.ui import stays_note
+
+    stored = [("Harbour report.pdf", tmp_path / "a.pdf"), ("notes.md", tmp_path / "b.md")]
+    report = IngestReport(added=(str(tmp_path / "a.pdf"), str(tmp_path / "b.md")))
+    guide = Document(source="/x/user-guide.md", pages=1, chunks=42, sha256="0" * 64, size=1)
+    note = stays_note([guide], "demo")
+    assert note == "user-guide.md stays in demo: choose demo in the Collection menu to ask it."
+    shown = render_ingest(stored, [], report, collection="my-documents", note=note)
+    assert "Added 2 files to my-documents: Harbour report.pdf, notes.md." in shown and "user-guide.md stays in demo" in shown
+    assert "Added 2 files: " in render_ingest(stored, [], report)       # one index, no collection to name
+    assert stays_note([guide, guide], "demo").startswith("user-guide.md, user-guide.md stay in demo")
+    assert stays_note([], "demo") == ""

@@ -10,8 +10,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import QueryError
 from ..formats.registry import page_word
+from ..settings import Settings
 from ..types import Hit
+
+SEARCH_FILTERS = ("sources", "pages", "history")
+"""The keyword arguments of ``Index.search`` besides ``k``; any ``Settings`` field is a per-query override too."""
+
+
+def search_arguments(query: object, k: object, arguments: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """``k`` and the other ``Index.search`` arguments of one retriever call, checked.
+
+    ``arguments`` may hold ``k`` (it wins over the retriever's own). A query that is not text,
+    a ``k`` that is not a whole number of at least 1, or an argument ``Index.search`` does not
+    take is a ``QueryError`` naming it, before any search.
+
+    Example:
+        >>> search_arguments("revenue", 5, {"k": 2, "sources": ["report.pdf"]})
+        (2, {'sources': ['report.pdf']})
+    """
+    if not isinstance(query, str):
+        raise QueryError(f"the query must be text (str), not {type(query).__name__}")
+    rest = dict(arguments)
+    k = rest.pop("k", k)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
+    known = set(SEARCH_FILTERS) | set(Settings.__dataclass_fields__)
+    unknown = sorted(set(rest) - known)
+    if unknown:
+        raise QueryError(f"unknown search argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                         f"use k, {', '.join(SEARCH_FILTERS)} or a Settings field such as fusion or mmr")
+    return k, rest
 
 
 def hit_metadata(hit: Hit) -> dict[str, Any]:

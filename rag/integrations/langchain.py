@@ -12,6 +12,10 @@ Example:
     >>> retriever = RagRetriever(index=Index.open("index/"), k=4)
     >>> docs = retriever.invoke("Who called for UN visits?")
     >>> docs[0].metadata["name"], docs[0].metadata["page"], docs[0].metadata["quote"]
+    >>> retriever.invoke("Who called for UN visits?", k=1, sources=["report.pdf"])   # per call
+
+``metadata["score"]`` is the fused rank score (dense + BM25), comparable within one query's
+results only: not a 0-1 similarity.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from ..errors import RagError
 from ..index import Index
-from . import hit_metadata
+from . import hit_metadata, search_arguments
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -39,7 +43,8 @@ class RagRetriever(BaseRetriever):
     Attributes:
         index: the index to search (``Index.open(folder, collection=...)``).
         k: passages per query.
-        search_kwargs: passed to ``Index.search``, e.g. ``{"sources": ["report.pdf"]}``.
+        search_kwargs: passed to ``Index.search``, e.g. ``{"sources": ["report.pdf"]}`` or
+            ``{"k": 2}``; keyword arguments of ``invoke`` override them for one call.
 
     Example:
         >>> retriever = RagRetriever.from_folder("index/", collection="reports", k=3)
@@ -55,7 +60,9 @@ class RagRetriever(BaseRetriever):
         """A retriever over the index in ``folder`` (or one of its collections)."""
         return cls(index=Index.open(folder, collection=collection), k=k)
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-                                ) -> list[Document]:
-        hits = self.index.search(query, self.k, **self.search_kwargs)
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                **kwargs: Any) -> list[Document]:
+        # LangChain hands the keyword arguments of invoke() on only to a method that takes them.
+        k, arguments = search_arguments(query, self.k, {**self.search_kwargs, **kwargs})
+        hits = self.index.search(query, k, **arguments)
         return [Document(page_content=hit.text, metadata=hit_metadata(hit), id=hit.chunk.id) for hit in hits]

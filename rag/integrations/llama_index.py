@@ -5,7 +5,14 @@ Needs ``pip install 'rag[llamaindex]'`` (``llama-index-core``). Each passage bec
 ``metadata`` carries ``source``, ``name``, ``page``, ``start``/``end`` (character offsets in the page
 text), ``quote`` (the best-matching sentence, verbatim) with ``quote_start``/``quote_end``,
 ``score``, ``rank`` and ``chunk_id``. The node's ``start_char_idx``/``end_char_idx`` are the same
-page offsets. Only file, page and quote are shown to an LLM; the rest is for citing.
+page offsets. Only file, page and quote are shown to an LLM; the rest is for citing. Each node's
+``SOURCE`` relationship is its file (``node.ref_doc_id`` is the source path), so passages group
+by document as LlamaIndex's own do.
+
+``NodeWithScore.score`` is the fused rank score (dense + BM25, ``Settings.fusion``): higher is
+better and it orders one query's results, but it is not a 0-1 similarity and not comparable
+across queries, so a ``SimilarityPostprocessor(similarity_cutoff=...)`` tuned for cosine
+similarities does not apply to it.
 
 Example:
     >>> from rag import Index
@@ -17,17 +24,19 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from ..errors import RagError
 from ..index import Index
-from . import hit_metadata
+from ..types import Hit
+from . import hit_metadata, search_arguments
 
 try:
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.retrievers import BaseRetriever
-    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
 except ImportError:  # pragma: no cover - depends on the environment
     raise RagError("the LlamaIndex retriever needs llama-index-core: pip install 'rag[llamaindex]'") from None
 
@@ -42,8 +51,9 @@ class RagRetriever(BaseRetriever):
 
     Args:
         index: the index to search (``Index.open(folder, collection=...)``).
-        k: passages per query.
-        search_kwargs: passed to ``Index.search``, e.g. ``{"pages": (3, 5)}``.
+        k: passages per query (``similarity_top_k``, LlamaIndex's name for it, is the same).
+        search_kwargs: passed to ``Index.search``, e.g. ``{"pages": (3, 5)}``; a ``"k"`` in them
+            wins over ``k``.
 
     Example:
         >>> retriever = RagRetriever.from_folder("index/", collection="reports", k=3)
@@ -51,13 +61,17 @@ class RagRetriever(BaseRetriever):
     """
 
     def __init__(self, index: Index, k: int = 5, search_kwargs: dict[str, Any] | None = None,
-                 callback_manager: CallbackManager | None = None) -> None:
-        if k < 1:
-            raise RagError(f"k must be at least 1, not {k}")
+                 callback_manager: CallbackManager | None = None, *, similarity_top_k: int | None = None) -> None:
+        # Checked now, so that a wrong argument fails where it is written rather than at the first query.
+        self.k, self.search_kwargs = search_arguments("", k if similarity_top_k is None else similarity_top_k,
+                                                      dict(search_kwargs or {}))
         self.index = index
-        self.k = k
-        self.search_kwargs = dict(search_kwargs or {})
         super().__init__(callback_manager=callback_manager)
+
+    @property
+    def similarity_top_k(self) -> int:
+        """Passages per query, under LlamaIndex's name for it."""
+        return self.k
 
     @classmethod
     def from_folder(cls, folder: str | Path, collection: str | None = None, k: int = 5) -> RagRetriever:
@@ -65,10 +79,19 @@ class RagRetriever(BaseRetriever):
         return cls(Index.open(folder, collection=collection), k=k)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.index.search(query_bundle.query_str, self.k, **self.search_kwargs)
-        return [NodeWithScore(node=TextNode(id_=hit.chunk.id, text=hit.text, metadata=hit_metadata(hit),
-                                            start_char_idx=hit.chunk.start, end_char_idx=hit.chunk.end,
-                                            excluded_llm_metadata_keys=list(_NOT_FOR_THE_LLM),
-                                            excluded_embed_metadata_keys=list(_NOT_FOR_THE_LLM)),
-                              score=hit.score)
-                for hit in hits]
+        k, arguments = search_arguments(query_bundle.query_str, self.k, self.search_kwargs)
+        return [_node(hit) for hit in self.index.search(query_bundle.query_str, k, **arguments)]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # The search is CPU work (embedding, FAISS, BM25): in a thread, the event loop stays free.
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def _node(hit: Hit) -> NodeWithScore:
+    node = TextNode(id_=hit.chunk.id, text=hit.text, metadata=hit_metadata(hit),
+                    start_char_idx=hit.chunk.start, end_char_idx=hit.chunk.end,
+                    excluded_llm_metadata_keys=list(_NOT_FOR_THE_LLM),
+                    excluded_embed_metadata_keys=list(_NOT_FOR_THE_LLM),
+                    relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.source,
+                                                                            metadata={"name": hit.name})})
+    return NodeWithScore(node=node, score=hit.score)
