@@ -1,4 +1,10 @@
-"""Hits -> ``Answer``: a short answer with a verified verbatim quote, or an honest "not found".
+"""Hits -> ``Answer``: an answer in the documents' own words with verified quotes, or an honest "not found".
+
+The form follows the kind of answer the question wants (``rag.question_kind``). A fact is a short
+span in its sentence, as below. Definitions, explanations, steps, lists, comparisons, yes/no
+questions and keywords are answered in whole sentences (``compose_sentences``,
+``rag.sentence_answer``); summaries of whole documents are made by ``rag.summary`` (``Index.ask``
+routes them there before any search).
 
 The default answerer is extractive and offline: the trained reader (``rag.reader``) reads every
 retrieved passage and proposes its best span with a margin over "no answer"; the span with the
@@ -103,7 +109,9 @@ def abstention(settings: Settings, reader: Reader) -> Abstention:
 
 def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
                 reader: Reader | None = None, embedder: Embedder | None = None) -> Answer:
-    """The offline answerer: the reader's best span over the hits, quoted in its sentence.
+    """The offline answerer, in the form the question's kind asks for (``rag.question_kind``): a
+    fact is the reader's best span over the hits, quoted in its sentence; the other kinds are
+    answered in whole sentences (``compose_sentences``).
 
     Example:
         >>> # read_answer("Who called for UN visits?", hits, Settings(), snapshot).span
