@@ -263,7 +263,7 @@ class Index:
         return retriever.context(resolved.search, settings, lead=resolved.lead, lead_weight=LEAD_WEIGHT, **filters)
 
     def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
-            **overrides: Any) -> Answer:
+            sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None, **overrides: Any) -> Answer:
         """Answer ``question`` from the documents, with verified verbatim quotes.
 
         The default answerer is extractive (no LLM, no network). When the documents do not hold
@@ -276,6 +276,9 @@ class Index:
                 (``{"role": "user"|"assistant", "content": str}``). A follow-up that leans on
                 them is searched as a standalone question (``Answer.query``); see
                 ``rag.conversation``.
+            sources: only read these files (paths or file names), as ``search`` takes them:
+                "this document".
+            pages: only read this page range, inclusive, e.g. ``(3, 5)``.
         """
         from .conversation import condense, resolve
         from .question_focus import focus
@@ -288,8 +291,13 @@ class Index:
             resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
                         else resolve(asked, history))
         searched = resolved.search if resolved else asked
-        query = (self._conversation_context(retriever, resolved, settings) if resolved
-                 else retriever.context(searched, settings))
+        if sources is None and pages is None:
+            from .filing import named_sources
+
+            # among many filings, the one the question names by company and year ("3M's FY2018 ...")
+            sources = named_sources(asked, [d.source for d in snapshot.documents()])
+        query = (self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages) if resolved
+                 else retriever.context(searched, settings, sources, pages))
         hits = retriever.search(searched, settings, k=k, context=query)
         answerer = self.answerer
         if answerer is None:

@@ -47,7 +47,7 @@ _OP_WORDS = frozenset("""change changes increase increased decrease decreased pe
 sum difference ratio proportion largest highest lowest smallest greater larger less lower higher more most least
 exceed exceeded above below under times rate""".split())
 
-_YEAR_RE = re.compile(r"\b(?:fy|fiscal\s+(?:year\s+)?)?'?((?:19|20)\d\d)\b|\bfy'?(\d\d)\b", re.IGNORECASE)
+_YEAR_RE = re.compile(r"\b(?:fy|fiscal\s+(?:year\s+)?)?'?((?:19|20)\d\d)\b|\bf?y'?(\d\d)\b", re.IGNORECASE)
 
 
 def _years(text: str) -> list[str]:
@@ -73,7 +73,7 @@ _SAME = {"percentage": "percent", "%": "percent", "expenses": "expense", "revenu
 def _tokens(text: str) -> list[str]:
     text = text.lower().replace("’", "'").replace("%", " percent ")
     stems = [_stem(w) for w in re.findall(r"[a-z0-9]+", text) if w not in _STOP
-             and not re.fullmatch(r"(?:19|20)\d\d|fy\d\d", w)]
+             and not re.fullmatch(r"(?:19|20)\d\d|f?y\d\d", w)]
     return [_SAME.get(w, w) for w in stems]
 
 
@@ -304,7 +304,7 @@ def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None
 
 
 _TABLE_YEARS = re.compile(r"\b(?:which|what) years\b.*\b(?:table|provided?|included|calculated|recorded|reported|"
-                          r"presented|shown|listed|information)\b|\bwhat years are\b", re.IGNORECASE)
+                          r"presented|shown|listed|information)\b|\bwhat (?:are the )?years (?:are|is)\b|\bwhat are the years\b", re.IGNORECASE)
 
 
 def _table_years(question: str, tables: Sequence[Table], matches: list[_Match]) -> tuple[Working, str] | None:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .chunk import _CELL, _LAYOUT_ROW, _YEAR, _layout_tables, _tables
+from .chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables
 
 TABLES_VERSION = 1
 """Bumped when the grids read from the same text change (stored grids are re-read then)."""
@@ -115,7 +115,7 @@ def tables_from_json(text: str) -> list[Table]:
 
 _NUMBER = re.compile(r"(?P<neg>[-−–(])?\s*(?P<cur>[$€£¥])?\s*(?P<neg2>[-−(])?\s*(?P<num>\d[\d,]*(?:\.\d+)?|\.\d+)"
                      r"\s*(?P<close>\))?\s*(?P<pct>%)?")
-_FOOTNOTE = re.compile(r"\s*(?:\([a-z]\)|\[\d+\]|\*+|\(\d\))\s*$")
+_FOOTNOTE = re.compile(r"(?<=[\d%)])\s*(?:\([a-z]\)|\[\d+\]|\*+|\(\d\))\s*$")
 
 
 def parse_number(text: str) -> tuple[float | None, bool]:
@@ -170,9 +170,12 @@ def page_tables(text: str, source: str = "", page: int = 1) -> list[Table]:
 
     Never raises on a malformed table: what cannot be read as a grid is left out.
     """
-    found = [_markdown_table(text, a, d, e, source, page) for a, d, e in _tables(text)]
+    spans = _tables(text)
+    bounds = [(spans[k - 1][2] if k else 0, spans[k + 1][0] if k + 1 < len(spans) else len(text))
+              for k in range(len(spans))]
+    found = [_markdown_table(text, a, d, e, source, page, bound) for (a, d, e), bound in zip(spans, bounds)]
     if not found:
-        found = [_layout_table(text, a, b, e, source, page) for a, b, e in _layout_tables(text)]
+        found = [_layout_table(text, a, b, e, source, page) for a, b, e in statement_tables(text)]
     return [t for t in found if t is not None and t.rows]
 
 
@@ -206,7 +209,8 @@ def _is_year(cell: Cell) -> bool:
     return bool(re.fullmatch(r"(?:fy\s*|fiscal\s*)?(?:19|20)\d\d\*?", cell.text.strip().lower()))
 
 
-def _markdown_table(text: str, start: int, header_end: int, end: int, source: str, page: int) -> Table | None:
+def _markdown_table(text: str, start: int, header_end: int, end: int, source: str, page: int,
+                    bounds: tuple[int, int]) -> Table | None:
     lines = []
     cursor = start
     while cursor < end:
@@ -217,10 +221,11 @@ def _markdown_table(text: str, start: int, header_end: int, end: int, source: st
     if len(lines) < 3:
         return None
     grid = [[_cell(text, a, b) for a, b in _split_row(text, *line)] for k, line in enumerate(lines) if k != 1]
-    return _grid_table(text, grid, start, end, source, page)
+    return _grid_table(text, grid, start, end, source, page, bounds)
 
 
-def _grid_table(text: str, grid: list[list[Cell]], start: int, end: int, source: str, page: int) -> Table | None:
+def _grid_table(text: str, grid: list[list[Cell]], start: int, end: int, source: str, page: int,
+                bounds: tuple[int, int]) -> Table | None:
     """Header rows, columns and rows from a grid of cells whose first row heads the table."""
     width = max(len(r) for r in grid)
     if width < 2:
@@ -268,7 +273,7 @@ def _grid_table(text: str, grid: list[list[Cell]], start: int, end: int, source:
             parent = ""
     caption = _caption(text, start)
     head_text = " ".join(c.text for row in header for c in row)
-    scale = find_scale(head_text) or find_scale(caption) or _nearby_scale(text, start, end)
+    scale = find_scale(head_text) or find_scale(caption) or _nearby_scale(text, start, end, bounds)
     cells = [c for row in rows for c in row.cells if c.value is not None]
     unit = ("%" if cells and all(c.percent for c in cells) or "%" in head_text and not cells
             else "$" if "$" in head_text + caption or any("$" in c.text for c in cells) else "")
@@ -299,17 +304,69 @@ def _caption(text: str, start: int) -> str:
     return before if len(before) < 300 else ""
 
 
-def _nearby_scale(text: str, start: int, end: int) -> str:
-    """The scale stated in the prose just around the table ("... by contract type (in millions):")."""
-    return find_scale(text[max(0, start - 600):start]) or find_scale(text[end:end + 1500])
+def _nearby_scale(text: str, start: int, end: int, bounds: tuple[int, int]) -> str:
+    """The scale stated in the prose just around the table ("... by contract type (in millions):"),
+    not past the tables beside it nor the heading above it."""
+    before = text[max(bounds[0], start - 600):start]
+    heading = before.rfind("\n#")
+    before = before[heading + 1:] if heading >= 0 else before
+    after = text[end:min(bounds[1], end + 1500)]
+    heading = after.find("\n#")
+    return find_scale(before) or find_scale(after[:heading] if heading >= 0 else after)
+
+
+_FIGURE = re.compile(_CELL)
+_YEARS_AT_END = re.compile(r"(?P<label>.*?)(?P<years>(?:(?<=\S)[ \t]+|^)(?:FY\s?)?(?:19|20)\d\d(?:[ \t]+(?:FY\s?)?(?:19|20)\d\d)+)"
+                           r"[ \t]*")
+
+
+def statement_tables(text: str) -> list[tuple[int, int, int]]:
+    """Statements laid out as text (a PDF's text layer) as (start, end of the header line, end).
+
+    A statement starts at a line that ends in two or more years ("As of December 31, 2017 2016",
+    "(Dollars in millions) 2018 2017") and runs over the lines of figures under it
+    ("Accounts payable 2,266 1,945") and the labels between them ("Current assets:"), to the
+    first line of prose or the next header of years.
+    """
+    lines = []
+    cursor = 0
+    while cursor < len(text):
+        stop = text.find("\n", cursor)
+        stop = len(text) if stop < 0 else stop
+        lines.append((cursor, stop))
+        cursor = stop + 1
+    tables, k = [], 0
+    while k < len(lines):
+        a, b = lines[k]
+        head = _YEARS_AT_END.fullmatch(text, a, b)
+        if head is None or len(text[a:head.start("years")].split()) > 12:
+            k += 1
+            continue
+        j, figures, last = k + 1, 0, k
+        while j < len(lines):
+            c, d = lines[j]
+            line = text[c:d].strip()
+            if _YEARS_AT_END.fullmatch(text, c, d) and len(line.split()) <= 14:
+                break
+            if _LAYOUT_ROW.fullmatch(text, c, d):
+                figures, last = figures + 1, j
+            elif len(line.split()) > 12 or line.endswith(".") and len(line.split()) > 4:
+                break
+            j += 1
+        if figures >= 2:
+            tables.append((a, b, lines[last][1]))
+            k = last + 1
+        else:
+            k += 1
+    return tables
 
 
 def _layout_table(text: str, start: int, header_end: int, end: int, source: str, page: int) -> Table | None:
     """A PDF statement: the header line of years, then label lines and lines of figures."""
-    head = _LAYOUT_ROW.fullmatch(text, start, header_end)
+    head = _YEARS_AT_END.fullmatch(text, start, header_end)
     if head is None:
         return None
-    years = [m.group() for m in re.finditer(_YEAR, text[head.start("cells"):head.end("cells")])]
+    years = [m.group() for m in re.finditer(_YEAR, text[head.start("years"):head.end("years")])]
     width = len(years)
     rows, parent = [], ""
     cursor = header_end + 1
@@ -331,9 +388,7 @@ def _layout_table(text: str, start: int, header_end: int, end: int, source: str,
         lb = row.end("label")
         while lb > la and text[lb - 1] in " \t":
             lb -= 1
-        found = [_cell(text, m.start(), m.end()) for m in re.finditer(_CELL, text[row.start("cells"):row.end("cells")])]
-        found = [Cell(c.text, c.start + row.start("cells"), c.end + row.start("cells"), c.value, c.percent)
-                 for c in found]
+        found = [_cell(text, *m.span()) for m in _FIGURE.finditer(text, row.start("cells"), row.end("cells"))]
         found = [c for c in found if c.text != "$"]
         # A statement's figures align right: a row with fewer figures than years lacks the first ones.
         if len(found) > width:
