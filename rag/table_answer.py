@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .settings import Settings
-from .tables import Cell, Table, page_tables, parse_number
+from .tables import TABLES_VERSION, Cell, Table, page_tables, parse_number, tables_from_json
 from .types import Answer, Hit, Operand, Quote, Working
 from .verify import PageSource, verify_quotes
 
@@ -86,6 +86,11 @@ class _Line:
     parent: str
     cells: tuple[tuple[str, Cell], ...]
     """(column header, cell) for a row; (row label, cell) for a column."""
+
+
+@functools.lru_cache(maxsize=256)
+def _tables_from_json(grids: str) -> tuple[Table, ...]:
+    return tuple(tables_from_json(grids))
 
 
 @functools.lru_cache(maxsize=256)
@@ -190,7 +195,12 @@ def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, p
         if len(seen) == MAX_PAGES:
             break
     tables: list[Table] = []
+    stored = getattr(pages, "page_grids", None)
     for source, page in seen:
+        grids = stored(source, page, TABLES_VERSION) if stored is not None else None
+        if grids is not None:  # read at ingest, in the index
+            tables.extend(_tables_from_json(grids))
+            continue
         text = pages.page_text(source, page)
         if text and ("|" in text or "\n" in text):
             tables.extend(_tables_of(text, source, page))

@@ -11,7 +11,7 @@ import pytest
 from rag import Index
 from rag.cli import main
 from rag.filing import named_sources
-from rag.tables import find_scale, page_tables, parse_number
+from rag.tables import TABLES_VERSION, find_scale, page_tables, parse_number, tables_from_json
 from rag.verify import verify_quotes
 
 SALES = """# Contract sales
@@ -232,3 +232,19 @@ def test_a_question_names_its_filing() -> None:
     assert named_sources("What is Best Buy's FY2023 inventory?", files) == ["/f/BESTBUY_2023_10K.pdf"]
     assert named_sources("Which block of shares was sold?", files) is None
     assert named_sources("What is the total?", files) is None
+
+
+def test_grids_stored_in_the_index(report: Index) -> None:
+    snapshot = report.snapshot()
+    assert snapshot is not None
+    source = next(d.source for d in report.documents() if d.name == "sales.md")
+    stored = snapshot.page_grids(source, 1, TABLES_VERSION)
+    assert stored is not None
+    text = report.page_text(source, 1)
+    assert text is not None
+    assert tables_from_json(stored) == page_tables(text, source, 1)
+    assert json.loads(stored)[0]["columns"][0] == "Years Ended September 30, 2019"
+    # a grid read by another version of the reader is not used: the page is read again
+    assert snapshot.page_grids(source, 1, TABLES_VERSION + 1) is None
+    manifest = json.loads((snapshot.path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tables_version"] == TABLES_VERSION
