@@ -380,7 +380,7 @@ def _lookup(line: _Line, keyed: list[tuple[str, Cell]]) -> tuple[Working, str] |
     scale = _scale_word(line.table, [c for _, c in keyed])
     shown = "; ".join(_with_scale(c.text, scale) for _, c in keyed)
     result = keyed[0][1].value if len(keyed) == 1 else None
-    where = ", ".join(dict.fromkeys(k for k, _ in keyed))
+    where = ", ".join(dict.fromkeys(_short(line.table, k) for k, _ in keyed))
     return (Working("lookup", tuple(operands), result, unit=unit, scale=scale),
             f"{shown} ({_label(line)}, {where})")
 
@@ -497,6 +497,18 @@ def _binary(op: str, pair: tuple[_Match, _Match], years: list[str], words: set[s
                       f"{_fmt(ca.value)} − {_fmt(cb.value)}")
 
 
+def _short(table: Table, key: str) -> str:
+    """A column header without the words every column of its table starts with
+    ("Years Ended September 30, 2019" -> "2019"), for the answer's one line."""
+    columns = [c.split() for c in table.columns if c]
+    if len(columns) < 2 or key not in table.columns:
+        return key
+    n = 0
+    while all(len(c) > n + 1 and c[n] == columns[0][n] for c in columns):
+        n += 1
+    return " ".join(key.split()[n:]) or key
+
+
 def _label(line: _Line) -> str:
     return f"{line.parent} › {line.name}" if line.parent else line.name
 
@@ -556,7 +568,7 @@ def _computed2(op: str, operands: Sequence[tuple[_Line, str, Cell]], result: flo
     elif scale:
         figure += f" {scale}"
     rows = list(dict.fromkeys(_label(line) for line, _, _ in operands))
-    columns = list(dict.fromkeys(k for _, k, _ in operands))
+    columns = list(dict.fromkeys(_short(line.table, k) for line, k, _ in operands))
     where = f"{' and '.join(rows)}, {' and '.join(columns)}"
     working = Working(op, tuple(_operand(line, k, c) for line, k, c in operands), result, expression=expression,
                       unit="%" if percent_points else ("" if unit == "ratio" else unit), scale=scale,
