@@ -103,7 +103,8 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
 
     @server.tool()
     @_tool
-    def ask(question: str, k: int = 5, collection: str = "") -> dict[str, Any]:
+    def ask(question: str, k: int = 5, collection: str = "", sources: list[str] | None = None,
+            pages: list[int] | None = None) -> dict[str, Any]:
         """Answer a question from the documents, with verbatim quotes checked against their pages.
 
         Returns `answer` (text citing its quotes as [1], [2]...), `found` (false when the
@@ -114,8 +115,13 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
             question: the question, in plain language.
             k: how many passages to read (1-50).
             collection: which document collection (see list_collections); empty for the default.
+            sources: only read these documents (file names or paths, see list_documents).
+            pages: only read this page range, [first, last].
         """
-        return library.get(collection).ask(question, _k(k)).to_dict()
+        if pages is not None and (len(pages) != 2 or not 1 <= pages[0] <= pages[1]):
+            raise RagError("pages must be [first, last], page numbers from 1, e.g. [3, 5]")
+        span = (pages[0], pages[1]) if pages is not None else None
+        return library.get(collection).ask(question, _k(k), sources=sources or None, pages=span).to_dict()
 
     @server.tool()
     @_tool

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hmac
 import inspect
 import json
@@ -146,6 +147,23 @@ def _accepts_history(index: Index) -> bool:
         return False
 
 
+def _filters(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's "sources" (file names or paths) and "pages" ([first, last]): ask one document."""
+    filters: dict[str, Any] = {}
+    sources = body.get("sources")
+    if sources is not None:
+        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+            raise ChatRequestError("'sources' must be a list of file names or paths")
+        filters["sources"] = sources
+    pages = body.get("pages")
+    if pages is not None:
+        if (not isinstance(pages, list) or len(pages) != 2 or not all(type(n) is int for n in pages)
+                or not 1 <= pages[0] <= pages[1]):
+            raise ChatRequestError("'pages' must be [first, last], page numbers from 1, e.g. [3, 5]")
+        filters["pages"] = (pages[0], pages[1])
+    return filters
+
+
 def _pieces(text: str) -> list[str]:
     words = re.findall(r"\S+\s*|\s+", text)
     return ["".join(words[i:i + _CHUNK_WORDS]) for i in range(0, len(words), _CHUNK_WORDS)] or [""]
@@ -183,11 +201,12 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
                                    404, "model_not_found")
         return name, library.get(name)
 
-    def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
+    def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None,
+               **filters: Any) -> Answer:
         with readers:
             if history and _accepts_history(index):
-                return index.ask(question, k, history=history)
-            return index.ask(question, k)
+                return index.ask(question, k, history=history, **filters)
+            return index.ask(question, k, **filters)
 
     def parse(body: Any) -> tuple[str, Index, str, list[dict[str, str]], int | None, bool]:
         if not isinstance(body, dict):
@@ -216,16 +235,17 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
             return _error("the request body is not JSON", 400, "invalid_json")
         try:
             name, index, question, history, k, stream = parse(body)
+            ask = functools.partial(answer, **_filters(body))
         except ChatRequestError as exc:
             return _error(str(exc), exc.status, exc.code)
         except RagError as exc:
             return _error(str(exc), 400, "invalid_request")
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if stream:
-            return StreamingResponse(_stream(reply_id, created, name, answer, index, question, history, k),
+            return StreamingResponse(_stream(reply_id, created, name, ask, index, question, history, k),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
-            result = await run_in_threadpool(answer, index, question, history, k)
+            result = await run_in_threadpool(ask, index, question, history, k)
         except IndexNotFoundError as exc:
             return _error(str(exc), 404, "model_not_found")
         except RagError as exc:

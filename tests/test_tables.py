@@ -248,3 +248,29 @@ def test_grids_stored_in_the_index(report: Index) -> None:
     assert snapshot.page_grids(source, 1, TABLES_VERSION + 1) is None
     manifest = json.loads((snapshot.path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["tables_version"] == TABLES_VERSION
+
+
+def test_openai_api_and_mcp_ask_one_document(report: Index) -> None:
+    openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from rag.collections import Collections
+    from rag.mcp_server import build_server
+    from rag.openai_api import chat_router
+
+    app = FastAPI()
+    app.include_router(chat_router(Collections(report.folder)))
+    client = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=TestClient(app))
+    question = [{"role": "user", "content": "What is the change in East from 2022 to 2023?"}]
+    reply = client.chat.completions.create(model="", messages=question,  # type: ignore[arg-type]
+                                           extra_body={"sources": ["regions.md"], "pages": [1, 1]})
+    assert (reply.choices[0].message.content or "").startswith("−230 (1,980 − 2,210: East, 2023 and 2022)")
+    refused = TestClient(app).post("/v1/chat/completions", json={"messages": question, "pages": [2, 1]})
+    assert refused.status_code == 400 and "pages" in refused.json()["error"]["message"]
+
+    server = build_server(report.folder)
+    tool = server._tool_manager.get_tool("ask")
+    assert tool is not None
+    data = tool.fn(question="What is the change in East from 2022 to 2023?", sources=["sales.md"])
+    assert data["working"] is None and all(h["name"] == "sales.md" for h in data["hits"])
