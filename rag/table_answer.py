@@ -52,6 +52,7 @@ _YEAR_RE = re.compile(r"\b(?:fy|fiscal\s+(?:year\s+)?)?'?((?:19|20)\d\d)\b|\bf?y
 
 def _years(text: str) -> list[str]:
     out = []
+    text = re.sub(r"\b([12]) ([09]) (\d) (\d)\b", r"\1\2\3\4", text)  # "2 0 1 8", as some tables print it
     for m in _YEAR_RE.finditer(text):
         year = m.group(1) or "20" + m.group(2)
         if year not in out:
@@ -100,14 +101,18 @@ def _tables_of(text: str, source: str, page: int) -> tuple[Table, ...]:
 
 def _lines(table: Table) -> list[_Line]:
     # A row of figures without a label under other rows is their total (a sum line).
-    lines = [_Line(table, r.label.text or ("Total" if k else ""), r.parent, tuple(zip(table.columns, r.cells)))
-             for k, r in enumerate(table.rows)]
+    lines = [_Line(table, _FOOTNOTE.sub("", r.label.text) or ("Total" if k else ""), r.parent,
+                   tuple(zip(table.columns, r.cells)))
+             for k, r in enumerate(table.rows) if any(c.text for c in r.cells)]
     year_rows = [r for r in table.rows if _years(r.label.text)]
     if len(year_rows) >= 2:  # years down the side: each column is a series over the years
         for j, column in enumerate(table.columns):
             lines.append(_Line(table, column, "", tuple((r.label.text, r.cells[j]) for r in table.rows
                                                        if j < len(r.cells))))
     return lines
+
+
+_FOOTNOTE = re.compile(r"\s*(?:\(\d\)|\([a-z]\)|\*+|\[\d+\])\s*$")
 
 
 @dataclass(frozen=True)
@@ -230,11 +235,19 @@ _WHY = re.compile(r"^\s*(?:why|how did|how does|how do|what (?:caused|led|drove|
 _RANGE = re.compile(r"\b((?:19|20)\d\d)\s*(?:to|-|–|through)\s*((?:19|20)\d\d)\b")
 
 
+_SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bcapital expenditures?\b|\bcapex\b", re.IGNORECASE), "purchases of property plant equipment"),
+    (re.compile(r"\bcost of goods sold\b|\bcogs\b", re.IGNORECASE), "cost of sales"),
+)
+"""The words statements use for what analysts ask about: 3M's capital expenditure is its line
+"Purchases of property, plant and equipment (PP&E)"."""
+
+
 def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None:
     if _WHY.search(question):
         return None
     years = _years(question)
-    asked = _tokens(question)
+    asked = _tokens(question + "".join(f" {words}" for pattern, words in _SYNONYMS if pattern.search(question)))
     content = [w for w in asked if w not in _OP_WORDS]
     op = _operation(question)
     span = _RANGE.search(question)
