@@ -272,6 +272,8 @@ def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None
     matches = [m for t in tables for line in _lines(t) if (m := _match(line, content or asked)) is not None]
     if _TABLE_YEARS.search(question):
         return _table_years(question, tables, matches)
+    if _WHICH_ROW.search(question):
+        return _which_row(question, tables, years, sorted(matches, key=lambda m: -m.score))
     if not matches:
         return None
     matches.sort(key=lambda m: -m.score)
@@ -365,6 +367,43 @@ def _table_years(question: str, tables: Sequence[Table], matches: list[_Match]) 
     return Working("lookup", operands, None), f"{'; '.join(years)} (the table's columns: {', '.join(table.columns)})"
 
 
+_WHICH_ROW = re.compile(r"^\s*(?:for \S+, )?(?:which|what) (?!year|years|period|quarter|fiscal|month)(?:\w+\s){0,4}?"
+                        r"(?:is|was|had|has|have|contributed|recorded|generated|made)\b.*\b(?:the )?(?:highest|largest|"
+                        r"greatest|most|biggest|lowest|smallest|least)\b", re.IGNORECASE)
+
+
+def _which_row(question: str, tables: Sequence[Table], years: list[str],
+               matches: list[_Match]) -> tuple[Working, str] | None:
+    """"Which component is the greatest in 2019?": the row, among the table's rows that are not
+    totals, whose figure under the named column is largest (or smallest)."""
+    dated = [t for t in tables if any(set(_years(k)) & set(years) for k in t.columns)]
+    table = matches[0].line.table if matches else (dated or list(tables))[0]
+    lines = [line for line in _lines(table) if line.name and not line.name.lower().startswith("total")
+             and line.name in {r.label.text for r in table.rows}]
+    column = None
+    for k in table.columns:
+        if years and set(_years(k)) & set(years) or not years and _years(k):
+            column = k
+            break
+    if column is None:
+        column = next((k for k in table.columns if "total" in k.lower()), None)
+    if column is None:
+        return None
+    cells: list[tuple[_Line, Cell]] = []
+    for line in lines:
+        cell = dict(line.cells).get(column)
+        if cell is not None and cell.value is not None:
+            cells.append((line, cell))
+    if len(cells) < 2:
+        return None
+    low = re.search(r"\b(?:lowest|smallest|least)\b", question.lower())
+    line, cell = (min if low else max)(cells, key=lambda lc: lc[1].value or 0.0)
+    operands = tuple(_operand(ln, column, c) for ln, c in cells)
+    order = " > ".join(_fmt(c.value or 0.0) for _, c in sorted(cells, key=lambda lc: -(lc[1].value or 0.0)))
+    return (Working("compare", operands, None, expression=order),
+            f"{line.name} ({_short(table, column)}: {order})")
+
+
 def _which_years(line: _Line, question: str) -> tuple[Working, str] | None:
     """The columns whose cell passes the question's threshold ("In which year was X less than 100?")."""
     passed = _passing(line, question)
@@ -437,7 +476,7 @@ def _compare(line: _Line, years: list[str], question: str) -> tuple[Working, str
 
 
 _THRESHOLD = re.compile(r"(?:exceed(?:ed|s)?|above|greater than|more than|over|higher than|larger than|at least|"
-                        r"below|less than|lower than|under|smaller than|at most)\s+(?:\$\s*)?(-?\d[\d,]*(?:\.\d+)?)",
+                        r"below|less than|lower than|under|smaller than|at most)\s*(?:\$\s*)?(-?\d[\d,]*(?:\.\d+)?)",
                         re.IGNORECASE)
 
 

@@ -274,3 +274,10 @@ def test_openai_api_and_mcp_ask_one_document(report: Index) -> None:
     assert tool is not None
     data = tool.fn(question="What is the change in East from 2022 to 2023?", sources=["sales.md"])
     assert data["working"] is None and all(h["name"] == "sales.md" for h in data["hits"])
+
+
+def test_which_row_is_largest(report: Index) -> None:
+    answer = report.ask("Which region had the highest figure in 2022?")
+    assert answer.kind == "table" and answer.span == "East"
+    assert answer.working.operation == "compare" and len(answer.working.operands) == 3
+    _verbatim(report, answer)
