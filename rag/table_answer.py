@@ -129,17 +129,23 @@ class _Match:
     """Where in the question the row's first matched word stands."""
 
 
-def _match(line: _Line, asked: list[str]) -> _Match | None:
+def _match(line: _Line, asked: list[str], content: list[str]) -> _Match | None:
+    """How well a row's label fits the question: the share of the label's words the question holds
+    (of its words outside parentheses, "Deferred tax assets (see Note 16)", when that is more),
+    with at least one of the question's own words (not only its operation's: "rate")."""
     label = _tokens(line.name)
     if not label:
         return None
-    wanted = set(asked)
+    main = _tokens(re.sub(r"\([^)]*\)", " ", line.name)) or label
+    wanted, own = set(asked), set(content) or set(asked)
     hit = [w for w in label if w in wanted]
-    coverage = len(set(hit)) / len(set(label))
-    parent = set(_tokens(line.parent)) & wanted - set(label)
-    if not hit or coverage < MIN_COVERAGE:
+    if not own.intersection(hit):
         return None
-    score = coverage + 0.5 * len(set(hit)) / max(len(wanted), 1) + 0.05 * len(parent)
+    coverage = max(len(set(hit)) / len(set(label)), len(set(main) & wanted) / len(set(main)))
+    parent = set(_tokens(line.parent)) & wanted - set(label)
+    if coverage < MIN_COVERAGE:
+        return None
+    score = coverage + 0.5 * len(own.intersection(hit)) / len(own) + 0.05 * len(parent)
     return _Match(line, score, frozenset(hit) | parent, min(asked.index(w) for w in hit))
 
 
@@ -269,7 +275,7 @@ def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None
     if op in ("average", "sum") and span:
         lo, hi = sorted((int(span.group(1)), int(span.group(2))))
         years = [str(y) for y in range(hi, lo - 1, -1)] if hi - lo < 10 else years
-    matches = [m for t in tables for line in _lines(t) if (m := _match(line, content or asked)) is not None]
+    matches = [m for t in tables for line in _lines(t) if (m := _match(line, asked, content)) is not None]
     if _TABLE_YEARS.search(question):
         return _table_years(question, tables, matches)
     if _WHICH_ROW.search(question):
