@@ -345,9 +345,9 @@ def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None
     if len(values) < 2:
         return None
     if op == "average":
-        result = sum(c.value or 0.0 for _, c in values) / len(values)
-        expr = f"({' + '.join(_fmt(c.value or 0.0) for _, c in values)}) / {len(values)}"
-        return _computed("average", line, values, result, expr)
+        amounts = [c.value or 0.0 for _, c in values]
+        expr = f"({' + '.join(_fmt(v) for v in amounts)}) / {len(values)}"
+        return _computed("average", line, values, sum(amounts) / len(amounts), expr)
     if op == "sum":
         result = sum(c.value or 0.0 for _, c in values)
         return _computed("sum", line, values, result, " + ".join(_fmt(c.value or 0.0) for _, c in values))
@@ -505,9 +505,11 @@ def _passing(line: _Line, question: str) -> tuple[list[tuple[str, Cell]], list[t
 
 
 def _dated(cells: list[tuple[str, Cell]]) -> list[tuple[str, Cell]]:
-    """The cells under a column of a year, when some columns have one (not "Change", "% of total")."""
-    dated = [(k, c) for k, c in cells if _years(k)]
-    return dated if dated else cells
+    """The cells under a column of one year, when some columns have one (not "Change", "2019 vs
+    2018", "% of total")."""
+    dated = [(k, c) for k, c in cells if len(_years(k)) == 1]
+    plain = [(k, c) for k, c in dated if not re.search(r"%|percent", k.lower())]
+    return plain or dated or cells
 
 
 def _count(line: _Line, years: list[str], question: str) -> tuple[Working, str] | None:
