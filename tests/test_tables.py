@@ -281,3 +281,30 @@ def test_which_row_is_largest(report: Index) -> None:
     assert answer.kind == "table" and answer.span == "East"
     assert answer.working.operation == "compare" and len(answer.working.operands) == 3
     _verbatim(report, answer)
+
+
+def test_html_table_and_pdf_statement(tmp_path: Path) -> None:
+    from rag.load import html_to_text
+    from tests.conftest import write_pdf
+
+    html = ("<p>Revenue by segment ($ in thousands)</p><table><tr><th></th><th>2019</th><th>2018</th></tr>"
+            "<tr><td>Cloud</td><td>1,200</td><td>900</td></tr><tr><td>Licenses</td><td>(300)</td>"
+            "<td>450</td></tr></table>")
+    table = page_tables(html_to_text(html))[0]
+    assert table.columns == ("2019", "2018") and table.scale == "thousand"
+    assert [c.value for c in table.rows[1].cells] == [-300.0, 450.0]
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # the statement's lines as a PDF's text layer gives them, with other text around (STATEMENT's lines)
+    write_pdf(docs / "NETFLIX_2017_10K.pdf", ["Netflix annual report. " * 20, STATEMENT.replace("—", "-")])
+    index = Index.build([docs], tmp_path / "index")
+    answer = index.ask("What were Netflix's total current liabilities at the end of FY2017?")
+    assert answer.kind == "table", answer.text
+    assert answer.span == "5,466,312 thousand" and answer.citations[0].page == 2
+    _verbatim(index, answer)
+    answer = index.ask("What is the working capital ratio in 2017, total current assets divided by total "
+                       "current liabilities?")
+    assert answer.working is not None and answer.working.operation == "ratio"
+    assert answer.span == "1.4"
+    _verbatim(index, answer)
