@@ -12,15 +12,15 @@ Example:
 from __future__ import annotations
 
 from .markdown_marks import escape
-from .render import PageTexts
 from .tables import Table, page_tables
 from .types import Answer
+from .verify import PageSource
 
 MAX_ROWS = 60
 """Rows of a table shown around the operands (a long statement is cut, the operands' rows kept)."""
 
 
-def _table_of(answer: Answer, pages: PageTexts) -> Table | None:
+def _table_of(answer: Answer, pages: PageSource) -> Table | None:
     """The table that holds the answer's first operand, read from its page."""
     if answer.working is None or not answer.working.operands:
         return None
@@ -31,7 +31,7 @@ def _table_of(answer: Answer, pages: PageTexts) -> Table | None:
     return next((t for t in page_tables(text, first.source, first.page) if t.start <= first.start < t.end), None)
 
 
-def working_html(answer: Answer, pages: PageTexts) -> str:
+def working_html(answer: Answer, pages: PageSource) -> str:
     """The working of a table answer as HTML, or "" for any other answer."""
     working = answer.working
     if working is None:
