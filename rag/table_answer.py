@@ -47,7 +47,7 @@ MIN_COVERAGE = 0.6
 _STOP = frozenset("""a an the of in on at for to from by and or as is was were are be been what which how much many
 does did do has have had its it their this that these those during year years fiscal fy end ended ending between
 than value amount respectively respective company company's group's group's s per over across both all
-each compared vs versus when with""".split())
+each compared vs versus when with data table information considering according details shown outlined""".split())
 _OP_WORDS = frozenset("""change changes increase increased decrease decreased percentage percent growth average mean
 sum difference ratio proportion largest highest lowest smallest greater larger less lower higher more most least
 exceed exceeded above below under times rate""".split())
@@ -285,7 +285,9 @@ def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None
     matches.sort(key=lambda m: -m.score)
     words = set(asked)
     keys = {w for t in tables for c in t.columns for w in _tokens(c)}
-    if content and len((matches[0].words | keys) & set(content)) / len(set(content)) < QUESTION_COVERAGE:
+    named = matches[0].words | (matches[1].words if op in ("difference", "ratio", "proportion") and len(matches) > 1
+                                else frozenset())
+    if content and len((named | keys) & set(content)) / len(set(content)) < QUESTION_COVERAGE:
         return None  # the row names a small part of what is asked ("Cost" for "unrecognized compensation cost")
     if re.search(r"\bquarter\b|\bq[1-4]\b", question.lower()) and not _QUARTERS.search(_heads(matches[0].line.table)):
         return None  # a quarter's figure is not in a table of years

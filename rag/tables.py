@@ -30,7 +30,7 @@ from typing import Any
 
 from .chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables
 
-TABLES_VERSION = 1
+TABLES_VERSION = 2
 """Bumped when the grids read from the same text change (stored grids are re-read then)."""
 
 
@@ -317,7 +317,7 @@ def _nearby_scale(text: str, start: int, end: int, bounds: tuple[int, int]) -> s
 
 _FIGURE = re.compile(_CELL)
 _YEARS_AT_END = re.compile(r"(?P<label>.*?)(?P<years>(?:(?<=\S)[ \t]+|^)(?:FY\s?)?(?:19|20)\d\d(?:[ \t]+(?:FY\s?)?(?:19|20)\d\d)+)"
-                           r"[ \t]*")
+                           r"[ \t]*", re.MULTILINE)
 
 
 def statement_tables(text: str) -> list[tuple[int, int, int]]:
