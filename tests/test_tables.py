@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from rag import Index
 from rag.cli import main
@@ -308,3 +309,17 @@ def test_html_table_and_pdf_statement(tmp_path: Path) -> None:
     assert answer.working is not None and answer.working.operation == "ratio"
     assert answer.span == "1.4"
     _verbatim(index, answer)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["", "2019", "2018", "(1,403)", "1,234(a)", "12.5%", "—", "Total", "x|y",
+                                          "$ 4", "n/a", " ", "-", "((", "1,2,3"]), min_size=0, max_size=6),
+                min_size=1, max_size=8),
+       st.sampled_from(["", "(in millions)\n", "As of December 31, 2017 2016\n"]))
+def test_any_table_text_reads_without_error_and_cells_are_verbatim(rows: list[list[str]], before: str) -> None:
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    text = before + "\n".join(lines[:1] + ["|---|---|"] + lines[1:]) + "\nAccounts payable 2,266 1,945\nCash 1 2\n"
+    for table in page_tables(text):
+        for row in table.rows:
+            for cell in (row.label, *row.cells):
+                assert text[cell.start:cell.end] == cell.text
