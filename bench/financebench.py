@@ -100,10 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--context", default="heading,title",
                         help="chunk_context values to compare, comma-separated (each builds its own index)")
+    parser.add_argument("--numeric-only", action="store_true",
+                        help="only the bare-number questions through Index.ask (bench/results/financebench_numeric.md)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     question_set = load_financebench(FOLDER)
     default = Settings.from_env()
+    if args.numeric_only:
+        index, where = index_for_set(question_set, default)
+        print(where, file=sys.stderr)
+        rows = numeric_rows(index, question_set)
+        write("financebench_numeric", header("FinanceBench: bare-number questions through Index.ask", argv,
+                                             "financebench.py", [f"index: {where}",
+                                                                 f"run time: {time.perf_counter() - started:.0f} s"])
+              + rows)
+        print("\n".join(rows))
+        return 0
     contexts = [c.strip() for c in args.context.split(",") if c.strip()]
     runs = {}
     for context in contexts:

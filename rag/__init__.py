@@ -25,6 +25,7 @@ from .errors import (
 from .index import Index
 from .settings import Settings
 from .types import ANSWER_KINDS, Answer, AnswerKind, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote, TextBox
+from .types import Operand, Working
 
 __all__ = [
     "ANSWER_KINDS",
@@ -43,6 +44,7 @@ __all__ = [
     "LLMError",
     "LoadError",
     "LoadFailure",
+    "Operand",
     "Page",
     "PageViewError",
     "QueryError",
@@ -53,5 +55,6 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TextBox",
+    "Working",
 ]
 __version__ = "0.1.0"

@@ -92,6 +92,10 @@ def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSo
         >>> # a.span, a.citations[0].text
         >>> # ('Mrs. Maryam Rajavi', 'Mrs. Maryam Rajavi has called on ... inside prisons.')
     """
+    from .table_answer import answer_from_tables
+
+    if (table := answer_from_tables(question, hits, settings, pages)) is not None:
+        return table
     if settings.answer_mode == "llm":
         from .llm import llm_answer
 

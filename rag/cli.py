@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     p.add_argument("--mode", choices=["extractive", "llm"], default=None,
                    help="answerer (llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+    p.add_argument("--source", action="append", default=None, metavar="FILE",
+                   help="only read this file (path or name); repeatable")
+    p.add_argument("--pages", default=None, metavar="A-B", help="only read this page range, e.g. 3-5")
 
     p = verbs.add_parser("chat", help="hold a conversation: follow-up questions see the earlier turns",
                          description="Ask questions one per line; a follow-up (\"What did she say ...?\") is "
@@ -348,7 +351,7 @@ def _ask(args: argparse.Namespace) -> int:
 
     index = Index.open(args.index, _settings(args))
     overrides = {"answer_mode": args.mode} if args.mode else {}
-    answer = index.ask(args.question, args.k, **overrides)
+    answer = index.ask(args.question, args.k, sources=args.source, pages=_parse_pages(args.pages), **overrides)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0

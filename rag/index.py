@@ -283,7 +283,7 @@ class Index:
         return retriever.context(resolved.search, settings, lead=resolved.lead, lead_weight=LEAD_WEIGHT, **filters)
 
     def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
-            **overrides: Any) -> Answer:
+            sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None, **overrides: Any) -> Answer:
         """Answer ``question`` from the documents, with verified verbatim quotes.
 
         The default answerer is extractive (no LLM, no network). When the documents do not hold
@@ -296,6 +296,9 @@ class Index:
                 (``{"role": "user"|"assistant", "content": str}``). A follow-up that leans on
                 them is searched as a standalone question (``Answer.query``); see
                 ``rag.conversation``.
+            sources: only read these files (paths or file names), as ``search`` takes them:
+                "this document".
+            pages: only read this page range, inclusive, e.g. ``(3, 5)``.
         """
         from .conversation import condense, resolve
         from .limits import clean_question
@@ -306,7 +309,7 @@ class Index:
         settings = self.settings.replace(**overrides) if overrides else self.settings
         asked = focus(question) if settings.focus_question else question
         if classify(asked) == "summary":
-            document = self._document_meant(asked, retriever, settings, history)
+            document = self._document_meant(asked, retriever, settings, history, sources)
             if document is not None:
                 return dataclasses.replace(summarize(snapshot, document, question), question=question)
         resolved = None
@@ -314,19 +317,24 @@ class Index:
             resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
                         else resolve(asked, history))
         searched = resolved.search if resolved else asked
-        query = (self._conversation_context(retriever, resolved, settings) if resolved
-                 else retriever.context(searched, settings))
+        if sources is None and pages is None:
+            from .filing import named_sources
+
+            # among many filings, the one the question names by company and year ("3M's FY2018 ...")
+            sources = named_sources(asked, [d.source for d in snapshot.documents()])
+        query = (self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages) if resolved
+                 else retriever.context(searched, settings, sources, pages))
         hits = retriever.search(searched, settings, k=k, context=query)
         # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
-        pages = CachedPages(snapshot, query.pages)
+        page_texts = CachedPages(snapshot, query.pages)
         read = resolved.read if resolved else asked
         if self.answerer is None:
             from .answer import answer
 
             # The default answerer weighs sentences with the index's own embedder.
-            result = answer(read, hits, settings, pages, embedder=retriever.embedder)
+            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder)
         else:
-            result = self.answerer(read, hits, settings, pages)
+            result = self.answerer(read, hits, settings, page_texts)
         shown = resolved.shown if resolved else searched
         if shown == question:
             return result
@@ -352,10 +360,15 @@ class Index:
         return summarize(snapshot, wanted[0])
 
     def _document_meant(self, question: str, retriever: Retriever, settings: Settings,
-                        history: Sequence[Mapping[str, Any]] | None) -> Document | None:
-        """The document a summary question is about: the one it names, the only one, or the one
-        the question (with the conversation before it) finds first."""
+                        history: Sequence[Mapping[str, Any]] | None, sources: Iterable[str] | None = None
+                        ) -> Document | None:
+        """The document a summary question is about: the one asked about ("this document"), the
+        one it names, the only one, or the one the question (with the conversation before it)
+        finds first."""
         documents = self.documents()
+        if sources is not None:
+            wanted = set(sources)
+            documents = [d for d in documents if d.source in wanted or d.name in wanted] or documents
         if len(documents) == 1:
             return documents[0]
         lowered = question.lower()

@@ -44,6 +44,10 @@ Question = Annotated[str, Field(min_length=1, description="The question or searc
 Passages = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages to read or return (1-{MAX_K}).")]
 Collection = Annotated[str | None, Field(description="Which document collection (see list_collections); "
                                                      "null or empty for the server's default one.")]
+Sources = Annotated[list[str] | None, Field(description="Only read these documents: file names or paths, see "
+                                                        "list_documents; null for all.")]
+PageRange = Annotated[list[int] | None, Field(min_length=2, max_length=2, description="Only read this page range, "
+                                                                                   "[first, last], from 1; null for all.")]
 
 INSTRUCTIONS = (
     "Search and question the user's own indexed documents. Prefer `ask` for a direct question: its "
@@ -123,15 +127,20 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
 
     @server.tool(annotations=reads)
     @_tool
-    def ask(question: Question, k: Passages = 5, collection: Collection = None) -> dict[str, Any]:
+    def ask(question: Question, k: Passages = 5, collection: Collection = None, sources: Sources = None,
+            pages: PageRange = None) -> dict[str, Any]:
         """Answer a question from the documents, with verbatim quotes checked against their pages.
 
         Returns `answer` (text citing its quotes as [1], [2]...), `found` (false when the
         documents do not hold the answer), `citations` ([{n, text, source, name, page, start,
         end}]), the passages read (`hits`) and `query` when what was searched differs from the question.
+        `sources` and `pages` ask one document, or a page range, alone.
         """
+        if pages is not None and (len(pages) != 2 or not 1 <= pages[0] <= pages[1]):
+            raise RagError("pages must be [first, last], page numbers from 1, e.g. [3, 5]")
+        span = (pages[0], pages[1]) if pages is not None else None
         index = library.get(collection)
-        answer = inert_answer(reply(index.ask(question, k).to_dict()))
+        answer = inert_answer(reply(index.ask(question, k, sources=sources or None, pages=span).to_dict()))
         return {**answer, "citations": public_records(answer["citations"], index),
                 "hits": public_records(answer["hits"], index)}
 

@@ -164,6 +164,23 @@ def _accepts_history(index: Index) -> bool:
         return False
 
 
+def _filters(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's "sources" (file names or paths) and "pages" ([first, last]): ask one document."""
+    filters: dict[str, Any] = {}
+    sources = body.get("sources")
+    if sources is not None:
+        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+            raise ChatRequestError("'sources' must be a list of file names or paths")
+        filters["sources"] = sources
+    pages = body.get("pages")
+    if pages is not None:
+        if (not isinstance(pages, list) or len(pages) != 2 or not all(type(n) is int for n in pages)
+                or not 1 <= pages[0] <= pages[1]):
+            raise ChatRequestError("'pages' must be [first, last], page numbers from 1, e.g. [3, 5]")
+        filters["pages"] = (pages[0], pages[1])
+    return filters
+
+
 def _pieces(text: str) -> list[str]:
     words = re.findall(r"\S+\s*|\s+", text)
     return ["".join(words[i:i + _CHUNK_WORDS]) for i in range(0, len(words), _CHUNK_WORDS)] or [""]
@@ -201,16 +218,17 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
                                    404, "model_not_found")
         return name, library.get(name)
 
-    def read(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
+    def read(index: Index, question: str, history: list[dict[str, str]], k: int | None,
+             filters: dict[str, Any]) -> Answer:
         if history and _accepts_history(index):
-            return index.ask(question, k, history=history)
-        return index.ask(question, k)
+            return index.ask(question, k, history=history, **filters)
+        return index.ask(question, k, **filters)
 
-    def answerer(request: Request) -> Answerer:
+    def answerer(request: Request, filters: dict[str, Any]) -> Answerer:
         async def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
             # A slot only for a client still there; one that leaves while waiting is never answered.
             async with slots.held(lambda: _disconnected(request)):
-                return await run_in_threadpool(read, index, question, history, k)
+                return await run_in_threadpool(read, index, question, history, k, filters)
 
         return answer
 
@@ -253,6 +271,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         try:
             name, index, question, history, k, stream = parse(body)
             options = check_options(body)
+            filters = _filters(body)
         except OptionError as exc:
             return _error(str(exc), 400, exc.code, exc.param)
         except ChatRequestError as exc:
@@ -261,7 +280,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
             return _error(public_message(str(exc)), 400, "invalid_request")
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         task = task_reply(question)
-        reply = answerer(request) if task is None else _task_answer(task)
+        reply = answerer(request, filters) if task is None else _task_answer(task)
         if stream:
             return StreamingResponse(_stream(reply_id, created, name, reply, index, question, history, k,
                                              options, body["messages"]),

@@ -119,6 +119,10 @@ def render_sources(answer: Answer, pages: PageTexts) -> str:
             parts.append('<h3>Closest passages</h3>')
             parts += [source_card(h.rank, h.quote, answer.hits, pages, "closest", i)
                       for i, h in enumerate(answer.hits[:3])]
+    if answer.working is not None:
+        from .table_render import working_html
+
+        parts.append(working_html(answer, pages))
     parts += [f'<p class="rag-note">{escape(note)}</p>' for note in answer.notes]
     parts.append("</div>")
     return "".join(parts)

@@ -43,6 +43,10 @@ class CachedPages:
             self.cache[key] = self.snapshot.page_text(source, page)
         return self.cache[key]
 
+    def page_grids(self, source: str, page: int, version: int) -> str | None:
+        """The page's stored table grids as JSON (``Snapshot.page_grids``)."""
+        return self.snapshot.page_grids(source, page, version)
+
 
 class Retriever:
     """Searches one snapshot of the index. Stateless between calls, so threads may share it."""

@@ -60,7 +60,12 @@ CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT 
                      n_tokens INTEGER NOT NULL, hash TEXT NOT NULL,
                      context TEXT NOT NULL DEFAULT '', ocr INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX chunks_source ON chunks (source, page);
+CREATE TABLE grids (source TEXT NOT NULL, page INTEGER NOT NULL, version INTEGER NOT NULL, tables TEXT NOT NULL,
+                    PRIMARY KEY (source, page));
 """
+"""``grids``: the tables of a page read into grids (``rag.tables``), JSON, for the pages that have any;
+``version`` is the ``TABLES_VERSION`` that read them (a generation written before the table existed
+has none, and its pages' tables are read from the text when asked)."""
 PAGE_COLUMNS = ("source", "page", "text", "ocr", "boxes")
 CHUNK_COLUMNS = ("row", "id", "source", "page", "start", "end", "text", "n_tokens", "hash", "context", "ocr")
 _DEFAULTS = {"ocr": "0", "boxes": "''", "context": "''"}
@@ -211,6 +216,18 @@ class Snapshot:
         """The full text of a page as stored, or None when the index has no such page."""
         row = self._db().execute("SELECT text FROM pages WHERE source = ? AND page = ?", (source, page)).fetchone()
         return None if row is None else str(row[0])
+
+    def page_grids(self, source: str, page: int, version: int) -> str | None:
+        """The stored grids of a page as JSON (``rag.tables.tables_json``), when read by ``version``;
+        "[]" for a page read without tables; None when the generation did not store them."""
+        db = self._db()
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'grids'").fetchone():
+            return None
+        if not db.execute("SELECT 1 FROM grids WHERE version = ? LIMIT 1", (version,)).fetchone():
+            return None
+        row = db.execute("SELECT tables FROM grids WHERE source = ? AND page = ? AND version = ?",
+                         (source, page, version)).fetchone()
+        return "[]" if row is None else str(row[0])
 
     def page(self, source: str, page: int) -> Page | None:
         """A page as stored, with its OCR flag and boxes, or None when the index has no such page."""

@@ -35,6 +35,7 @@ from .store import (
     file_sha256,
     select_list,
 )
+from .tables import TABLES_VERSION, page_tables, tables_json
 from .types import Chunk, Page, searchable_text
 
 _VECTORS_PART = "vectors.f32.part"
@@ -117,6 +118,9 @@ class GenerationWriter:
         self.db.execute(
             f"INSERT INTO chunks ({', '.join(CHUNK_COLUMNS)}) SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, {rest} "
             "FROM old.chunks WHERE source NOT IN (SELECT source FROM dropped) ORDER BY row")
+        if self.db.execute("SELECT 1 FROM old.sqlite_master WHERE type = 'table' AND name = 'grids'").fetchone():
+            self.db.execute("INSERT INTO grids SELECT * FROM old.grids WHERE source NOT IN (SELECT source FROM dropped)"
+                            " AND version = ?", (TABLES_VERSION,))
         self.db.commit()
         self.db.execute("DETACH DATABASE old")
         assert self._vectors is not None  # opened just before, in __init__
@@ -134,6 +138,9 @@ class GenerationWriter:
                         (record.source, record.sha256, record.size, record.mtime, len(pages), len(chunks)))
         self.db.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
                             [(record.source, p.page, p.text, int(p.ocr), encode_boxes(p.boxes)) for p in pages])
+        grids = [(record.source, p.page, TABLES_VERSION, tables_json(found)) for p in pages
+                 if (found := page_tables(p.text, record.source, p.page))]
+        self.db.executemany("INSERT INTO grids VALUES (?, ?, ?, ?)", grids)
         rows = range(self._next_row, self._next_row + len(chunks))
         self.db.executemany(f"INSERT INTO chunks ({', '.join(CHUNK_COLUMNS)}) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -176,6 +183,7 @@ class GenerationWriter:
         manifest = {
             "format_version": FORMAT_VERSION,
             "chunker_version": CHUNKER_VERSION,
+            "tables_version": TABLES_VERSION,
             "fingerprint": self.settings.fingerprint(),
             "settings": self.settings.index_fields(),
             "dim": self.dim,

@@ -199,6 +199,59 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Operand:
+    """One table cell an answer read or computed with: its figure, where it stands, and its quote.
+
+    Example:
+        >>> q = Quote(text="44.1", source="/d/r.md", page=1, start=120, end=124)
+        >>> Operand(row="Other", column="2019", value=44.1, quote=q).row
+        'Other'
+    """
+
+    row: str
+    """The row's label ("Other"), with its parent row when it has one ("Current assets › Cash")."""
+    column: str
+    """The column's header ("2019", "Years Ended September 30, 2019")."""
+    value: float
+    """The figure as the page shows it, sign read ("(1,403)" is -1403.0), scale not applied."""
+    quote: Quote
+    """The cell's text, verbatim at its offsets in the page text."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "value": self.value, **self.quote.to_dict()}
+
+
+@dataclass(frozen=True)
+class Working:
+    """How a table answer was reached: the operation, its operands and the result.
+
+    Example:
+        >>> # answer.working.operation, answer.working.result, [o.column for o in answer.working.operands]
+        >>> # ('change', -12.6, ['2019', '2018'])
+    """
+
+    operation: str
+    """"lookup", "change", "percent_change", "average", "sum", "difference", "ratio", "proportion",
+    "compare" or "count"."""
+    operands: tuple[Operand, ...]
+    result: float | None
+    """The computed figure (unrounded); None for a lookup of several cells or a comparison's year."""
+    expression: str = ""
+    """The arithmetic as shown ("44.1 − 56.7")."""
+    unit: str = ""
+    """"%", "$" or "" (a percentage stays a percentage)."""
+    scale: str = ""
+    """"thousand", "million", "billion" or "", the table's."""
+    rounding: str = ""
+    """How the shown figure was rounded ("rounded to 2 decimals"), when it was."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"operation": self.operation, "result": self.result, "expression": self.expression,
+                "unit": self.unit, "scale": self.scale, "rounding": self.rounding,
+                "operands": [o.to_dict() for o in self.operands]}
+
+
+@dataclass(frozen=True)
 class Answer:
     """What ``Index.ask`` returns: a short answer and the verified quotes behind it.
 
@@ -232,6 +285,8 @@ class Answer:
     """Sentences of an LLM's answer left out of ``text`` because its quotes do not support them."""
     kind: AnswerKind = "fact"
     """What kind of answer the question wanted (``rag.question_kind``), which shaped ``text``."""
+    working: Working | None = None
+    """For a table answer (``kind == "table"``): the cells read and the arithmetic done on them."""
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of an answer; ``citations[i]["n"]`` is its ``[n]`` in ``answer``."""
@@ -241,6 +296,7 @@ class Answer:
             "mode": self.mode, "confidence": self.confidence, "notes": list(self.notes),
             "citations": [{"n": n, **q.to_dict()} for n, q in enumerate(self.citations, start=1)],
             "unsupported": list(self.unsupported),
+            "working": self.working.to_dict() if self.working else None,
             "hits": [h.to_dict() for h in self.hits],
         }
 

@@ -251,7 +251,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         return collections.get(collection)
 
     def ask(question: str, k: int = settings.k, history: list[dict[str, Any]] | None = None,
-            collection: str = "") -> dict[str, Any]:
+            collection: str = "", sources: list[str] | None = None) -> dict[str, Any]:
         """Answer a question from the indexed documents, with verbatim quotes and their files and pages.
 
         Args:
@@ -260,14 +260,15 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
             history: the earlier turns, oldest first, as [{"role": "user"|"assistant", "content": ...}];
                 a follow-up is searched with what they were about ("query" says what was searched).
             collection: which collection to ask (empty: the one the page opens with).
+            sources: only read these documents (file names or paths; empty: all).
 
         Returns:
             answer (text with [n] markers), found (false when the documents do not answer), citations
             [{n, text, source, name, page, start, end, ocr}] and the passages read (hits): Answer.to_dict.
         """
         try:
-            return existing(collection).ask(api_question(question), api_passages(k),
-                                            history=history or None).to_dict()
+            return existing(collection).ask(api_question(question), api_passages(k), history=history or None,
+                                            sources=sources or None).to_dict()
         except RagError as exc:
             raise gr.Error(public_message(str(exc))) from None
 
@@ -300,7 +301,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         return "", history + [{"role": "user", "content": question_html(question)}], question
 
     def reply(question: str, history: list[dict[str, Any]], panels: dict[int, Any], k: float, mode: str,
-              collection: str | None, conversation: list[dict[str, str]]) -> tuple[Any, ...]:
+              collection: str | None, conversation: list[dict[str, str]], scope: str | None = None) -> tuple[Any, ...]:
         if not question:
             return (gr.skip(),) * 6
         index = pick(collection)
@@ -309,7 +310,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         conversation = list(conversation or [])
         quotes: tuple[Quote, ...] = ()
         try:
-            answer = index.ask(question, passages(k), history=conversation or None, answer_mode=mode)
+            answer = index.ask(question, passages(k), history=conversation or None, answer_mode=mode,
+                               sources=[scope] if scope else None)
         except IndexNotFoundError:
             text, panel = ("<p>No documents are indexed yet. Add files under <b>Library</b> on the left, "
                            "then ask again.</p>"), SOURCES_EMPTY
@@ -443,6 +445,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                                 interactive=llm,
                                 info=(f"LLM: {settings.llm_model}" if llm else
                                       "LLM answers need RAG_LLM_BASE_URL and RAG_LLM_MODEL."))
+                scope = gr.Dropdown(choices=[("All documents", "")], value="", label="Ask about",
+                                    info="All documents, or this document only.", elem_id="rag-scope")
         with gr.Row(equal_height=True, elem_id="rag-top"):
             gr.HTML('<header class="rag-header"><h1>Ask your documents</h1><p>Every answer is backed by quotes '
                     'checked word for word against the indexed pages.</p>'
@@ -481,7 +485,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         for trigger, post, posted in asked:
             trigger(post, posted, [question, chatbot, pending], queue=False,
                     api_visibility="private").then(
-                reply, [pending, chatbot, panels, k, mode, collection_box, conversation],
+                reply, [pending, chatbot, panels, k, mode, collection_box, conversation, scope],
                 [chatbot, panels, sources, quotes, conversation, viewer],
                 api_visibility="private",
                 show_progress="minimal", **read)
@@ -510,6 +514,10 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         gr.Timer(LIBRARY_REFRESH_SECONDS).tick(refresh, [collection_box, seen_generation],
                                                [stats, documents, chosen, seen_generation],
                                                api_visibility="private", queue=False, show_progress="hidden")
+        # The documents to ask about are listed afresh each time the list is opened (uploads change them).
+        scope.focus(lambda c: gr.update(choices=[("All documents", "")] + [(d.name, d.source) for d in
+                                                                           pick(c).documents()]),
+                    collection_box, scope, api_visibility="private", queue=False)
         demo.load(None, None, None, js=NARROW_JS, api_visibility="private", queue=False)
         collection_box.change(switch, collection_box,
                               [stats, documents, chosen, chatbot, panels, sources, quotes, pending, conversation,
