@@ -187,6 +187,16 @@ def _trim_end(text: str, end: int) -> int:
     return end
 
 
+_PROGRAM = re.compile(r"^\s*(?:from\s+\S+\s+import|import\s|def\s|class\s|[\w.\[\]\"']+\s*=|print\(|>>>|\{|<)",
+                      re.MULTILINE)
+
+
+def _commands(block: str) -> bool:
+    """Is a code block commands to type (a shell session), not a program? Steps are often the former."""
+    body = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith(("```", "~~~")))
+    return bool(body.strip()) and not _PROGRAM.search(body)
+
+
 def about_code(question: str) -> bool:
     """Does the question ask about code (so a code sample may answer it)?"""
     return bool(_CODE_QUESTION.search(question))
@@ -217,7 +227,7 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
         headings = heading_lines(text)
         for n, (unit, margin) in enumerate(zip(us, ms)):
             words = text[unit.start:unit.end]
-            if not np.isfinite(margin) or (unit.role == "code" and not code_ok):
+            if not np.isfinite(margin) or (unit.role == "code" and not (code_ok or wants_block and _commands(words))):
                 continue
             if unit.role in ("sentence", "row") and len(_WORD.findall(words)) < 4:
                 continue  # a fragment shorter than a clause never stands alone
@@ -229,7 +239,10 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
                 rf"(?i)\W*(?:the |an? )?{re.escape(term)}\b\W*\s+(?:is|are|was|were|means|refers|stands|answers|"
                 rf"describes|lets|helps|provides|\(|,)", words))
             mine = set(terms(words))
-            leads = words.rstrip().endswith(":") and n + 1 < len(us) and us[n + 1].role in ("item", "code")
+            # "To install it:" before its steps; the last sentence of a paragraph before a command.
+            after = us[n + 1] if n + 1 < len(us) else None
+            leads = after is not None and (words.rstrip().endswith(":") and after.role in ("item", "code") or
+                                           after.role == "code" and _commands(text[after.start:after.end]))
             steps = wants_block and (unit.role in ("item", "code") or leads)
             out.append((p, unit, np.array([
                 float(np.clip(margin, -10, 10)) / 5,

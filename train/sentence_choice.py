@@ -216,7 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="questions per data set at most (a smoke run)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     parser.add_argument("--work", type=Path, default=ROOT / "train" / ".work" / "sentence-choice")
+    parser.add_argument("--declined-answerable", type=float, default=DECLINED_ANSWERABLE,
+                        help="share of the answerable training questions the abstention rule may decline")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit again from the features the last run saved in --work (no searching)")
     args = parser.parse_args(argv)
+    if args.refit:
+        return write(load(args.work / "examples.npz"), args.out, args.limit, args.declined_answerable)
     np.random.seed(SEED)
     conversation = SHARED / "conversation"
     squad_rest = SHARED / "train" / "squad2-dev-rest.json.gz"
@@ -248,9 +254,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     off = (limit or len(first_turns)) // 2
     data += examples(squad_index, first_turns[:off], "doc2dial-a asked of SQuAD", answerable=False)
     data += examples(dialogue_index, answerable[:off], "SQuAD asked of doc2dial-a", answerable=False)
-    figures = held_out(data, DECLINED_ANSWERABLE)
+    save(data, args.work / "examples.npz")
+    return write(data, args.out, limit, args.declined_answerable)
+
+
+def save(data: Sequence[Example], path: Path) -> None:
+    """Every example's features, so that the fit can be redone without searching again (``--refit``)."""
+    arrays: dict[str, np.ndarray] = {}
+    for n, ex in enumerate(data):
+        arrays[f"x{n}"], arrays[f"s{n}"], arrays[f"p{n}"] = ex.x, ex.similarity, ex.positive
+    arrays["meta"] = np.array([[ex.answerable, ex.dense] for ex in data], dtype=float)
+    arrays["documents"] = np.array([ex.document for ex in data])
+    np.savez_compressed(path, **arrays)
+
+
+def load(path: Path) -> list[Example]:
+    with np.load(path) as f:
+        meta, documents = f["meta"], f["documents"]
+        return [Example(str(documents[n]), f[f"x{n}"], f[f"s{n}"], f[f"p{n}"], bool(meta[n, 0]), float(meta[n, 1]))
+                for n in range(len(meta))]
+
+
+def write(data: Sequence[Example], out: Path, limit: int | None, declined_answerable: float) -> int:
+    figures = held_out(data, declined_answerable)
     weights, rerank = fit(data)
-    rule = fit_abstention(data, weights, rerank, DECLINED_ANSWERABLE)
+    rule = fit_abstention(data, weights, rerank, declined_answerable)
     report = {
         "features": list(FEATURES),
         "weights": {name: round(float(v), 4) for name, v in zip(FEATURES, weights)},
@@ -267,10 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "unanswerable": sum(not ex.answerable for ex in data)},
         "held_out": {k: round(v, 4) for k, v in figures.items()}
                     | {"how": "every fifth document (crc32) held out, fitted on the rest"},
-        "command": "python train/sentence_choice.py" + (f" --limit {limit}" if limit else ""),
+        "command": "python train/sentence_choice.py" + (f" --limit {limit}" if limit else "")
+                   + (f" --declined-answerable {declined_answerable}" if declined_answerable != DECLINED_ANSWERABLE
+                      else ""),
+        "declined_answerable": declined_answerable,
         "seed": SEED,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
     return 0
 
