@@ -510,7 +510,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         demo.load(on_load, collection_box, [stats, documents, chosen, collection_box, chatbot],
                   api_visibility="private", queue=False)
         first = pick(shown).snapshot()
-        seen_generation = gr.State([shown, first.generation if first is not None else None])
+        seen_generation = gr.State([shown, first.generation if first is not None else None], time_to_live=STATE_TTL)
         gr.Timer(LIBRARY_REFRESH_SECONDS).tick(refresh, [collection_box, seen_generation],
                                                [stats, documents, chosen, seen_generation],
                                                api_visibility="private", queue=False, show_progress="hidden")

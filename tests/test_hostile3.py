@@ -206,7 +206,7 @@ def test_nested_and_oversized_json_are_400_and_413(gated_api: tuple[str, GatedAn
                       headers={"content-type": "application/json"}, timeout=60)
     assert huge.status_code == 413
     surrogate = httpx.post(f"{url}/chat/completions", timeout=60, headers={"content-type": "application/json"},
-                           content=b'{"messages": [{"role": "user", "content": "Who called for UN visits?\\ud800"}]}')
+                           content=b'{"model": "default", "messages": [{"role": "user", "content": "Who called for UN visits?\\ud800"}]}')
     assert surrogate.status_code == 200 and "Maryam Rajavi" in surrogate.json()["choices"][0]["message"]["content"]
     too_long = httpx.post(f"{url}/chat/completions", json=_chat_body("why? " * 2000, False), timeout=60)
     assert too_long.status_code == 400 and "the limit is" in too_long.json()["error"]["message"]
@@ -557,7 +557,7 @@ def test_page_sessions_are_bounded_and_expire(page: dict[str, Any]) -> None:
     assert states and all(s.time_to_live == STATE_TTL for s in states)
     # A megabyte question through the page's API is refused in one line, not kept.
     with _login(page["base"]) as client:
-        event = client.post("/gradio_api/call/ask", json={"data": ["why? " * 200_000, 3, None, ""]})
+        event = client.post("/gradio_api/call/ask", json={"data": ["why? " * 200_000, 3, None, "", None]})
         stream = client.get(f"/gradio_api/call/ask/{event.json()['event_id']}").text
     assert "event: error" in stream and "the limit is" in stream
 

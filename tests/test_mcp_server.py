@@ -137,8 +137,8 @@ def test_a_lan_bind_is_guarded_too_with_its_own_name_allowed() -> None:
 
 
 def test_every_tool_argument_is_described_bounded_and_read_only(seed_index: Path) -> None:
-
-    long_question = "Who called for UN visits? " + "Please answer carefully. " * 4000   # about 100 KB
+    # as long as a question may be (rag.limits.MAX_QUESTION_CHARS), the question at its end
+    long_question = "Please answer carefully. " * 150 + "Who called for UN visits?"
 
     async def session() -> tuple[list[Any], list[Any]]:
         params = StdioServerParameters(

@@ -264,10 +264,11 @@ def test_openai_api_and_mcp_ask_one_document(report: Index) -> None:
     app.include_router(chat_router(Collections(report.folder)))
     client = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=TestClient(app))
     question = [{"role": "user", "content": "What is the change in East from 2022 to 2023?"}]
-    reply = client.chat.completions.create(model="", messages=question,  # type: ignore[arg-type]
+    reply = client.chat.completions.create(model="default", messages=question,  # type: ignore[arg-type]
                                            extra_body={"sources": ["regions.md"], "pages": [1, 1]})
     assert (reply.choices[0].message.content or "").startswith("−230 (1,980 − 2,210: East, 2023 and 2022)")
-    refused = TestClient(app).post("/v1/chat/completions", json={"messages": question, "pages": [2, 1]})
+    refused = TestClient(app).post("/v1/chat/completions", json={"model": "default", "messages": question,
+                                                                 "pages": [2, 1]})
     assert refused.status_code == 400 and "pages" in refused.json()["error"]["message"]
 
     server = build_server(report.folder)
