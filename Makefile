@@ -72,6 +72,10 @@ bench: install-test
 	$(BIN)/python bench/reader_rerank.py
 	$(BIN)/python bench/conversation.py
 	$(BIN)/python bench/financebench.py
+	$(BIN)/python bench/answer_text.py
+	$(BIN)/python bench/answer_speed.py
+	$(BIN)/python bench/tatqa.py
+	$(BIN)/python bench/ingest_formats.py
 	$(BIN)/python bench/embed_backends.py
 	$(BIN)/python bench/ingest_speed.py --rounds 2
 	$(BIN)/python bench/ingest_speed.py --memory

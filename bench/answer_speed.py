@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    lines = header("Answer latency by kind, and summaries", sys.argv, "bench/answer_speed.py",
+    lines = header("Answer latency by kind, and summaries", sys.argv[1:] if argv is None else argv, "answer_speed.py",
                    ["k=5; each question asked once per round after a warm-up; the span-only answerer on the same "
                     "hits, interleaved"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     started = time.perf_counter()
                     hits = retriever.search(q, index.settings)
                     compose(q, hits, read_spans(q, hits, reader), abstention(index.settings, reader),
-                            CachedPages(snapshot, None))
+                            CachedPages(snapshot, {}))
                     spans_only.append(time.perf_counter() - started)
         everything = [t for times in by_kind.values() for t in times]
         lines += ["| answerer | kind | questions | p50 ms | p95 ms |", "| --- | --- | ---: | ---: | ---: |",
