@@ -54,6 +54,20 @@ def public_source(source: str, *roots: str) -> str:
     return Path(source).name
 
 
+def public_sources(index: Index) -> dict[str, str]:
+    """Each indexed document's ``source`` relative to its collection, keyed by that public path:
+    what the page sends to the browser (menus, tooltips) in place of the absolute path, and how a
+    choice made there is turned back into the document.
+
+    Example:
+        >>> # public_sources(index) -> {"uploads/report.pdf": "/home/alice/index/uploads/report.pdf"}
+    """
+    folder = str(index.folder)
+    documents = index.documents()
+    outside = collection_root(d.source for d in documents if not d.source.startswith(folder + os.sep))
+    return {public_source(d.source, folder, outside): d.source for d in documents}
+
+
 def public_records(records: Iterable[Mapping[str, Any]], index: Index) -> list[dict[str, Any]]:
     """Citations, hits or documents (dicts with a ``source``) with ``source`` relative to the
     collection: to its index folder for page uploads, else to the folder its documents share."""

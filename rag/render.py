@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,7 +91,7 @@ def source_card(n: int, quote: Quote, hits: Sequence[Hit], pages: PageTexts, kin
     return (
         f'<article class="rag-card rag-{kind}">'
         f'<header><span class="rag-n">{n}</span>'
-        f'<span class="rag-file" title="{escape(quote.source)}">{escape(quote.name)}</span>{ocr}'
+        f'<span class="rag-file" title="{escape(quote.name)}">{escape(quote.name)}</span>{ocr}'
         f'<span class="rag-page">{quote.place}</span></header>'
         f'<div class="rag-snippet">{snippet}</div>'
         f'<details><summary>Read the whole passage</summary><div class="rag-passage">{whole}</div></details>'
@@ -271,7 +271,7 @@ def render_viewer(quote: Quote, page_text: str | None, *, png: bytes | None = No
         f'<div class="rag-viewer" role="dialog" aria-modal="true" '
         f'aria-label="{escape(quote.name)}, {quote.place}">'
         f'<div class="rag-viewer-box"><header>'
-        f'<span class="rag-file" title="{escape(quote.source)}">{escape(quote.name)}</span>{ocr}'
+        f'<span class="rag-file" title="{escape(quote.name)}">{escape(quote.name)}</span>{ocr}'
         f'<span class="rag-page">{quote.place}</span>'
         f'<button type="button" class="rag-close" data-close aria-label="Close">×</button></header>'
         f'{said}<div class="rag-viewer-body">{"".join(body)}</div></div></div>'
@@ -296,12 +296,14 @@ def render_stats(stats: dict[str, Any]) -> str:
     return f'<div class="rag-stats">{cells}</div>'
 
 
-def render_documents(docs: Sequence[Document], uploads: Path) -> str:
-    """The indexed files; those under ``uploads`` (added from the page) are tagged."""
+def render_documents(docs: Sequence[Document], uploads: Path, shown: Mapping[str, str] | None = None) -> str:
+    """The indexed files; those under ``uploads`` (added from the page) are tagged. ``shown`` maps a
+    source to the path the page may show for it (``rag.public``: relative to the collection)."""
     if not docs:
         return f'<p class="rag-muted">Nothing is indexed yet. Add {escape(_readable_kinds())} files above.</p>'
+    shown = shown or {}
     rows = "".join(
-        f'<tr><td class="rag-file" title="{escape(d.source)}">{escape(d.name)}'
+        f'<tr><td class="rag-file" title="{escape(shown.get(d.source, d.name))}">{escape(d.name)}'
         f'{" <span class=rag-tag>upload</span>" if Path(d.source).parent == uploads else ""}</td>'
         f'<td>{d.pages}</td><td>{d.chunks}</td></tr>' for d in docs)
     return (f'<table class="rag-docs"><thead><tr><th>Indexed files</th><th>Pages</th><th>Passages</th></tr>'

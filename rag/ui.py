@@ -28,7 +28,7 @@ from .index import DEFAULT_FOLDER, Index
 from .formats.registry import has_page_images
 from .limits import MAX_QUESTION_CHARS, cap_history, clean_question
 from .load import SUPPORTED_SUFFIXES
-from .public import public_message
+from .public import public_message, public_sources
 from .page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from .render import (
     SOURCES_EMPTY,
@@ -343,10 +343,13 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
     def library(collection: str | None = None, keep_choice: bool = False) -> tuple[Any, ...]:
         index = pick(collection)
         docs = index.documents()
-        choices = [(f"{d.name}  ({d.pages} p.)", d.source) for d in docs]
+        # The browser gets each document's path relative to its collection, never the absolute one
+        # (rag.public): the page's /config and its menus are readable by anyone who can load it.
+        public = {source: key for key, source in public_sources(index).items()}
+        choices = [(f"{d.name}  ({d.pages} p.)", public[d.source]) for d in docs]
         # A refresh from outside (a watched folder) keeps the document the user picked to remove.
         chosen_update = gr.update(choices=choices) if keep_choice else gr.update(choices=choices, value=None)
-        return render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS), chosen_update
+        return render_stats(index.stats()), render_documents(docs, index.folder / UPLOADS, public), chosen_update
 
     def on_load(collection: str | None) -> tuple[Any, ...]:
         return library(collection) + (gr.update(choices=collection_choices()),
@@ -386,11 +389,15 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
         kept = stays_note(pick(collection).documents(), collection or shown) if now != (collection or shown) else ""
         return (None, render_ingest(stored, failed, report, collection=into, note=kept)) + library(target) + (choice,)
 
-    def remove(source: str | None, collection: str | None = None) -> tuple[Any, ...]:
-        if not source:
+    def remove(chosen: str | None, collection: str | None = None) -> tuple[Any, ...]:
+        if not chosen:
             return (gr.skip(),) * 4
+        index = pick(collection)
+        source = public_sources(index).get(chosen)
+        if source is None:  # removed meanwhile (another tab, a watched folder)
+            return (render_failure(f"{chosen}: not in the index"),) + library(collection)
         try:
-            remove_document(pick(collection), source)
+            remove_document(index, source)
         except RagError as exc:
             return (render_failure(exc),) + library(collection)
         return (render_removed(source),) + library(collection)
@@ -515,8 +522,8 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                                                [stats, documents, chosen, seen_generation],
                                                api_visibility="private", queue=False, show_progress="hidden")
         # The documents to ask about are listed afresh each time the list is opened (uploads change them).
-        scope.focus(lambda c: gr.update(choices=[("All documents", "")] + [(d.name, d.source) for d in
-                                                                           pick(c).documents()]),
+        scope.focus(lambda c: gr.update(choices=[("All documents", "")] + [(Path(key).name, key) for key in
+                                                                           public_sources(pick(c))]),
                     collection_box, scope, api_visibility="private", queue=False)
         demo.load(None, None, None, js=NARROW_JS, api_visibility="private", queue=False)
         collection_box.change(switch, collection_box,

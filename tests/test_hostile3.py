@@ -247,7 +247,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         demo.app.include_router(chat_router(__import__("rag.collections").collections.Collections(folder)))
         try:
             yield {"base": f"http://127.0.0.1:{port}", "port": port, "demo": demo, "private": private,
-                   "records": records, "folder": folder}
+                   "records": records, "folder": folder, "docs": docs}
         finally:
             demo.close()
             logging.getLogger().removeHandler(keep)
@@ -560,6 +560,22 @@ def test_page_sessions_are_bounded_and_expire(page: dict[str, Any]) -> None:
         event = client.post("/gradio_api/call/ask", json={"data": ["why? " * 200_000, 3, None, "", None]})
         stream = client.get(f"/gradio_api/call/ask/{event.json()['event_id']}").text
     assert "event: error" in stream and "the limit is" in stream
+
+
+def test_the_page_config_and_library_name_no_absolute_path(page: dict[str, Any]) -> None:
+    # Before: the document menu of the page's /config carried every document's absolute path.
+    with _login(page["base"]) as client:
+        config = client.get("/config").text
+        assert "vault.txt" in config or "vault" in config
+        assert str(page["docs"]) not in config and str(page["folder"]) not in config
+    from rag.public import public_sources
+    from rag.render import render_documents
+
+    index = Index.open(page["folder"])
+    public = public_sources(index)
+    assert public == {"vault.txt": str(page["docs"] / "vault.txt")}
+    html = render_documents(index.documents(), page["folder"] / "uploads", {v: k for k, v in public.items()})
+    assert str(page["docs"]) not in html and 'title="vault.txt"' in html
 
 
 def test_api_replies_name_no_absolute_path(page: dict[str, Any]) -> None:
