@@ -315,8 +315,12 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
     us = list(passage_units[best.passage])
     at = us.index(best.unit)
     chosen = [best.unit]
-    if best.unit.role in ("item", "row", "code") or (kind in ("procedure", "list") and
-                                                    passage[best.unit.start:best.unit.end].rstrip().endswith(":")):
+    after = us[at + 1] if at + 1 < len(us) else None
+    # Steps or items follow the sentence ("To install it:", or a command block under it).
+    leads = kind in ("procedure", "list") and after is not None and (
+        passage[best.unit.start:best.unit.end].rstrip().endswith(":") and after.role in ("item", "code")
+        or after.role == "code" and _commands(passage[after.start:after.end]))
+    if best.unit.role in ("item", "row", "code") or leads:
         chosen = _whole_block(passage, us, at)
     else:
         margin_of = {s.unit: s.score for s in scored if s.passage == best.passage}
@@ -409,6 +413,8 @@ def quotes_and_text(hits: Sequence[Hit], answer: Sequence[Scored], emphasis: tup
         words = chunk.text[a:b]
         if emphasis and emphasis[0] == p and a <= emphasis[1] < emphasis[2] <= b and prose:
             e0, e1 = emphasis[1], emphasis[2]
+            if e0 > a and e1 < b and chunk.text[e0 - 1] == "`" == chunk.text[e1]:
+                e0, e1 = e0 - 1, e1 + 1  # bold around inline code, never inside it: `**x**` shows the stars
             if e1 - e0 < 0.6 * (b - a):
                 words = f"{chunk.text[a:e0]}**{chunk.text[e0:e1]}**{chunk.text[e1:b]}"
         body = " ".join(words.split()) if prose else words.strip("\n")

@@ -43,6 +43,15 @@ not line up with the grid of the viewer, so every picture is read again.
 ## Privacy
 
 Lantern never uploads your pictures. Everything stays on your own disk.
+
+## Serving the catalogue
+
+The catalogue can be browsed from other computers. To share it on your network, start the viewer with
+the address to listen on:
+
+```
+lantern serve --host 0.0.0.0 --port 8080
+```
 """
 
 FLOOD = """<html><head><title>After a flood</title></head><body>
@@ -110,6 +119,26 @@ def test_a_procedure_keeps_all_its_steps(guide_index: Index) -> None:
     for step in ("1. Download the archive", "2. Unpack it", "3. Run `lantern setup`"):
         assert step in answer.text
     assert_verbatim(guide_index, answer.citations)
+
+
+def test_a_command_block_answers_a_procedure_whole(guide_index: Index) -> None:
+    answer = guide_index.ask("How do I share the catalogue on my network?")
+    assert answer.found and answer.kind == "procedure"
+    assert "lantern serve --host 0.0.0.0 --port 8080" in answer.text and "```" in answer.text
+    assert_verbatim(guide_index, answer.citations)
+
+
+def test_bold_goes_around_inline_code_never_inside_it() -> None:
+    from rag.sentence_answer import Scored, Unit, quotes_and_text
+    from rag.types import Chunk, Hit, Quote
+
+    text = "To let others reach it, start it with `rag serve --host 0.0.0.0`."
+    chunk = Chunk(id="c", source="/d/g.md", page=1, start=0, end=len(text), text=text, n_tokens=20)
+    hit = Hit(chunk=chunk, score=1.0, rank=1, quote=Quote(text=text, source="/d/g.md", page=1, start=0, end=len(text)))
+    inner = text.index("rag serve")
+    answer, _ = quotes_and_text([hit], [Scored(0, Unit(0, len(text), "sentence", 1), 1.0)],
+                                (0, inner, inner + len("rag serve --host 0.0.0.0")))
+    assert answer == "To let others reach it, start it with **`rag serve --host 0.0.0.0`**. [1]"
 
 
 def test_a_list_keeps_all_its_items(guide_index: Index) -> None:
