@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .collection_paths import collection_folder
+from .conversation import LEAD_WEIGHT, Conversation, Resolved, condense, resolve
 from .backends import EMBEDDERS
 from .embed import load_embedder
 from .errors import IndexNotFoundError, RagError
+from .limits import clean_question
 from .protocols import Answerer, Embedder, QueryContext, Reranker
+from .question_focus import focus
 from .question_kind import classify
 from .retrieve import CachedPages, Retriever
 from .settings import Settings
@@ -32,7 +35,6 @@ from .types import Answer, Document, Hit, IngestReport, Quote, TextBox
 if TYPE_CHECKING:
     from .pageview import PageImage
     from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
-    from .conversation import Conversation, Resolved
     from .watch import Watcher
 
 DEFAULT_FOLDER = "index"
@@ -258,9 +260,6 @@ class Index:
                 (offline resolver, ``rag.conversation.resolve``).
             **overrides: per-query settings, e.g. ``fusion="rrf"`` or ``mmr=True``.
         """
-        from .limits import clean_question
-        from .question_focus import focus
-
         question = clean_question(question)
         _, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
@@ -268,7 +267,6 @@ class Index:
             question = focus(question)
         if not history:
             return retriever.search(question, settings, k=k, sources=sources, pages=pages)
-        from .conversation import resolve
 
         resolved = resolve(question, history)
         query = self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages)
@@ -278,7 +276,6 @@ class Index:
     def _conversation_context(retriever: Retriever, resolved: Resolved, settings: Settings,
                               **filters: Any) -> QueryContext:
         """The query of a question asked after earlier turns: the resolved search, its own words leading."""
-        from .conversation import LEAD_WEIGHT
 
         return retriever.context(resolved.search, settings, lead=resolved.lead, lead_weight=LEAD_WEIGHT, **filters)
 
@@ -300,10 +297,6 @@ class Index:
                 "this document".
             pages: only read this page range, inclusive, e.g. ``(3, 5)``.
         """
-        from .conversation import condense, resolve
-        from .limits import clean_question
-        from .question_focus import focus
-
         question = clean_question(question)   # text within MAX_QUESTION_CHARS, every way in
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
@@ -377,8 +370,6 @@ class Index:
             return max(named, key=lambda d: len(d.name))
         search = question
         if history:
-            from .conversation import resolve
-
             search = resolve(question, history).search
         hits = retriever.search(search, settings, k=1)
         return next((d for d in documents if hits and d.source == hits[0].source), None)
@@ -390,8 +381,6 @@ class Index:
             >>> # chat = index.chat()
             >>> # chat.ask("Who called for UN visits?"); chat.ask("What did she say they should assess?")
         """
-        from .conversation import Conversation
-
         return Conversation(self, k=k, **overrides)
 
 
