@@ -37,7 +37,17 @@ OPENING_BONUS = 0.08
 """Added to the centrality of a sentence that opens its paragraph or section."""
 MIN_WORDS = 6
 """Shorter sentences (titles, captions, "See below.") are not summary material."""
+MAX_WORDS = 80
+"""Longer "sentences" are run-on page text (a cover page, a table read as prose), not summary material."""
 _WORD = re.compile(r"\w+")
+_FORM = re.compile(r"_{5,}|\.{5,}|…{3,}")
+"""Blanks to fill and dotted leaders: forms and tables of contents."""
+
+
+def _capitals(text: str) -> float:
+    """The share of capitals among the letters of ``text``: headings and cover pages shout."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isupper() for c in letters) / len(letters) if letters else 1.0
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,10 @@ def _candidates(source: str, texts: Sequence[str]) -> list[Candidate]:
             words = text[start:end]
             opens = unit.group != previous_group
             previous_group = unit.group
-            if unit.role != "sentence" or len(_WORD.findall(words)) < MIN_WORDS:
+            if unit.role != "sentence" or not MIN_WORDS <= len(_WORD.findall(words)) <= MAX_WORDS:
                 continue
+            if _FORM.search(words) or _capitals(words) > 0.5:
+                continue  # a filing's cover page: "FORM 10-K ____ (Mark One) x ANNUAL REPORT PURSUANT TO ..."
             if not words.rstrip().endswith((".", "!", "?", ":", ";", '"', "”", ")")) and "\n" not in words.strip():
                 continue  # a title or a caption, not a sentence
             section = next((title for a, b, title in reversed(headings) if b <= unit.start), "")
