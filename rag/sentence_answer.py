@@ -3,11 +3,14 @@
 A question that is not after a short fact ("What is rag?", "How do I add documents?", "Why did
 the regime arrest them?") is answered by the one to three sentences that answer it, in document
 order, each cited; a list or a procedure is kept whole (every item, a code block never cut), and
-the key span the reader finds in them is emphasised. Sentences are chosen by the reader's own
+the key span the reader finds in them is emphasised. Sentences are scored by the reader's own
 scores pooled per sentence (``Reader.read_sentences``: the best span inside the sentence against
-"no answer", from the same model call that reads the passage), plus a few rules a reader of the
-answer would insist on: a heading, page furniture or a code sample is never the answer to a
-question that is not about code, and a fragment shorter than a clause never stands alone.
+"no answer", from the same model call that reads the passage) and a few more features, weighted
+as ``train/sentence_choice.py`` fitted them; the best eight are scored again with their embedding
+similarity to the question (``score_units``). A few rules a reader of the answer would insist on
+hold whatever the scores: a heading or page furniture is never the answer, a code sample answers
+only a question about code (or, a block of commands, a question after steps), and a fragment
+shorter than a clause never stands alone.
 """
 
 from __future__ import annotations
@@ -438,4 +441,5 @@ def _quote(chunk: Chunk, a: int, b: int) -> Quote:
                  end=chunk.start + b, ocr=chunk.ocr)
 
 
-__all__ = ["MAX_SENTENCES", "Scored", "Unit", "about_code", "choose", "quotes_and_text", "units"]
+__all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "features", "fitted",
+           "quotes_and_text", "score_units", "shortlist", "similarities", "units"]
