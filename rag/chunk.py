@@ -486,19 +486,35 @@ def _layout_tables(text: str) -> list[tuple[int, int, int]]:
     row labels between them ("Current assets"), to the first line of prose. Rows of figures with
     no header of years are left to the prose chunker: nothing would say what their columns are.
     """
+    def years_only(a: int, b: int) -> bool:
+        row = _LAYOUT_ROW.fullmatch(text, a, b)
+        cells = row.group("cells").split() if row else []
+        return bool(cells) and all(_YEAR.fullmatch(c) for c in cells)
+
+    return statement_spans(text, years_only)
+
+
+def statement_spans(text: str, is_header: Callable[[int, int], bool],
+                    ends_table: Callable[[int, int], bool] = lambda start, end: False) -> list[tuple[int, int, int]]:
+    """Tables laid out as lines of text, as (start, end of the header line, end): a line
+    ``is_header`` accepts, then the lines of figures under it and the labels between them, to the
+    first line of prose or one ``ends_table`` accepts (both get a line's start and end). At least
+    two lines of figures make a table. The chunker and ``rag.tables`` differ only in what a
+    header is.
+    """
     lines = _lines(text, 0, len(text))
     tables, k = [], 0
     while k < len(lines):
         a, b = lines[k]
-        row = _LAYOUT_ROW.fullmatch(text, a, b)
-        cells = row.group("cells").split() if row else []
-        if not cells or not all(_YEAR.fullmatch(c) for c in cells):
+        if not is_header(a, b):
             k += 1
             continue
         j, figures, last = k + 1, 0, k
         while j < len(lines):
             c, d = lines[j]
             line = text[c:d].strip()
+            if ends_table(c, d):
+                break
             if _LAYOUT_ROW.fullmatch(text, c, d):
                 figures, last = figures + 1, j
             elif len(line.split()) > 12 or line.endswith(".") and len(line.split()) > 4:

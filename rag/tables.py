@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables
+from .chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables, statement_spans
 
 TABLES_VERSION = 2
 """Bumped when the grids read from the same text change (stored grids are re-read then)."""
@@ -328,37 +328,14 @@ def statement_tables(text: str) -> list[tuple[int, int, int]]:
     ("Accounts payable 2,266 1,945") and the labels between them ("Current assets:"), to the
     first line of prose or the next header of years.
     """
-    lines = []
-    cursor = 0
-    while cursor < len(text):
-        stop = text.find("\n", cursor)
-        stop = len(text) if stop < 0 else stop
-        lines.append((cursor, stop))
-        cursor = stop + 1
-    tables, k = [], 0
-    while k < len(lines):
-        a, b = lines[k]
+    def years_at_end(a: int, b: int) -> bool:
         head = _YEARS_AT_END.fullmatch(text, a, b)
-        if head is None or len(text[a:head.start("years")].split()) > 12:
-            k += 1
-            continue
-        j, figures, last = k + 1, 0, k
-        while j < len(lines):
-            c, d = lines[j]
-            line = text[c:d].strip()
-            if _YEARS_AT_END.fullmatch(text, c, d) and len(line.split()) <= 14:
-                break
-            if _LAYOUT_ROW.fullmatch(text, c, d):
-                figures, last = figures + 1, j
-            elif len(line.split()) > 12 or line.endswith(".") and len(line.split()) > 4:
-                break
-            j += 1
-        if figures >= 2:
-            tables.append((a, b, lines[last][1]))
-            k = last + 1
-        else:
-            k += 1
-    return tables
+        return head is not None and len(text[a:head.start("years")].split()) <= 12
+
+    def next_header(c: int, d: int) -> bool:
+        return _YEARS_AT_END.fullmatch(text, c, d) is not None and len(text[c:d].split()) <= 14
+
+    return statement_spans(text, years_at_end, next_header)
 
 
 def _layout_table(text: str, start: int, header_end: int, end: int, source: str, page: int) -> Table | None:
