@@ -37,6 +37,13 @@ MAX_CHAPTERS = 5_000
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+def require_part(archive: zipfile.ZipFile, part: str, source: str, what: str) -> None:
+    """``LoadError`` unless the zip holds ``part``: a file named like a Word document (``what``:
+    "a Word document") that lacks its main part is damaged, or something else renamed."""
+    if part not in archive.namelist():
+        raise LoadError(source, f"damaged or not {what} (no {part} inside)")
+
+
 def open_zip(path: Path, kind: str) -> zipfile.ZipFile:
     """``path`` opened as a zip, after its entry count and declared sizes are checked; raises
     ``LoadError`` naming the reason (damaged, password-protected, over a limit).

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import LoadError
 from ..pdf import clean_text
 from ..types import Page
-from .common import markdown_table, open_zip
+from .common import markdown_table, open_zip, require_part
 from .registry import FileRead, ReadContext
 
 _HEADING = re.compile(r"(?:heading|título|titre|überschrift)\s*(\d)", re.IGNORECASE)
@@ -31,8 +31,7 @@ def read(path: Path, context: ReadContext) -> FileRead:
 
     source = str(path)
     with open_zip(path, "Word document") as archive:
-        if "word/document.xml" not in archive.namelist():
-            raise LoadError(source, "damaged or not a Word document (no word/document.xml inside)")
+        require_part(archive, "word/document.xml", source, "a Word document")
     try:
         document = docx.Document(str(path))
         blocks = list(_blocks(document))

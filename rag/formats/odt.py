@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import LoadError
-from .common import markdown_table, open_zip, read_entry
+from .common import markdown_table, open_zip, read_entry, require_part
 from .docx import sections_to_pages
 from .registry import FileRead, ReadContext
 
@@ -30,8 +30,7 @@ def read(path: Path, context: ReadContext) -> FileRead:
     """The sections of an OpenDocument text as pages."""
     source = str(path)
     with open_zip(path, "OpenDocument text") as archive:
-        if "content.xml" not in archive.namelist():
-            raise LoadError(source, "damaged or not an OpenDocument file (no content.xml inside)")
+        require_part(archive, "content.xml", source, "an OpenDocument file")
         if any(name == "META-INF/manifest.xml" for name in archive.namelist()) and \
                 b"encryption-data" in read_entry(archive, "META-INF/manifest.xml", source):
             raise LoadError(source, "the document is password-protected; save an unprotected copy to index it")

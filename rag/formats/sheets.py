@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import LoadError
 from ..types import Page
-from .common import MAX_COLUMNS, MAX_EMPTY_ROWS, MAX_ROWS, MAX_SHEETS, markdown_table, open_zip, trim_row
+from .common import MAX_COLUMNS, MAX_EMPTY_ROWS, MAX_ROWS, MAX_SHEETS, markdown_table, open_zip, require_part, trim_row
 from .registry import FileRead, ReadContext
 
 
@@ -40,8 +40,7 @@ def read_xlsx(path: Path, context: ReadContext) -> FileRead:
 
     source = str(path)
     with open_zip(path, "Excel workbook") as archive:
-        if "xl/workbook.xml" not in archive.namelist():
-            raise LoadError(source, "damaged or not an Excel workbook (no xl/workbook.xml inside)")
+        require_part(archive, "xl/workbook.xml", source, "an Excel workbook")
     try:
         book = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
