@@ -219,9 +219,7 @@ def read_spans(question: str, hits: Sequence[Hit], reader: Reader) -> list[Span]
     inside the chunk is read but never the answer: "Which environment variable chooses the index
     folder?" was answered "## Collections" over the user guide.
     """
-    texts, lead, context_only = _reading(hits)
-    return [replace(s, start=s.start - lead[s.passage], end=s.end - lead[s.passage]) if s.end > s.start else s
-            for s in reader.read(question, texts, context_only)]
+    return read_passages(question, hits, reader, [()] * len(hits))[0]
 
 
 def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abstention,
