@@ -56,7 +56,21 @@ class ReaderSlots:
         Starlette request: a ``receive()`` that gets ``http.disconnect``). Raises ``SlotsBusy``
         when the queue is full and ``ClientGone`` when the client left while waiting.
         """
-        if self._free.locked() and self.waiting >= self.queue:
+        if not self._free.locked():
+            # A free slot is taken at once (the semaphore's fast path never suspends), so a
+            # request that gets a slot is never counted among the waiters: counting it made a
+            # burst refuse one request too many before the slot holders' waits returned.
+            await self._free.acquire()
+        else:
+            await self._wait_for_slot(gone)
+        self.started += 1
+        try:
+            yield
+        finally:
+            self._free.release()
+
+    async def _wait_for_slot(self, gone: Callable[[], Awaitable[object]]) -> None:
+        if self.waiting >= self.queue:
             raise SlotsBusy(f"the server is busy ({self.size} questions being answered, {self.waiting} waiting): "
                             f"retry in a few seconds")
         self.waiting += 1
@@ -79,8 +93,3 @@ class ReaderSlots:
                 self._free.release()
             self.dropped += 1
             raise ClientGone("the client disconnected before its question was answered")
-        self.started += 1
-        try:
-            yield
-        finally:
-            self._free.release()
