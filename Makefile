@@ -46,9 +46,12 @@ chromium:
 	else echo "note: /usr/bin/chromium is missing and cannot be installed here: browser tests will skip"; fi
 
 # Lint and type checks (settings in pyproject.toml); `make test` runs them first.
+# The layering contract: each package imports only the layers below it, no import cycles, imports
+# inside functions only to defer something heavy (tests/test_structure.py).
 lint: install-test
 	$(BIN)/ruff check rag train bench tests app.py
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q tests/test_structure.py -k "cycle or layer or why"
 
 # The Milvus tests start their own server (milvus-lite server on 127.0.0.1, a free port, a temp
 # folder) and stop it when the session ends: the milvus_uri fixture in tests/conftest.py.

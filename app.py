@@ -7,7 +7,7 @@ by ':'), RAG_COLLECTION, RAG_API_KEY and every RAG_* setting of ``rag.Settings``
 
 import os
 
-from rag.server import serve
+from rag.serve.server import serve
 
 if __name__ == "__main__":
     corpus = os.environ.get("RAG_CORPUS")

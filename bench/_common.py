@@ -102,9 +102,9 @@ def median(values: Sequence[float]) -> float:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """``rag.metrics.percentile`` (numpy's linear interpolation, q in 0..100), but "nan" for no
+    """``rag.eval.metrics.percentile`` (numpy's linear interpolation, q in 0..100), but "nan" for no
     values: a table should show a figure that was not measured, not 0."""
-    from rag.metrics import percentile as interpolated
+    from rag.eval.metrics import percentile as interpolated
 
     return interpolated(values, q) if len(values) else float("nan")
 

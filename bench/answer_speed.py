@@ -3,7 +3,7 @@
 Over the user guide (``docs/user-guide.md``, the demo corpus) and the seed article, each question
 is asked through ``Index.ask`` (k=5: search, the reader, the sentence chooser, quote checks) and,
 interleaved question by question on the same hits, through the answerer this one replaced (the
-reader's span for every question, ``rag.answer.compose``): the difference is what answering in
+reader's span for every question, ``rag.answer.extractive.compose``): the difference is what answering in
 sentences costs. Then ``Index.summarize`` of a 50-page PDF (a real filing from
 ``../shared/data/financebench`` when present, else one made with fpdf2) and of the seed.
 
@@ -24,10 +24,10 @@ from pathlib import Path
 from _common import ROOT, SHARED, header, percentile, write
 
 from rag import Index
-from rag.answer import abstention, compose, read_spans
-from rag.question_kind import classify
-from rag.reader import load_reader
-from rag.retrieve import CachedPages
+from rag.answer.extractive import abstention, compose, read_spans
+from rag.answer.kinds import classify
+from rag.answer.reader import load_reader
+from rag.search.retriever import CachedPages
 
 QUESTIONS = {
     "guide": ["Which Python version does rag need?", "What is rag?", "How do I add documents to the index?",

@@ -1,6 +1,6 @@
 """Answers people can use: the answer text against reference answers, on every set at once.
 
-One run of ``rag.eval.evaluate`` per set, each over its own index (built once into
+One run of ``rag.eval.runner.evaluate`` per set, each over its own index (built once into
 ``bench/.cache/answer_text/<set>``, incrementally after that), reported in one table:
 
 - **MTRAG human subset** (``../shared/data/conversation/mtrag-human-eval``): 150 answerable tasks
@@ -10,7 +10,7 @@ One run of ``rag.eval.evaluate`` per set, each over its own index (built once in
   when declined. Broken down by MTRAG's question types.
 - **doc2dial-a, report half, first turns** (``../shared/data/conversation``): the answer against
   the grounding span the agent answered from. The conversation rules were tuned on the other
-  half (``rag.datasets.doc2dial_half``); all 123 documents are indexed.
+  half (``rag.eval.datasets.doc2dial_half``); all 123 documents are indexed.
 - **eval_questions/docs.jsonl**, **eval_questions/docs-newcomer.jsonl** (reference answers and
   kinds), **eval_questions/seed.jsonl** (the seed article, in ``../shared/seeds``).
 - **SQuAD 2.0 half a** (``../shared/data/squad2-dev``): every ``--squad-every``-th question
@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE, RESULTS, ROOT, SHARED, header, write  # noqa: E402
 
 from rag import Index, Settings  # noqa: E402
-from rag.datasets import (  # noqa: E402
+from rag.errors import RagError  # noqa: E402
+from rag.eval.datasets import (  # noqa: E402
     CorpusMissingError,
     QuestionSet,
     load_doc2dial,
@@ -50,9 +51,8 @@ from rag.datasets import (  # noqa: E402
     load_mtrag,
     load_squad,
 )
-from rag.errors import RagError  # noqa: E402
-from rag.eval import EvalResult, evaluate  # noqa: E402
-from rag.metrics import contains_answer  # noqa: E402
+from rag.eval.metrics import contains_answer  # noqa: E402
+from rag.eval.runner import EvalResult, evaluate  # noqa: E402
 
 K = 5
 BASELINE = RESULTS / "answer_text-baseline.json"
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *([f"--only: the figures of {', '.join(n for n in runs if n not in ran)} are those of the run of "
            f"{last.get('date')} (bench/results/answer_text.json)"] if args.only else []),
         f"each set over its own index, k={K}, default settings; an abstention scores 0; "
-        "the answer text is scored without its citation marks and file labels (`rag.metrics.answer_words`)",
+        "the answer text is scored without its citation marks and file labels (`rag.eval.metrics.answer_words`)",
     ])
     lines += ["| set | " + " | ".join(h for _, h in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for name, figs in runs.items():
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines.append("")
     lines += ["### By kind and question type", "",
               "\"kind\": the kind of the answer given (`Answer.kind`); \"expected kind\": the set's label (MTRAG's "
-              "question types mapped by `rag.datasets.MTRAG_KINDS`); \"question type\": MTRAG's own labels (a task "
+              "question types mapped by `rag.eval.datasets.MTRAG_KINDS`); \"question type\": MTRAG's own labels (a task "
               "with several counts in each). Cells: F1 / ROUGE-L.", ""]
     for name, table in tables.items():
         lines += [f"#### {name}", "", *table, ""]

@@ -29,7 +29,7 @@ FALLBACK = ("Mrs. Maryam Rajavi has called on the United Nations to act. She sai
 
 def rag_command() -> list[str]:
     script = Path(sys.executable).parent / "rag"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rag.serve.cli"]
 
 
 def build(backend: str) -> Path:

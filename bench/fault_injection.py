@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_crash import RAG, assert_consistent, kill_ingest_when, write_corpus  # noqa: E402
 
 from rag import Index, IndexCorruptError, IndexNotFoundError, RagError, Settings  # noqa: E402
-from rag.store import current_generation  # noqa: E402
+from rag.store.snapshot import current_generation  # noqa: E402
 
 STAGES = ("random", "writing", "committing", "sealing", "switching")
 

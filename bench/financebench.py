@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED, header, write  # noqa: E402
 
 from rag import Index, Settings  # noqa: E402
-from rag.datasets import load_financebench  # noqa: E402
-from rag.eval import evaluate  # noqa: E402
-from rag.eval_cli import index_for_set  # noqa: E402
+from rag.eval.datasets import load_financebench  # noqa: E402
+from rag.eval.runner import evaluate  # noqa: E402
+from rag.serve.eval_cli import index_for_set  # noqa: E402
 
 FOLDER = SHARED / "financebench"
 METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "citation_validity", "search_p50_ms")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = [f"{typed.metrics[m]:.1f}" if m.endswith("_ms") else f"{typed.metrics[m]:.3f}" for m in METRICS]
     lines.append(f"| {shown} | blend, the question as typed (`focus_question=False`) | " + " | ".join(cells) + " |")
     lines += ["", "`focus_question` (the default) searches a question without the instructions around it "
-              "(\"Round your answer to two decimal places.\"; `rag.question_focus`); its rules were written "
+              "(\"Round your answer to two decimal places.\"; `rag.search.focus`); its rules were written "
               "with these questions in view, so this set is not held out for it either."]
     lines += ["", f"Misses and numeric answers below: chunk context `{shown}`.", "",
               *numeric_rows(index, question_set)]

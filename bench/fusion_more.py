@@ -14,7 +14,7 @@ nDCG@10 with linear gains, passage level, 50 candidates per retriever):
   similarity-weighted mean fused score of the top ``m`` candidates (the cluster hypothesis: a
   passage like the best-scored ones is likely relevant too).
 
-Each row is the default blend of ``rag.fusion.fuse`` with one change; "delta" is against the
+Each row is the default blend of ``rag.search.fusion.fuse`` with one change; "delta" is against the
 default on the same set. Results go to ``bench/results/fusion_more.md``.
 
 Usage:
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fusion_study as fs  # noqa: E402
 from _common import header  # noqa: E402
 
-from rag.fusion import fuse  # noqa: E402
+from rag.search.fusion import fuse  # noqa: E402
 
 WH_WORDS = ("what which who whom whose when where why how does do did is are was were can could would "
             "should").split()

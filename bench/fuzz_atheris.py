@@ -31,10 +31,11 @@ import atheris  # noqa: E402 - after the path set-up
 
 with atheris.instrument_imports(include=["pypdf", "rag"]):
     import pypdf  # noqa: F401 - instrumented for coverage
-    from rag.chunk import Chunker
+
     from rag.embed import model_token_counter
     from rag.errors import LoadError
-    from rag.load import load_file
+    from rag.ingest.chunk import Chunker
+    from rag.ingest.load import load_file
     from rag.settings import Settings
 
 SUFFIXES = (".pdf", ".txt", ".md", ".html")

@@ -1,4 +1,4 @@
-"""The other formats (rag.formats): reading speed against the format's own library, peak memory
+"""The other formats (rag.ingest.formats): reading speed against the format's own library, peak memory
 on a large spreadsheet and a large deck, and the delay of a watched folder from save to searchable.
 
 Speed: each format's sample file is made here with its own library (python-docx, python-pptx,
@@ -6,7 +6,7 @@ openpyxl, csv, zipfile, email/mailbox), then read in alternating rounds (a) by t
 doing the least that yields all the text (``docx.Document`` + every paragraph's and cell's text;
 ``pptx.Presentation`` + every shape's text and the notes; openpyxl read-only ``iter_rows``; a
 ``csv.reader`` over the decoded text; every spine chapter's HTML through ``html_to_text``; every
-message parsed, its four headers and its body taken) and (b) by ``rag.load.read_file``; medians. Overhead = (b) /
+message parsed, its four headers and its body taken) and (b) by ``rag.ingest.load.read_file``; medians. Overhead = (b) /
 (a) - 1. Then ``Index.build`` over all of them (model already loaded) gives the ingest rate.
 
 Memory: ``read_file`` of a 100,000-row spreadsheet and of a 500-slide deck, each in a fresh child
@@ -43,7 +43,7 @@ from _common import ROOT, Timer, header, median, write
 
 from rag import Index, Settings
 from rag.embed import load_embedder
-from rag.load import decode_text, html_to_text, read_file
+from rag.ingest.load import decode_text, html_to_text, read_file
 
 WORDS = ("harbour ferry salt ledger cargo tide lantern captain manifest customs berth quay anchor crane "
          "timetable invoice warehouse pilot dock rope").split()
@@ -207,7 +207,7 @@ def measure_speed(folder: Path, rounds: int, rows: int) -> tuple[list[str], dict
         "epub": (make_epub(folder / "book.epub"), alone_epub, "zipfile + html_to_text"),
         "mbox": (make_mbox(folder / "inbox.mbox"), alone_mbox, "mailbox + email"),
     }
-    lines = ["## Reading: rag.load.read_file against the library alone", "",
+    lines = ["## Reading: rag.ingest.load.read_file against the library alone", "",
              "| format | sample | library | library alone (s) | read_file (s) | overhead | pages | characters |",
              "|---|---|---|---|---|---|---|---|"]
     for name, (path, alone, library) in samples.items():
@@ -249,7 +249,7 @@ _CHILD = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from rag.load import read_file
+from rag.ingest.load import read_file
 import docx, pptx, openpyxl  # imported before the baseline: the read is measured, not the imports
 def hwm():
     for line in Path("/proc/self/status").read_text().splitlines():

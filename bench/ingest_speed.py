@@ -35,9 +35,9 @@ from pathlib import Path
 from _common import CACHE, ROOT, SHARED, Timer, header, median, peak_rss_mib, shared_missing, write
 
 from rag import Index, Settings
-from rag.datasets import load_squad
 from rag.embed import TorchEmbedder, load_embedder
-from rag.load import find_files
+from rag.eval.datasets import load_squad
+from rag.ingest.load import find_files
 
 PDFS = ("AMCOR_2022_8K_dated-2022-07-01.pdf", "AMCOR_2023Q4_EARNINGS.pdf", "FOOTLOCKER_2022_8K_dated-2022-05-20.pdf",
         "JOHNSON_JOHNSON_2023_8K_dated-2023-08-30.pdf", "PEPSICO_2023Q1_EARNINGS.pdf")

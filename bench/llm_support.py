@@ -1,4 +1,4 @@
-"""How well the sentence-support check (rag.support) tells faithful LLM prose from planted prose.
+"""How well the sentence-support check (rag.answer.support) tells faithful LLM prose from planted prose.
 
 Each case is one sentence an LLM might write, the verified quote(s) it cites and the question.
 "faithful" sentences restate their quotes in other words (the way chat models answer: pronouns,
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.support import MIN_COVERAGE, coverage, supported  # noqa: E402
+from rag.answer.support import MIN_COVERAGE, coverage, supported  # noqa: E402
 
 REED = "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."
 LIT = "It was lit for the first time in 1871."

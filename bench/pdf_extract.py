@@ -39,7 +39,7 @@ from _common import RESULTS, SHARED, header, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.pdf import OcrOptions, read_pdf  # noqa: E402
+from rag.ingest.pdf import OcrOptions, read_pdf  # noqa: E402
 
 EXPECTED = [("crazyones.pdf", "crazyones.txt"), ("toy.pdf", "toy.layout.txt"),
             ("pdflatex-forms.pdf", "010-pdflatex-forms.txt")]
@@ -190,7 +190,7 @@ def seed_pdf(path: Path) -> Path:
 
 
 def ocr_engines(args: argparse.Namespace) -> list[str]:
-    from rag import ocr
+    from rag.ingest import ocr
 
     pages: list[tuple[Path, int, str]] = []
     seed = seed_pdf(RESULTS.parent / ".cache" / "seed-text.pdf")
@@ -243,9 +243,9 @@ def main() -> int:
     if args.ocr:
         body += [""] + ocr_engines(args)
     lines = header("PDF text extractors and OCR engines", sys.argv[1:], "pdf_extract.py",
-                   ["extractors: `rag.pdf.read_pdf(extractor=...)` with OCR off; dictionary for broken words: "
+                   ["extractors: `rag.ingest.pdf.read_pdf(extractor=...)` with OCR off; dictionary for broken words: "
                     "SQuAD 1.1 train words seen 3+ times, plus each filing's words both extractors read",
-                    "what the figures decided is written in rag/pdf.py (the extractor) and rag/ocr.py (the OCR "
+                    "what the figures decided is written in rag/ingest/pdf.py (the extractor) and rag/ingest/ocr.py (the OCR "
                     "engine and scale); the machine is shared (see the load), so compare figures within a table"]) + body
     write("pdf_extract", lines)
     return 0

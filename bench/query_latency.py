@@ -1,7 +1,7 @@
 """Latency of ``Index.search`` and ``Index.ask`` at 10k, 100k and 1M chunks, through the whole Index path.
 
 Each size is a real index folder (same store format: SQLite metadata, vectors.npy, FAISS, bm25s
-BM25, manifest) written by ``rag.store_write.GenerationWriter`` from synthetic chunks: English-like
+BM25, manifest) written by ``rag.store.writer.GenerationWriter`` from synthetic chunks: English-like
 texts (words drawn with a Zipf law from the vocabulary of the SQuAD articles, so BM25 posting
 lists have realistic lengths) and clustered random unit vectors (no model run, which would take
 days at 1M on 2 cores). The folders are cached in ``bench/.cache/synthetic/``; building 1M takes
@@ -31,20 +31,29 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import (
-    CACHE, ROOT, SHARED, Timer, clustered_vectors, header, peak_rss_mib, percentile, rss_mib, shared_missing, write,
+    CACHE,
+    ROOT,
+    SHARED,
+    Timer,
+    clustered_vectors,
+    header,
+    peak_rss_mib,
+    percentile,
+    rss_mib,
+    shared_missing,
+    write,
 )
 
 from rag import Index, Settings
-from rag.chunk import chunk_id, content_hash
-from rag.datasets import load_squad
-from rag.fusion import fuse
-from rag.load import find_files
+from rag.eval.datasets import load_squad
+from rag.ingest.chunk import chunk_id, content_hash
+from rag.ingest.load import find_files
 from rag.protocols import QueryContext
+from rag.search.fusion import fuse
+from rag.store.snapshot import FileRecord, open_snapshot
+from rag.store.writer import GenerationWriter
 from rag.text import terms
-from rag.store import FileRecord, open_snapshot
-from rag.store_write import GenerationWriter
 from rag.types import Chunk, Page
 
 BACKENDS = ("torch", "onnx-int8")
@@ -211,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         f"k={settings.k}, {settings.candidates} candidates per retriever, fusion `{settings.fusion}`; first query "
         "excluded (model load, warm-up)",
         "index: synthetic chunks of 90-130 words (Zipf over 200k words, SQuAD's words first), 4 chunks per page, "
-        "100 per file, clustered random unit vectors; written by `rag.store_write.GenerationWriter` (the real store)",
-        "`ask` is the default extractive answerer (`rag.answer`), and includes its own search",
+        "100 per file, clustered random unit vectors; written by `rag.store.writer.GenerationWriter` (the real store)",
+        "`ask` is the default extractive answerer (`rag.answer.extractive`), and includes its own search",
     ])
     lines += ["## p50 / p95 in ms", "",
               "| chunks | dense index | search torch | search onnx-int8 | ask torch | ask onnx-int8 |",

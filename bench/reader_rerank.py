@@ -4,7 +4,7 @@
 measures, on the questions whose right passage is in the top 5, how often the first passage is
 a right one (a) in retrieval's order (``Index.search``), (b) ordered by the reader's margin over
 "no answer", and (c) in the order the answer weighs them (``Answer.hits``: the answer's passage
-first, then by the margin less ``rag.answer.RANK_PENALTY`` a place; ``rag.answer.reader_order``),
+first, then by the margin less ``rag.answer.extractive.RANK_PENALTY`` a place; ``rag.answer.extractive.reader_order``),
 on sets other than SQuAD (``bench/squad_answer.py`` reports squad2-dev the same way):
 - rag's docs set (``eval_questions/docs.jsonl``, the user guide), passages right by page and
   answer string;
@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 from _common import ROOT, SHARED, header, write  # noqa: E402
 
 from rag import Settings  # noqa: E402
-from rag.answer import RANK_PENALTY, abstention, compose, read_spans  # noqa: E402
-from rag.datasets import QuestionSet, load_financebench, load_question_set  # noqa: E402
-from rag.eval_cli import index_for_set  # noqa: E402
-from rag.metrics import passage_relevant  # noqa: E402
-from rag.reader import load_reader  # noqa: E402
+from rag.answer.extractive import RANK_PENALTY, abstention, compose, read_spans  # noqa: E402
+from rag.answer.reader import load_reader  # noqa: E402
+from rag.eval.datasets import QuestionSet, load_financebench, load_question_set  # noqa: E402
+from rag.eval.metrics import passage_relevant  # noqa: E402
+from rag.serve.eval_cli import index_for_set  # noqa: E402
 
 K = 5
 

@@ -3,7 +3,7 @@
 Every set is indexed the way a user's files are (loader, chunker, embedding cache, FAISS, BM25),
 once, into ``bench/.cache/index/<set>`` (ingest is incremental, so a second run only checks the
 files). Each question is then searched with each fusion as a per-query override, and scored at
-document level by ``rag.eval.evaluate``: a document is its source file, several passages of one
+document level by ``rag.eval.runner.evaluate``: a document is its source file, several passages of one
 document count once, at their best rank.
 
 Usage:
@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _common import machine  # noqa: E402
+
 from rag import Index, Settings  # noqa: E402
-from rag import fusion as fusion_module  # noqa: E402
-from rag.datasets import load_beir  # noqa: E402
-from rag.eval import evaluate  # noqa: E402
+from rag.eval.datasets import load_beir  # noqa: E402
+from rag.eval.runner import evaluate  # noqa: E402
+from rag.search import fusion as fusion_module  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "bench" / ".cache"
@@ -91,7 +92,7 @@ def markdown(runs: list[dict[str, object]], settings: Settings, command: str, se
         f"(overlap {settings.chunk_overlap}), {settings.candidates} candidates per retriever (more when k is "
         f"larger), dense_weight {settings.dense_weight}, rrf_k {settings.rrf_k}; default fusion "
         f"`{settings.fusion}`",
-        f"- fusion code measured: `rag/fusion.py`: {(fusion_module.__doc__ or '').strip().splitlines()[0]}",
+        f"- fusion code measured: `rag/search/fusion.py`: {(fusion_module.__doc__ or '').strip().splitlines()[0]}",
         "- scoring: document level (a document is its source file; several passages of one document count once, "
         "at their best rank); nDCG@10 with linear graded gains (trec_eval), recall@10/100, MRR@10, hit@10; "
         "search_p50_ms is the median time of one `Index.search` call (k=20 passages)",

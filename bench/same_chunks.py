@@ -2,7 +2,7 @@
 
 ``same_results.py`` compares searches on one index, which a chunker change never alters; this
 reads every page of the corpora once (the working tree's loaders), cuts each with an earlier
-commit's ``rag.chunk`` and with the working tree's (the packaged model's token counter, as an
+commit's ``rag.ingest.chunk`` and with the working tree's (the packaged model's token counter, as an
 ingest does), and lists the pages whose chunks (offsets and context) differ.
 
     .venv/bin/python bench/same_chunks.py --before HEAD --corpus docs ../shared/seeds ../shared/data/financebench/pdfs
@@ -22,7 +22,7 @@ from _common import ROOT, header, write
 
 _RUN = """
 import json, sys
-from rag.chunk import Chunker
+from rag.ingest.chunk import Chunker
 from rag.embed import model_token_counter
 from rag.settings import Settings
 from rag.types import Page
@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--corpus", nargs="+", default=["docs"])
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from rag.load import find_files, load_file
+    from rag.ingest.load import find_files, load_file
 
     files, _ = find_files(args.corpus)
     pages = [{"source": p.source, "page": p.page, "text": p.text} for f in files for p in load_file(f)]

@@ -45,7 +45,7 @@ def main() -> int:
     sets = sorted(str(p) for p in (ROOT / "eval_questions").glob("*.jsonl") if "conversation" not in p.name)
     folder = Path(args.index) if args.index else CACHE / "same-results-index"
     if not args.index:
-        subprocess.run([sys.executable, "-m", "rag.cli", "ingest", *args.corpus, "--index", str(folder),
+        subprocess.run([sys.executable, "-m", "rag.serve.cli", "ingest", *args.corpus, "--index", str(folder),
                         "--backend", "onnx-int8", "--no-progress"], check=True, cwd=ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "before"

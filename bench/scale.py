@@ -1,7 +1,7 @@
 """The dense index by size: exact scan against IVF-SQ8 (what rag builds above the limit) and HNSW-SQ8.
 
 For each size, clustered synthetic unit vectors of the model's dimension (384) are indexed with
-``rag.dense_faiss.build_dense_index`` (the real code path) and with the alternatives, and every index
+``rag.store.faiss_dense.build_dense_index`` (the real code path) and with the alternatives, and every index
 is scored against exact search: recall@10 of 500 held-out query vectors, one query at a time
 latency (k=50, as ``search`` asks for 50 candidates), build time and memory (the serialised
 index size, which is what ``faiss.read_index`` holds in RAM). A uniform random set (the worst
@@ -23,11 +23,10 @@ import sys
 import time
 
 import numpy as np
-
 from _common import Timer, clustered_vectors, header, percentile, write
 
 from rag.settings import Settings
-from rag.dense_faiss import build_dense_index
+from rag.store.faiss_dense import build_dense_index
 
 QUERIES = 500
 DIM = 384
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "recall@10: share of the exact top 10 found in the index's top 10; memory: serialised index bytes per "
         "vector (what `faiss.read_index` holds in RAM; vectors.npy is memory-mapped and not counted)",
         f"`rag` builds exact (flat) up to `Settings.exact_search_limit` = {limit:,} chunks, IVF-SQ8 above "
-        "(`rag.dense_faiss.build_dense_index`)",
+        "(`rag.store.faiss_dense.build_dense_index`)",
     ])
     lines += ["## Exact search, one query, by size", "",
               f"| chunks | p50 ms ({faiss.omp_get_max_threads()} threads, faiss default) | p95 ms | p50 ms (1 thread) "

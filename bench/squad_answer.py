@@ -5,7 +5,7 @@ The eight articles of ``../shared/data/squad2-dev`` are indexed together (once, 
 ``EARLIER_CALIBRATION``, so that figures stay comparable with the runs before the reader) is
 asked of the whole index with ``k=5``. Nothing here is fitted: the abstention rule (the reader's
 margin plus a weight times the best passage's dense similarity, against a threshold;
-``rag.answer.Abstention``) was chosen by ``train/reader.py --calibrate`` on SQuAD 2.0 articles
+``rag.answer.extractive.Abstention``) was chosen by ``train/reader.py --calibrate`` on SQuAD 2.0 articles
 outside ``squad2-dev``, and it is the "shipped" row; the margin alone at its own calibrated
 threshold and other thresholds are shown to say what the trade-off looks like, not to pick one.
 
@@ -42,11 +42,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import machine, percentile  # noqa: E402
+
 from rag import Index, Settings  # noqa: E402
-from rag.answer import RANK_PENALTY, Abstention, compose, read_spans  # noqa: E402
-from rag.datasets import EvalQuestion, load_squad  # noqa: E402
-from rag.metrics import contains_answer, exact_match, f1_score  # noqa: E402
-from rag.reader import load_reader  # noqa: E402
+from rag.answer.extractive import RANK_PENALTY, Abstention, compose, read_spans  # noqa: E402
+from rag.answer.reader import load_reader  # noqa: E402
+from rag.eval.datasets import EvalQuestion, load_squad  # noqa: E402
+from rag.eval.metrics import contains_answer, exact_match, f1_score  # noqa: E402
 from rag.types import Answer, Hit  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-half-a.json"
@@ -158,7 +159,7 @@ def gold_paragraph(questions: Sequence[EvalQuestion], data: list[dict], margin: 
             for qa in p["qas"]:
                 context[qa["id"]] = p["context"]
     em, f1, declined, unanswerable = [], [], [], 0
-    from rag.reader import whole_span
+    from rag.answer.reader import whole_span
 
     for q in questions:
         text = context[q.id]
@@ -214,7 +215,7 @@ def main() -> int:
 
     seed_rows: list[tuple[str, dict[str, float]]] = []
     seed_failures: list[str] = []
-    from rag.datasets import CorpusMissingError, load_jsonl
+    from rag.eval.datasets import CorpusMissingError, load_jsonl
 
     try:
         seed = load_jsonl(ROOT / "eval_questions" / "seed.jsonl")

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(context_markdown(context), encoding="utf-8")
             index = Index.build([path], Path(tmp) / f"index-{n:03d}", settings)
             if args.reader_only:
-                from rag.answer import read_answer
+                from rag.answer.extractive import read_answer
 
                 index.answerer = read_answer
             for q in context["questions"]:
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = header("TAT-QA dev: table questions, each context its own index",
                    sys.argv[1:] if argv is None else argv, "tatqa.py",
                    [f"{len(contexts)} contexts, {len(by_type['all'])} questions; answerer: "
-                    f"{'the reader alone' if args.reader_only else 'rag.answer.answer (table answerer, then reader)'}",
+                    f"{'the reader alone' if args.reader_only else 'rag.answer.extractive.answer (table answerer, then reader)'}",
                     f"wall time {time.perf_counter() - started:.0f} s"])
     lines += ["| answer type | questions | EM | F1 |", "|---|---|---|---|"]
     lines += [row(k, v) for k, v in sorted(by_type.items(), key=lambda kv: kv[0] != "all")]

@@ -7,7 +7,7 @@ Example:
     >>> print(hit.name, hit.page, hit.quote.text)
 """
 
-from .errors import (
+from rag.errors import (
     EmbeddingModelError,
     IndexCorruptError,
     IndexLockedError,
@@ -22,10 +22,23 @@ from .errors import (
     ReaderModelError,
     SettingsError,
 )
-from .index import Index
-from .settings import Settings
-from .types import ANSWER_KINDS, Answer, AnswerKind, Chunk, Document, Hit, IngestReport, LoadFailure, Page, Quote, TextBox
-from .types import Operand, Working
+from rag.index import Index
+from rag.settings import Settings
+from rag.types import (
+    ANSWER_KINDS,
+    Answer,
+    AnswerKind,
+    Chunk,
+    Document,
+    Hit,
+    IngestReport,
+    LoadFailure,
+    Operand,
+    Page,
+    Quote,
+    TextBox,
+    Working,
+)
 
 __all__ = [
     "ANSWER_KINDS",

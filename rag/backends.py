@@ -10,17 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import SettingsError
+from rag.errors import SettingsError
 
-DENSE = {"faiss": "rag.dense_faiss:FaissDenseIndex", "milvus": "rag.milvus_store:MilvusDenseIndex"}
-LEXICAL = {"bm25s": "rag.lexical_bm25s:Bm25sLexicalIndex", "milvus": "rag.milvus_store:MilvusLexicalIndex"}
-EMBEDDERS = {"onnx": "rag.embed_onnx:OnnxEmbedder", "onnx-int8": "rag.embed_onnx:OnnxInt8Embedder",
+DENSE = {"faiss": "rag.store.faiss_dense:FaissDenseIndex", "milvus": "rag.store.milvus:MilvusDenseIndex"}
+LEXICAL = {"bm25s": "rag.store.bm25:Bm25sLexicalIndex", "milvus": "rag.store.milvus:MilvusLexicalIndex"}
+EMBEDDERS = {"onnx": "rag.embed.onnx:OnnxEmbedder", "onnx-int8": "rag.embed.onnx:OnnxInt8Embedder",
              "torch": "rag.embed:TorchEmbedder"}
 
 STORES = {"faiss": ("faiss", "bm25s"), "milvus": ("milvus", "milvus")}
 """A store names a (dense, lexical) pair: ``RAG_STORE=milvus`` keeps vectors and BM25 in Milvus."""
 
-EXTRAS = {"rag.milvus_store": 'pip install -e ".[milvus]"  (pymilvus; milvus-lite for a local server)'}
+EXTRAS = {"rag.store.milvus": 'pip install -e ".[milvus]"  (pymilvus; milvus-lite for a local server)'}
 
 
 def resolve(kind: str, name: str, table: dict[str, str]) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import RagError
+from rag.errors import RagError
 
 COLLECTIONS = "collections"
 """Subfolder of an index folder that holds the named collections."""

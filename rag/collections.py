@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .collection_paths import (  # noqa: F401 - the names users of collections import from here
+from rag.collection_paths import (  # noqa: F401 - the names users of collections import from here
     COLLECTIONS,
     DEFAULT_COLLECTION,
     DEMO_COLLECTION,
@@ -32,9 +32,9 @@ from .collection_paths import (  # noqa: F401 - the names users of collections i
     has_index,
     list_collections,
 )
-from .errors import IndexNotFoundError
-from .index import Index
-from .settings import Settings
+from rag.errors import IndexNotFoundError
+from rag.index import Index
+from rag.settings import Settings
 
 
 class Collections:

@@ -16,26 +16,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .collection_paths import collection_folder
-from .conversation import LEAD_WEIGHT, Conversation, Resolved, condense, resolve
-from .backends import EMBEDDERS
-from .embed import load_embedder
-from .errors import IndexNotFoundError, RagError
-from .limits import clean_question
-from .protocols import Answerer, Embedder, QueryContext, Reranker
-from .question_focus import focus
-from .question_kind import classify
-from .retrieve import CachedPages, Retriever
-from .settings import Settings
-from .store import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
-from .store_write import WriteLock
-from .summary import summarize
-from .types import Answer, Document, Hit, IngestReport, Quote, TextBox
+from rag import pageview
+from rag.answer.extractive import answer
+from rag.answer.kinds import classify
+from rag.answer.summary import summarize
+from rag.backends import EMBEDDERS
+from rag.collection_paths import collection_folder
+from rag.embed import load_embedder
+from rag.errors import IndexNotFoundError, RagError
+from rag.limits import clean_question
+from rag.protocols import Answerer, Embedder, QueryContext, Reranker
+from rag.search.conversation import LEAD_WEIGHT, Resolved, condense, resolve
+from rag.search.filing import named_sources
+from rag.search.focus import focus
+from rag.search.retriever import CachedPages, Retriever
+from rag.settings import Settings
+from rag.store.snapshot import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
+from rag.store.writer import WriteLock
+from rag.types import Answer, Document, Hit, IngestReport, Quote, TextBox
+from rag.watch import Watcher
 
 if TYPE_CHECKING:
-    from .pageview import PageImage
-    from . import ingest as _ingest  # the pipeline (loaders, chunker, pypdf) is imported by the first write
-    from .watch import Watcher
+    from rag import pipeline  # the pipeline (loaders, chunker, pypdf) is imported by the first write
+    from rag.pageview import PageImage
+    from rag.watch import Watcher
 
 DEFAULT_FOLDER = "index"
 
@@ -92,7 +96,7 @@ class Index:
 
     @classmethod
     def build(cls, paths: Iterable[str | Path], folder: str | Path = DEFAULT_FOLDER,
-              settings: Settings | None = None, progress: _ingest.Progress | None = None,
+              settings: Settings | None = None, progress: pipeline.Progress | None = None,
               rebuild: bool = False, wait: float = 0.0, *, collection: str | None = None,
               **parts: Any) -> Index:
         """Index ``paths`` (files and folders) into ``folder`` (or its ``collection``) and return it.
@@ -170,8 +174,6 @@ class Index:
             >>> # image = index.page_image("report.pdf", 2)
             >>> # Path("page.png").write_bytes(image.png); (image.width, image.height)
         """
-        from . import pageview
-
         return pageview.page_image(self._snapshot_or_raise(), self.folder / "cache" / "pages", source, page, scale,
                                    cache_bytes=self.settings.page_cache_mb * 2**20)
 
@@ -183,8 +185,6 @@ class Index:
             >>> # hit = index.search("Who called for UN visits?")[0]
             >>> # for box in index.quote_boxes(hit.quote): print(box.x0, box.y0, box.x1, box.y1)
         """
-        from . import pageview
-
         return pageview.quote_boxes(self._snapshot_or_raise(), quote)
 
     def _snapshot_or_raise(self) -> Snapshot:
@@ -196,7 +196,7 @@ class Index:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[str | Path], progress: _ingest.Progress | None = None,
+    def ingest(self, paths: Iterable[str | Path], progress: pipeline.Progress | None = None,
                rebuild: bool = False, wait: float = 0.0) -> IngestReport:
         """Add new and changed files under ``paths``; drop indexed files deleted from those folders."""
         return self._write_generation(paths, (), progress, rebuild, wait)
@@ -212,8 +212,6 @@ class Index:
             ...     watcher.wait_for_update(1)     # the first sync is done
             ...     index.search("quarterly revenue")
         """
-        from .watch import Watcher
-
         return Watcher(self, list(paths), on_update=on_update).start()
 
     def remove(self, sources: Sequence[str], wait: float = 0.0) -> IngestReport:
@@ -229,13 +227,13 @@ class Index:
         return self._write_generation((), chosen, None, False, wait)
 
     def _write_generation(self, paths: Iterable[str | Path], remove: Sequence[str],
-                          progress: _ingest.Progress | None, rebuild: bool, wait: float) -> IngestReport:
-        from . import ingest as _ingest
+                          progress: pipeline.Progress | None, rebuild: bool, wait: float) -> IngestReport:
+        from rag import pipeline  # the pipeline (loaders, chunker, pypdf) loads with the first write
 
         paths = list(paths)
         with self._write, WriteLock(self.folder, timeout=wait):
             previous = None if rebuild else self.snapshot()
-            snapshot, report = _ingest.run(self.folder, paths, self.settings, previous, progress, remove,
+            snapshot, report = pipeline.run(self.folder, paths, self.settings, previous, progress, remove,
                                            embedder=self.embedder)
             if snapshot is not None:
                 with self._swap:
@@ -257,7 +255,7 @@ class Index:
             sources: only search these files (paths or file names).
             pages: only search this page range, inclusive, e.g. ``(3, 5)``.
             history: earlier turns as OpenAI-style messages; a follow-up is searched standalone
-                (offline resolver, ``rag.conversation.resolve``).
+                (offline resolver, ``rag.search.conversation.resolve``).
             **overrides: per-query settings, e.g. ``fusion="rrf"`` or ``mmr=True``.
         """
         question = clean_question(question)
@@ -286,13 +284,13 @@ class Index:
         The default answerer is extractive (no LLM, no network). When the documents do not hold
         the answer, ``Answer.found`` is false and the closest passages are still in ``hits``.
         Instructions around the question ("Answer in USD millions.") are left out of the search
-        and the reading (``rag.question_focus``); ``Answer.query`` then says what was searched.
+        and the reading (``rag.search.focus``); ``Answer.query`` then says what was searched.
 
         Args:
             history: the earlier turns, oldest first, as OpenAI-style messages
                 (``{"role": "user"|"assistant", "content": str}``). A follow-up that leans on
                 them is searched as a standalone question (``Answer.query``); see
-                ``rag.conversation``.
+                ``rag.search.conversation``.
             sources: only read these files (paths or file names), as ``search`` takes them:
                 "this document".
             pages: only read this page range, inclusive, e.g. ``(3, 5)``.
@@ -311,8 +309,6 @@ class Index:
                         else resolve(asked, history))
         searched = resolved.search if resolved else asked
         if sources is None and pages is None:
-            from .filing import named_sources
-
             # among many filings, the one the question names by company and year ("3M's FY2018 ...")
             sources = named_sources(asked, [d.source for d in snapshot.documents()])
         query = (self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages) if resolved
@@ -322,8 +318,6 @@ class Index:
         page_texts = CachedPages(snapshot, query.pages)
         read = resolved.read if resolved else asked
         if self.answerer is None:
-            from .answer import answer
-
             # The default answerer weighs sentences with the index's own embedder.
             result = answer(read, hits, settings, page_texts, embedder=retriever.embedder)
         else:
@@ -335,7 +329,7 @@ class Index:
 
     def summarize(self, source: str) -> Answer:
         """An extractive summary of one indexed document: 3 to 7 of its own sentences covering
-        its main points, in document order, each a verified quote (``rag.summary``).
+        its main points, in document order, each a verified quote (``rag.answer.summary``).
 
         ``source`` is the indexed path or its file name; ``RagError`` when it is not indexed.
 
@@ -388,3 +382,31 @@ def _class_name(cls: type) -> str:
     """A shipped backend's short name, or ``package.module:Class`` for anyone else's."""
     path = f"{cls.__module__}:{cls.__qualname__}"
     return next((name for name, known in EMBEDDERS.items() if known == path), path)
+
+
+class Conversation:
+    """A conversation with an index: each ``ask`` sees the turns before it.
+
+    Example:
+        >>> # chat = index.chat()
+        >>> # chat.ask("Who called for UN visits?").span
+        >>> # chat.ask("What did she say they should assess?").query
+        >>> # chat.reset()
+    """
+
+    def __init__(self, index: Index, k: int | None = None, **overrides: Any) -> None:
+        self.index = index
+        self.k = k
+        self.overrides = overrides
+        self.messages: list[dict[str, str]] = []
+
+    def ask(self, question: str) -> Answer:
+        answer = self.index.ask(question, k=self.k, history=self.messages, **self.overrides)
+        self.messages += [{"role": "user", "content": question},
+                          {"role": "assistant", "content": answer.span if answer.found and answer.span
+                           else answer.text}]
+        return answer
+
+    def reset(self) -> None:
+        """Forget the turns: the next question starts a new conversation."""
+        self.messages = []

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from .errors import QuestionTooLongError, RagError
+from rag.errors import QuestionTooLongError, RagError
 
 MAX_QUESTION_CHARS = 4000
 """The longest question answered (about 600 words): longer is a document pasted in the box, which

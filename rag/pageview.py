@@ -14,8 +14,10 @@ both read the same glyphs and degrades to "fewer boxes" where they differ, never
 
 from __future__ import annotations
 
+import ctypes
 import difflib
 import functools
+import io
 import os
 import struct
 import tempfile
@@ -25,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import PageViewError
-from .formats.registry import has_page_images
-from .pdfium import LOCK as PDFIUM_LOCK
-from .pdfium import capped_scale
-from .pdfium import load as pdfium
-from .types import Page, TextBox
+from rag.errors import PageViewError
+from rag.file_types import has_page_images
+from rag.ingest.pdfium import LOCK as PDFIUM_LOCK
+from rag.ingest.pdfium import capped_scale
+from rag.ingest.pdfium import load as pdfium
+from rag.store.snapshot import file_sha256
+from rag.types import Page, TextBox
 
 MIN_SCALE, MAX_SCALE = 0.25, 4.0
 """4.0 renders a Letter page at 2448 x 3168 pixels (about 31 MB of RGB before PNG compression)."""
@@ -117,8 +120,6 @@ def prune_page_cache(cache_dir: Path, limit: int, keep: Path | None = None) -> i
 
 
 def _render_png(path: Path, page: int, scale: float) -> tuple[bytes, int, int]:
-    import io
-
     pdf = pdfium()
     with PDFIUM_LOCK:
         doc = _open(pdf, path)
@@ -180,8 +181,6 @@ def char_boxes(path: str, sha256: str, page: int) -> CharBoxes:
     by file digest: the highlight of a line then has the line's height whatever its letters."""
     pdf = pdfium()
     raw = pdf.raw
-    import ctypes
-
     with PDFIUM_LOCK:
         doc = _open(pdf, Path(path))
         try:
@@ -347,8 +346,6 @@ def indexed_pdf(snapshot: object, source: str) -> tuple[Path, str, int]:
     """(path, sha256, pages) of the indexed PDF named by its path or file name; raises
     ``PageViewError`` for anything else, and for a file changed since it was indexed (its image
     would not show the text that quotes are checked against)."""
-    from .store import file_sha256
-
     files = snapshot.files()  # type: ignore[attr-defined]
     record = files.get(source)
     if record is None:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .verify import PageSource
+from rag.verify import PageSource
 
 if TYPE_CHECKING:  # numpy only for annotations: importing this module costs nothing
     import numpy as np
 
-    from .settings import Settings
-    from .types import Answer, Chunk, Hit
+    from rag.settings import Settings
+    from rag.types import Answer, Chunk, Hit
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``callback(done, total)`` while a batch of texts is embedded."""
@@ -61,7 +61,7 @@ class QueryContext:
 
 
 class GenerationRows(Protocol):
-    """What a backend is built from when a generation is written (``rag.store_write`` hands it over)."""
+    """What a backend is built from when a generation is written (``rag.store.writer`` hands it over)."""
 
     folder: Path
     """The generation's folder, where a file-based backend writes its files."""
@@ -147,7 +147,7 @@ class Reranker(Protocol):
 class Answerer(Protocol):
     """Hits -> an answer with verified quotes; ``pages`` is where quotes are checked.
 
-    ``rag.answer.answer`` is the default; any function of this shape can be passed to ``Index``.
+    ``rag.answer.extractive.answer`` is the default; any function of this shape can be passed to ``Index``.
     """
 
     def __call__(self, question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource) -> Answer: ...

@@ -14,7 +14,8 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-from .errors import SettingsError
+from rag.backends import STORES
+from rag.errors import SettingsError
 
 FORMAT_VERSION = 1
 """Bumped whenever the on-disk layout changes; part of the fingerprint."""
@@ -83,10 +84,10 @@ class Settings:
     """Which files of a folder to read; only supported types are ever read."""
     max_file_bytes: int = 512 * 1024 * 1024
     pdf_extractor: PdfExtractor = "pdfium"
-    """What reads a PDF's text layer: "pdfium" or "pypdf" (rag/pdf.py says why PDFium by default).
+    """What reads a PDF's text layer: "pdfium" or "pypdf" (rag/ingest/pdf.py says why PDFium by default).
     Fingerprinted when it is not the default, so pages read one way are never mixed with the other."""
     ocr: bool = True
-    """Pages without a usable text layer are read by OCR (rag/ocr.py); off, a scanned PDF is refused
+    """Pages without a usable text layer are read by OCR (rag/ingest/ocr.py); off, a scanned PDF is refused
     with the reason. Not fingerprinted: it decides which pages can be read, not how text is indexed."""
     ocr_page_limit: int = 50
     """Pages of one file that OCR may read (a second or two each); pages over it are left unread and
@@ -109,14 +110,14 @@ class Settings:
     mmr_lambda: float = 0.7
     focus_question: bool = True
     """Leave the instructions around a question ("Answer in USD millions.", "Assume that you are
-    an analyst.") out of what is searched and read (``rag.question_focus``)."""
+    an analyst.") out of what is searched and read (``rag.search.focus``)."""
 
     # --- answering (per query) ---
     answer_mode: AnswerMode = "extractive"
     abstain_threshold: float | None = None
     """Confidence below which the answer is "not found": the reader's margin (span score minus
     no-answer score) plus the calibrated weight times the best hit's dense score, or the margin
-    alone when no hit has one (``rag.answer.Abstention``); ``None`` uses the thresholds calibrated
+    alone when no hit has one (``rag.answer.extractive.Abstention``); ``None`` uses the thresholds calibrated
     with the shipped reader (``rag/models/reader.json``)."""
     llm_base_url: str = ""
     llm_model: str = ""
@@ -179,14 +180,10 @@ class Settings:
     @property
     def dense_name(self) -> str:
         """The dense backend in use: the one named, else the store's."""
-        from .backends import STORES
-
         return self.dense_backend or STORES[self.store][0]
 
     @property
     def lexical_name(self) -> str:
-        from .backends import STORES
-
         return self.lexical_backend or STORES[self.store][1]
 
     def fingerprint(self) -> str:

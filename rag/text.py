@@ -24,6 +24,7 @@ def _stemmer():  # noqa: ANN202 - Stemmer.Stemmer
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
     """bm25s's English stop words: what BM25 (and ``terms``) leave out."""
+    # bm25s (and scipy) load on first use
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
@@ -35,6 +36,7 @@ def bm25s_module():  # noqa: ANN201 - the bm25s module
     bm25s sets its own logger to DEBUG when imported, which prints "Building index from IDs
     objects" through any handler the application has; NOTSET hands the decision back.
     """
+    # bm25s (and scipy) load on first use
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.NOTSET)

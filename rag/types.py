@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rag.file_types import page_label, page_word, skipped_summary
+
 AnswerKind = Literal["fact", "definition", "explanation", "procedure", "yesno", "list", "comparison", "summary",
                      "keyword", "table"]
-"""What kind of answer a question wants (``rag.question_kind.classify``): a fact is a short span in
+"""What kind of answer a question wants (``rag.answer.kinds.classify``): a fact is a short span in
 its sentence; a summary covers a whole document; a table answer reads or computes cells; every
 other kind is answered by the one to three sentences that answer it."""
 ANSWER_KINDS: tuple[AnswerKind, ...] = ("fact", "definition", "explanation", "procedure", "yesno", "list",
@@ -53,7 +55,7 @@ class Page:
     """Absolute path of the file the page came from."""
     page: int
     """1-based page number (text, Markdown and HTML files have one page); what a page is (a slide,
-    a sheet, a message) depends on the file's format (``rag.formats.registry.page_word``)."""
+    a sheet, a message) depends on the file's format (``rag.file_types.page_word``)."""
     text: str
     ocr: bool = False
     """The text was read from the page image by OCR (the page had no usable text layer)."""
@@ -130,14 +132,10 @@ class Quote:
     @property
     def place(self) -> str:
         """Where in the file, as a citation says it: "page 3", "slide 3", "sheet 2", "message 14"."""
-        from .formats.registry import page_label
-
         return page_label(self.source, self.page)
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of a quote (CLI, web page, tools); ``unit`` names what ``page`` counts."""
-        from .formats.registry import page_word
-
         return {"text": self.text, "source": self.source, "name": self.name, "page": self.page,
                 "unit": page_word(self.source), "start": self.start, "end": self.end, "ocr": self.ocr}
 
@@ -186,8 +184,6 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of a hit (``rag search --json`` prints one per line)."""
-        from .formats.registry import page_word
-
         return {
             "rank": self.rank, "score": self.score, "source": self.source, "name": self.name, "page": self.page,
             "unit": page_word(self.source),
@@ -284,7 +280,7 @@ class Answer:
     unsupported: tuple[str, ...] = ()
     """Sentences of an LLM's answer left out of ``text`` because its quotes do not support them."""
     kind: AnswerKind = "fact"
-    """What kind of answer the question wanted (``rag.question_kind``), which shaped ``text``."""
+    """What kind of answer the question wanted (``rag.answer.kinds``), which shaped ``text``."""
     working: Working | None = None
     """For a table answer (``kind == "table"``): the cells read and the arithmetic done on them."""
 
@@ -350,11 +346,9 @@ class IngestReport:
     extra: dict[str, float] = field(default_factory=dict, compare=False)
     """Timings of the stages, for benchmarks."""
     skipped: tuple[str, ...] = ()
-    """Files met in the folders whose type is not read (``rag.formats``): neither indexed nor failed."""
+    """Files met in the folders whose type is not read (``rag.ingest.formats``): neither indexed nor failed."""
 
     def summary(self) -> str:
-        from .formats.registry import skipped_summary
-
         skipped = skipped_summary(self.skipped)
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "

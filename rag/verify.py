@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from .types import Quote
+from rag.types import Quote
 
 
 class PageSource(Protocol):

@@ -8,7 +8,7 @@ the watched paths are ingested: new and changed files read, deleted and renamed-
 removed. Editors' lock and temporary files (``~$x.docx``, ``.~lock.x.odt#``, ``x.swp``,
 ``x.tmp``) and hidden files never start an update. Searches meanwhile read the previous
 generation, which stays whole until the new one is committed; a crash or SIGKILL during an
-update leaves it as it was (``rag.store_write``).
+update leaves it as it was (``rag.store.writer``).
 
 Example:
     >>> from rag import Index
@@ -25,17 +25,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .errors import RagError
-from .formats.registry import supported_suffixes
-from .load import is_temporary
-from .types import IngestReport
-
-if TYPE_CHECKING:
-    from .index import Index
+from rag.errors import RagError
+from rag.file_types import supported_suffixes
+from rag.ingest.load import is_temporary
+from rag.types import Document, IngestReport
 
 log = logging.getLogger(__name__)
+
+
+class WatchedIndex(Protocol):
+    """What a watcher needs of an index (``rag.Index`` has it): its folder, its documents, and the
+    incremental ``ingest`` and ``remove``."""
+
+    folder: Path
+
+    def documents(self) -> list[Document]: ...
+
+    def ingest(self, paths: Sequence[str | Path], *, wait: float) -> IngestReport: ...
+
+    def remove(self, sources: Sequence[str], *, wait: float) -> IngestReport: ...
 
 QUIET_SECONDS = 0.4
 """Quiet time after the last event before a batch of changes is taken in."""
@@ -62,7 +72,7 @@ class Watcher:
         >>> watcher.stop()
     """
 
-    def __init__(self, index: Index, paths: Sequence[str | Path], *,
+    def __init__(self, index: WatchedIndex, paths: Sequence[str | Path], *,
                  on_update: Callable[[IngestReport], None] | None = None,
                  quiet: float = QUIET_SECONDS, settle: float = SETTLE_SECONDS) -> None:
         self.index = index
@@ -130,6 +140,7 @@ class Watcher:
         return path.suffix.lower() in self._suffixes or path.is_dir() or not path.suffix
 
     def _run(self) -> None:
+        # watchfiles loads only when folders are watched
         import watchfiles
 
         self._sync()  # what changed while nobody watched

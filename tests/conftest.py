@@ -156,7 +156,7 @@ def rag_serve(work: Path, *args: str, timeout: float = 240.0) -> Iterator[str]:
     log_path = work / "serve.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below, after the server stops
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", *args, "--port", str(port)],
+        [sys.executable, "-m", "rag.serve.cli", "serve", *args, "--port", str(port)],
         cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}/"

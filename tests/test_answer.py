@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag import Index
-from rag.answer import NOT_FOUND
-from rag.verify import verify_quotes
+from rag.answer.extractive import NOT_FOUND
 from rag.types import Quote
+from rag.verify import verify_quotes
 from tests.conftest import write_pdf
 
 HARBOUR = """The Port of Calder
@@ -133,8 +134,8 @@ def test_unrelated_question_is_declined(small_index: Index) -> None:
 
 
 def test_the_decision_adds_the_best_passage_s_similarity_to_the_reader_s_margin(small_index: Index) -> None:
-    from rag.answer import best_similarity
-    from rag.reader import load_reader
+    from rag.answer.extractive import best_similarity
+    from rag.answer.reader import load_reader
 
     info = load_reader().info
     assert info.similarity_weight > 0, "reader.json holds the calibrated weight"
@@ -153,8 +154,8 @@ def test_the_decision_adds_the_best_passage_s_similarity_to_the_reader_s_margin(
 
 
 def test_without_dense_scores_the_margin_alone_decides(small_index: Index) -> None:
-    from rag.answer import best_similarity
-    from rag.reader import load_reader
+    from rag.answer.extractive import best_similarity
+    from rag.answer.reader import load_reader
 
     info = load_reader().info
     answer = small_index.ask("Who designed the lighthouse on Gull Rock?", fusion="bm25")
@@ -198,8 +199,8 @@ def test_every_returned_quote_is_verbatim_on_its_page(small_index: Index, wh: st
 
 @pytest.mark.slow
 def test_squad_answers_contain_gold_and_quotes_are_verbatim(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from rag.datasets import load_squad
-    from rag.metrics import contains_answer
+    from rag.eval.datasets import load_squad
+    from rag.eval.metrics import contains_answer
     from tests.conftest import shared_path
 
     question_set = load_squad(shared_path("data", "squad2-dev", "squad2-dev-half-a.json"),

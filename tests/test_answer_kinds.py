@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from rag import Index, RagError
-from rag.answer import NOT_FOUND
-from rag.boilerplate import is_boilerplate, repeated_lines
-from rag.question_kind import classify
-from rag.sentence_answer import units
+from rag.answer.boilerplate import is_boilerplate, repeated_lines
+from rag.answer.extractive import NOT_FOUND
+from rag.answer.kinds import classify
+from rag.answer.sentences import units
 from tests.conftest import write_pdf
 
 GUIDE = """# Lantern user guide
@@ -129,7 +129,7 @@ def test_a_command_block_answers_a_procedure_whole(guide_index: Index) -> None:
 
 
 def test_bold_goes_around_inline_code_never_inside_it() -> None:
-    from rag.sentence_answer import Scored, Unit, quotes_and_text
+    from rag.answer.sentences import Scored, Unit, quotes_and_text
     from rag.types import Chunk, Hit, Quote
 
     text = "To let others reach it, start it with `rag serve --host 0.0.0.0`."

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import WAIT_MS, ask, rag_serve, settled, write_pdf
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import WAIT_MS, ask, rag_serve, write_pdf
 from test_browser import SEED_NAME
 

@@ -18,11 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import WAIT_MS, browser_page, rag_serve, settled, write_pdf
 
 from rag import Index
-from rag.ui import EXAMPLES
+from rag.serve.ui import EXAMPLES
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import WAIT_MS, ask, browser_page, rag_serve, write_pdf
 
 pytestmark = pytest.mark.browser

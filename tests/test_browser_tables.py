@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import ask, rag_serve
 from test_tables import CSV_LIKE, SALES
 

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import WAIT_MS, ask, rag_serve
 
 pytestmark = pytest.mark.browser

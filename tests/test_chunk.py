@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunk import Chunker, chunk_id, count_tokens, split_sentences
 from rag.embed import model_token_counter
+from rag.ingest.chunk import Chunker, chunk_id, count_tokens, split_sentences
 from rag.settings import Settings
 from rag.types import Page
 
@@ -250,7 +250,7 @@ def _statement() -> str:
 def test_a_pdf_statement_is_cut_by_rows_under_its_column_header(chunker: Chunker, tmp_path) -> None:  # noqa: ANN001
     # A PDF's text layer has no table markup: the statement's rows come a line each under a
     # header line of years, and each chunk after the first names those years in its context.
-    from rag.load import read_file
+    from rag.ingest.load import read_file
     from tests.conftest import write_pdf
 
     pdf = write_pdf(tmp_path / "statement.pdf", [_statement()])
@@ -309,7 +309,7 @@ def test_a_long_sentence_is_never_cut_inside_a_table_row(chunker: Chunker) -> No
 def test_the_foot_locker_vote_table_keeps_each_nominee_with_the_figures() -> None:
     from conftest import shared_path
 
-    from rag.load import load_file
+    from rag.ingest.load import load_file
 
     path = shared_path("data", "financebench", "pdfs", "FOOTLOCKER_2022_8K_dated-2022-05-20.pdf")
     page = next(p for p in load_file(path) if "Guillermo" in p.text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli import build_parser, main
+from rag.serve.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_every_verb_has_help() -> None:
     verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(verbs) == {"ingest", "search", "ask", "chat", "eval", "serve", "docs", "remove", "mcp"}
     for verb in verbs:
-        result = subprocess.run([sys.executable, "-m", "rag.cli", verb, "--help"], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "rag.serve.cli", verb, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: rag " + verb in result.stdout
 
 

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_crash import FAST, RAG, assert_consistent, write_corpus
 
 from rag import Index, IndexLockedError
-from rag.store import current_generation
-from rag.store_write import WriteLock
-from test_crash import FAST, RAG, assert_consistent, write_corpus
+from rag.store.snapshot import current_generation
+from rag.store.writer import WriteLock
 
 QUESTIONS = [
     "Which glacier lost ice thickness?",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag import Index, RagError
-from rag.conversation import Resolved, leans_on_history, normalise, resolve
+from rag.search.conversation import Resolved, leans_on_history, normalise, resolve
 
 FIRST = [{"role": "user", "content": "Who called for UN visits?"},
          {"role": "assistant", "content": "Mrs. Maryam Rajavi [1]"}]
@@ -101,7 +101,7 @@ def test_history_is_validated_and_citation_marks_dropped() -> None:
 def test_the_question_s_own_embedding_leads_the_conversation_search(seed_index: Index) -> None:
     import numpy as np
 
-    from rag.conversation import LEAD_WEIGHT
+    from rag.search.conversation import LEAD_WEIGHT
 
     _, retriever = seed_index._require()
     settings = seed_index.settings
@@ -155,7 +155,7 @@ def test_a_topic_change_to_an_unanswerable_question_is_still_declined(seed_index
 
 def test_rag_chat_reads_stdin_and_prints_one_json_answer_per_line(seed_index: Index) -> None:
     lines = "Who called for UN visits?\nWhat did she say they should assess?\n/new\nWhat did she say they should assess?\n"
-    run = subprocess.run([sys.executable, "-m", "rag.cli", "chat", "--index", str(seed_index.folder), "--json"],
+    run = subprocess.run([sys.executable, "-m", "rag.serve.cli", "chat", "--index", str(seed_index.folder), "--json"],
                          input=lines, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     answers = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
@@ -169,7 +169,7 @@ def test_rag_chat_reads_stdin_and_prints_one_json_answer_per_line(seed_index: In
 
 
 def test_llm_condenses_the_follow_up_and_the_offline_resolver_is_the_fallback(seed_index: Index) -> None:
-    from rag.conversation import condense
+    from rag.search.conversation import condense
     from tests.test_llm import ChatServer
 
     with ChatServer() as server:

@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 
 from rag import Index, IndexCorruptError, IndexMismatchError, Settings
-from rag.chunk import content_hash
+from rag.ingest.chunk import content_hash
+from rag.store.snapshot import CURRENT, MANIFEST, current_generation
 from rag.types import searchable_text
-from rag.store import CURRENT, MANIFEST, current_generation
 
 FAST = Settings(embed_backend="onnx-int8")
-RAG = [sys.executable, "-m", "rag.cli"]
+RAG = [sys.executable, "-m", "rag.serve.cli"]
 
 _TOWNS = ["Aberdeen", "Bergen", "Cadiz", "Danzig", "Esbjerg", "Faro", "Galway", "Hull", "Izmir", "Jaffa",
           "Kiel", "Lisbon", "Malmo", "Nantes", "Oslo", "Porto", "Quimper", "Riga", "Split", "Tallinn"]

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, shared_path, write_pdf
+
 from rag import Index, RagError
-from rag.datasets import (
+from rag.eval.datasets import (
     CorpusMissingError,
     doc_file_name,
     load_beir,
@@ -17,8 +17,8 @@ from rag.datasets import (
     load_jsonl,
     load_question_set,
 )
-from rag.metrics import contains_answer
-from rag.load import find_files, load_file
+from rag.eval.metrics import contains_answer
+from rag.ingest.load import find_files, load_file
 
 
 def write_lines(path: Path, *items: object) -> Path:

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 import rag.embed
 from rag import Index, Settings
-from rag.chunk import Chunker, split_sentences
 from rag.embed import ProgressCallback, load_embedder, model_token_counter
-from rag.embed_onnx import OnnxInt8Embedder
+from rag.embed.onnx import OnnxInt8Embedder
+from rag.ingest.chunk import Chunker, split_sentences
 from rag.types import Page
-
-from conftest import SHARED
 
 INT8 = Settings(embed_backend="onnx-int8")
 
@@ -91,8 +90,8 @@ def test_an_index_built_with_torch_is_searched_by_onnx_without_torch(tmp_path: P
 
 
 def test_a_damaged_weights_file_is_a_clear_error(tmp_path: Path) -> None:
-    from rag.bert_onnx import read_safetensors
     from rag.embed import model_dir
+    from rag.embed.bert_onnx import read_safetensors
 
     bad = tmp_path / "model.safetensors"
     bad.write_bytes((model_dir() / "model.safetensors").read_bytes()[:5000])
@@ -200,8 +199,9 @@ def test_no_chunk_exceeds_the_model_limit(chunk_tokens: int) -> None:
 def test_parsing_in_a_process_gives_the_same_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    import rag.ingest
     from conftest import write_pdf
+
+    import rag.pipeline
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -215,13 +215,13 @@ def test_parsing_in_a_process_gives_the_same_index(tmp_path: Path, monkeypatch: 
         with sqlite3.connect(index.folder / generation / "meta.sqlite") as db:
             return db.execute("SELECT source, page, start, end, text FROM chunks ORDER BY row").fetchall()
 
-    monkeypatch.setattr(rag.ingest, "_PROCESS_MIN_PDF_BYTES", 0)
-    plan, *_ = rag.ingest.plan([docs], INT8, None)
-    pool, _ = rag.ingest._parsing_pool(plan)
+    monkeypatch.setattr(rag.pipeline, "_PROCESS_MIN_PDF_BYTES", 0)
+    plan, *_ = rag.pipeline.plan([docs], INT8, None)
+    pool, _ = rag.pipeline._parsing_pool(plan)
     assert pool is not None  # pytest's main module is guarded, so a spawn child is safe here
     pool.shutdown()
     in_process = Index.build([docs], tmp_path / "a", settings=INT8)
-    monkeypatch.setattr(rag.ingest, "_PROCESS_MIN_PDF_BYTES", 1 << 40)
+    monkeypatch.setattr(rag.pipeline, "_PROCESS_MIN_PDF_BYTES", 1 << 40)
     in_thread = Index.build([docs], tmp_path / "b", settings=INT8)
     assert rows(in_process) == rows(in_thread) and len(rows(in_thread)) > 4
     assert len(in_process.last_report.added) == 4 and not in_process.last_report.failed

@@ -1,4 +1,4 @@
-"""`rag eval` and `rag.eval.evaluate` on a real index: metrics, failures, reports, thresholds, exit codes."""
+"""`rag eval` and `rag.eval.runner.evaluate` on a real index: metrics, failures, reports, thresholds, exit codes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, shared_path, write_pdf
+
 from rag import Index, Quote
-from rag.cli import main
-from rag.datasets import (
+from rag.errors import RagError
+from rag.eval.datasets import (
     EvalQuestion,
     QuestionSet,
     doc2dial_half,
@@ -22,10 +22,7 @@ from rag.datasets import (
     load_question_set,
     mtrag_kind,
 )
-from rag.errors import RagError
-from rag.eval import answers_available, evaluate, invalid_quotes
-from rag.eval_cli import eval_cache_folder
-from rag.metrics import (
+from rag.eval.metrics import (
     answer_words,
     contains_answer,
     exact_match,
@@ -36,6 +33,9 @@ from rag.metrics import (
     rouge_l,
     same_document,
 )
+from rag.eval.runner import answers_available, evaluate, invalid_quotes
+from rag.serve.cli import main
+from rag.serve.eval_cli import eval_cache_folder
 
 QUESTIONS = [
     {"id": "tide", "question": "Who signs the tide tables?", "answers": ["Yannick Le Goff"], "source": "tides.txt",
@@ -191,7 +191,7 @@ def test_answer_metrics(index: Index, set_file: Path) -> None:
         result = evaluate(index, load_jsonl(set_file), k=5)
         assert "exact_match" not in result.metrics
         assert any("not installed" in note for note in result.notes)
-        pytest.skip("rag.answer is not installed: answer metrics are noted as not measured")
+        pytest.skip("rag.answer.extractive is not installed: answer metrics are noted as not measured")
     result = evaluate(index, load_jsonl(set_file), k=5, answers=True)
     for r in result.questions:
         answer = r.answer
@@ -338,7 +338,7 @@ def test_shipped_sets_with_answers(name: str, tmp_path: Path, capsys: pytest.Cap
     if name == "seed":
         shared_path("seeds")
     if not answers_available():
-        pytest.skip("rag.answer is not installed")
+        pytest.skip("rag.answer.extractive is not installed")
     code, out, _ = run(capsys, str(path), "--index", str(tmp_path / "idx"), "--json")
     data = json.loads(out)
     assert code == 0 and data["metrics"]["citation_validity"] == 1.0
@@ -352,7 +352,7 @@ def test_shipped_sets_with_answers(name: str, tmp_path: Path, capsys: pytest.Cap
 def test_eval_cache_folder_is_the_same_however_the_corpus_is_named(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from rag import Settings
-    from rag.datasets import QuestionSet
+    from rag.eval.datasets import QuestionSet
 
     (tmp_path / "docs").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -392,7 +392,7 @@ def test_jsonl_reference_and_kind(tmp_path: Path) -> None:
 
 def test_cli_prints_the_answer_text_by_kind(corpus: Path, index: Index, capsys: pytest.CaptureFixture[str]) -> None:
     if not answers_available():
-        pytest.skip("rag.answer is not installed")
+        pytest.skip("rag.answer.extractive is not installed")
     path = corpus.parent / "long.jsonl"
     path.write_text("".join(json.dumps(q) + "\n" for q in [{"corpus": ["corpus"]}, *LONG]), encoding="utf-8")
     code, out, _ = run(capsys, str(path), "--index", str(index.folder), "--no-progress")
@@ -472,7 +472,7 @@ def test_mtrag_folder_is_read_directly(tmp_path: Path) -> None:
 
 def test_mtrag_responses_are_scored_beside_ours(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not answers_available():
-        pytest.skip("rag.answer is not installed")
+        pytest.skip("rag.answer.extractive is not installed")
     folder = _mtrag_slice(tmp_path)
     code, out, _ = run(capsys, str(folder), "--index", str(tmp_path / "idx"), "--json")
     data = json.loads(out)
@@ -520,7 +520,7 @@ def test_doc2dial_turns_keep_the_report_half_with_the_grounding_span_as_referenc
 def test_doc2dial_answers_are_scored_for_first_turns_and_follow_ups(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     if not answers_available():
-        pytest.skip("rag.answer is not installed")
+        pytest.skip("rag.answer.extractive is not installed")
     folder, _ = _doc2dial_slice(tmp_path)
     tune = load_doc2dial(folder, half="tune").questions[:8]
     assert any(q.history for q in tune) and any(not q.history for q in tune)

@@ -1,4 +1,4 @@
-"""The other formats (rag.formats): Word and PowerPoint files written by python-docx's and
+"""The other formats (rag.ingest.formats): Word and PowerPoint files written by python-docx's and
 python-pptx's own test suites, spreadsheets, CSVs, EPUBs, e-mails and OpenDocument files made with
 their own libraries (openpyxl, csv, zipfile, email, mailbox), then indexed and quoted; and the
 hostile files of issue #33, each refused or read within bounds with a one-line reason."""
@@ -18,10 +18,10 @@ import openpyxl
 import pytest
 
 from rag import Index, LoadError, Settings
-from rag.formats import format_for, page_label, skipped_summary, supported_suffixes
-from rag.formats.common import MAX_ATTACHMENT_BYTES, MAX_EMPTY_ROWS, MAX_SLIDES, markdown_table
-from rag.load import find_files, is_temporary, read_file
-from rag.render import render_sources, render_viewer, source_card
+from rag.file_types import format_for, page_label, skipped_summary, supported_suffixes
+from rag.ingest.formats.common import MAX_ATTACHMENT_BYTES, MAX_EMPTY_ROWS, MAX_SLIDES, markdown_table
+from rag.ingest.load import find_files, is_temporary, read_file
+from rag.serve.render import render_sources, render_viewer, source_card
 from rag.types import Quote
 from tests.conftest import shared_path
 
@@ -441,7 +441,7 @@ def test_quote_place_defaults_to_page_for_unknown_and_pdf() -> None:
 
 
 def test_rag_docs_lists_slides_sheets_and_messages(library: Index, capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from rag.serve.cli import main
 
     assert main(["docs", "--index", str(library.folder)]) == 0
     out = capsys.readouterr().out
@@ -450,7 +450,7 @@ def test_rag_docs_lists_slides_sheets_and_messages(library: Index, capsys: pytes
 
 
 def test_viewer_shows_a_sheet_as_its_page_with_the_quote_marked(library: Index) -> None:
-    from rag.ui import viewer_html
+    from rag.serve.ui import viewer_html
 
     hit = next(h for h in library.search("Which office is Grace Kestrel in?", k=8) if h.name == "q3.xlsx")
     html_text = viewer_html(library, hit.quote)
@@ -459,7 +459,7 @@ def test_viewer_shows_a_sheet_as_its_page_with_the_quote_marked(library: Index) 
 
 
 def test_uploads_accept_the_new_types(tmp_path: Path) -> None:
-    from rag.uploads import add_uploads
+    from rag.serve.uploads import add_uploads
 
     made = [make_xlsx(tmp_path / "q3.xlsx"), make_epub(tmp_path / "salt.epub"), tmp_path / "old.doc"]
     made[2].write_bytes(b"\xd0\xcf\x11\xe0")

@@ -1,4 +1,4 @@
-"""rag.fusion.fuse on small lists with real-looking scores (cosines, BM25 scores)."""
+"""rag.search.fusion.fuse on small lists with real-looking scores (cosines, BM25 scores)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from rag.fusion import DEFAULT_DENSE_WEIGHT, METHODS, fuse
+from rag.search.fusion import DEFAULT_DENSE_WEIGHT, METHODS, fuse
 
 # One query's candidates as the retriever hands them over: (row, cosine) and (row, BM25), best first.
 DENSE = [(7, 0.82), (3, 0.80), (9, 0.41)]

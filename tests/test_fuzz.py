@@ -14,17 +14,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import write_pdf
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_load import text_pdf
 
-from conftest import write_pdf
-from rag.chunk import Chunker, count_tokens, split_sentences
 from rag.embed import model_token_counter
 from rag.errors import LoadError
-from rag.load import SUPPORTED_SUFFIXES, html_to_text, load_file
+from rag.ingest.chunk import Chunker, count_tokens, split_sentences
+from rag.ingest.load import SUPPORTED_SUFFIXES, html_to_text, load_file
 from rag.settings import Settings
 from rag.types import Page
-from test_load import text_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -178,7 +178,7 @@ def test_chunker_on_long_words_and_odd_joins(words: list[str], joiner: str) -> N
 @FUZZ
 @given(name=st.text(max_size=300))
 def test_upload_names_never_leave_the_upload_folder(name: str) -> None:
-    from rag.ui import safe_filename
+    from rag.serve.ui import safe_filename
 
     safe = safe_filename(name)
     assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
@@ -191,7 +191,7 @@ def test_upload_names_never_leave_the_upload_folder(name: str) -> None:
 @pytest.mark.parametrize("name", ["..pdf", ".hidden.pdf", "..\\..\\etc\\passwd.txt", "a\nb.md", "\u202etxt.pdf",
                                   "CON.txt", "x" * 250 + ".pdf", "report.PDF", "ünïcödé résumé.html"])
 def test_stored_uploads_stay_inside_the_folder(tmp_path: Path, name: str) -> None:
-    from rag.ui import store_uploads
+    from rag.serve.ui import store_uploads
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()

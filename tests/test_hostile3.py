@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from rag import Index, QuestionTooLongError, RagError
-from rag.conversation import normalise, resolve
 from rag.limits import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, clean_question
-from rag.openai_api import chat_router, parse_messages
+from rag.search.conversation import normalise, resolve
+from rag.serve.openai_api import chat_router, parse_messages
 
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 
@@ -107,7 +107,7 @@ class GatedAnswerer:
         self.waiting = threading.Semaphore(0)
 
     def __call__(self, question: str, hits: Any, settings: Any, pages: Any = None) -> Any:
-        from rag.answer import answer
+        from rag.answer.extractive import answer
 
         with self.lock:
             self.read.append(question)
@@ -174,7 +174,7 @@ def test_streams_dropped_after_their_first_chunk_are_never_answered(gated_api: t
 
 
 def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer]) -> None:
-    from rag.slots import QUEUE, READERS
+    from rag.serve.slots import QUEUE, READERS
 
     url, gated = gated_api
     replies: list[httpx.Response] = []
@@ -221,8 +221,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     in a private Gradio folder, its log captured."""
     import logging
 
-    from rag.servertemp import use_private_folder
-    from rag.ui import build_app, launch
+    from rag.serve.servertemp import use_private_folder
+    from rag.serve.ui import build_app, launch
 
     docs = tmp_path_factory.mktemp("hostile-docs")
     (docs / "vault.txt").write_text(
@@ -276,7 +276,7 @@ def test_an_origin_on_another_port_gets_no_cors_grant(page: dict[str, Any]) -> N
 
 
 def test_the_mcp_origins_name_the_servers_port() -> None:
-    from rag.mcp_server import transport_security
+    from rag.serve.mcp_server import transport_security
 
     guard = transport_security("127.0.0.1", 8811)
     assert "http://localhost:8811" in guard.allowed_origins
@@ -326,7 +326,7 @@ def test_closed_routes_urls_and_cross_site_subresources_are_refused(page: dict[s
 def test_control_characters_never_reach_a_log_line(page: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    for name in ("uvicorn.error", "rag.ui", "gradio"):
+    for name in ("uvicorn.error", "rag.serve.ui", "gradio"):
         logging.getLogger(name).warning("path %s", "/a\x1b]0;PWNED\x07\nFAKE LOG")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3
@@ -356,7 +356,7 @@ def test_a_file_in_the_machine_wide_gradio_folder_is_never_served(page: dict[str
         secret.unlink()
         shared.rmdir()
     # A forged add_files naming another path is refused, and the file is left alone.
-    from rag.uploads import received_uploads
+    from rag.serve.uploads import received_uploads
 
     outside = tmp_path / "elsewhere.txt"
     outside.write_text("not an upload")
@@ -369,14 +369,14 @@ def test_leftovers_of_a_killed_server_are_removed_at_the_next_start(tmp_path: Pa
     import subprocess
     import sys
 
-    code = ("import os, sys; from rag.servertemp import use_private_folder; "
+    code = ("import os, sys; from rag.serve.servertemp import use_private_folder; "
             "f = use_private_folder(sys.argv[1]); (f / 'half-upload').write_bytes(b'x' * 100); "
             "print(f, flush=True); os.kill(os.getpid(), 9)")
     killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     left = Path(killed.stdout.strip())
     assert left.is_dir() and (left / "half-upload").exists()
-    from rag.servertemp import clean_leftovers
+    from rag.serve.servertemp import clean_leftovers
 
     assert clean_leftovers(left.parent) == [left] and not left.exists()
 
@@ -393,8 +393,8 @@ def test_a_markdown_image_in_a_document_reaches_v1_inert(page: dict[str, Any]) -
 
 
 def test_inert_text_keeps_words_and_loses_images_links_and_tags() -> None:
-    from rag.inert import inert
-    from rag.mcp_server import inert_answer
+    from rag.serve.inert import inert
+    from rag.serve.mcp_server import inert_answer
 
     text = inert("![exfil](http://evil.example/t.png?d=1) [site](https://x.example) <img src=x onerror=alert(1)> "
                  "www.evil.example [1]\n[ref]: http://evil.example/r.png")
@@ -414,8 +414,8 @@ def test_a_giant_mediabox_renders_within_the_pixel_cap(tmp_path: Path) -> None:
     # server's peak RSS went from 469 MB to 3.85 GB; 40,000 pt raised MemoryError).
     from fpdf import FPDF
 
-    from rag.ocr import render
-    from rag.pdfium import MAX_RENDER_PIXELS
+    from rag.ingest.ocr import render
+    from rag.ingest.pdfium import MAX_RENDER_PIXELS
 
     pdf = FPDF(unit="pt", format=(14_400, 14_400))
     pdf.add_page()
@@ -443,7 +443,7 @@ def test_a_giant_mediabox_renders_within_the_pixel_cap(tmp_path: Path) -> None:
 
 
 def test_the_upload_folder_has_a_quota(tmp_path: Path) -> None:
-    from rag.uploads import store_uploads
+    from rag.serve.uploads import store_uploads
 
     incoming = tmp_path / "in"
     incoming.mkdir()
@@ -470,7 +470,7 @@ def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed
         "from pathlib import Path\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "from rag import Index\n"
-        "from rag.uploads import add_uploads, UPLOADS\n"
+        "from rag.serve.uploads import add_uploads, UPLOADS\n"
         "index = Index.open(sys.argv[1])\n"
         "size = sum(p.stat().st_size for p in Path(sys.argv[1]).rglob('*') if p.is_file())\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))\n"
@@ -506,7 +506,7 @@ def test_credentials_in_the_llm_address_never_reach_a_message(tmp_path: Path, se
 
 
 def test_twenty_thousand_quote_lines_are_read_up_to_the_cap() -> None:
-    from rag.llm import MAX_QUOTE_LINES, parse_reply
+    from rag.answer.llm import MAX_QUOTE_LINES, parse_reply
 
     reply = parse_reply("ANSWER: Reed [1]\n" + 'QUOTE [1]: "Reed designed it"\n' * 20_000 + "x" * 10)
     assert len(reply.quotes) == MAX_QUOTE_LINES
@@ -528,7 +528,7 @@ def test_a_title_before_a_name_is_not_a_sentence_of_its_own(tmp_path: Path, seed
 
 
 def test_an_llm_rewrite_of_a_follow_up_that_brings_its_own_words_is_not_used() -> None:
-    from rag.conversation import condense
+    from rag.search.conversation import condense
     from rag.settings import Settings
     from tests.test_llm import ChatServer
 
@@ -549,7 +549,7 @@ def test_an_llm_rewrite_of_a_follow_up_that_brings_its_own_words_is_not_used() -
 def test_page_sessions_are_bounded_and_expire(page: dict[str, Any]) -> None:
     import gradio as gr
 
-    from rag.ui import SESSIONS, STATE_TTL
+    from rag.serve.ui import SESSIONS, STATE_TTL
 
     demo = page["demo"]
     assert demo.state_session_capacity == SESSIONS < 10_000  # Gradio's default kept 10,000 forever
@@ -568,8 +568,8 @@ def test_the_page_config_and_library_name_no_absolute_path(page: dict[str, Any])
         config = client.get("/config").text
         assert "vault.txt" in config or "vault" in config
         assert str(page["docs"]) not in config and str(page["folder"]) not in config
-    from rag.public import public_sources
-    from rag.render import render_documents
+    from rag.serve.public import public_sources
+    from rag.serve.render import render_documents
 
     index = Index.open(page["folder"])
     public = public_sources(index)
@@ -585,7 +585,7 @@ def test_api_replies_name_no_absolute_path(page: dict[str, Any]) -> None:
     missing = httpx.post(f"{page['base']}/v1/chat/completions", timeout=60,
                          json={"model": "nothing-here", "messages": [{"role": "user", "content": "x?"}]})
     assert str(page["folder"]) not in missing.text
-    from rag.public import public_message
+    from rag.serve.public import public_message
 
     assert public_message("the index file /home/alice/idx/gen-3/dense.faiss is damaged") == \
         "the index file dense.faiss is damaged"
@@ -600,11 +600,11 @@ def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(tm
     folder = tmp_path / "idx"
     Index.build([seed_file], folder)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    bad = subprocess.run([sys.executable.encode(), b"-m", b"rag.cli", b"ask", b"Who called for UN visits?\xff\xfe",
+    bad = subprocess.run([sys.executable.encode(), b"-m", b"rag.serve.cli", b"ask", b"Who called for UN visits?\xff\xfe",
                           b"--index", str(folder).encode()], capture_output=True, env=env, timeout=600)
     assert bad.returncode == 0 and b"Traceback" not in bad.stderr, bad.stderr[-2000:]
     assert b"Maryam Rajavi" in bad.stdout
-    long = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "why? " * 2000, "--index", str(folder)],
+    long = subprocess.run([sys.executable, "-m", "rag.serve.cli", "ask", "why? " * 2000, "--index", str(folder)],
                           capture_output=True, text=True, env=env, timeout=600)
     assert long.returncode == 1 and long.stderr.count("\n") == 1 and "the limit is 4,000" in long.stderr
 
@@ -618,16 +618,15 @@ def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path:
     import anyio
 
     pytest.importorskip("mcp")
+    from conftest import stop
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
-
-    from conftest import stop
 
     folder = tmp_path / "idx"
     Index.build([seed_file], folder)
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp", "--http", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
                                 "--index", str(folder)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
@@ -664,7 +663,7 @@ def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path:
 
 
 def test_origin_rules_with_ports() -> None:
-    from rag.webguard import HostGuard, allowed_hosts
+    from rag.serve.webguard import HostGuard, allowed_hosts
 
     guard = HostGuard(None, allowed_hosts("127.0.0.1", ["rag.lan"]))  # type: ignore[arg-type]
     assert guard.refusal("127.0.0.1:7860", "http://127.0.0.1:7860") is None

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import rag.chunk
-import rag.ingest
-
 from conftest import shared_path, write_fruit_and_notes
+
+import rag.ingest.chunk
+import rag.pipeline
 from rag import Index, IndexMismatchError, IndexNotFoundError, RagError, Settings
-from rag.store import current_generation
+from rag.store.snapshot import current_generation
 
 SEED_QUOTE = "She said it is essential for international delegations to visit Iran"
 
@@ -121,13 +120,13 @@ def test_incremental_ingest(corpus: Path, tmp_path: Path) -> None:
 def test_an_index_cut_by_an_older_chunker_is_cut_again(corpus: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     index = Index.build([corpus], tmp_path / "idx")
-    assert index.snapshot().manifest["chunker_version"] == rag.chunk.CHUNKER_VERSION
+    assert index.snapshot().manifest["chunker_version"] == rag.ingest.chunk.CHUNKER_VERSION
     # The chunker of a newer release cuts pages another way: no file is left with the old chunks,
     # and text that comes out the same keeps its vectors.
-    monkeypatch.setattr(rag.ingest, "CHUNKER_VERSION", rag.chunk.CHUNKER_VERSION + 1)
+    monkeypatch.setattr(rag.pipeline, "CHUNKER_VERSION", rag.ingest.chunk.CHUNKER_VERSION + 1)
     recut = index.ingest([corpus])
     assert len(recut.updated) == 3 and not recut.unchanged and recut.chunks_embedded == 0
-    assert index.snapshot().manifest["chunker_version"] == rag.chunk.CHUNKER_VERSION  # written by store_write
+    assert index.snapshot().manifest["chunker_version"] == rag.ingest.chunk.CHUNKER_VERSION  # written by store_write
 
 
 def test_touching_a_file_without_changing_it_embeds_nothing(corpus: Path, tmp_path: Path) -> None:
@@ -198,7 +197,7 @@ SEED_QUESTIONS = {
 
 @pytest.mark.slow
 def test_seed_passages_stay_in_the_top_3_among_thousands(seed_dir: Path, tmp_path: Path) -> None:
-    from rag.datasets import load_beir, load_squad
+    from rag.eval.datasets import load_beir, load_squad
 
     squad = load_squad(shared_path("data", "squad2-dev", "squad2-dev-half-a.json"))
     reports = load_beir(shared_path("data", "beir-mini", "business-reports"))

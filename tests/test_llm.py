@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from rag import Index
+from rag.answer.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
 from rag.errors import LLMError
-from rag.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
-from rag.chunk import count_tokens
+from rag.ingest.chunk import count_tokens
 
 DOC = """Harbour notes
 
@@ -338,7 +338,7 @@ def test_a_trickling_endpoint_is_cut_off_at_the_deadline(index: Index, server: C
 
 @pytest.mark.parametrize("declare", [True, False])
 def test_a_huge_reply_is_refused_without_reading_it_whole(index: Index, server: ChatServer, declare: bool) -> None:
-    from rag.llm import MAX_REPLY_BYTES
+    from rag.answer.llm import MAX_REPLY_BYTES
 
     server.huge, server.declare = 150 * 1024 * 1024, declare
     with pytest.raises(LLMError, match=r"over the 4,194,304-byte limit|longer than 4,194,304 bytes"):
@@ -366,7 +366,7 @@ def test_another_services_key_is_never_sent(index: Index, server: ChatServer) ->
 
 
 def test_plain_http_to_another_machine_is_warned_about() -> None:
-    from rag.llm import plain_http_warning
+    from rag.answer.llm import plain_http_warning
 
     assert plain_http_warning("http://127.0.0.1:11434/v1", True) is None
     assert plain_http_warning("http://localhost:8000/v1", True) is None
@@ -383,7 +383,7 @@ def test_searches_never_wait_behind_slow_llm_answers(index: Index, server: ChatS
     from gradio_client import Client
 
     from rag import Settings
-    from rag.ui import READERS, build_app, launch
+    from rag.serve.ui import READERS, build_app, launch
 
     settings = Settings(answer_mode="llm", llm_base_url=server.url, llm_model="slow", llm_timeout=60.0)
     served = Index.open(index.folder, settings)

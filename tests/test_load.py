@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path, write_pdf
-from rag.chunk import Chunker, count_tokens, split_sentences
+
 from rag.embed import model_token_counter
 from rag.errors import LoadError
-from rag.load import find_files, html_to_text, load_file
+from rag.ingest.chunk import Chunker, count_tokens, split_sentences
+from rag.ingest.load import find_files, html_to_text, load_file
 from rag.settings import Settings
 from rag.types import Page
 
@@ -320,7 +320,7 @@ def test_aes_without_cryptography_names_the_package_to_install(tmp_path: Path) -
     # Run where 'cryptography' cannot be imported, as on a machine that lacks it.
     path = shared_path("data", "pdfs-pypdf", "encryption", "r6-empty-password.pdf")
     code = ("import sys; sys.modules['cryptography'] = None\n"
-            "from rag.load import load_file\nfrom rag.errors import LoadError\n"
+            "from rag.ingest.load import load_file\nfrom rag.errors import LoadError\n"
             f"try: load_file({str(path)!r})\nexcept LoadError as e: print(e.reason)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "needs the 'cryptography' package" in out
@@ -511,7 +511,7 @@ def test_unreadable_folder_is_reported_not_skipped_silently(tmp_path: Path) -> N
             setpriv = shutil.which("setpriv")
             if setpriv is None:
                 pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-            script = ("import sys, json; from rag.load import find_files; files, failures = find_files([sys.argv[1]]);"
+            script = ("import sys, json; from rag.ingest.load import find_files; files, failures = find_files([sys.argv[1]]);"
                       "print(json.dumps([[str(f) for f in files], [[x.source, x.reason] for x in failures]]))")
             caps = "-dac_override,-dac_read_search"
             result = subprocess.run([setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", sys.executable, "-c",
@@ -559,9 +559,9 @@ def test_symlink_loops_do_not_hang_the_folder_walk(tmp_path: Path) -> None:
 
 _BIG_TEXT_SCRIPT = textwrap.dedent("""
     import random, sys
-    from rag.chunk import Chunker
+    from rag.ingest.chunk import Chunker
     from rag.embed import model_token_counter
-    from rag.load import load_file
+    from rag.ingest.load import load_file
     from rag.settings import Settings
     path, megabytes = sys.argv[1], int(sys.argv[2])
     words = "harbour tide moon ship anchor sail wind rope deck mast keel gull storm coast light".split()

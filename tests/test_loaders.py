@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from rag import Index, IndexCorruptError, Settings
-from rag.store import MANIFEST, current_generation, file_sha256
+from rag.store.snapshot import MANIFEST, current_generation, file_sha256
 
 FAST = Settings(embed_backend="onnx-int8")
 CAP = 6 << 30
@@ -62,7 +62,7 @@ def _open_capped(folder: Path) -> subprocess.CompletedProcess[str]:
     code = textwrap.dedent(f"""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP}))
-        from rag.cli import main
+        from rag.serve.cli import main
         sys.exit(main(["search", "salt", "--index", {str(folder)!r}]))
     """)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

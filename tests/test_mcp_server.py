@@ -33,7 +33,7 @@ def _run(folder: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[st
 
     async def session() -> tuple[list[str], list[Any]]:
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "rag.cli", "mcp", "--index", str(folder), "--collection", "news"],
+            command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(folder), "--collection", "news"],
             env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                  "PATH": os.environ.get("PATH", "")})
         with open(os.environ.get("RAG_TEST_MCP_LOG", os.devnull), "w") as errlog:
@@ -81,13 +81,12 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
     import urllib.error
     import urllib.request
 
-    from mcp.client.streamable_http import streamable_http_client
-
     from conftest import _free_port, stop
+    from mcp.client.streamable_http import streamable_http_client
 
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp", "--http", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
                                 "--index", str(seed_index), "--collection", "news"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
@@ -128,7 +127,7 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
 
 def test_a_lan_bind_is_guarded_too_with_its_own_name_allowed() -> None:
     # The SDK guards only loopback binds by itself.
-    from rag.mcp_server import transport_security
+    from rag.serve.mcp_server import transport_security
 
     guard = transport_security("192.168.1.5")
     assert guard.enable_dns_rebinding_protection
@@ -142,7 +141,7 @@ def test_every_tool_argument_is_described_bounded_and_read_only(seed_index: Path
 
     async def session() -> tuple[list[Any], list[Any]]:
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "rag.cli", "mcp", "--index", str(seed_index), "--collection", "news"],
+            command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(seed_index), "--collection", "news"],
             env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                  "PATH": os.environ.get("PATH", "")})
         async with stdio_client(params, errlog=open(os.devnull, "w")) as (read, write), \

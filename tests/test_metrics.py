@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.metrics import answer_words, f1_score, rouge_l
+from rag.eval.metrics import answer_words, f1_score, rouge_l
 
 
 def test_token_f1_uses_squad_normalisation_and_the_best_reference() -> None:

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 from conftest import write_pdf
-from rag import Index, LoadError, Settings
-from rag.cli import main
-from rag.load import load_file
-from rag.ocr import engine, layout, read_page
 from test_protocols import HashingEmbedder
+
+from rag import Index, LoadError, Settings
+from rag.ingest.load import load_file
+from rag.ingest.ocr import engine, layout, read_page
+from rag.serve.cli import main
 
 pytest.importorskip("rapidocr")
 pdfium = pytest.importorskip("pypdfium2")
@@ -178,7 +178,7 @@ def test_quote_boxes_of_an_ocr_page_come_from_its_line_boxes(ingested: tuple[Pat
 
 
 def test_layout_puts_lines_in_reading_order_with_offsets() -> None:
-    from rag.ocr import OcrLine
+    from rag.ingest.ocr import OcrLine
 
     lines = [OcrLine("second line", 0.1, 0.15, 0.5, 0.18, 0.9), OcrLine("First", 0.1, 0.1, 0.2, 0.13, 0.9),
              OcrLine("right cell", 0.6, 0.1, 0.8, 0.13, 0.9), OcrLine("new paragraph", 0.1, 0.4, 0.6, 0.43, 0.9)]
@@ -211,7 +211,7 @@ def test_ocr_reads_a_rendered_text_page_nearly_verbatim(tmp_path: Path) -> None:
 def test_a_page_scanned_upside_down_or_on_its_side_is_read_the_right_way_up(tmp_path: Path, rotate: int) -> None:
     from PIL import Image
 
-    from rag.ocr import render
+    from rag.ingest.ocr import render
 
     sentences = ["The orchard of Miriam Okafor covers twelve hectares near Lyon.",
                  "Its pears were picked late in the autumn of 2019."]

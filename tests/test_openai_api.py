@@ -19,8 +19,8 @@ import pytest
 openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
 
 from rag import Index  # noqa: E402
-from rag.chunk import count_tokens  # noqa: E402
-from rag.openai_api import parse_messages  # noqa: E402
+from rag.ingest.chunk import count_tokens  # noqa: E402
+from rag.serve.openai_api import parse_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
@@ -37,7 +37,7 @@ def free_port() -> int:
 def start_serve(folder: Path, port: int, *extra: str, log_name: str = "serve.log") -> subprocess.Popen[bytes]:
     log = open(folder / log_name, "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port), *extra],
+        [sys.executable, "-m", "rag.serve.cli", "serve", "--index", str(folder), "--port", str(port), *extra],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

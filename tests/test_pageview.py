@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import write_pdf
+from test_protocols import HashingEmbedder
+
 from rag import Index, PageViewError
 from rag.types import Quote
-from test_protocols import HashingEmbedder
 
 pdfium = pytest.importorskip("pypdfium2")
 Image = pytest.importorskip("PIL.Image")

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import write_pdf
-from rag import Index, Settings, SettingsError
-from rag.load import load_file
-from rag.pdf import DEFAULT_EXTRACTOR, _page_list, needs_ocr, pdfium_clean
 from test_protocols import HashingEmbedder
+
+from rag import Index, Settings, SettingsError
+from rag.ingest.load import load_file
+from rag.ingest.pdf import DEFAULT_EXTRACTOR, _page_list, needs_ocr, pdfium_clean
 
 pytest.importorskip("pypdfium2")
 
@@ -56,7 +56,7 @@ def test_an_index_built_with_one_extractor_is_not_silently_searched_as_the_other
     path = write_pdf(tmp_path / "fruit.pdf", TEXT)
     Index.build([path], tmp_path / "idx", Settings(pdf_extractor="pypdf"), embedder=HashingEmbedder())
     # (The message lists only the fields the opener asked for, so it cannot name pdf_extractor
-    # here: rag.store.check_settings should also list the index's own non-default fields.)
+    # here: rag.store.snapshot.check_settings should also list the index's own non-default fields.)
     with pytest.raises(IndexMismatchError, match="built with other settings"):
         Index.open(tmp_path / "idx", Settings(), embedder=HashingEmbedder())
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli import main
-from rag.progress import StderrProgress
+from rag.serve.cli import main
+from rag.serve.progress import StderrProgress
 
 
 class Terminal(io.StringIO):

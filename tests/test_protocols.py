@@ -20,7 +20,7 @@ import pytest
 from rag import Answer, Hit, Index, IndexMismatchError, Settings, SettingsError
 from rag.backends import DENSE, resolve
 from rag.protocols import DenseIndex, Embedder, GenerationRows, LexicalIndex, QueryContext
-from rag.store import MANIFEST, current_generation
+from rag.store.snapshot import MANIFEST, current_generation
 from rag.types import Chunk, Quote
 from rag.verify import verify_quotes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import Index
-from rag.question_focus import focus
+from rag.search.focus import focus
 
 HARBOUR = """The Port of Calder
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answer.reader import MODELS, Reader, best_pair, load_reader, reader_info, whole_span
 from rag.errors import ReaderModelError
-from rag.reader import MODELS, Reader, best_pair, load_reader, reader_info, whole_span
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def test_context_is_read_but_never_answered_from() -> None:
 
 
 def test_reader_loads_offline_without_torch() -> None:
-    code = ("import sys; from rag.reader import load_reader; "
+    code = ("import sys; from rag.answer.reader import load_reader; "
             "s = load_reader().read('Who designed it?', ['It was designed by Thomas Reed.'])[0]; "
             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'; "
             "print(s.start, s.end)")

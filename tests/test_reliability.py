@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import shared_path, write_pdf
-from rag import Index, IndexCorruptError
-from rag.store import current_generation
 from test_crash import FAST, RAG, assert_consistent, write_corpus
 from test_load import hostile_pdfs
+
+from rag import Index, IndexCorruptError
+from rag.store.snapshot import current_generation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -271,8 +271,8 @@ def test_planted_pickle_is_refused_and_never_run(tmp_path: Path, target: str) ->
 
 
 def test_server_binds_localhost_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag import ui
-    from rag.cli import build_parser
+    from rag.serve import ui
+    from rag.serve.cli import build_parser
 
     monkeypatch.delenv("RAG_HOST", raising=False)
     args = build_parser().parse_args(["serve"])

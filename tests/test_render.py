@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 import pytest
 
 from rag import Answer, Quote
-from rag.markdown_marks import markdown_html, passage_html, plain_html
-from rag.render import VIEW_CHARS, message_html, render_reply, render_viewer
+from rag.serve.markdown_marks import markdown_html, passage_html, plain_html
+from rag.serve.render import VIEW_CHARS, message_html, render_reply, render_viewer
 
 HOSTILE = """# Notes
 
@@ -146,7 +146,7 @@ def test_a_passage_starting_inside_a_table_keeps_the_header() -> None:
     assert tree.marked == ["town 30"]
     # A chunk's context can bring the header when the passage itself starts mid-table:
     rows = "".join(f"| town {i} | {i}.5 m |\n" for i in range(3))
-    for context in ("Tides\n| city | tide |\n|---|---|", "Tides · | city | tide |"):  # the second as rag.chunk has it
+    for context in ("Tides\n| city | tide |\n|---|---|", "Tides · | city | tide |"):  # the second as rag.ingest.chunk has it
         out = passage_html(rows, (2, 8), "/d/tides.md", header=context)
         assert [t for t, _ in Tree(out).tags].count("th") == 2 and Tree(out).marked == ["town 0"], context
 

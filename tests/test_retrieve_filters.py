@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import write_pdf
+
 from rag import Index
-from rag.cli import main
+from rag.serve.cli import main
 
 LIGHTHOUSE = "The lighthouse keeper on Skerry Island lights the great lamp at dusk every evening."
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from rag import Index, Settings
-from rag.dense_faiss import build_dense_index
-from rag.store import MANIFEST, current_generation
+from rag.store.faiss_dense import build_dense_index
+from rag.store.snapshot import MANIFEST, current_generation
 
 INT8 = Settings(embed_backend="onnx-int8")
 _PLACES = ["Aberdeen", "Bergen", "Cadiz", "Danzig", "Esbjerg", "Faro", "Galway", "Hull", "Izmir", "Jaffa",

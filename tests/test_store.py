@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from rag import Index, Settings
-from rag.chunk import chunk_id, content_hash
-from rag.store import META, FileRecord, current_generation, file_sha256, open_snapshot
-from rag.store_write import GenerationWriter
+from rag.ingest.chunk import chunk_id, content_hash
+from rag.store.snapshot import META, FileRecord, current_generation, file_sha256, open_snapshot
+from rag.store.writer import GenerationWriter
 from rag.types import Chunk, Page, TextBox
 
 

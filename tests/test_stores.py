@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path, write_fruit_and_notes
+
 from rag import Index, IndexCorruptError, Settings
-from rag.dense_faiss import FILE as FAISS_FILE
-from rag.lexical_bm25s import FOLDER as BM25_FOLDER
 from rag.protocols import DenseIndex, LexicalIndex
-from rag.store import current_generation
+from rag.store.bm25 import FOLDER as BM25_FOLDER
+from rag.store.faiss_dense import FILE as FAISS_FILE
+from rag.store.snapshot import current_generation
 
 SEED_QUOTE = "She said it is essential for international delegations to visit Iran"
 STORES = ["faiss", "milvus"]
@@ -64,7 +64,7 @@ def test_the_chunks_are_where_the_store_keeps_them(store_index: Index) -> None:
         assert (snapshot.path / FAISS_FILE).is_file() and (snapshot.path / BM25_FOLDER).is_dir()
         return
     assert not (snapshot.path / FAISS_FILE).exists() and not (snapshot.path / BM25_FOLDER).exists()
-    from rag.milvus_store import client
+    from rag.store.milvus import client
 
     milvus = client(store_index.settings)
     name = snapshot.manifest["dense"]["collection"]
@@ -170,7 +170,7 @@ def test_a_kill_in_the_middle_of_an_ingest_leaves_the_previous_index(store: str,
     assert len(report.added) == 40 and len(after) == count + 40
     assert not list(folder.glob("gen-*.tmp"))
     if store == "milvus":
-        from rag.milvus_store import client, collection_name, collection_prefix
+        from rag.store.milvus import client, collection_name, collection_prefix
 
         # What a writer killed after filling its collection leaves: a collection no generation
         # names. The next writer drops it; the live one and the one before it stay (kept, like
@@ -191,7 +191,7 @@ def test_a_missing_milvus_collection_is_refused_in_one_line(request: pytest.Fixt
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.md").write_text("The lighthouse keeper logs every ship.", encoding="utf-8")
     index = Index.build([tmp_path / "corpus"], tmp_path / "idx", settings=settings)
-    from rag.milvus_store import client
+    from rag.store.milvus import client
 
     client(settings).drop_collection(index.snapshot().manifest["dense"]["collection"])
     with pytest.raises(IndexCorruptError, match="collection .* is missing") as caught:
@@ -206,7 +206,7 @@ def test_a_milvus_index_opens_with_the_store_its_manifest_records(request: pytes
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.md").write_text("The lighthouse keeper logs every ship.", encoding="utf-8")
     Index.build([tmp_path / "corpus"], tmp_path / "idx", settings=settings)
-    from rag.store import settings_from_manifest
+    from rag.store.snapshot import settings_from_manifest
 
     merged = settings_from_manifest(tmp_path / "idx", Settings(milvus_uri=settings.milvus_uri))
     assert merged.store == "milvus"

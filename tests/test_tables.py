@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rag import Index
-from rag.cli import main
-from rag.filing import named_sources
-from rag.tables import TABLES_VERSION, find_scale, page_tables, parse_number, tables_from_json
+from rag.ingest.tables import TABLES_VERSION, find_scale, page_tables, parse_number, tables_from_json
+from rag.search.filing import named_sources
+from rag.serve.cli import main
 from rag.verify import verify_quotes
 
 SALES = """# Contract sales
@@ -257,8 +258,8 @@ def test_openai_api_and_mcp_ask_one_document(report: Index) -> None:
     from fastapi.testclient import TestClient
 
     from rag.collections import Collections
-    from rag.mcp_server import build_server
-    from rag.openai_api import chat_router
+    from rag.serve.mcp_server import build_server
+    from rag.serve.openai_api import chat_router
 
     app = FastAPI()
     app.include_router(chat_router(Collections(report.folder)))
@@ -286,7 +287,7 @@ def test_which_row_is_largest(report: Index) -> None:
 
 
 def test_html_table_and_pdf_statement(tmp_path: Path) -> None:
-    from rag.load import html_to_text
+    from rag.ingest.load import html_to_text
     from tests.conftest import write_pdf
 
     html = ("<p>Revenue by segment ($ in thousands)</p><table><tr><th></th><th>2019</th><th>2018</th></tr>"

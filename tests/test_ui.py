@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import write_pdf
+
 from rag import Answer, Index
-from rag.markdown_marks import highlight
-from rag.ui import (
+from rag.serve.markdown_marks import highlight
+from rag.serve.ui import (
     UPLOADS,
     add_uploads,
     build_app,
@@ -160,7 +160,7 @@ def test_highlight_marks_the_span_and_escapes_everything() -> None:
 
 
 def test_a_question_is_shown_as_text() -> None:
-    from rag.render import question_html
+    from rag.serve.render import question_html
 
     out = question_html(INJECTION)
     assert "<script" not in out and "<img" not in out and "<strong>" not in out and "<a " not in out
@@ -173,7 +173,7 @@ def test_sources_show_each_quote_highlighted_in_its_passage(index: Index) -> Non
     assert html_text.count('class="rag-card rag-citation"') == 2
     first = answer.citations[0]
     assert f"<mark>{first.text}</mark>" in html_text
-    # The card names the file, never its absolute path on the server (rag.public).
+    # The card names the file, never its absolute path on the server (rag.serve.public).
     assert f'<span class="rag-file" title="{first.name}">{first.name}</span>' in html_text and first.source not in html_text
     assert f'<span class="rag-page">page {first.page}</span>' in html_text
     assert html_text.count("<details><summary>Read the whole passage</summary>") == 2
@@ -217,7 +217,7 @@ def test_a_quote_outside_the_retrieved_passages_is_shown_in_its_page(index: Inde
 
 
 def test_a_citation_opens_its_whole_document_with_the_quote_marked(index: Index) -> None:
-    from rag.ui import viewer_html
+    from rag.serve.ui import viewer_html
 
     hit = index.search("How long do worker bees live in summer?", k=1)[0]
     assert hit.name == "bees.md"
@@ -244,7 +244,7 @@ def test_a_page_read_by_ocr_is_marked_on_its_card_and_in_its_viewer(tmp_path: Pa
     pytest.importorskip("rapidocr")
     pdfium = pytest.importorskip("pypdfium2")
 
-    from rag.ui import viewer_html
+    from rag.serve.ui import viewer_html
 
     # A scan: the page of a real PDF as a picture, with no text layer left.
     text_pdf = write_pdf(tmp_path / "letter.text.pdf", ["The lighthouse keeper Ewan Macleod lit the lamp at dusk."])
@@ -348,7 +348,7 @@ def test_an_upload_is_not_left_downloadable_in_gradios_cache(url: str) -> None:
     # an hour, so a document removed from the index could still be downloaded.
     import httpx
 
-    from rag.uploads import discard_uploaded_copies
+    from rag.serve.uploads import discard_uploaded_copies
 
     base = url.rstrip("/")
     stored = httpx.post(f"{base}/gradio_api/upload", files={"files": ("secret.txt", b"Private notes.", "text/plain")},
@@ -455,9 +455,9 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
 
 
 def test_an_upload_report_names_its_collection_and_what_stayed_behind(tmp_path: Path) -> None:
-    from rag.render import render_ingest
+    from rag.serve.render import render_ingest
+    from rag.serve.ui import stays_note
     from rag.types import Document, IngestReport
-    from rag.ui import stays_note
 
     stored = [("Harbour report.pdf", tmp_path / "a.pdf"), ("notes.md", tmp_path / "b.md")]
     report = IngestReport(added=(str(tmp_path / "a.pdf"), str(tmp_path / "b.md")))

@@ -117,7 +117,7 @@ def test_rag_ingest_watch_takes_in_a_saved_file(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "a.txt").write_text("The ferry to Tallinn leaves at half past seven.", encoding="utf-8")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index", str(tmp_path / "idx"),
+    process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "ingest", str(folder), "--index", str(tmp_path / "idx"),
                                 "--watch", "--no-progress", "--backend", "onnx-int8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=env, cwd=Path(__file__).resolve().parents[1])
     try:
@@ -168,7 +168,7 @@ def test_sigkill_during_a_watched_update_loses_nothing(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "a.txt").write_text("The ferry to Tallinn leaves at half past seven.", encoding="utf-8")
     index_folder = tmp_path / "idx"
-    command = [sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index", str(index_folder), "--watch",
+    command = [sys.executable, "-m", "rag.serve.cli", "ingest", str(folder), "--index", str(index_folder), "--watch",
                "--no-progress", "--backend", "onnx-int8"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=Path(__file__).resolve().parents[1])

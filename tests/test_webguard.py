@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from rag import Index
-from rag.ui import build_app, launch
-from rag.webguard import HostGuard, allowed_hosts, host_name
+from rag.serve.ui import build_app, launch
+from rag.serve.webguard import HostGuard, allowed_hosts, host_name
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ encoder layers are frozen: no backward pass through them, about a fifth less tim
 
 The script writes, into ``--out`` (default ``rag/models``): ``reader-int8.onnx`` (dynamic int8
 quantisation of the fine-tuned graph), ``reader.json`` (the checksum, the maximum lengths and the
-abstention rule read by ``rag.reader``) and ``reader-card.md`` (the model card).
+abstention rule read by ``rag.answer.reader``) and ``reader-card.md`` (the model card).
 
 ``--swapped-questions SHARE`` also trains that share of the SQuAD 1.1 answer windows as
 unanswerable, a name, number or antonym of the question swapped (``train/swapped_questions.py``),
@@ -53,7 +53,7 @@ and 0.683. The reader's margin knows barely more than the embedding model's simi
 calibration articles are indexed together with ``rag``, every question is asked through
 ``Index.ask`` (top 5 passages), and the weight of the best passage's dense similarity added to
 the reader's margin, with the threshold that keeps 19 in 20 right answers (see ``KEEP``), is
-written into ``reader.json`` (``rag.answer.Abstention``); the card also gives the rule chosen on
+written into ``reader.json`` (``rag.answer.extractive.Abstention``); the card also gives the rule chosen on
 three articles and scored on the fourth, and the margin SQuAD 2.0's overall F1 would pick.
 
 Usage (seeded; progress every 50 steps on stderr and in ``--work``/train.log). The shipped model
@@ -97,7 +97,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-
 from swapped_questions import names, swap_question
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +163,7 @@ def _window(context: str, sentences: list[tuple[int, int]], centre: int, budget_
 
 WINDOW_PIECES = (32, 150)
 """Range of a training window's length in word pieces, drawn uniformly per example. The reader
-reads chunks in windows of at most ``rag.reader`` 's window size, so it trains on the same sizes."""
+reads chunks in windows of at most ``rag.answer.reader`` 's window size, so it trains on the same sizes."""
 
 
 def _budget(rng: random.Random) -> int:
@@ -584,7 +583,7 @@ def calibrate(model_path: Path, tok, articles: list[dict], seed: int, threads: i
     if limit:
         rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     diffs, ems, f1s, answerable = [], [], [], []
-    # One question per call, as rag.reader reads: int8 activations are quantised with one scale
+    # One question per call, as rag.answer.reader reads: int8 activations are quantised with one scale
     # per tensor, so a padded batch would change every row's scores.
     for i in range(len(rows)):
         chunk = rows[i:i + 1]
@@ -747,7 +746,7 @@ seed's figures are therefore not independent of this choice."""
 
 
 SIMILARITY_WEIGHTS = (0.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
-"""Weights of the best passage's dense similarity tried beside the margin (``rag.answer.Abstention``)."""
+"""Weights of the best passage's dense similarity tried beside the margin (``rag.answer.extractive.Abstention``)."""
 
 
 def keep_threshold(scores: np.ndarray, right: np.ndarray) -> float:
@@ -823,9 +822,9 @@ def calibrate_end_to_end(out: Path, work: Path, limit: int | None = None) -> dic
     from functools import partial
 
     from rag import Index, Settings
-    from rag.answer import best_similarity, read_answer
-    from rag.datasets import load_squad
-    from rag.reader import Reader, reader_info
+    from rag.answer.extractive import best_similarity, read_answer
+    from rag.answer.reader import Reader, reader_info
+    from rag.eval.datasets import load_squad
 
     _, calib = split_rest(load_articles(SQUAD2_REST))
     source = work / "calibration-squad.json"
@@ -909,7 +908,7 @@ The calibration articles indexed together ({len(index)} chunks), {len(rows)} of 
 ({int(unanswerable.sum())} unanswerable) asked through `Index.ask` (top 5 passages). An answer is
 declined when its widest margin plus **{weight:g}** times the best passage's dense similarity to
 the question is below **{threshold:.2f}** (`reader.json`: `similarity_weight`, `no_answer_score`;
-`rag.answer.Abstention`); with no dense score (BM25-only search), when the margin is below
+`rag.answer.extractive.Abstention`); with no dense score (BM25-only search), when the margin is below
 **{margin:.2f}** (`no_answer_margin`). Each threshold is the highest that keeps 19 in 20 right
 answers (F1 at least 0.5); the weight, of {", ".join(f"{w:g}" for w in SIMILARITY_WEIGHTS)}, is
 the one with the best overall F1 at its threshold. Maximising SQuAD 2.0's overall F1 with the

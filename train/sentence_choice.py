@@ -1,6 +1,6 @@
 """Fit the sentence chooser's weights (``rag/models/sentence-choice.json``).
 
-``rag.sentence_answer.choose`` answers a question that wants sentences with the unit (sentence,
+``rag.answer.sentences.choose`` answers a question that wants sentences with the unit (sentence,
 list item, code block) whose weighted features score highest. This script fits those weights:
 for every training question it searches the question's corpus as ``Index.ask`` does (top 5),
 computes the features of every unit of the hits, and maximises the softmax likelihood of the
@@ -17,7 +17,7 @@ Data (never the sets the benchmarks report):
   file name), every user turn asked with its history as the answerer sees it, the grounding
   span's units positive;
 - the 19 SQuAD 2.0 dev articles outside ``squad2-dev/`` (``../shared/data/train/squad2-dev-rest.
-  json.gz``), answerable questions that ``rag.question_kind`` sends to sentences.
+  json.gz``), answerable questions that ``rag.answer.kinds`` sends to sentences.
 Figures are held out by document: every fifth document (crc32) is scored with weights fitted on
 the others, then the shipped weights are fitted on all.
 
@@ -41,14 +41,21 @@ from pathlib import Path
 import numpy as np
 
 from rag import Index, Settings
-from rag.answer import read_passages
-from rag.datasets import EvalQuestion, load_doc2dial, load_squad
-from rag.question_kind import classify, wants_sentences
-from rag.reader import load_reader
-from rag.embed import load_embedder
-from rag.sentence_answer import (
-    FEATURES, SHORTLIST, STEPS_BONUS, WEIGHTS, features, shortlist, similarities, units,
+from rag.answer.extractive import read_passages
+from rag.answer.kinds import classify, wants_sentences
+from rag.answer.reader import load_reader
+from rag.answer.sentences import (
+    FEATURES,
+    SHORTLIST,
+    STEPS_BONUS,
+    WEIGHTS,
+    features,
+    shortlist,
+    similarities,
+    units,
 )
+from rag.embed import load_embedder
+from rag.eval.datasets import EvalQuestion, load_doc2dial, load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -138,7 +145,7 @@ def fit(data: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def final_scores(ex: Example, w: np.ndarray, rerank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The shortlist's indices and final scores, as ``rag.sentence_answer.score_units`` computes them."""
+    """The shortlist's indices and final scores, as ``rag.answer.sentences.score_units`` computes them."""
     top = shortlist(first_scores(ex, w))
     bonus = STEPS_BONUS * ex.x[top, FEATURES.index("steps")]
     return top, np.hstack([ex.x[top], ex.similarity[top, None]]) @ rerank + bonus

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import QueryError
-from ..formats.registry import page_word
-from ..settings import Settings
-from ..types import Hit
+from rag.errors import QueryError
+from rag.file_types import page_word
+from rag.settings import Settings
+from rag.types import Hit
 
 SEARCH_FILTERS = ("sources", "pages", "history")
 """The keyword arguments of ``Index.search`` besides ``k``; any ``Settings`` field is a per-query override too."""

@@ -23,9 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import RagError
-from ..index import Index
-from . import hit_metadata, search_arguments
+from rag.errors import RagError
+from rag.index import Index
+from rag.integrations import hit_metadata, search_arguments
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun

@@ -28,10 +28,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..errors import RagError
-from ..index import Index
-from ..types import Hit
-from . import hit_metadata, search_arguments
+from rag.errors import RagError
+from rag.index import Index
+from rag.integrations import hit_metadata, search_arguments
+from rag.types import Hit
 
 try:
     from llama_index.core.callbacks import CallbackManager

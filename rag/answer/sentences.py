@@ -1,0 +1,445 @@
+"""Answers in the documents' own sentences: definitions, explanations, steps, lists, comparisons.
+
+A question that is not after a short fact ("What is rag?", "How do I add documents?", "Why did
+the regime arrest them?") is answered by the one to three sentences that answer it, in document
+order, each cited; a list or a procedure is kept whole (every item, a code block never cut), and
+the key span the reader finds in them is emphasised. Sentences are scored by the reader's own
+scores pooled per sentence (``Reader.read_sentences``: the best span inside the sentence against
+"no answer", from the same model call that reads the passage) and a few more features, weighted
+as ``train/sentence_choice.py`` fitted them; the best eight are scored again with their embedding
+similarity to the question (``score_units``). A few rules a reader of the answer would insist on
+hold whatever the scores: a heading or page furniture is never the answer, a code sample answers
+only a question about code (or, a block of commands, a question after steps), and a fragment
+shorter than a clause never stands alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rag.answer.boilerplate import is_boilerplate
+from rag.errors import ReaderModelError
+from rag.ingest.chunk import fenced_blocks, heading_lines, split_sentences
+from rag.protocols import Embedder
+from rag.text import terms
+from rag.types import AnswerKind, Chunk, Hit, Quote
+
+Role = Literal["sentence", "item", "code", "row"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of a passage an answer can quote whole: a sentence, a list item, a code block, a table row."""
+
+    start: int
+    """Offset in the chunk's text."""
+    end: int
+    role: Role
+    group: int
+    """Units of one list, one table or one paragraph share a group; -1 for none."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A unit of one passage with the chooser's score for it."""
+
+    passage: int
+    """The hit's place in the answer's ``hits``."""
+    unit: Unit
+    score: float
+
+
+_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d+[.)])\s")
+_ROW = re.compile(r"[ \t]*\|")
+_CODE_QUESTION = re.compile(r"(?i)\b(?:code|python|api|import|function|class|method|snippet|script|example|"
+                            r"library|programm\w*|json|sdk|retriever|langchain|llama ?index|mcp)\b")
+_CONTINUES = re.compile(r"(?:It|This|That|These|Those|They|Such|However|But|Also|In addition|For example|"
+                        r"For instance|Then|Otherwise|If so|Instead)\b")
+_POINTS_BACK = re.compile(r"(?:It|This|That|These|Those|They|He|She|Its|Their|His|Her|Such)\b")
+_WORD = re.compile(r"\w+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+MAX_SENTENCES = 3
+"""Sentences of prose in an answer at most: beyond three, a reader wants the passage itself."""
+MAX_BLOCK_CHARS = 2400
+"""A list or code block longer than this is cut after its last whole item that fits."""
+CONTINUE_WITHIN = 1.0
+"""A neighbouring sentence joins the answer when its score is at most this far below the
+chosen one's (or it plainly continues it: "This ...", "However, ...")."""
+OTHER_PASSAGE_WITHIN = 0.3
+"""A sentence of another passage joins when its score is at most this far below the chosen one's."""
+STEPS_BONUS = 1.0
+"""Added, by rule, to a list item, a code block or the sentence leading into one when the question
+asks for steps or a list. The fitting data (doc2dial's web pages, SQuAD's Wikipedia paragraphs)
+holds few Markdown lists, so the fitted ``steps`` weight stays small; without this, "How do I
+install Lantern?" was answered with the sentence that says what Lantern is, beside its three steps."""
+WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "sentence-choice.json"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The chooser's weights and its abstention rule, as ``train/sentence_choice.py`` fitted them."""
+
+    weights: np.ndarray
+    """Weights of ``FEATURES``: a unit's first score is its features' weighted sum."""
+    rerank: np.ndarray
+    """Weights of ``FEATURES`` and the unit's ``similarity`` to the question, for the shortlist."""
+    score_weight: float
+    dense_weight: float
+    bias: float
+    """An answer stands when ``score_weight * score + dense_weight * best dense score + bias >= 0``."""
+
+    def confidence(self, score: float, hits: Sequence[Hit]) -> float:
+        """How far above (or below, when negative) the line an answer whose best unit scored ``score`` is."""
+        dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
+        return self.score_weight * score + self.dense_weight * dense + self.bias
+
+
+@lru_cache(maxsize=1)
+def fitted() -> Fitted:
+    """The shipped chooser (``rag/models/sentence-choice.json``); ``ReaderModelError`` when it is missing."""
+    try:
+        data = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+        rule = data["abstain"]
+        return Fitted(np.array([float(data["weights"][name]) for name in FEATURES]),
+                      np.array([float(data["rerank"][name]) for name in (*FEATURES, "similarity")]),
+                      float(rule["score"]), float(rule["dense"]), float(rule["bias"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReaderModelError(f"the sentence chooser's weights {WEIGHTS} are missing or unreadable ({exc}): "
+                               "reinstall rag (or refit them with train/sentence_choice.py)") from None
+
+
+def units(text: str) -> list[Unit]:
+    """The quotable units of a passage, in order: sentences, list items, whole code blocks, table
+    rows; headings and page furniture left out.
+
+    Example:
+        >>> t = "## Steps\\n\\nDo this first. Then that:\\n\\n1. Open it.\\n2. Close it."
+        >>> [(t[u.start:u.end], u.role) for u in units(t)]
+        [('Do this first.', 'sentence'), ('Then that:', 'sentence'), ('1. Open it.', 'item'), ('2. Close it.', 'item')]
+    """
+    fences = fenced_blocks(text)
+    headings = heading_lines(text)
+    out: list[Unit] = []
+    group = 0
+    previous_role: Role | None = None
+    previous_end = 0
+    pieces: list[tuple[int, int, Role]] = [(a, b, "code") for a, b in fences]
+    cursor = 0
+    for a, b in [*fences, (len(text), len(text))]:
+        pieces += _prose_pieces(text, cursor, a, headings)
+        cursor = b
+    pieces.sort()
+    for s, e, role in pieces:
+        if role != "code" and is_boilerplate(text[s:e]):
+            continue
+        gap = text[previous_end:s]
+        # Items of one list, rows of one table, sentences of one paragraph: no blank line between.
+        if previous_role != role or role == "code" or _BLANK_LINE.search(gap):
+            group += 1
+        out.append(Unit(s, e, role, group))
+        previous_role, previous_end = role, e
+    return out
+
+
+def _prose_pieces(text: str, begin: int, end: int, headings: Sequence[tuple[int, int]]
+                  ) -> list[tuple[int, int, Role]]:
+    """Outside code: a list item or a table row is one unit (its line and the lines it wraps
+    onto), everything else is cut into sentences."""
+    pieces: list[tuple[int, int, Role]] = []
+    prose_start = begin
+    line_start = begin
+    item: tuple[int, Role] | None = None
+
+    def flush_prose(stop: int) -> None:
+        for s, e in split_sentences(text, prose_start, stop):
+            if not any(h <= s < g for h, g in headings):
+                pieces.append((s, e, "sentence"))
+
+    while line_start < end:
+        line_end = text.find("\n", line_start, end)
+        line_end = end if line_end == -1 else line_end
+        line = text[line_start:line_end]
+        role: Role | None = "item" if _ITEM.match(line) else "row" if _ROW.match(line) else None
+        wrapped = item is not None and item[1] == "item" and role is None and line[:1] in " \t" and line.strip()
+        if item is not None and not wrapped:  # the item or row ends before this line
+            pieces.append((item[0], _trim_end(text, line_start), item[1]))
+            item = None
+            prose_start = line_start
+        if role:
+            flush_prose(line_start)
+            item = (line_start + len(line) - len(line.lstrip()), role)
+        line_start = line_end + 1
+    if item is not None:
+        pieces.append((item[0], _trim_end(text, end), item[1]))
+    else:
+        flush_prose(end)
+    return pieces
+
+
+def _trim_end(text: str, end: int) -> int:
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+_PROGRAM = re.compile(r"^\s*(?:from\s+\S+\s+import|import\s|def\s|class\s|[\w.\[\]\"']+\s*=|print\(|>>>|\{|<)",
+                      re.MULTILINE)
+
+
+def _commands(block: str) -> bool:
+    """Is a code block commands to type (a shell session), not a program? Steps are often the former."""
+    body = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith(("```", "~~~")))
+    return bool(body.strip()) and not _PROGRAM.search(body)
+
+
+def about_code(question: str) -> bool:
+    """Does the question ask about code (so a code sample may answer it)?"""
+    return bool(_CODE_QUESTION.search(question))
+
+
+FEATURES = ("margin", "overlap", "heading", "first", "place", "dense", "defines", "block", "length", "steps")
+"""What the chooser weighs for each unit (``features``); the weights are fitted by
+``train/sentence_choice.py`` and shipped in ``rag/models/sentence-choice.json``."""
+
+
+def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: Sequence[Sequence[Unit]],
+             margins: Sequence[np.ndarray]) -> list[tuple[int, Unit, np.ndarray]]:
+    """(passage, unit, feature vector) of every unit that may stand as an answer, in order.
+
+    The features: the reader's pooled margin (scaled), the share of the question's content words
+    in the unit and in its section heading, whether the unit opens its passage or section, the
+    passage's place and dense score, whether it defines the asked term ("rag is ..."), whether it
+    is a list item, row or code block, its length, and, for a procedure or a list, whether it is
+    or leads into ("To install it:") a list or code block.
+    """
+    wants_block = kind in ("procedure", "list")
+    asked = set(terms(question))
+    code_ok = about_code(question)
+    term = _defined_term(question) if kind == "definition" else None
+    out = []
+    for p, (hit, us, ms) in enumerate(zip(hits, passage_units, margins)):
+        text = hit.chunk.text
+        headings = heading_lines(text)
+        for n, (unit, margin) in enumerate(zip(us, ms)):
+            words = text[unit.start:unit.end]
+            if not np.isfinite(margin) or (unit.role == "code" and not (code_ok or wants_block and _commands(words))):
+                continue
+            if unit.role in ("sentence", "row") and len(_WORD.findall(words)) < 4:
+                continue  # a fragment shorter than a clause never stands alone
+            above = [text[h:g] for h, g in headings if g <= unit.start]
+            heading = set(terms(" ".join([hit.chunk.context, *above[-1:]])))
+            # The first unit of the passage, or the first under a heading.
+            opens = n == 0 or any(us[n - 1].end <= h < unit.start for h, _ in headings)
+            defines = bool(term and re.match(
+                rf"(?i)\W*(?:the |an? )?{re.escape(term)}\b\W*\s+(?:is|are|was|were|means|refers|stands|answers|"
+                rf"describes|lets|helps|provides|\(|,)", words))
+            mine = set(terms(words))
+            # "To install it:" before its steps; the last sentence of a paragraph before a command.
+            after = us[n + 1] if n + 1 < len(us) else None
+            leads = after is not None and (words.rstrip().endswith(":") and after.role in ("item", "code") or
+                                           after.role == "code" and _commands(text[after.start:after.end]))
+            steps = wants_block and (unit.role in ("item", "code") or leads)
+            out.append((p, unit, np.array([
+                float(np.clip(margin, -10, 10)) / 5,
+                len(asked & mine) / max(1, len(asked)),
+                len(asked & heading) / max(1, len(asked)),
+                float(opens),
+                p / 4,
+                hit.dense_score or 0.0,
+                float(defines),
+                float(unit.role != "sentence"),
+                float(np.log1p(len(_WORD.findall(words)))) / 3,
+                float(steps),
+            ])))
+    return out
+
+
+SHORTLIST = 8
+"""Units the first score keeps for the second, which adds their embedding similarity to the
+question: embedding every unit of five passages cost as much as reading them again."""
+
+
+def similarities(question: str, texts: Sequence[str], embedder: Embedder) -> np.ndarray:
+    """Cosine of the question's embedding and each text's (the index's own embedder)."""
+    if not texts:
+        return np.zeros(0)
+    q = embedder.encode_queries([question])[0]
+    d = embedder.encode_documents(list(texts))
+    norms = np.linalg.norm(d, axis=1) * max(float(np.linalg.norm(q)), 1e-12)
+    return (d @ q) / np.maximum(norms, 1e-12)
+
+
+def shortlist(first: np.ndarray, size: int = SHORTLIST) -> np.ndarray:
+    """Indices of the ``size`` best first scores, best first."""
+    return np.argsort(-first, kind="stable")[:size]
+
+
+def score_units(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: Sequence[Sequence[Unit]],
+                margins: Sequence[np.ndarray], embedder: Embedder | None) -> list[Scored]:
+    """The shortlisted units with their final scores: the fitted weights of ``features``, then, for
+    the best ``SHORTLIST``, the rerank weights with the unit's embedding similarity (without an
+    embedder, the first scores)."""
+    model = fitted()
+    rows = features(question, kind, hits, passage_units, margins)
+    if not rows:
+        return []
+    x = np.stack([f for _, _, f in rows])
+    steps = STEPS_BONUS * x[:, FEATURES.index("steps")]
+    top = shortlist(x @ model.weights + steps)
+    if embedder is None:
+        final = (x @ model.weights + steps)[top]
+    else:
+        texts = [hits[rows[i][0]].chunk.text[rows[i][1].start:rows[i][1].end] for i in top]
+        sims = similarities(question, texts, embedder)
+        final = np.hstack([x[top], sims[:, None]]) @ model.rerank + steps[top]
+    return [Scored(rows[i][0], rows[i][1], float(v)) for i, v in zip(top, final)]
+
+
+def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: Sequence[Sequence[Unit]],
+           margins: Sequence[np.ndarray], embedder: Embedder | None = None) -> list[Scored]:
+    """The units that answer, in answer order (the chosen unit's passage, then at most one more).
+
+    ``margins[i][j]`` is the reader's pooled margin of ``passage_units[i][j]``; ``embedder`` is
+    the index's (``score_units``). Empty when no unit can stand as an answer.
+    """
+    scored = score_units(question, kind, hits, passage_units, margins, embedder)
+    if not scored:
+        return []
+    best = max(scored, key=lambda s: s.score)
+    passage = hits[best.passage].chunk.text
+    us = list(passage_units[best.passage])
+    at = us.index(best.unit)
+    chosen = [best.unit]
+    after = us[at + 1] if at + 1 < len(us) else None
+    # Steps or items follow the sentence ("To install it:", or a command block under it).
+    leads = kind in ("procedure", "list") and after is not None and (
+        passage[best.unit.start:best.unit.end].rstrip().endswith(":") and after.role in ("item", "code")
+        or after.role == "code" and _commands(passage[after.start:after.end]))
+    if best.unit.role in ("item", "row", "code") or leads:
+        chosen = _whole_block(passage, us, at)
+    else:
+        margin_of = {s.unit: s.score for s in scored if s.passage == best.passage}
+        for step in (1, -1, 1, -1):
+            if len(chosen) >= MAX_SENTENCES:
+                break
+            edge = us.index(chosen[-1] if step == 1 else chosen[0]) + step
+            if not 0 <= edge < len(us) or us[edge].role != "sentence":
+                continue
+            neighbour, nearest = us[edge], chosen[-1] if step == 1 else chosen[0]
+            words = passage[neighbour.start:neighbour.end]
+            joins = margin_of.get(neighbour, -np.inf) >= best.score - CONTINUE_WITHIN
+            if step == 1:
+                joins = joins or bool(_CONTINUES.match(words))
+            else:
+                joins = joins or bool(_POINTS_BACK.match(passage[nearest.start:nearest.end]))
+            if joins and neighbour.group == nearest.group:
+                chosen = chosen + [neighbour] if step == 1 else [neighbour] + chosen
+    answer = [Scored(best.passage, u, best.score) for u in chosen]
+    if len(chosen) < MAX_SENTENCES and best.unit.role == "sentence" and kind != "fact":
+        others = [s for s in scored if s.passage != best.passage and s.unit.role == "sentence"
+                  and s.score >= best.score - OTHER_PASSAGE_WITHIN
+                  and not _same_words(hits[s.passage].chunk.text[s.unit.start:s.unit.end],
+                                      [passage[u.start:u.end] for u in chosen])]
+        if others:
+            answer.append(max(others, key=lambda s: s.score))
+    return answer
+
+
+def _whole_block(text: str, us: Sequence[Unit], at: int) -> list[Unit]:
+    """The list, table or code block around unit ``at`` (or after it, when it ends with ":"), with
+    the sentence that leads into it, cut after the last whole item within ``MAX_BLOCK_CHARS``."""
+    unit = us[at]
+    lead: int | None
+    if unit.role == "sentence":  # "To add documents:" followed by the steps
+        lead, block_at = at, at + 1
+        if block_at >= len(us) or us[block_at].role == "sentence":
+            return [unit]
+    else:
+        block_at = at
+        while block_at > 0 and us[block_at - 1].group == unit.group:
+            block_at -= 1
+        lead = block_at - 1 if block_at > 0 and text[us[block_at - 1].start:us[block_at - 1].end].rstrip().endswith(
+            ":") else None
+    group = us[block_at].group
+    block = [u for u in us[block_at:] if u.group == group] if us[block_at].role != "code" else [us[block_at]]
+    if us[block_at].role == "code" and block_at + 1 < len(us) and us[block_at + 1].role == "code":
+        block.append(us[block_at + 1])
+    kept: list[Unit] = []
+    first = us[lead].start if lead is not None else block[0].start
+    for u in block:
+        if kept and u.end - first > MAX_BLOCK_CHARS:
+            break
+        kept.append(u)
+    return ([us[lead]] if lead is not None else []) + kept
+
+
+def _defined_term(question: str) -> str | None:
+    match = re.match(r"(?i)\W*(?:what|who)\s+(?:is|are|was|were|'s)\s+(?:an?\s+|the\s+)?(.+?)\W*$", question)
+    if match:
+        return match.group(1)
+    match = re.match(r"(?i)\W*(?:define|tell me about|describe)\s+(?:an?\s+|the\s+)?(.+?)\W*$", question)
+    return match.group(1) if match else None
+
+
+def _same_words(text: str, chosen: Sequence[str]) -> bool:
+    words = set(w.lower() for w in _WORD.findall(text))
+    return any(len(words & set(w.lower() for w in _WORD.findall(c))) >= 0.8 * max(1, len(words)) for c in chosen)
+
+
+def quotes_and_text(hits: Sequence[Hit], answer: Sequence[Scored], emphasis: tuple[int, int, int] | None
+                    ) -> tuple[str, list[Quote]]:
+    """The answer text and its quotes: each run of adjacent units of one passage is one quote,
+    cited ``[n]`` after it. Prose is joined on one line; lists and code keep their lines.
+    ``emphasis`` = (passage, start, end) of the reader's span, bolded where it sits in prose."""
+    runs: list[tuple[int, list[Unit]]] = []
+    for s in answer:
+        if runs and runs[-1][0] == s.passage and _adjacent(hits[s.passage].chunk.text, runs[-1][1][-1], s.unit):
+            runs[-1][1].append(s.unit)
+        else:
+            runs.append((s.passage, [s.unit]))
+    several_files = len({hits[p].chunk.source for p, _ in runs}) > 1
+    parts, quotes = [], []
+    previous_source = None
+    for n, (p, run) in enumerate(runs, start=1):
+        chunk = hits[p].chunk
+        a, b = run[0].start, run[-1].end
+        quotes.append(_quote(chunk, a, b))
+        prose = all(u.role == "sentence" for u in run)
+        words = chunk.text[a:b]
+        if emphasis and emphasis[0] == p and a <= emphasis[1] < emphasis[2] <= b and prose:
+            e0, e1 = emphasis[1], emphasis[2]
+            if e0 > a and e1 < b and chunk.text[e0 - 1] == "`" == chunk.text[e1]:
+                e0, e1 = e0 - 1, e1 + 1  # bold around inline code, never inside it: `**x**` shows the stars
+            if e1 - e0 < 0.6 * (b - a):
+                words = f"{chunk.text[a:e0]}**{chunk.text[e0:e1]}**{chunk.text[e1:b]}"
+        body = " ".join(words.split()) if prose else words.strip("\n")
+        # Several files: say which one each part comes from, once per change of file.
+        label = f"In {chunk.name}: " if several_files and chunk.source != previous_source else ""
+        previous_source = chunk.source
+        parts.append(f"{label}{body} [{n}]" if prose else f"{label}\n{body}\n[{n}]" if label else f"{body}\n[{n}]")
+    joined = ""
+    for part, (_, run) in zip(parts, runs):
+        prose = all(u.role == "sentence" for u in run)
+        joined += (" " if prose and joined and not joined.endswith("\n") else "\n\n" if joined else "") + part
+    return joined.strip(), quotes
+
+
+def _adjacent(text: str, first: Unit, second: Unit) -> bool:
+    return second.start >= first.end and not text[first.end:second.start].strip()
+
+
+def _quote(chunk: Chunk, a: int, b: int) -> Quote:
+    return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page, start=chunk.start + a,
+                 end=chunk.start + b, ocr=chunk.ocr)
+
+
+__all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "features", "fitted",
+           "quotes_and_text", "score_units", "shortlist", "similarities", "units"]

@@ -1,0 +1,49 @@
+"""What a file reader is given and gives back, and the one call that picks the reader by file type.
+
+Every reader (``rag.ingest.load`` for PDF and text, ``rag.ingest.formats.*`` for the others) is a
+``Reader``: a path and a ``ReadContext`` in, a ``FileRead`` out. ``read_with`` imports a format's
+reader on first use, so that listing the supported types never imports python-docx or pypdf.
+
+Example:
+    >>> from rag.file_types import format_for
+    >>> # read_with(format_for("deck.pptx"), Path("deck.pptx"), ReadContext()).pages[0].text
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.file_types import Format
+from rag.settings import Settings
+from rag.types import Page
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One file's pages, and notes for the user about what was left out (OCR budget, caps)."""
+
+    pages: list[Page]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What a reader may need besides the path: the settings (PDF extractor, OCR), the time a PDF
+    may take, and whom to tell of OCR progress."""
+
+    settings: Settings | None = None
+    time_limit: float = 600.0
+    progress: Callable[[int, int], None] | None = None
+
+
+Reader = Callable[[Path, ReadContext], FileRead]
+
+
+def read_with(fmt: Format, path: Path, context: ReadContext) -> FileRead:
+    """Read ``path`` with ``fmt``'s reader (``"module:function"``, imported on first use)."""
+    module, _, function = fmt.reader.partition(":")
+    reader: Reader = getattr(importlib.import_module(module), function)
+    return reader(path, context)
