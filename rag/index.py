@@ -11,6 +11,7 @@ picked up on the next query.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from rag.search.conversation import LEAD_WEIGHT, Resolved, condense, resolve
 from rag.search.filing import named_sources
 from rag.search.focus import focus
 from rag.search.retriever import CachedPages, Retriever
+from rag.search.statements import named_statement, statement_pages
 from rag.settings import Settings
 from rag.store.snapshot import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
 from rag.store.writer import WriteLock
@@ -42,6 +44,11 @@ if TYPE_CHECKING:
     from rag.watch import Watcher
 
 DEFAULT_FOLDER = "index"
+MAX_STATEMENT_SOURCES = 3
+"""A question naming a statement ("in the balance sheet") reads that statement first in at most
+this many filings (those it names); among more, it names no one filing and retrieval decides."""
+STATEMENT_HITS = 2
+"""Passages of the named statement's page put before the others."""
 
 
 class Index:
@@ -75,6 +82,8 @@ class Index:
         self._swap = threading.Lock()
         self._write = threading.Lock()
         self._retriever: Retriever | None = None
+        self._statements: dict[tuple[str, str, str], list[int]] = {}
+        """Pages that are a named statement, by (generation, source, statement): found once."""
         self.last_report: IngestReport | None = None
 
     # -- construction ----------------------------------------------------------------------
@@ -314,6 +323,9 @@ class Index:
         query = (self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages) if resolved
                  else retriever.context(searched, settings, sources, pages))
         hits = retriever.search(searched, settings, k=k, context=query)
+        statement = named_statement(asked) if pages is None else None
+        if statement is not None:
+            hits = self._statement_hits(statement, searched, hits, snapshot, retriever, settings, sources)
         # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
         page_texts = CachedPages(snapshot, query.pages)
         read = resolved.read if resolved else asked
@@ -326,6 +338,29 @@ class Index:
         if shown == question:
             return result
         return dataclasses.replace(result, question=question, query=shown)
+
+    def _statement_hits(self, statement: str, question: str, hits: list[Hit], snapshot: Snapshot,
+                        retriever: Retriever, settings: Settings, sources: Iterable[str] | None) -> list[Hit]:
+        """``hits`` led by the best passages of the statement the question names ("in the balance
+        sheet"), in the filing it names or the index's only one: the statement's own page, not a note
+        that mentions the same line item (``rag.search.statements``)."""
+        documents = snapshot.documents()
+        wanted = set(sources) if sources is not None else None
+        chosen = [d for d in documents if wanted is None or d.source in wanted or d.name in wanted]
+        if not 0 < len(chosen) <= MAX_STATEMENT_SOURCES:
+            return hits
+        led: list[Hit] = []
+        for document in chosen:
+            key = (snapshot.generation, document.source, statement)
+            if key not in self._statements:
+                self._statements[key] = statement_pages(statement, document.pages,
+                                                        functools.partial(snapshot.page_text, document.source))
+            for page in self._statements[key][:1]:
+                context = retriever.context(question, settings, [document.source], (page, page))
+                led += retriever.search(question, settings, k=STATEMENT_HITS, context=context)
+        seen = {h.chunk for h in led}
+        merged = led + [h for h in hits if h.chunk not in seen]
+        return [dataclasses.replace(h, rank=n) for n, h in enumerate(merged, 1)]
 
     def summarize(self, source: str) -> Answer:
         """An extractive summary of one indexed document: 3 to 7 of its own sentences covering

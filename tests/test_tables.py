@@ -325,3 +325,73 @@ def test_any_table_text_reads_without_error_and_cells_are_verbatim(rows: list[li
         for row in table.rows:
             for cell in (row.label, *row.cells):
                 assert text[cell.start:cell.end] == cell.text
+
+
+FILING_NOTE = """Note 7. Supplemental balance sheet information
+Accounts payable (included as a separate line item in the Consolidated Balance Sheets) includes drafts
+payable. The following table shows the total current liabilities of the segments, which are not the
+Company's total current liabilities in the balance sheet.
+Segment liabilities 2017 2016
+Total current liabilities 812,000 790,500
+Other liabilities 1,200 1,100
+"""
+
+STATEMENTS_MD = """# Annual report
+
+## Consolidated statements of operations (in millions)
+
+| | 2017 | 2016 |
+|---|---|---|
+| Net product sales | 118,573 | 94,665 |
+| Net service sales | 59,293 | 41,322 |
+| Total net sales | 177,866 | 135,987 |
+
+## Balance sheet (in millions)
+
+| | 2018 | 2017 |
+|---|---|---|
+| Property, plant and equipment | 24,873 | 24,246 |
+| Less: Accumulated depreciation | (16,135) | (15,380) |
+| Property, plant and equipment — net | 8,738 | 8,866 |
+"""
+
+
+def test_a_named_statement_is_read_from_the_statement_page(tmp_path: Path) -> None:
+    from rag.search.statements import is_statement_page, named_statement
+    from tests.conftest import write_pdf
+
+    assert named_statement("Considering the data in the balance sheet, what is the working capital?") == "balance sheet"
+    assert named_statement("utilizing the line items clearly shown in the statement of income") == "income statement"
+    assert named_statement("What drove cash flow from operations?") is None
+    # titles as PDF text layers give them: letters split, one word a line, a company line first
+    assert is_statement_page("Table of Contents\n3M Company\nConsolidated Statement of Incom e\n2018 2017", "income statement")
+    assert is_statement_page("SQUARE,\nINC.\nCONSOLIDATED\nSTATEMENTS\nOF\nOPERATIONS\n(In thousands)", "income statement")
+    assert is_statement_page("PART II\nItem 8\nCASH FLOWS STATEMENTS\n(In millions)", "cash flow statement")
+    # a page that only mentions the statement is not it
+    assert not is_statement_page(FILING_NOTE, "balance sheet")
+    assert not is_statement_page("ANALYSIS OF THE CONDENSED CONSOLIDATED STATEMENTS OF INCOME\nRevenues", "income statement")
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "NETFLIX_2017_10K.pdf", ["Netflix annual report. " * 20, FILING_NOTE, FILING_NOTE,
+                                              STATEMENT.replace("—", "-")])
+    index = Index.build([docs], tmp_path / "index")
+    answer = index.ask("According to the balance sheet, what were total current liabilities in 2017?")
+    assert answer.kind == "table" and answer.span == "5,466,312 thousand", answer.text
+    assert answer.citations[0].page == 4 and answer.hits[0].page == 4
+    _verbatim(index, answer)
+
+
+def test_analysts_names_for_statement_lines(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(STATEMENTS_MD, encoding="utf-8")
+    index = Index.build([tmp_path / "report.md"], tmp_path / "index")
+    # revenue is the "Total net sales" line when no line says revenue; "(in units of percents)" asks a percentage
+    answer = index.ask("What is the year-over-year change in revenue from FY2016 to FY2017 (in units of percents "
+                       "and round to one decimal place)?")
+    assert answer.working is not None and answer.working.operation == "percent_change", answer.text
+    assert answer.span == "30.8%"
+    assert [o.row for o in answer.working.operands] == ["Total net sales", "Total net sales"]
+    _verbatim(index, answer)
+    # net PPNE is the net line, not the gross one
+    answer = index.ask("What is the year end FY2018 net PPNE? Answer in USD billions.")
+    assert answer.kind == "table" and answer.span == "8,738 million", answer.text
