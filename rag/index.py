@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag import pageview
 from rag.answer.extractive import answer
+from rag.answer.formula import definitions
 from rag.answer.kinds import classify
 from rag.answer.summary import summarize
 from rag.backends import EMBEDDERS
@@ -31,7 +33,7 @@ from rag.search.conversation import LEAD_WEIGHT, Resolved, condense, resolve
 from rag.search.filing import named_sources
 from rag.search.focus import focus
 from rag.search.retriever import CachedPages, Retriever
-from rag.search.statements import named_statement, statement_pages
+from rag.search.statements import named_statements, statement_pages
 from rag.settings import Settings
 from rag.store.snapshot import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
 from rag.store.writer import WriteLock
@@ -323,15 +325,16 @@ class Index:
         query = (self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages) if resolved
                  else retriever.context(searched, settings, sources, pages))
         hits = retriever.search(searched, settings, k=k, context=query)
-        statement = named_statement(asked) if pages is None else None
-        if statement is not None:
-            hits = self._statement_hits(statement, searched, hits, snapshot, retriever, settings, sources)
+        statements = named_statements(asked) if pages is None else []
+        if statements:
+            hits = self._statement_hits(statements, searched, hits, snapshot, retriever, settings, sources)
         # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
         page_texts = CachedPages(snapshot, query.pages)
         read = resolved.read if resolved else asked
         if self.answerer is None:
             # The default answerer weighs sentences with the index's own embedder.
-            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder)
+            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder,
+                            defined=definitions(question))
         else:
             result = self.answerer(read, hits, settings, page_texts)
         shown = resolved.shown if resolved else searched
@@ -339,9 +342,9 @@ class Index:
             return result
         return dataclasses.replace(result, question=question, query=shown)
 
-    def _statement_hits(self, statement: str, question: str, hits: list[Hit], snapshot: Snapshot,
+    def _statement_hits(self, statements: list[str], question: str, hits: list[Hit], snapshot: Snapshot,
                         retriever: Retriever, settings: Settings, sources: Iterable[str] | None) -> list[Hit]:
-        """``hits`` led by the best passages of the statement the question names ("in the balance
+        """``hits`` led by the best passages of the statements the question names ("in the balance
         sheet"), in the filing it names or the index's only one: the statement's own page, not a note
         that mentions the same line item (``rag.search.statements``)."""
         documents = snapshot.documents()
@@ -350,7 +353,7 @@ class Index:
         if not 0 < len(chosen) <= MAX_STATEMENT_SOURCES:
             return hits
         led: list[Hit] = []
-        for document in chosen:
+        for document, statement in itertools.product(chosen, statements):
             key = (snapshot.generation, document.source, statement)
             if key not in self._statements:
                 self._statements[key] = statement_pages(statement, document.pages,

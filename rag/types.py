@@ -228,7 +228,7 @@ class Working:
 
     operation: str
     """"lookup", "change", "percent_change", "average", "sum", "difference", "ratio", "proportion",
-    "compare" or "count"."""
+    "compare", "count" or "formula" (a figure the question defines, ``rag.answer.formula``)."""
     operands: tuple[Operand, ...]
     result: float | None
     """The computed figure (unrounded); None for a lookup of several cells or a comparison's year."""

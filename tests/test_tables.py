@@ -357,12 +357,14 @@ STATEMENTS_MD = """# Annual report
 
 
 def test_a_named_statement_is_read_from_the_statement_page(tmp_path: Path) -> None:
-    from rag.search.statements import is_statement_page, named_statement
+    from rag.search.statements import is_statement_page, named_statements
     from tests.conftest import write_pdf
 
-    assert named_statement("Considering the data in the balance sheet, what is the working capital?") == "balance sheet"
-    assert named_statement("utilizing the line items clearly shown in the statement of income") == "income statement"
-    assert named_statement("What drove cash flow from operations?") is None
+    assert named_statements("Considering the data in the balance sheet, what is the working capital?") == ["balance sheet"]
+    assert named_statements("utilizing the line items clearly shown in the statement of income") == ["income statement"]
+    assert named_statements("shown within the balance sheet and the P&L statement") == ["balance sheet",
+                                                                                      "income statement"]
+    assert named_statements("What drove cash flow from operations?") == []
     # titles as PDF text layers give them: letters split, one word a line, a company line first
     assert is_statement_page("Table of Contents\n3M Company\nConsolidated Statement of Incom e\n2018 2017", "income statement")
     assert is_statement_page("SQUARE,\nINC.\nCONSOLIDATED\nSTATEMENTS\nOF\nOPERATIONS\n(In thousands)", "income statement")
@@ -395,3 +397,54 @@ def test_analysts_names_for_statement_lines(tmp_path: Path) -> None:
     # net PPNE is the net line, not the gross one
     answer = index.ask("What is the year end FY2018 net PPNE? Answer in USD billions.")
     assert answer.kind == "table" and answer.span == "8,738 million", answer.text
+
+
+EARNINGS = """Consolidated Statements of Earnings
+$ and shares in millions, except per share amounts
+Fiscal Years Ended January 28, 2017 January 30, 2016 January 31, 2015
+Revenue $ 39,403 $ 39,528 $ 40,339
+Cost of goods sold 29,963 30,334 31,292
+Gross profit 9,440 9,191 9,047
+Net earnings from continuing operations 1,207 807 1,246
+Net earnings including noncontrolling interests 1,228 897 1,235
+Net earnings attributable to Best Buy Co., Inc. shareholders $ 1,228 $ 897 $ 1,233
+"""
+
+POSITION = """Consolidated Balance Sheets
+(in millions)
+December 31, 2017 2016
+Inventories 16,047 11,461
+Accounts payable 34,616 25,309
+Total current assets 60,197 45,781
+Total current liabilities 57,883 43,816
+"""
+
+
+def test_figures_the_question_defines_or_names(tmp_path: Path) -> None:
+    from rag.answer.formula import definitions
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "earnings.txt").write_text(EARNINGS, encoding="utf-8")
+    (docs / "position.txt").write_text(POSITION + "\nCost of sales 111,934 88,265\n", encoding="utf-8")
+    index = Index.build([docs], tmp_path / "index")
+    # a definition in the question, with averages and changes between years, read from the stated lines
+    question = ("What is the FY2017 days payable outstanding (DPO)? DPO is defined as: 365 * (average accounts "
+                "payable between FY2016 and FY2017) / (FY2017 COGS + change in inventory between FY2016 and FY2017). "
+                "Round your answer to two decimal places.")
+    assert set(definitions(question)) == {"dpo"}
+    answer = index.ask(question)
+    assert answer.working is not None and answer.working.operation == "formula", answer.text
+    assert answer.span == "93.86"
+    assert {o.row for o in answer.working.operands} == {"Accounts payable", "Cost of sales", "Inventories"}
+    _verbatim(index, answer)
+    # a ratio every analyst knows, averaged over the years named; the owners' net earnings; dated columns
+    answer = index.ask("What is the FY2015 - FY2017 3 year average net profit margin (as a %)?")
+    assert answer.working is not None and answer.working.operation == "formula", answer.text
+    assert answer.span == "2.81%"
+    assert {o.row for o in answer.working.operands} == {"Revenue",
+                                                        "Net earnings attributable to Best Buy Co., Inc. shareholders"}
+    _verbatim(index, answer)
+    # a change in a ratio is not the ratio: no guess
+    answer = index.ask("What is the change in current ratio from 2016 to 2017?")
+    assert answer.working is None or answer.working.operation != "formula"

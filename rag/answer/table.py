@@ -26,9 +26,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from rag.answer.formula import definitions, evaluate
 from rag.ingest.tables import TABLES_VERSION, Cell, Table, page_tables, parse_number, tables_from_json
 from rag.settings import Settings
 from rag.types import Answer, Hit, Operand, Quote, Working
@@ -196,8 +197,11 @@ _QUANTITY = re.compile(r"\b(?:how much|how many|amount|value|balance|number|figu
                        r"as of|on) )", re.IGNORECASE)
 
 
-def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource) -> Answer | None:
+def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
+                       defined: Mapping[str, str] | None = None) -> Answer | None:
     """The answer read or computed from the table cells ``question`` names, or None to let the reader answer.
+
+    ``defined``: figures the question as typed defines ("DPO is defined as: ..."), by name.
 
     Example:
         >>> # a = answer_from_tables("What is the change in Other in 2019 from 2018?", hits, Settings(), snapshot)
@@ -223,7 +227,7 @@ def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, p
             tables.extend(_tables_of(text, source, page))
     if not tables:
         return None
-    solved = _solve(question, tables)
+    solved = _solve_any(question, tables, defined or {})
     if solved is None:
         return None
     working, shown = solved
@@ -260,6 +264,8 @@ _SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 _FALLBACK_SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\brevenues?\b", re.IGNORECASE), "total net sales"),
+    (re.compile(r"\bnet income\b", re.IGNORECASE), "net earnings"),
+    (re.compile(r"\boperating income\b", re.IGNORECASE), "operating earnings income from operations"),
 )
 """Other names for a line, tried only when no row has the question's own words: Amazon's and
 Nike's revenue is their "Total net sales" or "Revenues", and a table that has a "Revenue" row
@@ -267,6 +273,57 @@ means that row (adding the words always lowered TAT-QA dev: 6 answers lost)."""
 
 
 _QUARTERS = re.compile(r"quarter|\bq[1-4]\b|\b(?:first|second|third|fourth)\b|three months", re.IGNORECASE)
+
+
+def _solve_any(question: str, tables: Sequence[Table], defined: Mapping[str, str]) -> tuple[Working, str] | None:
+    if defined or definitions(question):  # the question says how to compute what it asks
+        return _formula(question, tables, defined) or _solve(question, tables)
+    # A known ratio's name is also a row's name in many tables ("Gross margin"): the row first; and
+    # only the ratio itself (or its average over years), not a change in it.
+    solved = _solve(question, tables)
+    if solved is None and not re.search(r"\b(?:change|increase|decrease|difference|growth)\b", question.lower()):
+        solved = _formula(question, tables, defined)
+    return solved
+
+
+def _formula(question: str, tables: Sequence[Table], defined: Mapping[str, str]) -> tuple[Working, str] | None:
+    """A figure the question defines ("DPO is defined as: ...") or names as a known ratio, computed
+    from the cells of the lines its definition names (``rag.answer.formula``)."""
+    found = evaluate(question, functools.partial(_read_cell, tables), defined)
+    if found is None or not found.operands:
+        return None
+    operands = list(dict.fromkeys(found.operands))
+    return _computed2("formula", operands, found.value, found.expression, unit="%" if found.percent else "ratio")
+
+
+def _read_cell(tables: Sequence[Table], words: str, year: str) -> tuple[tuple[_Line, str, Cell], float] | None:
+    """The cell of the line ``words`` names ("accounts payable", "COGS") in ``year``'s column, with its value."""
+    for synonyms in (_SYNONYMS, _SYNONYMS + _FALLBACK_SYNONYMS):
+        asked = _tokens(words + "".join(f" {more}" for pattern, more in synonyms if pattern.search(words)))
+        matches = sorted((m for t in tables for line in _lines(t) if (m := _match(line, asked, asked)) is not None),
+                         key=lambda m: -m.score)
+        for match in matches:
+            keyed = _keyed(match.line, [year], set(asked))
+            if keyed and (value := keyed[0][1].value) is not None:
+                key, cell = keyed[0]
+                return (match.line, key, cell), value
+    # A statement's line often says more than the analyst's name for it: "net income" is "Net
+    # earnings attributable to Best Buy Co., Inc. shareholders" (the owners' share, as analysts
+    # take it), before "Net earnings from continuing operations".
+    phrases = [words] + [more for pattern, more in _FALLBACK_SYNONYMS if pattern.search(words)]
+    for phrase in (_tokens(p) for p in phrases):
+        lines = sorted((line for t in tables for line in _lines(t) if phrase and _tokens(line.name)[:len(phrase)] == phrase),
+                       key=lambda line: (not _OWNERS.search(line.name), bool(_CONTINUING.search(line.name)),
+                                         len(line.name)))
+        for line in lines:
+            keyed = _keyed(line, [year], set(phrase))
+            if keyed and (value := keyed[0][1].value) is not None:
+                return (line, keyed[0][0], keyed[0][1]), value
+    return None
+
+
+_OWNERS = re.compile(r"attributable\s+to\s.*\b(?:shareholders|stockholders|owners|parent)\b", re.IGNORECASE)
+_CONTINUING = re.compile(r"\b(?:continuing|discontinued)\b", re.IGNORECASE)
 
 
 def _heads(table: Table) -> str:

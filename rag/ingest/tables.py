@@ -30,7 +30,7 @@ from typing import Any
 
 from rag.ingest.chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables, statement_spans
 
-TABLES_VERSION = 2
+TABLES_VERSION = 3
 """Bumped when the grids read from the same text change (stored grids are re-read then)."""
 
 
@@ -316,8 +316,11 @@ def _nearby_scale(text: str, start: int, end: int, bounds: tuple[int, int]) -> s
 
 
 _FIGURE = re.compile(_CELL)
-_YEARS_AT_END = re.compile(r"(?P<label>.*?)(?P<years>(?:(?<=\S)[ \t]+|^)(?:FY\s?)?(?:19|20)\d\d(?:[ \t]+(?:FY\s?)?(?:19|20)\d\d)+)"
-                           r"[ \t]*", re.MULTILINE)
+_DATED_YEAR = (r"(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[ \t]+\d{1,2},?[ \t]+)?"
+               r"(?:FY\s?)?(?:19|20)\d\d")
+"""A column's year, or its date: "2017", "FY2017", "January 28, 2017" (retailers' fiscal years end on a day)."""
+_YEARS_AT_END = re.compile(rf"(?P<label>.*?)(?P<years>(?:(?<=\S)[ \t]+|^){_DATED_YEAR}(?:[ \t]+{_DATED_YEAR})+)"
+                           r"[ \t]*", re.MULTILINE | re.IGNORECASE)
 
 
 def statement_tables(text: str) -> list[tuple[int, int, int]]:

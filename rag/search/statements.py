@@ -15,8 +15,8 @@ statement and the cash flow statement of every 10-K and 10-Q, and nothing else b
 income statements of an 8-K that has three.
 
 Example:
-    >>> named_statement("Considering the data in the balance sheet, what is Block's FY2016 working capital ratio?")
-    'balance sheet'
+    >>> named_statements("Considering the data in the balance sheet, what is Block's FY2016 working capital ratio?")
+    ['balance sheet']
     >>> is_statement_page("AMAZON.COM, INC.\\nCONSOLIDATED BALANCE SHEETS\\n(in millions)\\n...", "balance sheet")
     True
 """
@@ -45,11 +45,10 @@ TITLE_LINES = 5
 """A title printed one word a line is joined from up to this many lines."""
 
 
-def named_statement(question: str) -> str | None:
-    """The statement ``question`` names ("balance sheet", "income statement", "cash flow statement"),
-    or None when it names none, or more than one (then no single page is the place to read)."""
-    named = [name for name, (asked, _) in STATEMENTS.items() if asked.search(question)]
-    return named[0] if len(named) == 1 else None
+def named_statements(question: str) -> list[str]:
+    """The statements ``question`` names ("balance sheet", "income statement", "cash flow statement"),
+    in the order of ``STATEMENTS``: "the balance sheet and the P&L statement" names two."""
+    return [name for name, (asked, _) in STATEMENTS.items() if asked.search(question)]
 
 
 def is_statement_page(text: str, statement: str) -> bool:
@@ -66,4 +65,4 @@ def statement_pages(statement: str, page_count: int, page_text: Callable[[int], 
     return [n for n in range(1, page_count + 1) if is_statement_page(page_text(n) or "", statement)]
 
 
-__all__ = ["STATEMENTS", "is_statement_page", "named_statement", "statement_pages"]
+__all__ = ["STATEMENTS", "is_statement_page", "named_statements", "statement_pages"]
