@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from rag import pageview
 from rag.answer.extractive import answer
-from rag.answer.formula import definitions
 from rag.answer.kinds import classify
 from rag.answer.summary import summarize
 from rag.backends import EMBEDDERS
@@ -333,8 +332,7 @@ class Index:
         read = resolved.read if resolved else asked
         if self.answerer is None:
             # The default answerer weighs sentences with the index's own embedder.
-            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder,
-                            defined=definitions(question))
+            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder, typed=question)
         else:
             result = self.answerer(read, hits, settings, page_texts)
         shown = resolved.shown if resolved else searched

@@ -394,9 +394,12 @@ def test_analysts_names_for_statement_lines(tmp_path: Path) -> None:
     assert answer.span == "30.8%"
     assert [o.row for o in answer.working.operands] == ["Total net sales", "Total net sales"]
     _verbatim(index, answer)
-    # net PPNE is the net line, not the gross one
+    # net PPNE is the net line, not the gross one; in the scale asked, the table's figure beside it
     answer = index.ask("What is the year end FY2018 net PPNE? Answer in USD billions.")
-    assert answer.kind == "table" and answer.span == "8,738 million", answer.text
+    assert answer.kind == "table" and answer.span == "8.74 billion", answer.text
+    assert answer.text.startswith("8.74 billion (8,738 million; Property, plant and equipment — net, 2018)")
+    assert answer.working is not None and answer.working.scale == "billion"
+    _verbatim(index, answer)
 
 
 EARNINGS = """Consolidated Statements of Earnings

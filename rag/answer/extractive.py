@@ -27,7 +27,7 @@ returned: a quote that is not exactly its page's text at its offsets is dropped,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -82,12 +82,13 @@ def best_similarity(hits: Sequence[Hit]) -> float | None:
 
 
 def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
-           embedder: Embedder | None = None, defined: Mapping[str, str] | None = None) -> Answer:
+           embedder: Embedder | None = None, typed: str | None = None) -> Answer:
     """Answer ``question`` from ``hits`` with the answerer ``settings.answer_mode`` names.
 
     ``pages`` gives the stored page texts every quote is checked against (an index snapshot);
-    ``embedder`` is the index's, which weighs the sentences of an answer in sentences; ``defined``
-    the figures the question as typed defines (``rag.answer.formula.definitions``).
+    ``embedder`` is the index's, which weighs the sentences of an answer in sentences; ``typed``
+    the question as typed, when ``question`` is its focused form (the table answerer reads the
+    figures it defines and the scale it asks for).
 
     Example:
         >>> # a = answer("Who called for UN visits?", index.search("Who called for UN visits?"),
@@ -95,7 +96,7 @@ def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSo
         >>> # a.span, a.citations[0].text
         >>> # ('Mrs. Maryam Rajavi', 'Mrs. Maryam Rajavi has called on ... inside prisons.')
     """
-    if (table := answer_from_tables(question, hits, settings, pages, defined)) is not None:
+    if (table := answer_from_tables(question, hits, settings, pages, typed)) is not None:
         return table
     if settings.answer_mode == "llm":
         return llm_answer(question, hits, pages, settings)

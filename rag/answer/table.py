@@ -198,10 +198,12 @@ _QUANTITY = re.compile(r"\b(?:how much|how many|amount|value|balance|number|figu
 
 
 def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
-                       defined: Mapping[str, str] | None = None) -> Answer | None:
+                       typed: str | None = None) -> Answer | None:
     """The answer read or computed from the table cells ``question`` names, or None to let the reader answer.
 
-    ``defined``: figures the question as typed defines ("DPO is defined as: ..."), by name.
+    ``typed`` is the question as the user typed it, when ``question`` is its searched form without
+    the instructions around it (``rag.search.focus``): the figures it defines ("DPO is defined as:
+    ...") and the scale it asks for ("Answer in USD billions") are read from it.
 
     Example:
         >>> # a = answer_from_tables("What is the change in Other in 2019 from 2018?", hits, Settings(), snapshot)
@@ -227,10 +229,10 @@ def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, p
             tables.extend(_tables_of(text, source, page))
     if not tables:
         return None
-    solved = _solve_any(question, tables, defined or {})
+    solved = _solve_any(question, tables, definitions(typed) if typed else {})
     if solved is None:
         return None
-    working, shown = solved
+    working, shown = _in_asked_scale(typed or question, *solved)
     quotes = [o.quote for o in working.operands]
     kept, dropped = verify_quotes(quotes, pages)
     if dropped or not kept:
@@ -273,6 +275,28 @@ means that row (adding the words always lowered TAT-QA dev: 6 answers lost)."""
 
 
 _QUARTERS = re.compile(r"quarter|\bq[1-4]\b|\b(?:first|second|third|fourth)\b|three months", re.IGNORECASE)
+
+
+_ASKED_SCALE = re.compile(r"\bin\s+(?:units\s+of\s+)?(?:usd|us\$|\$|dollars)?\s*(thousand|million|billion)s?\b",
+                          re.IGNORECASE)
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+
+
+def _in_asked_scale(question: str, working: Working, shown: str) -> tuple[Working, str]:
+    """The figure in the scale the question asks for ("Answer in USD billions": 8,738 million is
+    8.74 billion), the table's own figure kept beside it; unchanged when the scales agree or the
+    table's scale is not known."""
+    asked = _ASKED_SCALE.search(question)
+    if asked is None or working.result is None or working.scale not in _SCALES or working.unit == "%":
+        return working, shown
+    want = asked.group(1).lower()
+    if want == working.scale:
+        return working, shown
+    value = working.result * _SCALES[working.scale] / _SCALES[want]
+    figure, _, rest = shown.partition(" (")
+    rounding = "rounded to 2 decimals" if abs(round(value, 2) - value) > 1e-9 else working.rounding
+    return (replace(working, result=value, scale=want, rounding=rounding),
+            f"{_fmt(value)} {want} ({figure}; {rest}" if rest else f"{_fmt(value)} {want} ({figure})")
 
 
 def _solve_any(question: str, tables: Sequence[Table], defined: Mapping[str, str]) -> tuple[Working, str] | None:
