@@ -48,7 +48,7 @@ _NUMBER = re.compile(r"-?\(?\$?\d[\d,]*(?:\.\d+)?")
 
 def numbers(text: str) -> list[float]:
     out = []
-    for m in _NUMBER.finditer(text):
+    for m in _NUMBER.finditer(text.replace("\u2212", "-")):  # rag writes a computed minus as U+2212
         raw = m.group().replace("$", "").replace(",", "").replace("(", "-" if m.group().startswith("(") else "")
         try:
             out.append(float(raw))

@@ -451,3 +451,18 @@ def test_figures_the_question_defines_or_names(tmp_path: Path) -> None:
     # a change in a ratio is not the ratio: no guess
     answer = index.ask("What is the change in current ratio from 2016 to 2017?")
     assert answer.working is None or answer.working.operation != "formula"
+
+
+@pytest.mark.parametrize("header", ["June 30,\n2023\nDecember 31,\n2022\n", "3/25/2023 12/31/2022\n",
+                                    "May 26, \n 2023 May 27, \n 2022 ASSETS Current assets:\n"])
+def test_a_statement_header_spread_over_lines(header: str) -> None:
+    # 10-Q and earnings-release headers: a date a line, dates with slashes, a date broken mid-line
+    text = ("CONSOLIDATED BALANCE SHEETS\n(In thousands)\n(Unaudited)\n" + header +
+            "Current assets\nCash and cash equivalents $ 3,843,366 $ 5,911,893\nInventories 130,889 126,065\n"
+            "Total current assets 5,616,995 8,154,692\n")
+    tables = page_tables(text, "q2.txt", 3)
+    assert len(tables) == 1 and tables[0].columns == ("2023", "2022") and tables[0].scale == "thousand"
+    rows = {r.label.text: r for r in tables[0].rows}
+    inventories = rows["Inventories"].cells
+    assert [c.value for c in inventories] == [130889.0, 126065.0]
+    assert all(text[c.start:c.end] == c.text for r in tables[0].rows for c in r.cells)

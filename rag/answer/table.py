@@ -321,11 +321,21 @@ def _formula(question: str, tables: Sequence[Table], defined: Mapping[str, str])
 
 
 def _read_cell(tables: Sequence[Table], words: str, year: str) -> tuple[tuple[_Line, str, Cell], float] | None:
-    """The cell of the line ``words`` names ("accounts payable", "COGS") in ``year``'s column, with its value."""
+    """The cell of the line ``words`` names ("accounts payable", "COGS") in ``year``'s column, with its
+    value, from the first table (in the hits' order: a statement the question names comes first)
+    that has the line: a per-share table further down does not stand in for the statement's line."""
+    for table in tables:
+        found = _read_cell_of(table, words, year)
+        if found is not None:
+            return found
+    return None
+
+
+def _read_cell_of(table: Table, words: str, year: str) -> tuple[tuple[_Line, str, Cell], float] | None:
+    lines = _lines(table)
     for synonyms in (_SYNONYMS, _SYNONYMS + _FALLBACK_SYNONYMS):
         asked = _tokens(words + "".join(f" {more}" for pattern, more in synonyms if pattern.search(words)))
-        matches = sorted((m for t in tables for line in _lines(t) if (m := _match(line, asked, asked)) is not None),
-                         key=lambda m: -m.score)
+        matches = sorted((m for line in lines if (m := _match(line, asked, asked)) is not None), key=lambda m: -m.score)
         for match in matches:
             keyed = _keyed(match.line, [year], set(asked))
             if keyed and (value := keyed[0][1].value) is not None:
@@ -336,10 +346,10 @@ def _read_cell(tables: Sequence[Table], words: str, year: str) -> tuple[tuple[_L
     # take it), before "Net earnings from continuing operations".
     phrases = [words] + [more for pattern, more in _FALLBACK_SYNONYMS if pattern.search(words)]
     for phrase in (_tokens(p) for p in phrases):
-        lines = sorted((line for t in tables for line in _lines(t) if phrase and _tokens(line.name)[:len(phrase)] == phrase),
-                       key=lambda line: (not _OWNERS.search(line.name), bool(_CONTINUING.search(line.name)),
-                                         len(line.name)))
-        for line in lines:
+        starting = sorted((line for line in lines if phrase and _tokens(line.name)[:len(phrase)] == phrase),
+                          key=lambda line: (not _OWNERS.search(line.name), bool(_CONTINUING.search(line.name)),
+                                            len(line.name)))
+        for line in starting:
             keyed = _keyed(line, [year], set(phrase))
             if keyed and (value := keyed[0][1].value) is not None:
                 return (line, keyed[0][0], keyed[0][1]), value

@@ -176,6 +176,8 @@ def page_tables(text: str, source: str = "", page: int = 1) -> list[Table]:
     found = [_markdown_table(text, a, d, e, source, page, bound) for (a, d, e), bound in zip(spans, bounds)]
     if not found:
         found = [_layout_table(text, a, b, e, source, page) for a, b, e in statement_tables(text)]
+    if not any(t is not None and t.rows for t in found):
+        found = [_stacked_header_table(text, source, page)]
     return [t for t in found if t is not None and t.rows]
 
 
@@ -341,12 +343,62 @@ def statement_tables(text: str) -> list[tuple[int, int, int]]:
     return statement_spans(text, years_at_end, next_header)
 
 
-def _layout_table(text: str, start: int, header_end: int, end: int, source: str, page: int) -> Table | None:
-    """A PDF statement: the header line of years, then label lines and lines of figures."""
-    head = _YEARS_AT_END.fullmatch(text, start, header_end)
-    if head is None:
+HEADER_LINES = 10
+"""Lines above a statement's first row of figures searched for the years of a header laid out a
+date a line ("June 30,", "2023", "December 31,", "2022")."""
+_YEAR_ALONE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+
+
+def _stacked_header_table(text: str, source: str, page: int) -> Table | None:
+    """A statement whose header of years is not one line: dates spread a part a line (a 10-Q's
+    "July 2,", "2023", "July 3,", "2022"), or written "3/25/2023 12/31/2022". Its columns are the
+    last years of the short lines above its first row of figures, as many as its rows have figures."""
+    lines = [(a, b) for a, b in _text_lines(text) if text[a:b].strip()]
+    first = next((k for k, (a, b) in enumerate(lines) if _LAYOUT_ROW.fullmatch(text, a, b)
+                  and not _YEAR_ALONE.fullmatch(text[a:b].strip().split()[-1])), None)
+    if first is None:
         return None
-    years = [m.group() for m in re.finditer(_YEAR, text[head.start("years"):head.end("years")])]
+    widths = [len([m for m in _FIGURE.finditer(text, *span) if m.group() != "$"]) for span in lines[first:first + 5]
+              if _LAYOUT_ROW.fullmatch(text, *span) is not None]
+    width = max(set(widths), key=widths.count) if widths else 0
+    years: list[str] = []
+    header = None
+    for a, b in reversed(lines[max(0, first - HEADER_LINES):first]):
+        line = text[a:b]
+        found = _YEAR_ALONE.findall(line)
+        if found:
+            header = header or (a, b)
+            years = found + years
+        elif header is not None and len(line.split()) > 6:
+            break  # above the header: the statement's title or prose
+    if header is None or width < 2 or len(years) < width:
+        return None
+    spans = statement_spans(text, lambda a, b: (a, b) == header)
+    if not spans:
+        return None
+    start, header_end, end = spans[0]
+    return _layout_table(text, start, header_end, end, source, page, years=years[-width:])
+
+
+def _text_lines(text: str) -> list[tuple[int, int]]:
+    spans, cursor = [], 0
+    while cursor <= len(text):
+        stop = text.find("\n", cursor)
+        stop = len(text) if stop < 0 else stop
+        spans.append((cursor, stop))
+        cursor = stop + 1
+    return spans
+
+
+def _layout_table(text: str, start: int, header_end: int, end: int, source: str, page: int,
+                  years: list[str] | None = None) -> Table | None:
+    """A PDF statement: the header line of years (or ``years`` read from the lines above), then
+    label lines and lines of figures."""
+    if years is None:
+        head = _YEARS_AT_END.fullmatch(text, start, header_end)
+        if head is None:
+            return None
+        years = [m.group() for m in re.finditer(_YEAR, text[head.start("years"):head.end("years")])]
     width = len(years)
     rows, parent = [], ""
     cursor = header_end + 1
