@@ -466,3 +466,16 @@ def test_a_statement_header_spread_over_lines(header: str) -> None:
     inventories = rows["Inventories"].cells
     assert [c.value for c in inventories] == [130889.0, 126065.0]
     assert all(text[c.start:c.end] == c.text for r in tables[0].rows for c in r.cells)
+
+
+def test_an_outflow_asked_as_an_amount(tmp_path: Path) -> None:
+    (tmp_path / "cash.txt").write_text(
+        "Consolidated Statement of Cash Flows\n(Millions) 2018 2017\nCash Flows from Investing Activities\n"
+        "Purchases of property, plant and equipment (PP&E) (1,577) (1,373)\nProceeds from sale of PP&E 262 49\n"
+        "Net loss (1,403) (1,120)\n", encoding="utf-8")
+    index = Index.build([tmp_path / "cash.txt"], tmp_path / "index")
+    answer = index.ask("What is the FY2018 capital expenditure amount (in USD millions)?")
+    assert answer.span == "1,577 million", answer.text
+    assert "paid out, shown as (1,577) million" in answer.text and answer.citations[0].text == "(1,577)"
+    # a figure that is not an outflow keeps its sign
+    assert index.ask("What was the net loss in 2018?").span == "(1,403) million"

@@ -232,7 +232,7 @@ def answer_from_tables(question: str, hits: Sequence[Hit], settings: Settings, p
     solved = _solve_any(question, tables, definitions(typed) if typed else {})
     if solved is None:
         return None
-    working, shown = _in_asked_scale(typed or question, *solved)
+    working, shown = _in_asked_scale(typed or question, *_as_amount(question, *solved))
     quotes = [o.quote for o in working.operands]
     kept, dropped = verify_quotes(quotes, pages)
     if dropped or not kept:
@@ -275,6 +275,27 @@ means that row (adding the words always lowered TAT-QA dev: 6 answers lost)."""
 
 
 _QUARTERS = re.compile(r"quarter|\bq[1-4]\b|\b(?:first|second|third|fourth)\b|three months", re.IGNORECASE)
+
+
+_OUTFLOW_ROW = re.compile(r"\b(?:purchases?|payments?|paid|repurchases?|capital expenditures?|acquisitions?|"
+                          r"additions|dividends|repayments?)\b", re.IGNORECASE)
+_AMOUNT_ASKED = re.compile(r"\b(?:amount|how much|capital expenditures?|capex|spen[dt]|paid|pay)\b", re.IGNORECASE)
+
+
+def _as_amount(question: str, working: Working, shown: str) -> tuple[Working, str]:
+    """An outflow asked as an amount, as an analyst states it: "What is the FY2018 capital
+    expenditure amount?" of the cash flow line "Purchases of property, plant and equipment (1,577)"
+    is 1,577 million, the parentheses said in words; every other figure keeps its sign."""
+    if working.operation != "lookup" or working.result is None or working.result >= 0 or len(working.operands) != 1:
+        return working, shown
+    operand = working.operands[0]
+    if not (operand.quote.text.lstrip("$ ").startswith("(") and _OUTFLOW_ROW.search(operand.row)
+            and _AMOUNT_ASKED.search(question)):
+        return working, shown
+    figure, _, rest = shown.partition(" (")
+    amount = _with_scale(_fmt(-working.result), working.scale)
+    return (replace(working, result=-working.result),
+            f"{amount} (paid out, shown as {figure}; {rest}" if rest else f"{amount} (paid out, shown as {figure})")
 
 
 _ASKED_SCALE = re.compile(r"\bin\s+(?:units\s+of\s+)?(?:usd|us\$|\$|dollars)?\s*(thousand|million|billion)s?\b",
