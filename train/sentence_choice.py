@@ -28,6 +28,7 @@ Command (recorded in the JSON it writes):
 from __future__ import annotations
 
 import argparse
+import datetime
 import gzip
 import json
 import sys
@@ -37,6 +38,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +47,7 @@ from rag.answer.extractive import read_passages
 from rag.answer.kinds import classify, wants_sentences
 from rag.answer.reader import load_reader
 from rag.answer.sentences import (
+    weights_digest,
     FEATURES,
     SHORTLIST,
     STEPS_BONUS,
@@ -308,10 +311,50 @@ def write(data: Sequence[Example], out: Path, limit: int | None, declined_answer
                       else ""),
         "declined_answerable": declined_answerable,
         "seed": SEED,
+        "licenses": LICENSES,
     }
+    report["sha256"] = weights_digest(report)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out.with_name(CARD).write_text(card(report), encoding="utf-8")
     print(json.dumps(report, indent=2))
     return 0
+
+
+CARD = "sentence-choice-card.md"
+LICENSES = ("doc2dial (Feng et al. 2020): CC BY 3.0; SQuAD 2.0 (Rajpurkar et al. 2018): CC BY-SA 4.0, so these "
+            "weights, fitted on it, are shared under CC BY-SA 4.0; the features come from rag's reader "
+            "(rag/models/reader-card.md) and all-MiniLM-L6-v2 (Apache-2.0)")
+
+
+def card(report: dict[str, Any]) -> str:
+    """The model card beside the weights: what they are, the data and its licenses, the figures, the command."""
+    held = report["held_out"]
+    weights = ", ".join(f"{name} {value:+.3f}" for name, value in report["weights"].items())
+    return f"""# Model card: rag sentence chooser
+
+Written by `train/sentence_choice.py` on {datetime.date.today().isoformat()}; do not edit by hand.
+
+- **What it is:** the weights that choose the sentences of an answer that is not a bare fact (a definition,
+  explanation, procedure, list...; `rag.answer.sentences`): a linear score over {len(report["features"])} features of
+  each quotable unit of the top 5 passages (the reader's margin pooled over the unit, question-word overlap,
+  heading, place, dense score, ...), a rerank of the best {report["shortlist"]} with the unit's own embedding
+  similarity, and an abstention line. Weights: {weights}.
+- **Training data:** {report["trained_on"]}. Examples: {report["examples"]["answerable"]} answerable
+  ({report["examples"]["with a right unit in the top 5"]} with a right unit in the top 5), {report["examples"]["unanswerable"]}
+  unanswerable.
+- **Licenses:** {report["licenses"]}.
+- **Kept apart:** `squad2-dev/` and doc2dial-a's report half, MTRAG, and rag's own question sets (the sets
+  `docs/benchmarks.md` reports) are never read.
+- **Figures (every fifth document held out, fitted on the rest):** top-1 unit right {held["rerank_top1"]:.3f}
+  (the reader's margin alone {held["margin_alone_top1"]:.3f}, before the rerank {held["first_top1"]:.3f});
+  answerable declined {held["answerable_declined"]:.3f}, unanswerable declined {held["unanswerable_declined"]:.3f}.
+- **Abstention:** {report["abstain"]["rule"]}, chosen to decline at most {report["declined_answerable"]:.0%} of
+  the answerable training questions.
+- **Command:** `{report["command"]}` (seed {report["seed"]}; `--refit` redoes the fit from the saved features).
+- **File:** `sentence-choice.json`, its weights' sha256 `{report["sha256"]}` (checked when loaded).
+"""
+
+
 
 
 if __name__ == "__main__":

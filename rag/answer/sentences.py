@@ -15,13 +15,14 @@ shorter than a clause never stands alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -102,11 +103,22 @@ class Fitted:
         return self.score_weight * score + self.dense_weight * dense + self.bias
 
 
+def weights_digest(data: Mapping[str, Any]) -> str:
+    """The sha256 of the numbers that decide an answer (features, weights, rerank, shortlist, the
+    abstention line), as ``train/sentence_choice.py`` wrote them: a hand edit or a damaged file shows."""
+    decisive = {key: data[key] for key in ("features", "weights", "rerank", "shortlist", "abstain")}
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
+
+
 @lru_cache(maxsize=1)
 def fitted() -> Fitted:
-    """The shipped chooser (``rag/models/sentence-choice.json``); ``ReaderModelError`` when it is missing."""
+    """The shipped chooser (``rag/models/sentence-choice.json``, its card beside it); ``ReaderModelError``
+    when it is missing, unreadable or not as ``train/sentence_choice.py`` wrote it."""
     try:
         data = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+        if data.get("sha256") != weights_digest(data):
+            raise ReaderModelError(f"the sentence chooser's weights {WEIGHTS} are damaged or edited by hand (their "
+                                   "sha256 does not match): reinstall rag (or refit them with train/sentence_choice.py)")
         rule = data["abstain"]
         return Fitted(np.array([float(data["weights"][name]) for name in FEATURES]),
                       np.array([float(data["rerank"][name]) for name in (*FEATURES, "similarity")]),

@@ -1,0 +1,35 @@
+"""The shipped models: each loads offline from the package, has its card, and refuses a file that is
+not as its training script wrote it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.answer import sentences
+from rag.errors import ReaderModelError
+
+
+def test_the_sentence_chooser_has_its_card_and_checksum() -> None:
+    data = json.loads(sentences.WEIGHTS.read_text(encoding="utf-8"))
+    assert data["sha256"] == sentences.weights_digest(data)
+    card = sentences.WEIGHTS.with_name("sentence-choice-card.md").read_text(encoding="utf-8")
+    assert data["sha256"] in card and data["command"] in card and "CC BY-SA 4.0" in card
+    sentences.fitted.cache_clear()
+    assert sentences.fitted().rerank.shape == (len(sentences.FEATURES) + 1,)
+
+
+def test_an_edited_chooser_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.loads(sentences.WEIGHTS.read_text(encoding="utf-8"))
+    data["weights"]["overlap"] += 1.0  # a hand edit
+    edited = tmp_path / "sentence-choice.json"
+    edited.write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setattr(sentences, "WEIGHTS", edited)
+    sentences.fitted.cache_clear()
+    try:
+        with pytest.raises(ReaderModelError, match="damaged or edited by hand"):
+            sentences.fitted()
+    finally:
+        sentences.fitted.cache_clear()
