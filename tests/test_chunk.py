@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.embed import model_token_counter
-from rag.ingest.chunk import Chunker, chunk_id, count_tokens, split_sentences
+from rag.ingest.chunk import Chunker, chunk_id
+from rag.text import count_tokens, split_sentences
 from rag.settings import Settings
 from rag.types import Page
 

@@ -17,7 +17,8 @@ import rag.embed
 from rag import Index, Settings
 from rag.embed import ProgressCallback, load_embedder, model_token_counter
 from rag.embed.onnx import OnnxInt8Embedder
-from rag.ingest.chunk import Chunker, split_sentences
+from rag.ingest.chunk import Chunker
+from rag.text import split_sentences
 from rag.types import Page
 
 INT8 = Settings(embed_backend="onnx-int8")

@@ -21,7 +21,8 @@ from test_load import text_pdf
 
 from rag.embed import model_token_counter
 from rag.errors import LoadError
-from rag.ingest.chunk import Chunker, count_tokens, split_sentences
+from rag.ingest.chunk import Chunker
+from rag.text import count_tokens, split_sentences
 from rag.ingest.load import SUPPORTED_SUFFIXES, html_to_text, load_file
 from rag.settings import Settings
 from rag.types import Page

