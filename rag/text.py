@@ -139,6 +139,25 @@ def terms(text: str) -> list[str]:
     return stemmer().stemWords(words)
 
 
+# -- lines ---------------------------------------------------------------------------------------
+
+
+def line_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each line of ``text[start:end]``, newlines left out.
+
+    Example:
+        >>> line_spans("a\\nbc\\n", 0, 5)
+        [(0, 1), (2, 4)]
+    """
+    spans, cursor = [], start
+    while cursor < end:
+        stop = text.find("\n", cursor, end)
+        stop = end if stop < 0 else stop
+        spans.append((cursor, stop))
+        cursor = stop + 1
+    return spans
+
+
 # -- sentences -----------------------------------------------------------------------------------
 
 _ABBREVIATIONS = frozenset(

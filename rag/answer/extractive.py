@@ -36,7 +36,8 @@ from rag.answer.llm import llm_answer
 from rag.answer.reader import Reader, Span, load_reader, whole_span
 from rag.answer.sentences import choose, fitted, quotes_and_text, units
 from rag.answer.table import answer_from_tables
-from rag.ingest.chunk import heading_lines, table_header
+from rag.ingest.chunk_context import table_header
+from rag.ingest.markdown_blocks import heading_lines
 from rag.protocols import Embedder
 from rag.settings import Settings
 from rag.text import WORD, split_sentences, terms

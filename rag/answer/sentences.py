@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.answer.boilerplate import is_boilerplate
 from rag.errors import ReaderModelError
-from rag.ingest.chunk import fenced_blocks, heading_lines
+from rag.ingest.markdown_blocks import fenced_blocks, heading_lines
 from rag.protocols import Embedder
 from rag.text import WORD, split_sentences, terms
 from rag.types import AnswerKind, Chunk, Hit, Quote

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from rag.answer.boilerplate import line_key, repeated_lines
 from rag.answer.sentences import units
-from rag.ingest.chunk import heading_lines
+from rag.ingest.markdown_blocks import heading_lines
 from rag.text import WORD, terms
 from rag.types import Answer, Document, Quote
 from rag.verify import PageSource, verify_quotes

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rag.ingest.chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables, statement_spans
+from rag.ingest.markdown_blocks import markdown_tables
+from rag.ingest.statements import CELL, LAYOUT_ROW, YEAR, statement_spans
 
 TABLES_VERSION = 2
 """Bumped when the grids read from the same text change (stored grids are re-read then)."""
@@ -170,7 +171,7 @@ def page_tables(text: str, source: str = "", page: int = 1) -> list[Table]:
 
     Never raises on a malformed table: what cannot be read as a grid is left out.
     """
-    spans = _tables(text)
+    spans = markdown_tables(text)
     bounds = [(spans[k - 1][2] if k else 0, spans[k + 1][0] if k + 1 < len(spans) else len(text))
               for k in range(len(spans))]
     found = [_markdown_table(text, a, d, e, source, page, bound) for (a, d, e), bound in zip(spans, bounds)]
@@ -315,7 +316,7 @@ def _nearby_scale(text: str, start: int, end: int, bounds: tuple[int, int]) -> s
     return find_scale(before) or find_scale(after[:heading] if heading >= 0 else after)
 
 
-_FIGURE = re.compile(_CELL)
+_FIGURE = re.compile(CELL)
 _YEARS_AT_END = re.compile(r"(?P<label>.*?)(?P<years>(?:(?<=\S)[ \t]+|^)(?:FY\s?)?(?:19|20)\d\d(?:[ \t]+(?:FY\s?)?(?:19|20)\d\d)+)"
                            r"[ \t]*", re.MULTILINE)
 
@@ -343,7 +344,7 @@ def _layout_table(text: str, start: int, header_end: int, end: int, source: str,
     head = _YEARS_AT_END.fullmatch(text, start, header_end)
     if head is None:
         return None
-    years = [m.group() for m in re.finditer(_YEAR, text[head.start("years"):head.end("years")])]
+    years = [m.group() for m in re.finditer(YEAR, text[head.start("years"):head.end("years")])]
     width = len(years)
     rows, parent = [], ""
     cursor = header_end + 1
@@ -355,7 +356,7 @@ def _layout_table(text: str, start: int, header_end: int, end: int, source: str,
         raw = text[a:b]
         if not raw.strip():
             continue
-        row = _LAYOUT_ROW.fullmatch(text, a, b)
+        row = LAYOUT_ROW.fullmatch(text, a, b)
         la = a + len(raw) - len(raw.lstrip())
         if row is None:
             lb = a + len(raw.rstrip())
