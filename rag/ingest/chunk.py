@@ -27,7 +27,7 @@ from rag.ingest.chunk_context import heading_for, join_context, page_title, sect
 from rag.ingest.markdown_blocks import HEADING, TABLE_ROW, fenced_blocks, markdown_tables
 from rag.ingest.statements import LAYOUT_ROW, header_row, year_header_tables
 from rag.settings import Settings
-from rag.text import TokenCounter, encoding, line_spans, split_sentences
+from rag.text import TokenCounter, line_spans, split_sentences, token_count
 from rag.types import Chunk, Page
 
 CHUNKER_VERSION = 3
@@ -225,7 +225,7 @@ class Chunker:
         return best
 
     def _tokens(self, text: str) -> int:
-        return len(encoding(self.encoding_name).encode_ordinary(text))
+        return token_count(text, self.encoding_name)
 
     def _fits(self, text: str) -> bool:
         if self._tokens(text) > self.size:
