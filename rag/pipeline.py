@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import EmbeddingCache, embedder_class, load_embedder, model_token_counter
+from rag.backends import EMBEDDERS
+from rag.embed import EmbeddingCache, embedder_class, embedder_token_counter, load_embedder, model_token_counter
 from rag.errors import LoadError
 from rag.ingest.chunk import CHUNKER_VERSION, Chunker, content_hash
 from rag.ingest.load import PDF_SUFFIXES, find_files, read_file
@@ -125,7 +126,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
         total = previous.count if previous is not None else 0
         return None, IngestReport(unchanged=tuple(unchanged), failed=tuple(failures), chunks_total=total,
                                   seconds=time.perf_counter() - started, skipped=skipped)
-    counter, limit = model_token_counter()
+    counter, limit = embedder_token_counter(settings, embedder)
     chunker = Chunker(settings, counter, limit)
     helpers: list[threading.Thread] = []
     if to_load and embedder is None:
@@ -258,7 +259,7 @@ def _produce(to_load: list[tuple[Path, str, FileRecord]], chunker: Chunker, sett
     ocr_progress = _ocr_progress(progress)
     relay: threading.Thread | None = None
     try:
-        pool, events = _parsing_pool(to_load, progress is not None)
+        pool, events = _parsing_pool(to_load, settings, progress is not None)
         if pool is None:
             for path, status, record in to_load:
                 if stop.is_set():
@@ -346,7 +347,8 @@ _PROCESS_MIN_PDF_BYTES = 1 << 20
 """PDF bytes to read before a parsing process pays for its start (about a second)."""
 
 
-def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]], report: bool = False):  # noqa: ANN202
+def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]], settings: Settings,  # noqa: ANN202
+                  report: bool = False):
     """A one-process pool for PDF parsing when there is enough of it, else None (parse in this
     thread); with a queue for its OCR progress when ``report``: (pool or None, queue or None).
 
@@ -354,7 +356,12 @@ def _parsing_pool(to_load: list[tuple[Path, str, FileRecord]], report: bool = Fa
     model calls, and measured on 70 PDF pages with onnx-int8 the two slowed each other (the
     loader took twice its time alone, the model 15% more). A process shares no GIL. It is started
     with "spawn", which is safe beside the model's threads, unlike "fork".
+
+    The process cuts with the packaged tokenizer (``_load_one``), the one the shipped backends
+    count with; another embedder's counter lives in this process only, so its files are read here.
     """
+    if settings.embed_backend not in EMBEDDERS:
+        return None, None
     pdf_bytes = sum(record.size for path, _, record in to_load if path.suffix.lower() in PDF_SUFFIXES)
     if pdf_bytes < _PROCESS_MIN_PDF_BYTES or (os.cpu_count() or 1) < 2 or not _main_is_guarded():
         return None, None

@@ -41,7 +41,11 @@ class Embedder(Protocol):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's own tokens: the chunker keeps every chunk (with its
+        context) within ``max_tokens`` by it. It is called from the ingest's reading thread while
+        documents are encoded in another, so it must be safe beside ``encode_documents``."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.embed import model_token_counter
-from rag.ingest.chunk import Chunker, chunk_id, count_tokens, split_sentences
+from rag import Index
+from rag.embed import embedder_token_counter, model_token_counter
+from rag.ingest.chunk import Chunker, chunk_id
 from rag.settings import Settings
+from rag.text import count_tokens, split_sentences
 from rag.types import Page
 
 
@@ -317,3 +323,38 @@ def test_the_foot_locker_vote_table_keeps_each_nominee_with_the_figures() -> Non
     chunks = Chunker(Settings(), counter, limit).chunk(page)
     _rows_whole(page.text, chunks)
     assert any("Guillermo G. Marmol 54,193,921 5,753,395 10,719,667 6,884,223" in c.text for c in chunks)
+
+
+class WordsEmbedder:
+    """An embedder that reads at most 24 whitespace words: its own token counter, not MiniLM's."""
+
+    name = "words-24"
+    dim = 8
+    max_tokens = 24
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress: Any = None) -> np.ndarray:
+        vectors = np.ones((len(texts), self.dim), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_documents(texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(text.split()) for text in texts]
+
+
+SHORT_SENTENCES = " ".join(f"The keeper logged ship number {n} near the harbour." for n in range(12))
+
+
+def test_chunks_are_sized_by_the_token_counter_of_the_embedder_in_use(tmp_path: Path) -> None:
+    # MiniLM's word pieces fit the twelve sentences in one chunk; an embedder that reads 24 words
+    # gets chunks of 24 words or fewer, cut at sentences, from the same ingest.
+    assert len(Chunker(Settings(), *embedder_token_counter(Settings())).chunk(Page("/d/log.txt", 1, SHORT_SENTENCES))) == 1
+    embedder = WordsEmbedder()
+    assert embedder_token_counter(Settings(), embedder) == (embedder.count_tokens, 24)
+    (tmp_path / "log.txt").write_text(SHORT_SENTENCES, encoding="utf-8")
+    index = Index.build([tmp_path / "log.txt"], tmp_path / "idx", embedder=embedder)
+    snapshot = index.snapshot()
+    chunks = snapshot.chunks(range(snapshot.count))
+    assert len(chunks) >= 5
+    assert all(len(c.text.split()) <= 24 and c.text.endswith("harbour.") for c in chunks)

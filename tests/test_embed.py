@@ -17,7 +17,8 @@ import rag.embed
 from rag import Index, Settings
 from rag.embed import ProgressCallback, load_embedder, model_token_counter
 from rag.embed.onnx import OnnxInt8Embedder
-from rag.ingest.chunk import Chunker, split_sentences
+from rag.ingest.chunk import Chunker
+from rag.text import split_sentences
 from rag.types import Page
 
 INT8 = Settings(embed_backend="onnx-int8")
@@ -217,9 +218,11 @@ def test_parsing_in_a_process_gives_the_same_index(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(rag.pipeline, "_PROCESS_MIN_PDF_BYTES", 0)
     plan, *_ = rag.pipeline.plan([docs], INT8, None)
-    pool, _ = rag.pipeline._parsing_pool(plan)
+    pool, _ = rag.pipeline._parsing_pool(plan, INT8)
     assert pool is not None  # pytest's main module is guarded, so a spawn child is safe here
     pool.shutdown()
+    # The process cuts with the packaged tokenizer: another embedder's files are read in-process.
+    assert rag.pipeline._parsing_pool(plan, INT8.replace(embed_backend="test_chunk:WordsEmbedder")) == (None, None)
     in_process = Index.build([docs], tmp_path / "a", settings=INT8)
     monkeypatch.setattr(rag.pipeline, "_PROCESS_MIN_PDF_BYTES", 1 << 40)
     in_thread = Index.build([docs], tmp_path / "b", settings=INT8)

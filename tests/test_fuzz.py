@@ -21,9 +21,10 @@ from test_load import text_pdf
 
 from rag.embed import model_token_counter
 from rag.errors import LoadError
-from rag.ingest.chunk import Chunker, count_tokens, split_sentences
+from rag.ingest.chunk import Chunker
 from rag.ingest.load import SUPPORTED_SUFFIXES, html_to_text, load_file
 from rag.settings import Settings
+from rag.text import count_tokens, split_sentences
 from rag.types import Page
 
 ROOT = Path(__file__).resolve().parents[1]

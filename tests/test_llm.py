@@ -15,7 +15,7 @@ import pytest
 from rag import Index
 from rag.answer.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
 from rag.errors import LLMError
-from rag.ingest.chunk import count_tokens
+from rag.text import count_tokens
 
 DOC = """Harbour notes
 

@@ -27,9 +27,10 @@ from conftest import shared_path, write_pdf
 
 from rag.embed import model_token_counter
 from rag.errors import LoadError
-from rag.ingest.chunk import Chunker, count_tokens, split_sentences
+from rag.ingest.chunk import Chunker
 from rag.ingest.load import find_files, html_to_text, load_file
 from rag.settings import Settings
+from rag.text import count_tokens, split_sentences
 from rag.types import Page
 
 # --------------------------------------------------------------------------------------------

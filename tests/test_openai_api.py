@@ -19,7 +19,7 @@ import pytest
 openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
 
 from rag import Index  # noqa: E402
-from rag.ingest.chunk import count_tokens  # noqa: E402
+from rag.text import count_tokens  # noqa: E402
 from rag.serve.openai_api import parse_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,6 @@ returned: a quote that is not exactly its page's text at its offsets is dropped,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -37,10 +36,11 @@ from rag.answer.llm import llm_answer
 from rag.answer.reader import Reader, Span, load_reader, whole_span
 from rag.answer.sentences import choose, fitted, quotes_and_text, units
 from rag.answer.table import answer_from_tables
-from rag.ingest.chunk import heading_lines, split_sentences, table_header
+from rag.ingest.chunk_context import table_header
+from rag.ingest.markdown_blocks import heading_lines
 from rag.protocols import Embedder
 from rag.settings import Settings
-from rag.text import terms
+from rag.text import WORD, split_sentences, terms
 from rag.types import Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
 from rag.verify import PageSource, verify_quotes
 
@@ -308,13 +308,12 @@ def quote_around(question: str, chunk: Chunk, start: int, end: int) -> Quote:
                  start=chunk.start + a, end=chunk.start + b, ocr=chunk.ocr)
 
 
-_WORD = re.compile(r"\w+")
 
 
 def _echoes(question: str, span: str) -> bool:
     """True when every word of the span is a word of the question."""
-    words = [w.lower() for w in _WORD.findall(span)]
-    asked = {w.lower() for w in _WORD.findall(question)}
+    words = [w.lower() for w in WORD.findall(span)]
+    asked = {w.lower() for w in WORD.findall(question)}
     return bool(words) and all(w in asked for w in words)
 
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from rag.answer.support import cited, split_sentences, supported
+from rag.answer.support import cited, supported
 from rag.errors import LLMError
-from rag.ingest.chunk import count_tokens
 from rag.settings import Settings
+from rag.text import cited_sentences, count_tokens
 from rag.types import Answer, Hit, Quote
 from rag.verify import PageSource, verify_quotes
 
@@ -402,7 +402,7 @@ def _checked_answer(question: str, hits: Sequence[Hit], shown: Sequence[tuple[Hi
     every = [q.text for quotes in verified.values() for q in quotes]
     sentences: list[str] = []
     unsupported: list[str] = []
-    for sentence in split_sentences(reply.text):
+    for sentence in cited_sentences(reply.text):
         numbers = cited(sentence)
         evidence = [q.text for n in numbers for q in verified.get(n, [])] if numbers else every
         if supported(sentence, evidence, question):

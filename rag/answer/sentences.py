@@ -28,9 +28,9 @@ import numpy as np
 
 from rag.answer.boilerplate import is_boilerplate
 from rag.errors import ReaderModelError
-from rag.ingest.chunk import fenced_blocks, heading_lines, split_sentences
+from rag.ingest.markdown_blocks import fenced_blocks, heading_lines
 from rag.protocols import Embedder
-from rag.text import terms
+from rag.text import WORD, split_sentences, terms
 from rag.types import AnswerKind, Chunk, Hit, Quote
 
 Role = Literal["sentence", "item", "code", "row"]
@@ -65,7 +65,6 @@ _CODE_QUESTION = re.compile(r"(?i)\b(?:code|python|api|import|function|class|met
 _CONTINUES = re.compile(r"(?:It|This|That|These|Those|They|Such|However|But|Also|In addition|For example|"
                         r"For instance|Then|Otherwise|If so|Instead)\b")
 _POINTS_BACK = re.compile(r"(?:It|This|That|These|Those|They|He|She|Its|Their|His|Her|Such)\b")
-_WORD = re.compile(r"\w+")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 MAX_SENTENCES = 3
 """Sentences of prose in an answer at most: beyond three, a reader wants the passage itself."""
@@ -244,7 +243,7 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
             words = text[unit.start:unit.end]
             if not np.isfinite(margin) or (unit.role == "code" and not (code_ok or wants_block and _commands(words))):
                 continue
-            if unit.role in ("sentence", "row") and len(_WORD.findall(words)) < 4:
+            if unit.role in ("sentence", "row") and len(WORD.findall(words)) < 4:
                 continue  # a fragment shorter than a clause never stands alone
             above = [text[h:g] for h, g in headings if g <= unit.start]
             heading = set(terms(" ".join([hit.chunk.context, *above[-1:]])))
@@ -268,7 +267,7 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
                 hit.dense_score or 0.0,
                 float(defines),
                 float(unit.role != "sentence"),
-                float(np.log1p(len(_WORD.findall(words)))) / 3,
+                float(np.log1p(len(WORD.findall(words)))) / 3,
                 float(steps),
             ])))
     return out
@@ -402,8 +401,8 @@ def _defined_term(question: str) -> str | None:
 
 
 def _same_words(text: str, chosen: Sequence[str]) -> bool:
-    words = set(w.lower() for w in _WORD.findall(text))
-    return any(len(words & set(w.lower() for w in _WORD.findall(c))) >= 0.8 * max(1, len(words)) for c in chosen)
+    words = set(w.lower() for w in WORD.findall(text))
+    return any(len(words & set(w.lower() for w in WORD.findall(c))) >= 0.8 * max(1, len(words)) for c in chosen)
 
 
 def quotes_and_text(hits: Sequence[Hit], answer: Sequence[Scored], emphasis: tuple[int, int, int] | None

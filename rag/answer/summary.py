@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from rag.answer.boilerplate import line_key, repeated_lines
 from rag.answer.sentences import units
-from rag.ingest.chunk import heading_lines
-from rag.text import terms
+from rag.ingest.markdown_blocks import heading_lines
+from rag.text import WORD, terms
 from rag.types import Answer, Document, Quote
 from rag.verify import PageSource, verify_quotes
 
@@ -39,7 +39,6 @@ MIN_WORDS = 6
 """Shorter sentences (titles, captions, "See below.") are not summary material."""
 MAX_WORDS = 80
 """Longer "sentences" are run-on page text (a cover page, a table read as prose), not summary material."""
-_WORD = re.compile(r"\w+")
 _FORM = re.compile(r"_{5,}|\.{5,}|…{3,}")
 """Blanks to fill and dotted leaders: forms and tables of contents."""
 
@@ -110,7 +109,7 @@ def _candidates(source: str, texts: Sequence[str]) -> list[Candidate]:
             words = text[start:end]
             opens = unit.group != previous_group
             previous_group = unit.group
-            if unit.role != "sentence" or not MIN_WORDS <= len(_WORD.findall(words)) <= MAX_WORDS:
+            if unit.role != "sentence" or not MIN_WORDS <= len(WORD.findall(words)) <= MAX_WORDS:
                 continue
             if _FORM.search(words) or _capitals(words) > 0.5:
                 continue  # a filing's cover page: "FORM 10-K ____ (Mark One) x ANNUAL REPORT PURSUANT TO ..."

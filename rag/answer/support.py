@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+
+from rag.text import CITATION_MARKER, CLAIM_WORD, claim_stopwords, stem
 
 MIN_COVERAGE = 0.6
 """Share of a sentence's content words that must come from its quotes or the question
@@ -44,45 +45,6 @@ _ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\
                       re.IGNORECASE)
 _NAME = re.compile(r"\b[A-Z][^\W\d_]+(?:['’][^\W_]+)?")
 _NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
-_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])*\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-_ABBREVIATION = re.compile(r"(?:^|(?<=[\s(\"']))(?:Mr|Mrs|Ms|Mx|Dr|Prof|Sr|Jr|St|Mt|Rev|Gen|Col|Lt|Sgt|Capt|Gov|"
-                           r"Sen|Rep|Hon|No|Nos|Fig|Vol|pp|vs|etc|e\.g|i\.e|cf|approx|[A-Z])\.$")
-"""A full stop that ends a title or an initial, not a sentence ("Mrs.", "Dr.", "J.", "e.g.")."""
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of an answer, each with the ``[n]`` markers that follow it.
-
-    Example:
-        >>> split_sentences("Reed designed it [1]. It was lit in 1871 [2].")
-        ['Reed designed it [1].', 'It was lit in 1871 [2].']
-        >>> split_sentences("Mrs. Maryam Rajavi called for it [1]. Dr. J. Reed agreed [2].")
-        ['Mrs. Maryam Rajavi called for it [1].', 'Dr. J. Reed agreed [2].']
-    """
-    out: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        # A marker after the full stop ("... it. [1] Then") belongs to the sentence before.
-        end = match.start()
-        if _ABBREVIATION.search(text, 0, end):
-            continue  # "Mrs. Maryam Rajavi [1]" is one sentence, not "Mrs." and a name
-
-        tail = text[end:match.end()]
-        markers = "".join(_MARKER.findall(tail))
-        piece = (text[start:end] + (" " + markers if markers else "")).strip()
-        if piece:
-            out.append(piece)
-        start = match.end()
-    rest = text[start:].strip()
-    if rest:
-        out.append(rest)
-    return out
-
-
 def cited(sentence: str) -> list[int]:
     """The passage numbers a sentence cites, in order.
 
@@ -91,7 +53,7 @@ def cited(sentence: str) -> list[int]:
         [1, 3, 2]
     """
     numbers: list[int] = []
-    for marker in _MARKER.findall(sentence):
+    for marker in CITATION_MARKER.findall(sentence):
         for part in marker.strip("[]").split(","):
             if int(part) not in numbers:
                 numbers.append(int(part))
@@ -104,7 +66,7 @@ def coverage(sentence: str, quotes: Sequence[str], question: str = "") -> tuple[
     "What failed" lists the addresses and numbers of the sentence that the quotes lack, then its
     content words found nowhere.
     """
-    sentence = _MARKER.sub(" ", sentence)
+    sentence = CITATION_MARKER.sub(" ", sentence)
     evidence = " ".join(quotes)
     missing = [a for a in _ADDRESS.findall(sentence) if a.rstrip(".,;:!?)").lower() not in evidence.lower()]
     numbers = set(_NUMBER.findall(evidence))
@@ -126,7 +88,7 @@ def coverage(sentence: str, quotes: Sequence[str], question: str = "") -> tuple[
         else:
             missing.append(word)
     # A name the quotes and the question lack ("Napoleon designed it") is a claim of the model's own.
-    names = {w.lower() for w in _NAME.findall(plain)} - _stopwords()
+    names = {w.lower() for w in _NAME.findall(plain)} - claim_stopwords()
     missing += [f"name:{w}" for w in sorted(names) if w in missing]
     return found / len(words), in_quotes, missing
 
@@ -137,19 +99,23 @@ def supported(sentence: str, quotes: Sequence[str], question: str = "") -> bool:
         return False
     share, in_quotes, missing = coverage(sentence, quotes, question)
     facts_ok = not any(_ADDRESS.fullmatch(m) or _NUMBER.fullmatch(m) or m.startswith("name:") for m in missing)
-    if not _content_words(_ADDRESS.sub(" ", _MARKER.sub(" ", sentence))):
+    if not _content_words(_ADDRESS.sub(" ", CITATION_MARKER.sub(" ", sentence))):
         return facts_ok  # "Yes [1]." says nothing of its own
     return facts_ok and share >= MIN_COVERAGE and in_quotes >= 1
 
 
 def _content_words(text: str) -> list[str]:
-    stop = _stopwords()
-    return [w for w in (m.lower().replace("’", "'") for m in _WORD.findall(text))
+    stop = claim_stopwords()
+    return [w for w in (m.lower().replace("’", "'") for m in CLAIM_WORD.findall(text))
             if w not in stop and not w.isdigit() and len(w) > 1]
 
 
 def _stems(words: Iterable[str]) -> set[str]:
     return {_stem(w) for w in words}
+
+
+def _stem(word: str) -> str:
+    return stem(word.removesuffix("'s"))
 
 
 def _known(stem: str, stems: set[str]) -> bool:
@@ -173,37 +139,3 @@ def _common_prefix(a: str, b: str) -> str:
             break
         n += 1
     return a[:n]
-
-
-@lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    word = word.removesuffix("'s")
-    return _stemmer().stemWord(word)
-
-
-@lru_cache(maxsize=1)
-def _stemmer():  # noqa: ANN202 - Stemmer.Stemmer
-    import Stemmer  # PyStemmer, installed with bm25s
-
-    return Stemmer.Stemmer("english")
-
-
-# Function words: they carry no claim of their own, so they need no support. (BM25's list of 33
-# is made for ranking and leaves "your", "has", "which" in.)
-_FUNCTION_WORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below between
-both but by can could did do does doing done down during each either few for from further had has have having he
-her here hers herself him himself his how however i if in into is it its itself just may me might more most much
-must my myself neither no nor not now of off on once only or other our ours ourselves out over own per please
-rather same shall she should so some such than that the their theirs them themselves then there therefore these
-they this those though through thus to too under until up upon us very via was we were what when where whether
-which while who whom whose why will with within without would yes yet you your yours yourself yourselves
-""".split())
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    # bm25s (and scipy) load on first use
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN) | _FUNCTION_WORDS

@@ -23,9 +23,10 @@ from rag.backends import EMBEDDERS, resolve
 from rag.errors import EmbeddingModelError
 from rag.protocols import Embedder, ProgressCallback
 from rag.settings import Settings
+from rag.text import TokenCounter
 
-__all__ = ["Embedder", "EmbeddingCache", "ProgressCallback", "TorchEmbedder",
-           "embedder_class", "load_embedder", "model_dir", "model_token_counter"]
+__all__ = ["Embedder", "EmbeddingCache", "ModelTokenizer", "ProgressCallback", "TorchEmbedder",
+           "embedder_class", "embedder_token_counter", "load_embedder", "model_dir", "model_token_counter"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,13 @@ def batch_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class _Tokenizer:
-    """The model's word-piece tokenizer (``tokenizer.json`` of the packaged model)."""
+class ModelTokenizer:
+    """The packaged model's word-piece tokenizer (its ``tokenizer.json``), shared by every backend.
+
+    Counting and encoding use two tokenizer instances with a lock each: the Rust tokenizer
+    refuses concurrent use of one instance ("Already borrowed"), and the chunker counts in the
+    ingest's reading thread while the embedder encodes in another.
+    """
 
     def __init__(self, max_tokens: int) -> None:
         # the tokenizer loads with the first model
@@ -80,15 +86,17 @@ class _Tokenizer:
         self._encoding = Tokenizer.from_file(str(path))
         self._encoding.enable_truncation(max_length=max_tokens)
         self._encoding.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._lock = threading.Lock()
+        self._counting_lock = threading.Lock()
+        self._encoding_lock = threading.Lock()
 
     def count(self, texts: Sequence[str]) -> list[int]:
-        # The Rust tokenizer refuses concurrent use of one instance ("Already borrowed").
-        with self._lock:
+        """Tokens of each text, special tokens included, never truncated."""
+        with self._counting_lock:
             return [len(e.ids) for e in self._counting.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with self._lock:
+        """Token ids, attention mask and token types of a batch, truncated and padded."""
+        with self._encoding_lock:
             batch = self._encoding.encode_batch(list(texts))
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
@@ -138,7 +146,7 @@ class TorchEmbedder:
             raise EmbeddingModelError("the packaged embedding model declares no maximum sequence length")
         self.max_tokens = int(max_tokens)
         self.dim = int(self.model.get_embedding_dimension() or 384)
-        self._tokenizer = _Tokenizer(self.max_tokens)
+        self._tokenizer = ModelTokenizer(self.max_tokens)
         self._lock = threading.Lock()
 
     def _encode(self, texts: list[str], threads: int | None = None) -> np.ndarray:
@@ -162,11 +170,11 @@ class TorchEmbedder:
         return self._tokenizer.count(texts)
 
 
-_TOKENIZER: _Tokenizer | None = None
+_TOKENIZER: ModelTokenizer | None = None
 
 
-def model_token_counter() -> tuple[Callable[[Sequence[str]], list[int]], int]:
-    """The model's own token counter and its limit, without loading the model itself.
+def model_token_counter() -> tuple[TokenCounter, int]:
+    """The packaged model's own token counter and its limit, without loading the model itself.
 
     The chunker uses it to keep every chunk within what the model reads (sentence-transformers
     would silently cut the rest off).
@@ -174,8 +182,26 @@ def model_token_counter() -> tuple[Callable[[Sequence[str]], list[int]], int]:
     global _TOKENIZER
     with _EMBEDDERS_LOCK:
         if _TOKENIZER is None:
-            _TOKENIZER = _Tokenizer(TorchEmbedder.max_tokens)
+            _TOKENIZER = ModelTokenizer(TorchEmbedder.max_tokens)
     return _TOKENIZER.count, _TOKENIZER.max_tokens
+
+
+def embedder_token_counter(settings: Settings, embedder: Embedder | None = None) -> tuple[TokenCounter, int]:
+    """The token counter and input limit of the embedder in use: what the chunker sizes chunks by.
+
+    ``embedder``'s own ``count_tokens`` and ``max_tokens`` when one is passed; for the shipped
+    backends (which all read MiniLM's word pieces) the packaged tokenizer, without waiting for the
+    model to load; for a ``package.module:Class`` backend, that embedder, loaded.
+
+    Example:
+        >>> counter, limit = embedder_token_counter(Settings())
+        >>> counter(["Who called for UN visits?"]), limit
+        ([8], 256)
+    """
+    if embedder is None and settings.embed_backend in EMBEDDERS:
+        return model_token_counter()
+    model = embedder if embedder is not None else load_embedder(settings)
+    return model.count_tokens, int(model.max_tokens)
 
 
 _EMBEDDERS: dict[str, Embedder] = {}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import MODEL_NAME, _Tokenizer, batch_threads, model_dir
+from rag.embed import MODEL_NAME, ModelTokenizer, batch_threads, model_dir
 from rag.embed.bert_onnx import read_safetensors, write_bert_graph
 from rag.errors import EmbeddingModelError
 from rag.protocols import ProgressCallback
@@ -186,7 +186,7 @@ class OnnxEmbedder:
         self._sessions: list = []
         self._pool: ThreadPoolExecutor | None = None
         self._lanes_lock = threading.Lock()
-        self._tokenizer = _Tokenizer(self.max_tokens)
+        self._tokenizer = ModelTokenizer(self.max_tokens)
 
     @staticmethod
     def graph_path() -> Path:

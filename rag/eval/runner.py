@@ -34,7 +34,7 @@ from rag.eval.metrics import (
     rouge_l,
 )
 from rag.index import Index
-from rag.ingest.chunk import split_sentences
+from rag.text import split_sentences
 from rag.types import Answer, Hit, Quote
 
 Progress = Callable[[int, int], None]

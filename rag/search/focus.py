@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE = re.compile(r"(?<=[.?!])\s+(?=[\"'(A-Z])")
+from rag.text import LETTERS, message_sentences
+
 _QUESTION_START = re.compile(
     r"(?i)^(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|has|have|had|can|could|"
     r"will|would|should|shall|may|might|must|among|according|considering|in|as|for|by|based)\b")
@@ -42,7 +43,6 @@ _POINTER = re.compile(
     r"(?:\s+of\s+[a-z]+(?:\s+[a-z]+)?)?)\b")
 """Where the asker says to look: "shown in the cash flow statement", "in the statement of income"."""
 _DEFINITION = re.compile(r"(?i)^(?:define\s+(.+?)\s+as\b|(.+?)\s+is\s+defined\s+as\b):?\s*(.*)$", re.S)
-_WORD = re.compile(r"[A-Za-z]+")
 LONG_MESSAGE_WORDS = 60
 """Words of a message beyond which only its closing question is searched: "Who called for UN
 visits?" after 1,000 characters of a chat template answered "the answer", found."""
@@ -59,7 +59,7 @@ def focus(question: str) -> str:
         >>> focus("Who called for UN visits?")
         'Who called for UN visits?'
     """
-    sentences = [s for s in _SENTENCE.split(" ".join(question.split())) if s]
+    sentences = message_sentences(question)
     if len(sentences) < 2 and ":" not in question:
         return question
     kept: list[str] = []
@@ -82,10 +82,10 @@ def focus(question: str) -> str:
     if kept and kept[-1].endswith("?") and sum(len(k.split()) for k in kept) > LONG_MESSAGE_WORDS:
         # A long message that ends with its question (a chat front end's template, pasted text
         # first): the question is the sentences that end it with "?", not the first words.
-        tail = len(kept)
-        while tail > 0 and kept[tail - 1].endswith("?"):
-            tail -= 1
-        kept = kept[tail:]
+        first = len(kept)
+        while first > 0 and kept[first - 1].endswith("?"):
+            first -= 1
+        kept = kept[first:]
         pointers = pointers if asks else []
         asks = True
     elif not asks or not pointers and len(kept) == len(sentences):
@@ -95,14 +95,14 @@ def focus(question: str) -> str:
 
 
 def _is_instruction(sentence: str) -> bool:
-    words = [w.lower() for w in _WORD.findall(sentence)]
+    words = [w.lower() for w in LETTERS.findall(sentence)]
     if not words or sentence.endswith("?"):
         return False
     opening = words[1] if words[0] == "then" and len(words) > 1 else words[0]
     if opening in _INSTRUCTION_VERBS or (opening == "if" and "please" in words):
         return True
     if opening in _MAYBE_INSTRUCTION_VERBS:
-        pointed = {w.lower() for p in _pointers(sentence) for w in _WORD.findall(p)}
+        pointed = {w.lower() for p in _pointers(sentence) for w in LETTERS.findall(p)}
         return all(w in _INSTRUCTION_WORDS or w in pointed or w == opening for w in words)
     return False
 

@@ -16,15 +16,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from rag.ingest.chunk import split_sentences
 from rag.protocols import Embedder, QueryContext, Reranker
 from rag.search.fusion import fuse
 from rag.settings import Settings
 from rag.store.snapshot import Snapshot
-from rag.text import bm25_tokenize, bm25s_module, stopwords, terms
+from rag.text import split_sentences, terms
 from rag.types import Chunk, Hit, Quote
 
-__all__ = ["CachedPages", "Retriever", "bm25_tokenize", "bm25s_module", "stopwords", "terms"]
+__all__ = ["CachedPages", "Retriever"]
 
 NEAR_DUPLICATE = 0.98
 """Cosine similarity above which MMR treats two passages as copies of one another."""

@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from rag.file_types import stored_as_markdown
-from rag.ingest.chunk import table_header
+from rag.ingest.chunk_context import table_header
 
 _START, _END = "\ue000", "\ue001"
 """Private-use characters marking the quote's ends in the Markdown source (see the module doc)."""
@@ -272,7 +272,7 @@ def passage_html(text: str, mark: tuple[int, int], source: str, *, context: int 
 
 def _header_rows(context: str) -> str:
     """A table header for a passage from its chunk's context: header and delimiter rows given
-    whole, or the header row alone (``rag.ingest.chunk.table_header``), given a delimiter row of as
+    whole, or the header row alone (``rag.ingest.chunk_context.table_header``), given a delimiter row of as
     many columns."""
     lines = context.split("\n")
     for first, second in zip(lines, lines[1:]):

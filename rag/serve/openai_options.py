@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.errors import RagError
-from rag.ingest.chunk import count_tokens, encoding
+from rag.text import count_tokens, encoding
 
 MAX_STOP = 4
 """Stop sequences one request may send, as OpenAI allows."""
