@@ -32,7 +32,7 @@ from rag.search.conversation import LEAD_WEIGHT, Resolved, condense, resolve
 from rag.search.filing import named_sources
 from rag.search.focus import focus
 from rag.search.retriever import CachedPages, Retriever
-from rag.search.statements import named_statements, statement_pages
+from rag.search.statement_pages import named_statements, statement_pages
 from rag.settings import Settings
 from rag.store.snapshot import CURRENT, Snapshot, current_generation, open_snapshot, settings_from_manifest
 from rag.store.writer import WriteLock
@@ -344,7 +344,7 @@ class Index:
                         retriever: Retriever, settings: Settings, sources: Iterable[str] | None) -> list[Hit]:
         """``hits`` led by the best passages of the statements the question names ("in the balance
         sheet"), in the filing it names or the index's only one: the statement's own page, not a note
-        that mentions the same line item (``rag.search.statements``)."""
+        that mentions the same line item (``rag.search.statement_pages``)."""
         documents = snapshot.documents()
         wanted = set(sources) if sources is not None else None
         chosen = [d for d in documents if wanted is None or d.source in wanted or d.name in wanted]

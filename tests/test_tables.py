@@ -357,7 +357,7 @@ STATEMENTS_MD = """# Annual report
 
 
 def test_a_named_statement_is_read_from_the_statement_page(tmp_path: Path) -> None:
-    from rag.search.statements import is_statement_page, named_statements
+    from rag.search.statement_pages import is_statement_page, named_statements
     from tests.conftest import write_pdf
 
     assert named_statements("Considering the data in the balance sheet, what is the working capital?") == ["balance sheet"]
