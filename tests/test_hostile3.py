@@ -506,7 +506,7 @@ def test_credentials_in_the_llm_address_never_reach_a_message(tmp_path: Path, se
 
 
 def test_twenty_thousand_quote_lines_are_read_up_to_the_cap() -> None:
-    from rag.answer.llm import MAX_QUOTE_LINES, parse_reply
+    from rag.answer.llm_reply import MAX_QUOTE_LINES, parse_reply
 
     reply = parse_reply("ANSWER: Reed [1]\n" + 'QUOTE [1]: "Reed designed it"\n' * 20_000 + "x" * 10)
     assert len(reply.quotes) == MAX_QUOTE_LINES

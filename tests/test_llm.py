@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from rag import Index
-from rag.answer.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
+from rag.answer.llm import NOT_FOUND, locate
+from rag.answer.llm_client import endpoint
+from rag.answer.llm_prompt import fit_passages
+from rag.answer.llm_reply import parse_reply
 from rag.errors import LLMError
 from rag.ingest.chunk import count_tokens
 
@@ -338,7 +341,7 @@ def test_a_trickling_endpoint_is_cut_off_at_the_deadline(index: Index, server: C
 
 @pytest.mark.parametrize("declare", [True, False])
 def test_a_huge_reply_is_refused_without_reading_it_whole(index: Index, server: ChatServer, declare: bool) -> None:
-    from rag.answer.llm import MAX_REPLY_BYTES
+    from rag.answer.llm_client import MAX_REPLY_BYTES
 
     server.huge, server.declare = 150 * 1024 * 1024, declare
     with pytest.raises(LLMError, match=r"over the 4,194,304-byte limit|longer than 4,194,304 bytes"):
@@ -366,7 +369,7 @@ def test_another_services_key_is_never_sent(index: Index, server: ChatServer) ->
 
 
 def test_plain_http_to_another_machine_is_warned_about() -> None:
-    from rag.answer.llm import plain_http_warning
+    from rag.answer.llm_client import plain_http_warning
 
     assert plain_http_warning("http://127.0.0.1:11434/v1", True) is None
     assert plain_http_warning("http://localhost:8000/v1", True) is None
