@@ -22,7 +22,8 @@ from test_load import text_pdf
 from rag.embed import model_token_counter
 from rag.errors import LoadError
 from rag.ingest.chunk import Chunker, count_tokens, split_sentences
-from rag.ingest.load import SUPPORTED_SUFFIXES, html_to_text, load_file
+from rag.file_types import supported_suffixes
+from rag.ingest.load import html_to_text, load_file
 from rag.settings import Settings
 from rag.types import Page
 
@@ -75,7 +76,7 @@ def _check_chunks(page: Page) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=4096), suffix=st.sampled_from(sorted(SUPPORTED_SUFFIXES)))
+@given(data=st.binary(max_size=4096), suffix=st.sampled_from(sorted(supported_suffixes())))
 def test_random_bytes_under_any_supported_name(data: bytes, suffix: str) -> None:
     pages = _load_bytes(data, suffix)
     for page in pages or []:

@@ -24,9 +24,8 @@ import gradio as gr
 
 from rag.collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
 from rag.errors import IndexNotFoundError, QueryError, RagError
-from rag.file_types import has_page_images
+from rag.file_types import has_page_images, supported_suffixes
 from rag.index import DEFAULT_FOLDER, Index
-from rag.ingest.load import SUPPORTED_SUFFIXES
 from rag.limits import MAX_QUESTION_CHARS, cap_history, clean_question
 from rag.serve.logsafe import install
 from rag.serve.page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
@@ -430,7 +429,7 @@ def build_app(index: Index, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                                          visible=collections is not None, elem_id="rag-collection")
             stats = gr.HTML(render_stats(index.stats()), elem_id="rag-stats")
             upload = gr.File(label="Add documents", file_count="multiple", elem_id="rag-upload",
-                             file_types=sorted(SUPPORTED_SUFFIXES), height=110)
+                             file_types=sorted(supported_suffixes()), height=110)
             gr.HTML(f'<p class="rag-hint">PDF, Word, PowerPoint, Excel, CSV, EPUB, e-mail, OpenDocument, text, '
                     f'Markdown or HTML, up to {size_text(max_bytes)} each. Files are kept in the index folder.</p>')
             ingest_report = gr.HTML(elem_id="rag-ingest-report")
