@@ -179,7 +179,7 @@ def test_chunker_on_long_words_and_odd_joins(words: list[str], joiner: str) -> N
 @FUZZ
 @given(name=st.text(max_size=300))
 def test_upload_names_never_leave_the_upload_folder(name: str) -> None:
-    from rag.serve.ui import safe_filename
+    from rag.serve.uploads import safe_filename
 
     safe = safe_filename(name)
     assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
@@ -192,7 +192,7 @@ def test_upload_names_never_leave_the_upload_folder(name: str) -> None:
 @pytest.mark.parametrize("name", ["..pdf", ".hidden.pdf", "..\\..\\etc\\passwd.txt", "a\nb.md", "\u202etxt.pdf",
                                   "CON.txt", "x" * 250 + ".pdf", "report.PDF", "ünïcödé résumé.html"])
 def test_stored_uploads_stay_inside_the_folder(tmp_path: Path, name: str) -> None:
-    from rag.serve.ui import store_uploads
+    from rag.serve.uploads import store_uploads
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()

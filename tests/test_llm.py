@@ -386,7 +386,8 @@ def test_searches_never_wait_behind_slow_llm_answers(index: Index, server: ChatS
     from gradio_client import Client
 
     from rag import Settings
-    from rag.serve.ui import READERS, build_app, launch
+    from rag.serve.web import build_app, launch
+    from rag.serve.web.page import READERS
 
     settings = Settings(answer_mode="llm", llm_base_url=server.url, llm_model="slow", llm_timeout=60.0)
     served = Index.open(index.folder, settings)
@@ -454,7 +455,7 @@ def test_the_api_takes_the_answerer_by_name(index: Index, server: ChatServer,
 
     from rag.collections import Collections
     from rag.serve.openai_api import chat_router
-    from rag.serve.ui import open_index
+    from rag.serve.web import open_index
 
     monkeypatch.setenv("RAG_LLM_BASE_URL", server.url)
     monkeypatch.setenv("RAG_LLM_MODEL", "test-model")
