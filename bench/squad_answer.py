@@ -159,7 +159,7 @@ def gold_paragraph(questions: Sequence[EvalQuestion], data: list[dict], margin: 
             for qa in p["qas"]:
                 context[qa["id"]] = p["context"]
     em, f1, declined, unanswerable = [], [], [], 0
-    from rag.answer.reader import whole_span
+    from rag.answer.spans import whole_span
 
     for q in questions:
         text = context[q.id]

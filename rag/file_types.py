@@ -4,8 +4,10 @@ Each format names its reader as ``"module:function"``, imported on first use, so
 supported types (the upload box, ``find_files``) never imports python-docx, openpyxl or pypdf. A
 format's ``unit`` is the word its citations use for a page ("slide 3", "sheet 2", "message 14");
 ``page_images`` says whether its pages can be drawn as images (PDF only): every other format is
-shown as its stored text with the quote marked. A new paged format is one module (in ``rag.ingest.formats``) and one line here; it lives below
-everything so that a citation (``rag.types.Quote.place``) can name its place without importing a reader.
+shown as its stored text with the quote marked. A new paged format is one module (in ``rag.ingest.formats``) and
+one line in ``FORMATS``, or, from outside the package, one ``register`` call; nothing else in ``rag`` names a
+suffix. The table lives below everything so that a citation (``rag.types.Quote.place``) can name its place
+without importing a reader.
 
 Example:
     >>> format_for("/docs/Q3.xlsx").name, page_label("/docs/Q3.xlsx", 2)
@@ -56,6 +58,22 @@ FORMATS: tuple[Format, ...] = (
 )
 
 _BY_SUFFIX = {suffix: fmt for fmt in FORMATS for suffix in fmt.suffixes}
+
+
+def register(fmt: Format) -> None:
+    """Read files with ``fmt``'s suffixes by its reader from now on, everywhere: ingest, watch, the
+    upload box, the citations' word for a page. A suffix another format had is taken over.
+
+    Example:
+        >>> # register(Format("index cards", (".cards",), "mypackage.cards:read", unit="card"))
+    """
+    for suffix in fmt.suffixes:
+        _BY_SUFFIX[suffix.lower()] = fmt
+
+
+def formats() -> tuple[Format, ...]:
+    """Every format read now: the built-in ``FORMATS`` and those registered since, in that order."""
+    return tuple(dict.fromkeys(_BY_SUFFIX.values()))
 
 
 def format_for(path: str | Path) -> Format | None:

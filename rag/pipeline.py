@@ -143,8 +143,7 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     except BaseException:
         _join(helpers)
         raise
-    done: dict[str, list[str]] = {"added": [], "updated": []}
-    embedded = 0
+    batch = _Batch(folder, settings, dim, writer, embedder, progress, timings)
     stop = threading.Event()
     try:
         loaded: queue.Queue[_Loaded | LoadFailure | None] = queue.Queue(maxsize=4)
@@ -153,89 +152,128 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
                                     name="rag-load", daemon=True)
         producer.start()
         helpers.append(producer)
-        cache: EmbeddingCache | None = None
-        pending: list[_Loaded] = []
-        files_done = 0
-
-        def flush() -> None:
-            nonlocal cache, embedded
-            if not pending:
-                return
-            hashes = [h for item in pending for h in item.hashes]
-            t0 = time.perf_counter()
-            if cache is None:
-                cache = EmbeddingCache(folder / "cache" / "embeddings.sqlite", settings.fingerprint(), dim)
-            vectors = cache.get_many(hashes)
-            timings["cache"] += time.perf_counter() - t0
-            missing = list(dict.fromkeys(h for h in hashes if h not in vectors))
-            if missing:
-                texts = {h: c.searchable for item in pending for c, h in zip(item.chunks, item.hashes)}
-                t0 = time.perf_counter()
-                model = embedder if embedder is not None else load_embedder(settings)
-                base = embedded
-
-                def report(done_: int, total_: int) -> None:
-                    if progress:
-                        progress("embedding", base + done_, base + total_)
-
-                new = model.encode_documents([texts[h] for h in missing], settings.batch_size, report)
-                t1 = time.perf_counter()
-                timings["embed"] += t1 - t0
-                fresh = dict(zip(missing, new))
-                cache.put_many(fresh)
-                vectors.update(fresh)
-                timings["cache"] += time.perf_counter() - t1
-                embedded += len(missing)
-            t0 = time.perf_counter()
-            for item in pending:
-                matrix = (np.stack([vectors[h] for h in item.hashes]) if item.hashes
-                          else np.zeros((0, dim), np.float32))
-                writer.add(item.record, item.pages, item.chunks, item.hashes, matrix)
-                done[item.status].append(item.record.source)
-            timings["write"] += time.perf_counter() - t0
-            pending.clear()
-
-        while True:
-            if loaded.empty() and sum(len(p.chunks) for p in pending) >= settings.batch_size:
-                # The loader is still parsing: embed the full batches at hand instead of idling.
-                flush()
-            t0 = time.perf_counter()
-            item = loaded.get()
-            timings["wait"] += time.perf_counter() - t0
-            if item is None:
-                break
-            files_done += 1
-            if isinstance(item, LoadFailure):
-                if item.source in drop:
-                    # Its old version is out of date and is no longer indexed: say so.
-                    item = LoadFailure(item.source, item.reason + " (its previous version was removed from the index)")
-                failures.append(item)
-            else:
-                if item.notes:
-                    # Indexed, but not whole: the user must hear which pages are missing and why.
-                    failures.append(LoadFailure(item.record.source, PARTLY_INDEXED + "; ".join(item.notes)))
-                pending.append(item)
-                if sum(len(p.chunks) for p in pending) >= _EMBED_GROUP:
-                    flush()
-            if progress:
-                progress("files", files_done, len(to_load))
-        flush()
+        failures += _consume(loaded, batch, drop, len(to_load), settings.batch_size, timings, progress)
         producer.join()
         t0 = time.perf_counter()
         snapshot = writer.commit()
         timings["commit"] = time.perf_counter() - t0
-        if cache is not None:
-            cache.close()
+        batch.close()
     except BaseException:
         stop.set()
         writer.abort()
         _join(helpers)
         raise
-    report = IngestReport(added=tuple(done["added"]), updated=tuple(done["updated"]), unchanged=tuple(unchanged),
-                          removed=tuple(removed), failed=tuple(failures), chunks_embedded=embedded,
-                          chunks_total=snapshot.count, seconds=time.perf_counter() - started, extra=timings,
-                          skipped=skipped)
+    report = IngestReport(added=tuple(batch.done["added"]), updated=tuple(batch.done["updated"]),
+                          unchanged=tuple(unchanged), removed=tuple(removed), failed=tuple(failures),
+                          chunks_embedded=batch.embedded, chunks_total=snapshot.count,
+                          seconds=time.perf_counter() - started, extra=timings, skipped=skipped)
     return snapshot, report
+
+
+def _consume(loaded: queue.Queue[_Loaded | LoadFailure | None], batch: _Batch, drop: set[str], files: int,
+             batch_size: int, timings: dict[str, float], progress: Progress | None) -> list[LoadFailure]:
+    """Take the loader's files as they come, embedding and writing them in batches; the failures."""
+    failures: list[LoadFailure] = []
+    files_done = 0
+    while True:
+        if loaded.empty() and batch.chunk_count >= batch_size:
+            # The loader is still parsing: embed the full batches at hand instead of idling.
+            batch.flush()
+        t0 = time.perf_counter()
+        item = loaded.get()
+        timings["wait"] += time.perf_counter() - t0
+        if item is None:
+            break
+        files_done += 1
+        if isinstance(item, LoadFailure):
+            if item.source in drop:
+                # Its old version is out of date and is no longer indexed: say so.
+                item = LoadFailure(item.source, item.reason + " (its previous version was removed from the index)")
+            failures.append(item)
+        else:
+            if item.notes:
+                # Indexed, but not whole: the user must hear which pages are missing and why.
+                failures.append(LoadFailure(item.record.source, PARTLY_INDEXED + "; ".join(item.notes)))
+            batch.add(item)
+            if batch.chunk_count >= _EMBED_GROUP:
+                batch.flush()
+        if progress:
+            progress("files", files_done, files)
+    batch.flush()
+    return failures
+
+
+class _Batch:
+    """Loaded files waiting for their vectors: embedded together (only the chunks the cache has
+    not seen), then handed to the writer file by file."""
+
+    def __init__(self, folder: Path, settings: Settings, dim: int, writer: GenerationWriter,
+                 embedder: Embedder | None, progress: Progress | None, timings: dict[str, float]) -> None:
+        self.folder, self.settings, self.dim, self.writer = folder, settings, dim, writer
+        self.embedder, self.progress, self.timings = embedder, progress, timings
+        self.pending: list[_Loaded] = []
+        self.cache: EmbeddingCache | None = None  # opened by the first batch: a run with nothing to embed makes none
+        self.embedded = 0
+        """Chunks embedded by the model so far (the cache's are not counted)."""
+        self.done: dict[str, list[str]] = {"added": [], "updated": []}
+        """The sources written, by status."""
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(item.chunks) for item in self.pending)
+
+    def add(self, item: _Loaded) -> None:
+        self.pending.append(item)
+
+    def flush(self) -> None:
+        """Embed and write every pending file."""
+        if not self.pending:
+            return
+        vectors = self._vectors([h for item in self.pending for h in item.hashes])
+        t0 = time.perf_counter()
+        for item in self.pending:
+            matrix = (np.stack([vectors[h] for h in item.hashes]) if item.hashes
+                      else np.zeros((0, self.dim), np.float32))
+            self.writer.add(item.record, item.pages, item.chunks, item.hashes, matrix)
+            self.done[item.status].append(item.record.source)
+        self.timings["write"] += time.perf_counter() - t0
+        self.pending.clear()
+
+    def _vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        """The vector of every hash: from the cache, or embedded now and cached."""
+        t0 = time.perf_counter()
+        if self.cache is None:
+            self.cache = EmbeddingCache(self.folder / "cache" / "embeddings.sqlite", self.settings.fingerprint(),
+                                        self.dim)
+        vectors = self.cache.get_many(hashes)
+        self.timings["cache"] += time.perf_counter() - t0
+        missing = list(dict.fromkeys(h for h in hashes if h not in vectors))
+        if not missing:
+            return vectors
+        texts = {h: c.searchable for item in self.pending for c, h in zip(item.chunks, item.hashes)}
+        t0 = time.perf_counter()
+        model = self.embedder if self.embedder is not None else load_embedder(self.settings)
+        new = model.encode_documents([texts[h] for h in missing], self.settings.batch_size,
+                                     self._embedding_progress(self.embedded))
+        t1 = time.perf_counter()
+        self.timings["embed"] += t1 - t0
+        fresh = dict(zip(missing, new))
+        self.cache.put_many(fresh)
+        vectors.update(fresh)
+        self.timings["cache"] += time.perf_counter() - t1
+        self.embedded += len(missing)
+        return vectors
+
+    def _embedding_progress(self, base: int) -> Callable[[int, int], None]:
+        """The model's progress, counted on from the ``base`` chunks earlier batches embedded."""
+        def report(done: int, total: int) -> None:
+            if self.progress:
+                self.progress("embedding", base + done, base + total)
+        return report
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
 
 
 def _join(threads: list[threading.Thread]) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from rag.backends import STORES
 from rag.errors import SettingsError
@@ -23,6 +23,9 @@ FORMAT_VERSION = 1
 EmbedBackend = Literal["onnx", "onnx-int8", "torch"]
 Fusion = Literal["rrf", "blend", "dense", "bm25"]
 AnswerMode = Literal["extractive", "llm"]
+ANSWERERS: tuple[AnswerMode, ...] = get_args(AnswerMode)
+"""The answerers by name (``answer_mode``, ``RAG_ANSWER_MODE``, ``rag ask --answerer``, the API's
+``"answerer"``): the offline reader, or the chat model ``llm_base_url`` and ``llm_model`` name."""
 PdfExtractor = Literal["pdfium", "pypdf"]
 ChunkContext = Literal["none", "heading", "title"]
 
@@ -160,7 +163,7 @@ class Settings:
             raise SettingsError(f"dense_weight must be between 0 and 1. Currently, it is {self.dense_weight}")
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise SettingsError(f"mmr_lambda must be between 0 and 1. Currently, it is {self.mmr_lambda}")
-        if self.answer_mode not in ("extractive", "llm"):
+        if self.answer_mode not in ANSWERERS:
             raise SettingsError(f"answer_mode must be 'extractive' or 'llm'. Currently, it is {self.answer_mode!r}")
 
     def replace(self, **changes: Any) -> Settings:

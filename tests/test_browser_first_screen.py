@@ -21,7 +21,7 @@ import pytest
 from conftest import WAIT_MS, browser_page, rag_serve, settled, write_pdf
 
 from rag import Index
-from rag.serve.ui import EXAMPLES
+from rag.serve.web.indexes import EXAMPLES
 
 pytestmark = pytest.mark.browser
 

@@ -450,7 +450,7 @@ def test_rag_docs_lists_slides_sheets_and_messages(library: Index, capsys: pytes
 
 
 def test_viewer_shows_a_sheet_as_its_page_with_the_quote_marked(library: Index) -> None:
-    from rag.serve.ui import viewer_html
+    from rag.serve.web.viewer import viewer_html
 
     hit = next(h for h in library.search("Which office is Grace Kestrel in?", k=8) if h.name == "q3.xlsx")
     html_text = viewer_html(library, hit.quote)

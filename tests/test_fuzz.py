@@ -22,7 +22,8 @@ from test_load import text_pdf
 from rag.embed import model_token_counter
 from rag.errors import LoadError
 from rag.ingest.chunk import Chunker
-from rag.ingest.load import SUPPORTED_SUFFIXES, html_to_text, load_file
+from rag.file_types import supported_suffixes
+from rag.ingest.load import html_to_text, load_file
 from rag.settings import Settings
 from rag.text import count_tokens, split_sentences
 from rag.types import Page
@@ -76,7 +77,7 @@ def _check_chunks(page: Page) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=4096), suffix=st.sampled_from(sorted(SUPPORTED_SUFFIXES)))
+@given(data=st.binary(max_size=4096), suffix=st.sampled_from(sorted(supported_suffixes())))
 def test_random_bytes_under_any_supported_name(data: bytes, suffix: str) -> None:
     pages = _load_bytes(data, suffix)
     for page in pages or []:
@@ -179,7 +180,7 @@ def test_chunker_on_long_words_and_odd_joins(words: list[str], joiner: str) -> N
 @FUZZ
 @given(name=st.text(max_size=300))
 def test_upload_names_never_leave_the_upload_folder(name: str) -> None:
-    from rag.serve.ui import safe_filename
+    from rag.serve.uploads import safe_filename
 
     safe = safe_filename(name)
     assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
@@ -192,7 +193,7 @@ def test_upload_names_never_leave_the_upload_folder(name: str) -> None:
 @pytest.mark.parametrize("name", ["..pdf", ".hidden.pdf", "..\\..\\etc\\passwd.txt", "a\nb.md", "\u202etxt.pdf",
                                   "CON.txt", "x" * 250 + ".pdf", "report.PDF", "ünïcödé résumé.html"])
 def test_stored_uploads_stay_inside_the_folder(tmp_path: Path, name: str) -> None:
-    from rag.serve.ui import store_uploads
+    from rag.serve.uploads import store_uploads
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()

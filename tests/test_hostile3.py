@@ -222,7 +222,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import logging
 
     from rag.serve.servertemp import use_private_folder
-    from rag.serve.ui import build_app, launch
+    from rag.serve.web import build_app, launch
 
     docs = tmp_path_factory.mktemp("hostile-docs")
     (docs / "vault.txt").write_text(
@@ -326,7 +326,7 @@ def test_closed_routes_urls_and_cross_site_subresources_are_refused(page: dict[s
 def test_control_characters_never_reach_a_log_line(page: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    for name in ("uvicorn.error", "rag.serve.ui", "gradio"):
+    for name in ("uvicorn.error", "rag.serve.web", "gradio"):
         logging.getLogger(name).warning("path %s", "/a\x1b]0;PWNED\x07\nFAKE LOG")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3
@@ -506,7 +506,7 @@ def test_credentials_in_the_llm_address_never_reach_a_message(tmp_path: Path, se
 
 
 def test_twenty_thousand_quote_lines_are_read_up_to_the_cap() -> None:
-    from rag.answer.llm import MAX_QUOTE_LINES, parse_reply
+    from rag.answer.llm_reply import MAX_QUOTE_LINES, parse_reply
 
     reply = parse_reply("ANSWER: Reed [1]\n" + 'QUOTE [1]: "Reed designed it"\n' * 20_000 + "x" * 10)
     assert len(reply.quotes) == MAX_QUOTE_LINES
@@ -549,7 +549,7 @@ def test_an_llm_rewrite_of_a_follow_up_that_brings_its_own_words_is_not_used() -
 def test_page_sessions_are_bounded_and_expire(page: dict[str, Any]) -> None:
     import gradio as gr
 
-    from rag.serve.ui import SESSIONS, STATE_TTL
+    from rag.serve.web.page import SESSIONS, STATE_TTL
 
     demo = page["demo"]
     assert demo.state_session_capacity == SESSIONS < 10_000  # Gradio's default kept 10,000 forever

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from rag import Index
-from rag.answer.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
+from rag.answer.llm import NOT_FOUND, locate
+from rag.answer.llm_client import endpoint
+from rag.answer.llm_prompt import fit_passages
+from rag.answer.llm_reply import parse_reply
 from rag.errors import LLMError
 from rag.text import count_tokens
 
@@ -338,7 +341,7 @@ def test_a_trickling_endpoint_is_cut_off_at_the_deadline(index: Index, server: C
 
 @pytest.mark.parametrize("declare", [True, False])
 def test_a_huge_reply_is_refused_without_reading_it_whole(index: Index, server: ChatServer, declare: bool) -> None:
-    from rag.answer.llm import MAX_REPLY_BYTES
+    from rag.answer.llm_client import MAX_REPLY_BYTES
 
     server.huge, server.declare = 150 * 1024 * 1024, declare
     with pytest.raises(LLMError, match=r"over the 4,194,304-byte limit|longer than 4,194,304 bytes"):
@@ -366,7 +369,7 @@ def test_another_services_key_is_never_sent(index: Index, server: ChatServer) ->
 
 
 def test_plain_http_to_another_machine_is_warned_about() -> None:
-    from rag.answer.llm import plain_http_warning
+    from rag.answer.llm_client import plain_http_warning
 
     assert plain_http_warning("http://127.0.0.1:11434/v1", True) is None
     assert plain_http_warning("http://localhost:8000/v1", True) is None
@@ -383,7 +386,8 @@ def test_searches_never_wait_behind_slow_llm_answers(index: Index, server: ChatS
     from gradio_client import Client
 
     from rag import Settings
-    from rag.serve.ui import READERS, build_app, launch
+    from rag.serve.web import build_app, launch
+    from rag.serve.web.page import READERS
 
     settings = Settings(answer_mode="llm", llm_base_url=server.url, llm_model="slow", llm_timeout=60.0)
     served = Index.open(index.folder, settings)
@@ -407,3 +411,68 @@ def test_searches_never_wait_behind_slow_llm_answers(index: Index, server: ChatS
         assert not any(job.done() for job in jobs)
     finally:
         demo.close()
+
+
+REED = ('ANSWER: Thomas Reed designed it [1].\n'
+        'QUOTE [1]: "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."')
+
+
+def test_the_answerer_is_chosen_by_name_on_the_command_line(index: Index, server: ChatServer,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.serve.cli import main
+
+    monkeypatch.setenv("RAG_LLM_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "test-model")
+    server.reply = REED
+    asked = ["ask", "Who designed the lighthouse?", "--index", str(index.folder), "--json"]
+    assert main([*asked, "--answerer", "llm"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["mode"] == "llm" and answer["answer"] == "Thomas Reed designed it [1]."
+    assert main([*asked, "--answerer", "extractive"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "extractive"
+    monkeypatch.setenv("RAG_ANSWER_MODE", "llm")  # the environment names it when the option does not
+    assert main(asked) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "llm"
+    assert len(server.requests) == 2
+
+
+def test_serve_refuses_the_llm_answerer_without_an_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.serve.cli import main
+
+    monkeypatch.delenv("RAG_LLM_BASE_URL", raising=False)
+    assert main(["serve", "--index", str(tmp_path), "--answerer", "llm"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "rag serve: error: --answerer llm needs an endpoint: set RAG_LLM_BASE_URL (e.g. http://127.0.0.1:11434/v1) "
+        "and RAG_LLM_MODEL")
+
+
+def test_the_api_takes_the_answerer_by_name(index: Index, server: ChatServer,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from rag.collections import Collections
+    from rag.serve.openai_api import chat_router
+    from rag.serve.web import open_index
+
+    monkeypatch.setenv("RAG_LLM_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "test-model")
+    server.reply = REED
+    library = Collections(index.folder)
+    # As rag serve does: the page's index, with the settings of the environment, serves the default model.
+    library.put(library.default, open_index(index.folder))
+    app = FastAPI()
+    app.include_router(chat_router(library))
+    client = TestClient(app)
+    asked = {"model": library.default, "messages": [{"role": "user", "content": "Who designed the lighthouse?"}]}
+
+    reply = client.post("/v1/chat/completions", json={**asked, "answerer": "llm"}).json()
+    assert reply["choices"][0]["message"]["content"].startswith("Thomas Reed designed it [1].")
+    assert reply["found"] and len(server.requests) == 1
+    reply = client.post("/v1/chat/completions", json=asked).json()  # the server's own: extractive
+    assert reply["found"] and len(server.requests) == 1
+    wrong = client.post("/v1/chat/completions", json={**asked, "answerer": "gpt"})
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["message"] == "'answerer' must be one of extractive, llm, not 'gpt'"

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.answer.reader import MODELS, Reader, best_pair, load_reader, reader_info, whole_span
+from rag.answer.reader import MODELS, Reader, best_pair, load_reader, reader_info
+from rag.answer.spans import whole_span
 from rag.errors import ReaderModelError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -271,14 +271,14 @@ def test_planted_pickle_is_refused_and_never_run(tmp_path: Path, target: str) ->
 
 
 def test_server_binds_localhost_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.serve import ui
+    from rag.serve import web
     from rag.serve.cli import build_parser
 
     monkeypatch.delenv("RAG_HOST", raising=False)
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1"
-    assert inspect.signature(ui.serve).parameters["host"].default == "127.0.0.1"
-    assert inspect.signature(ui.launch).parameters["host"].default == "127.0.0.1"
+    assert inspect.signature(web.serve).parameters["host"].default == "127.0.0.1"
+    assert inspect.signature(web.launch).parameters["host"].default == "127.0.0.1"
     assert re.search(r"^HOST \?= 127\.0\.0\.1$", (ROOT / "Makefile").read_text(), re.MULTILINE)
     monkeypatch.setenv("RAG_HOST", "0.0.0.0")
     assert build_parser().parse_args(["serve"]).host == "0.0.0.0"

@@ -24,18 +24,9 @@ from conftest import write_pdf
 
 from rag import Answer, Index
 from rag.serve.markdown_marks import highlight
-from rag.serve.ui import (
-    UPLOADS,
-    add_uploads,
-    build_app,
-    launch,
-    open_index,
-    remove_document,
-    render_reply,
-    render_sources,
-    safe_filename,
-    store_uploads,
-)
+from rag.serve.render import render_reply, render_sources
+from rag.serve.uploads import UPLOADS, add_uploads, remove_document, safe_filename, store_uploads
+from rag.serve.web import build_app, launch, open_index
 
 ROOT = Path(__file__).resolve().parents[1]
 INJECTION = "<script>alert('owned')</script><img src=x onerror=alert(1)> **bold** [link](http://evil.example) $x$"
@@ -217,7 +208,7 @@ def test_a_quote_outside_the_retrieved_passages_is_shown_in_its_page(index: Inde
 
 
 def test_a_citation_opens_its_whole_document_with_the_quote_marked(index: Index) -> None:
-    from rag.serve.ui import viewer_html
+    from rag.serve.web.viewer import viewer_html
 
     hit = index.search("How long do worker bees live in summer?", k=1)[0]
     assert hit.name == "bees.md"
@@ -244,7 +235,7 @@ def test_a_page_read_by_ocr_is_marked_on_its_card_and_in_its_viewer(tmp_path: Pa
     pytest.importorskip("rapidocr")
     pdfium = pytest.importorskip("pypdfium2")
 
-    from rag.serve.ui import viewer_html
+    from rag.serve.web.viewer import viewer_html
 
     # A scan: the page of a real PDF as a picture, with no text layer left.
     text_pdf = write_pdf(tmp_path / "letter.text.pdf", ["The lighthouse keeper Ewan Macleod lit the lamp at dusk."])
@@ -456,7 +447,7 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
 
 def test_an_upload_report_names_its_collection_and_what_stayed_behind(tmp_path: Path) -> None:
     from rag.serve.render import render_ingest
-    from rag.serve.ui import stays_note
+    from rag.serve.web.library import stays_note
     from rag.types import Document, IngestReport
 
     stored = [("Harbour report.pdf", tmp_path / "a.pdf"), ("notes.md", tmp_path / "b.md")]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from rag import Index
-from rag.serve.ui import build_app, launch
+from rag.serve.web import build_app, launch
 from rag.serve.webguard import HostGuard, allowed_hosts, host_name
 
 

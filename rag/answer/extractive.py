@@ -33,7 +33,8 @@ import numpy as np
 
 from rag.answer.kinds import classify, wants_sentences
 from rag.answer.llm import llm_answer
-from rag.answer.reader import Reader, Span, load_reader, whole_span
+from rag.answer.reader import Reader, Span, load_reader
+from rag.answer.spans import whole_span
 from rag.answer.sentences import choose, fitted, quotes_and_text, units
 from rag.answer.table import answer_from_tables
 from rag.ingest.chunk_context import table_header

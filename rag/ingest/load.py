@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
-SUPPORTED_SUFFIXES = supported_suffixes()
 
 # Skipped when walking a folder: our own index files, VCS folders and the like.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", ".rag-index"})
@@ -63,9 +62,9 @@ def find_files(paths: Iterable[str | Path], glob: str = "**/*", skipped: list[Pa
         elif path.is_dir():
             for file in _walk(path, glob, failures, skipped):
                 found.setdefault(file.resolve(), None)
-        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        elif path.suffix.lower() not in supported_suffixes():
             failures.append(LoadFailure(str(path.resolve()), f"unsupported file type {path.suffix or '(none)'!r}; "
-                                        f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"))
+                                        f"supported: {', '.join(sorted(supported_suffixes()))}"))
         elif (kind := special_file_kind(path)) is not None:
             # Named as the user named it: for a link, the target (/dev/zero) says less.
             failures.append(LoadFailure(str(path.absolute()), f"not a regular file ({kind}); only regular files "
@@ -125,7 +124,7 @@ def _walk(folder: Path, glob: str, failures: list[LoadFailure], skipped: list[Pa
             rel = path.relative_to(folder)
             if not _glob_match(rel.as_posix(), pattern) or special_file_kind(path) is not None:
                 continue
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if path.suffix.lower() not in supported_suffixes():
                 if skipped is not None:
                     skipped.append(path)
                 continue
@@ -186,7 +185,7 @@ def read_file(path: str | Path, max_bytes: int | None = None, time_limit: float 
     path = Path(path).resolve()
     source = str(path)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in supported_suffixes():
         raise LoadError(source, f"unsupported file type {suffix or '(none)'!r}")
     kind = special_file_kind(path)
     if kind is not None:

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag.answer.llm import chat
+from rag.answer.llm_client import chat
 from rag.errors import RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, cap_history, clean_text
 from rag.text import TOPIC_WORD, topic_stopwords

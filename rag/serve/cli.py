@@ -21,6 +21,7 @@ from rag.errors import RagError
 from rag.index import DEFAULT_FOLDER
 from rag.serve.progress import StderrProgress
 from rag.serve.terminal import safe_stdout, terminal_safe
+from rag.settings import ANSWERERS, Settings
 
 if TYPE_CHECKING:
     from rag.index import Index
@@ -31,6 +32,9 @@ EXIT_USAGE = 2
 EXIT_SOME_FILES_FAILED = 3
 """``rag ingest`` finished and saved the index, but some files could not be indexed (listed on
 stderr): distinct from 1 so a script can tell a partial ingest from one that saved nothing."""
+
+ANSWERER_HELP = ("extractive (offline, the default) or llm (needs RAG_LLM_BASE_URL and RAG_LLM_MODEL); "
+                 "default: $RAG_ANSWER_MODE")
 
 
 def _default_index() -> str:
@@ -97,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_index(p)
     p.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
-    p.add_argument("--mode", choices=["extractive", "llm"], default=None,
-                   help="answerer (llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+    p.add_argument("--answerer", "--mode", dest="mode", choices=ANSWERERS, default=None, metavar="NAME",
+                   help=ANSWERER_HELP)
     p.add_argument("--source", action="append", default=None, metavar="FILE",
                    help="only read this file (path or name); repeatable")
     p.add_argument("--pages", default=None, metavar="A-B", help="only read this page range, e.g. 3-5")
@@ -111,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_index(p)
     p.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
     p.add_argument("--json", action="store_true", help="print each answer as one JSON object per line")
-    p.add_argument("--mode", choices=["extractive", "llm"], default=None,
-                   help="answerer (llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+    p.add_argument("--answerer", "--mode", dest="mode", choices=ANSWERERS, default=None, metavar="NAME",
+                   help=ANSWERER_HELP)
 
     p = verbs.add_parser("eval", help="run a question set and report retrieval and answer metrics",
                          description="Run a question set (JSON lines, a BEIR folder or a SQuAD JSON file) "
@@ -147,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also answer requests addressed to this host name (loopback names and --host always "
                         "work; others are refused against DNS rebinding); repeatable, or $RAG_ALLOW_HOST "
                         "(comma-separated); '*' turns the check off behind a proxy that does it")
+    p.add_argument("--answerer", dest="mode", choices=ANSWERERS, default=None, metavar="NAME",
+                   help=ANSWERER_HELP + "; the page's and the API's default")
 
     p = verbs.add_parser("mcp", help="serve search, ask and list_documents as MCP tools (stdio)",
                          description="Serve the index to MCP clients (Claude Desktop, IDEs, agents) over stdio, "
@@ -426,10 +432,21 @@ def _serve(args: argparse.Namespace) -> int:
     allow = args.allow_host if args.allow_host is not None else os.environ.get("RAG_ALLOW_HOST", "").split(",")
     if args.watch and not args.corpus:
         raise RagError("--watch keeps the --corpus folders in step: name them with --corpus PATH")
+    if args.mode:
+        _serve_with_answerer(args.mode)
     serve(index_folder=args.index, host=args.host, port=args.port, corpus=args.corpus, watch=args.watch,
           collection=args.collection, api_key=args.api_key or None,
           allow_hosts=[name for name in allow if name.strip()])
     return 0
+
+
+def _serve_with_answerer(name: str) -> None:
+    """Make ``name`` the answerer of every index the server opens: they all take their settings from
+    the environment (collections, uploads), so the option is the variable, set for this process."""
+    if not Settings.from_env(answer_mode=name).llm_configured and name == "llm":
+        raise RagError("--answerer llm needs an endpoint: set RAG_LLM_BASE_URL (e.g. http://127.0.0.1:11434/v1) "
+                       "and RAG_LLM_MODEL")
+    os.environ["RAG_ANSWER_MODE"] = name
 
 
 def _docs(args: argparse.Namespace) -> int:

@@ -18,6 +18,10 @@ Request options are checked by ``rag.serve.openai_options``: ``max_tokens``, ``s
 Open WebUI's background tasks (title, tags) get a short JSON reply without a search. Any other
 ``/v1`` path is OpenAI's 404 error.
 
+rag's own request fields: ``k`` (passages to read), ``sources`` and ``pages`` (ask one document),
+and ``answerer`` (``"extractive"`` or ``"llm"``, else the server's ``RAG_ANSWER_MODE``); the
+``openai`` client sends them as ``extra_body={"answerer": "llm"}``.
+
 The question is the last user message. The earlier messages are handed to ``Index.ask`` as
 ``history`` when it accepts one; until then each question is answered on its own.
 
@@ -56,6 +60,7 @@ from rag.serve.inert import inert
 from rag.serve.openai_options import OptionError, ReplyOptions, check_model, check_options, task_reply, usage
 from rag.serve.public import public_message, public_records
 from rag.serve.slots import READERS, ClientGone, ReaderSlots, SlotsBusy
+from rag.settings import ANSWERERS
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -181,6 +186,16 @@ def _filters(body: dict[str, Any]) -> dict[str, Any]:
     return filters
 
 
+def _answerer(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's "answerer" ("extractive" or "llm"; the server's ``answer_mode`` when left out)."""
+    name = body.get("answerer")
+    if name is None:
+        return {}
+    if name not in ANSWERERS:
+        raise ChatRequestError(f"'answerer' must be one of {', '.join(ANSWERERS)}, not {name!r:.40}")
+    return {"answer_mode": name}
+
+
 def _pieces(text: str) -> list[str]:
     words = re.findall(r"\S+\s*|\s+", text)
     return ["".join(words[i:i + _CHUNK_WORDS]) for i in range(0, len(words), _CHUNK_WORDS)] or [""]
@@ -271,7 +286,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         try:
             name, index, question, history, k, stream = parse(body)
             options = check_options(body)
-            filters = _filters(body)
+            filters = {**_filters(body), **_answerer(body)}
         except OptionError as exc:
             return _error(str(exc), 400, exc.code, exc.param)
         except ChatRequestError as exc:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.file_types import FORMATS, has_page_images, page_word
+from rag.file_types import formats, has_page_images, page_word
 from rag.serve.markdown_marks import escape, markdown_html, passage_html, plain_html, renders_markdown
 from rag.serve.table_render import working_html
 from rag.types import Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
@@ -310,7 +310,7 @@ def render_documents(docs: Sequence[Document], uploads: Path, shown: Mapping[str
 
 
 def _readable_kinds() -> str:
-    names = [fmt.name for fmt in FORMATS]
+    names = [fmt.name for fmt in formats()]
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 

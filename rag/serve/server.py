@@ -1,6 +1,6 @@
 """``rag serve``: the web page and the OpenAI-compatible API on one host and port.
 
-The page (``rag.serve.ui``) shows one collection; the API (``rag.serve.openai_api``) serves them all, each as
+The page (``rag.serve.web``) shows one collection; the API (``rag.serve.openai_api``) serves them all, each as
 a model. Both run in the one Gradio server, behind the same host guard.
 
 Example:
@@ -62,7 +62,7 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
         collection: the collection the page shows and the API's default model (default: the folder's own).
         api_key: when set, the ``/v1`` API asks for ``Authorization: Bearer <api_key>``, and the
             page and its API for the key as the login password.
-        **launch_options: passed to ``rag.serve.ui.launch``.
+        **launch_options: passed to ``rag.serve.web.launch``.
 
     Example:
         >>> serve("index/", port=7860, corpus=["docs/user-guide.md"], collection="demo")
@@ -72,7 +72,7 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
 
     use_private_folder(index_folder)             # Gradio's uploads in a folder of this server's own
     from rag.serve.openai_api import chat_router
-    from rag.serve.ui import build_app, launch, open_index
+    from rag.serve.web import build_app, launch, open_index
 
     library = Collections(index_folder, default=collection)
     if corpus or library.default in (DEFAULT_COLLECTION, DEMO_COLLECTION):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from rag.embed import load_embedder
 from rag.errors import RagError
+from rag.file_types import supported_suffixes
 from rag.index import Index
-from rag.ingest.load import SUPPORTED_SUFFIXES
 from rag.pipeline import Progress
 from rag.store.snapshot import file_sha256
 from rag.types import IngestReport, LoadFailure
@@ -77,9 +77,9 @@ def store_uploads(files: Sequence[str | Path], folder: Path, max_bytes: int = MA
         path = Path(raw)
         original = path.name
         suffix = path.suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
+        if suffix not in supported_suffixes():
             refused.append(LoadFailure(original, f"unsupported file type {suffix or '(none)'!r}; "
-                                                 f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"))
+                                                 f"supported: {', '.join(sorted(supported_suffixes()))}"))
             continue
         try:
             size = path.stat().st_size
