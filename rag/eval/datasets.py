@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
+from rag.errors import CorpusMissingError, RagError
 from rag.types import ANSWER_KINDS
-
-
-class CorpusMissingError(RagError):
-    """A question set names documents that are not on this machine (e.g. ``../shared`` is absent)."""
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag.collections import Collections
-from rag.errors import IndexNotFoundError, RagError
+from rag.errors import ChatRequestError, ClientGone, IndexNotFoundError, OptionError, RagError, SlotsBusy
 from rag.index import Index
 from rag.limits import cap_history, clean_question
 from rag.serve.inert import inert
-from rag.serve.openai_options import OptionError, ReplyOptions, check_model, check_options, task_reply, usage
+from rag.serve.openai_options import ReplyOptions, check_model, check_options, task_reply, usage
 from rag.serve.public import public_message, public_records
-from rag.serve.slots import READERS, ClientGone, ReaderSlots, SlotsBusy
+from rag.serve.slots import READERS, ReaderSlots
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,6 @@ MAX_BODY_BYTES = 8 * 2**20
 _CHUNK_WORDS = 8
 """Words per streamed chunk: the answer is whole before the first word is sent, so this only
 shapes how a client paints it."""
-
-
-class ChatRequestError(RagError):
-    """A chat request that cannot be answered as sent; its message says what to change."""
-
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def _error(message: str, status: int, code: str, param: str | None = None) -> JSONResponse:

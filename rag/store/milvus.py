@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexCorruptError, RagError
+from rag.errors import IndexCorruptError, MilvusStoreError, RagError
 from rag.protocols import GenerationRows, QueryContext
 from rag.settings import Settings
 from rag.store.bm25 import Bm25sLexicalIndex
@@ -49,10 +49,6 @@ _SOURCE_MAX = 4_096
 _CLIENTS: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 _BUILT: dict[str, Any] = {}
-
-
-class MilvusStoreError(RagError):
-    """The Milvus server cannot be reached or refused a request; the message says which and why."""
 
 
 def _pymilvus():  # noqa: ANN202 - the pymilvus module
