@@ -7,7 +7,7 @@ Example:
     ...     Index.open("index/").search("fees", k=0)
     ... except QueryError as exc:
     ...     print(exc)
-    k must be at least 1 (got 0)
+    k must be a whole number of at least 1, not 0
 """
 
 from __future__ import annotations

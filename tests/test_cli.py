@@ -67,6 +67,10 @@ def test_docs_lists_documents(built: Path, capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize("argv, message", [
     (["search", "x", "--index", "{tmp}/none"], "no index in"),
     (["search", "x", "--index", "{built}", "--pages", "5-2"], "--pages"),
+    (["search", "x", "--index", "{built}", "-k", "0"], "rag search: error: k must be a whole number of at least 1, not 0"),
+    (["ask", "x", "--index", "{built}", "-k", "-2"], "rag ask: error: k must be a whole number of at least 1, not -2"),
+    (["chat", "--index", "{built}", "-k", "0"], "rag chat: error: k must be a whole number of at least 1, not 0"),
+    (["eval", "{tmp}/set.jsonl", "--index", "{built}", "-k", "0"], "rag eval: error: k must be a whole number"),
     (["ingest", "{tmp}/missing.pdf", "--index", "{tmp}/i2", "--chunk-tokens", "4"], "chunk_tokens must be"),
 ])
 def test_errors_are_one_line_and_exit_non_zero(argv: list[str], message: str, built: Path, tmp_path: Path,

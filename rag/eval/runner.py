@@ -34,6 +34,7 @@ from rag.eval.metrics import (
     rouge_l,
 )
 from rag.index import Index
+from rag.limits import check_k
 from rag.ingest.chunk import split_sentences
 from rag.types import Answer, Hit, Quote
 
@@ -271,8 +272,7 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
         >>> result = evaluate(Index.open("index/"), load_question_set("eval_questions/docs.jsonl"), k=5)
         >>> result.metrics["hit@5"], [r.question.id for r in result.failures()]
     """
-    if k < 1:
-        raise RagError(f"k must be greater than 0. Currently, it is {k}")
+    k = check_k(k)
     questions = question_set.questions[:limit] if limit is not None else question_set.questions
     notes = []
     if answers is None:

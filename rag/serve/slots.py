@@ -21,7 +21,8 @@ from contextlib import asynccontextmanager
 from rag.errors import ClientGone, SlotsBusy
 
 READERS = 4
-"""Questions answered at the same time through the API; more would only queue on a few cores."""
+"""Questions answered at the same time, through the page and through the API; more would only queue on the
+2-4 cores this runs on."""
 
 QUEUE = 16
 """Requests that may wait for a reader slot; one more is told to retry (HTTP 503)."""

@@ -27,7 +27,7 @@ from rag.errors import IndexNotFoundError, QueryError, RagError
 from rag.file_types import has_page_images
 from rag.index import DEFAULT_FOLDER, Index
 from rag.ingest.load import SUPPORTED_SUFFIXES
-from rag.limits import MAX_QUESTION_CHARS, cap_history, clean_question
+from rag.limits import MAX_PASSAGES, MAX_QUESTION_CHARS, cap_history, check_k, clean_question
 from rag.serve.logsafe import install
 from rag.serve.page_assets import CONFIRM_REMOVE, CSS, NARROW_JS, OPEN_SOURCE_JS, VIEWER_JS, theme
 from rag.serve.public import public_message, public_sources
@@ -46,6 +46,7 @@ from rag.serve.render import (
     viewer_error,
 )
 from rag.serve.servertemp import use_private_folder
+from rag.serve.slots import READERS
 from rag.serve.uploads import (
     MAX_UPLOAD_BYTES,
     UPLOADS,
@@ -72,12 +73,6 @@ DEFAULT_CORPUS = _CHECKOUT / "docs" / "user-guide.md" if (_CHECKOUT / "app.py").
 """This project's user guide, served when the index is empty so that a first run can answer
 questions; only in a source checkout (an installed package has no docs/ of its own). Only the
 guide: the benchmark tables beside it would crowd the answers (and hold FinanceBench questions)."""
-
-READERS = 4
-"""Questions answered at the same time; more would only queue on the 2-4 cores this runs on."""
-
-MAX_PASSAGES = 50
-"""Most passages one question may read through the page or the API; more only slows the answer."""
 
 PAGE_SCALE = 1.5
 """PDF pages are shown at 108 pixels per inch (a Letter page is 918 x 1188): sharp at the viewer's
@@ -580,9 +575,7 @@ def api_passages(k: object) -> int:
     # gradio_client sends a float for a number typed as int in some clients: 3.0 is 3, 2.5 is not.
     if isinstance(k, float) and k.is_integer():
         k = int(k)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PASSAGES:
-        raise QueryError(f"k must be a whole number from 1 to {MAX_PASSAGES}, not {k!r}")
-    return k
+    return check_k(k, MAX_PASSAGES)
 
 
 def viewer_html(index: Index, quote: Quote) -> str:
