@@ -69,6 +69,8 @@ def test_mcp_client_lists_the_tools_and_asks(seed_index: Path) -> None:
     hits = search.structured_content["result"]
     assert len(hits) == 3 and DELEGATIONS in hits[0]["quote"]
     assert [d["name"] for d in docs.structured_content["result"]] == ["000_17d6ea71f6fbed30.txt"]
+    # One shape of a document, as `rag docs --json` prints it (Document.to_dict).
+    assert set(docs.structured_content["result"][0]) == {"source", "name", "pages", "unit", "chunks", "size"}
     assert collections.structured_content["result"] == ["news"]
 
     # A collection that does not exist is the tool's error, in words, not a dead server.

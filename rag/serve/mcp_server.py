@@ -151,10 +151,10 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
     @server.tool(annotations=reads)
     @_tool
     def list_documents(collection: Collection = None) -> list[dict[str, Any]]:
-        """The indexed documents of a collection: source path, name, pages, chunks and size in bytes."""
+        """The indexed documents of a collection: source path, name, pages (with `unit`: what a page is for its
+        file type, e.g. "slide"), chunks and size in bytes."""
         index = library.get(collection)
-        return public_records([{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks,
-                                "size": d.size} for d in index.documents()], index)
+        return public_records([d.to_dict() for d in index.documents()], index)
 
     @server.tool(annotations=reads)
     @_tool
