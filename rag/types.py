@@ -21,6 +21,11 @@ other kind is answered by the one to three sentences that answer it."""
 ANSWER_KINDS: tuple[AnswerKind, ...] = ("fact", "definition", "explanation", "procedure", "yesno", "list",
                                         "comparison", "summary", "keyword", "table")
 
+NOT_FOUND = "Not found in the indexed documents."
+"""How the text of an ``Answer`` whose ``found`` is false begins (a best guess may follow it). Code that has
+the ``Answer`` reads ``found``; only a conversation's earlier replies, which clients send back as text, are
+recognised by it (``rag.search.conversation``)."""
+
 
 @dataclass(frozen=True)
 class TextBox:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from rag import Index
-from rag.answer.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
+from rag.answer.llm import endpoint, fit_passages, locate, parse_reply
+from rag.types import NOT_FOUND
 from rag.errors import LLMError
 from rag.ingest.chunk import count_tokens
 

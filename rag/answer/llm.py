@@ -30,7 +30,7 @@ from rag.answer.support import cited, split_sentences, supported
 from rag.errors import LLMError
 from rag.ingest.chunk import count_tokens
 from rag.settings import Settings
-from rag.types import Answer, Hit, Quote
+from rag.types import NOT_FOUND, Answer, Hit, Quote
 from rag.verify import PageSource, verify_quotes
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,6 @@ QUOTE [n]: "<words copied exactly, character for character, from passage n, that
 
 Write one QUOTE line for each passage you cite. If the passages do not answer the question, reply
 with exactly: NOT FOUND"""
-
-NOT_FOUND = "Not found in the indexed documents."
-
 
 @dataclass(frozen=True)
 class Reply:
