@@ -14,8 +14,11 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
-from rag.backends import STORES
 from rag.errors import SettingsError
+
+STORES = {"faiss": ("faiss", "bm25s"), "milvus": ("milvus", "milvus")}
+"""A store names a (dense, lexical) pair of backends (``rag.backends``): ``RAG_STORE=milvus`` keeps vectors
+and BM25 in Milvus."""
 
 FORMAT_VERSION = 1
 """Bumped whenever the on-disk layout changes; part of the fingerprint."""
