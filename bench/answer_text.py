@@ -42,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE, RESULTS, ROOT, SHARED, header, write  # noqa: E402
 
 from rag import Index, Settings  # noqa: E402
-from rag.errors import RagError  # noqa: E402
+from rag.errors import CorpusMissingError, RagError  # noqa: E402
 from rag.eval.datasets import (  # noqa: E402
-    CorpusMissingError,
     QuestionSet,
     load_doc2dial,
     load_jsonl,

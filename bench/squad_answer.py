@@ -215,7 +215,8 @@ def main() -> int:
 
     seed_rows: list[tuple[str, dict[str, float]]] = []
     seed_failures: list[str] = []
-    from rag.eval.datasets import CorpusMissingError, load_jsonl
+    from rag.errors import CorpusMissingError
+    from rag.eval.datasets import load_jsonl
 
     try:
         seed = load_jsonl(ROOT / "eval_questions" / "seed.jsonl")

@@ -8,6 +8,10 @@ Example:
 """
 
 from rag.errors import (
+    ChatRequestError,
+    ClientGone,
+    CollectionError,
+    CorpusMissingError,
     EmbeddingModelError,
     IndexCorruptError,
     IndexLockedError,
@@ -15,12 +19,16 @@ from rag.errors import (
     IndexNotFoundError,
     LLMError,
     LoadError,
+    MilvusStoreError,
+    OptionError,
     PageViewError,
+    PortInUseError,
     QueryError,
     QuestionTooLongError,
     RagError,
     ReaderModelError,
     SettingsError,
+    SlotsBusy,
 )
 from rag.index import Index
 from rag.settings import Settings
@@ -44,7 +52,11 @@ __all__ = [
     "ANSWER_KINDS",
     "Answer",
     "AnswerKind",
+    "ChatRequestError",
     "Chunk",
+    "ClientGone",
+    "CollectionError",
+    "CorpusMissingError",
     "Document",
     "EmbeddingModelError",
     "Hit",
@@ -57,9 +69,12 @@ __all__ = [
     "LLMError",
     "LoadError",
     "LoadFailure",
+    "MilvusStoreError",
     "Operand",
+    "OptionError",
     "Page",
     "PageViewError",
+    "PortInUseError",
     "QueryError",
     "QuestionTooLongError",
     "Quote",
@@ -67,6 +82,7 @@ __all__ = [
     "ReaderModelError",
     "Settings",
     "SettingsError",
+    "SlotsBusy",
     "TextBox",
     "Working",
 ]

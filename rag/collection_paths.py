@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag.errors import RagError
+from rag.errors import CollectionError
 
 COLLECTIONS = "collections"
 """Subfolder of an index folder that holds the named collections."""
@@ -24,10 +24,6 @@ UPLOADS_COLLECTION = "my-documents"
 """Where the page puts a user's first upload when the demo collection is the one being shown."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class CollectionError(RagError):
-    """A collection name that cannot be a folder name, or a collection that does not exist."""
 
 
 def check_name(name: str) -> str:

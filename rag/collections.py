@@ -26,7 +26,6 @@ from rag.collection_paths import (  # noqa: F401 - the names users of collection
     DEFAULT_COLLECTION,
     DEMO_COLLECTION,
     UPLOADS_COLLECTION,
-    CollectionError,
     check_name,
     collection_folder,
     has_index,

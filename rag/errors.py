@@ -1,4 +1,14 @@
-"""The library's own errors. The CLI and the web page translate them into one clear line each."""
+"""The library's own errors, every one of them. The CLI, the web page, the ``/v1`` API and MCP translate them
+into one clear line each.
+
+Example:
+    >>> from rag import Index, QueryError
+    >>> try:
+    ...     Index.open("index/").search("fees", k=0)
+    ... except QueryError as exc:
+    ...     print(exc)
+    k must be a whole number of at least 1, not 0
+"""
 
 from __future__ import annotations
 
@@ -58,3 +68,45 @@ class PageViewError(RagError):
 
 class QuestionTooLongError(RagError):
     """A question longer than ``rag.limits.MAX_QUESTION_CHARS``; the message says the limit."""
+
+
+class CollectionError(RagError):
+    """A collection name that cannot be a folder name, or a collection that does not exist."""
+
+
+class MilvusStoreError(RagError):
+    """The Milvus server cannot be reached or refused a request; the message says which and why."""
+
+
+class CorpusMissingError(RagError):
+    """A question set names documents that are not on this machine (e.g. ``../shared`` is absent)."""
+
+
+class PortInUseError(RagError):
+    """The port asked for is taken; the message names the options that choose another."""
+
+
+class SlotsBusy(RagError):
+    """Every reader slot of the API is taken and the queue is full: retry in a moment (HTTP 503)."""
+
+
+class ClientGone(RagError):
+    """The client disconnected before its question was answered."""
+
+
+class OptionError(RagError):
+    """A chat request option rag cannot honour or that is malformed; ``param`` names it, as OpenAI's errors do."""
+
+    def __init__(self, message: str, param: str, code: str = "unsupported_parameter") -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+class ChatRequestError(RagError):
+    """A chat request that cannot be answered as sent; its message says what to change."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -26,7 +26,7 @@ from rag.backends import EMBEDDERS
 from rag.collection_paths import collection_folder
 from rag.embed import load_embedder
 from rag.errors import IndexNotFoundError, RagError
-from rag.limits import clean_question
+from rag.limits import check_k, check_pages, check_sources, clean_question
 from rag.protocols import Answerer, Embedder, QueryContext, Reranker
 from rag.search.conversation import LEAD_WEIGHT, Resolved, condense, resolve
 from rag.search.filing import named_sources
@@ -269,6 +269,7 @@ class Index:
             **overrides: per-query settings, e.g. ``fusion="rrf"`` or ``mmr=True``.
         """
         question = clean_question(question)
+        k, sources, pages = _checked(k, sources, pages)
         _, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
         if settings.focus_question:
@@ -306,6 +307,7 @@ class Index:
             pages: only read this page range, inclusive, e.g. ``(3, 5)``.
         """
         question = clean_question(question)   # text within MAX_QUESTION_CHARS, every way in
+        k, sources, pages = _checked(k, sources, pages)
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
         asked = focus(question) if settings.focus_question else question
@@ -411,13 +413,20 @@ class Index:
             >>> # chat = index.chat()
             >>> # chat.ask("Who called for UN visits?"); chat.ask("What did she say they should assess?")
         """
-        return Conversation(self, k=k, **overrides)
+        self.settings.replace(**overrides)  # a wrong setting fails here, not at the first question
+        return Conversation(self, k=None if k is None else check_k(k), **overrides)
 
 
 def _class_name(cls: type) -> str:
     """A shipped backend's short name, or ``package.module:Class`` for anyone else's."""
     path = f"{cls.__module__}:{cls.__qualname__}"
     return next((name for name, known in EMBEDDERS.items() if known == path), path)
+
+
+def _checked(k: object, sources: object, pages: object
+             ) -> tuple[int | None, list[str] | None, tuple[int, int] | None]:
+    """The arguments of a search or a question, checked before any work (``QueryError``)."""
+    return None if k is None else check_k(k), check_sources(sources), check_pages(pages)
 
 
 class Conversation:

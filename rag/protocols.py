@@ -88,10 +88,6 @@ class DenseIndex(Protocol):
 
     def __len__(self) -> int: ...
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-
-    def delete(self, ids: np.ndarray) -> None: ...
-
     def search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Up to ``n`` (row, cosine) pairs, best first, only among ``allowed`` rows when given."""
         ...
@@ -129,11 +125,13 @@ class DenseBackend(Protocol):
 
 
 class LexicalBackend(Protocol):
-    @classmethod
-    def build(cls, rows: GenerationRows, settings: Settings) -> LexicalIndex: ...
+    """A lexical index class, as ``DenseBackend``; ``None`` for a generation with no text to index."""
 
     @classmethod
-    def load(cls, folder: Path, entry: dict[str, Any], count: int, settings: Settings) -> LexicalIndex: ...
+    def build(cls, rows: GenerationRows, settings: Settings) -> LexicalIndex | None: ...
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict[str, Any], count: int, settings: Settings) -> LexicalIndex | None: ...
 
 
 class Reranker(Protocol):

@@ -14,8 +14,11 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
-from rag.backends import STORES
 from rag.errors import SettingsError
+
+STORES = {"faiss": ("faiss", "bm25s"), "milvus": ("milvus", "milvus")}
+"""A store names a (dense, lexical) pair of backends (``rag.backends``): ``RAG_STORE=milvus`` keeps vectors
+and BM25 in Milvus."""
 
 FORMAT_VERSION = 1
 """Bumped whenever the on-disk layout changes; part of the fingerprint."""
@@ -148,6 +151,8 @@ class Settings:
             raise SettingsError(f"page_cache_mb must be at least 1. Currently, it is {self.page_cache_mb}")
         if self.k < 1:
             raise SettingsError(f"k must be greater than 0. Currently, it is {self.k}")
+        if self.rrf_k < 0:
+            raise SettingsError(f"rrf_k must be 0 or more. Currently, it is {self.rrf_k}")
         if self.candidates < 1:
             raise SettingsError(f"candidates must be greater than 0. Currently, it is {self.candidates}")
         if self.batch_size < 1:
@@ -157,7 +162,7 @@ class Settings:
                                 f"Currently, it is {self.embed_backend!r}")
         if self.store not in ("faiss", "milvus"):
             raise SettingsError(f"store must be 'faiss' or 'milvus'. Currently, it is {self.store!r}")
-        if self.fusion not in ("rrf", "blend", "dense", "bm25"):
+        if self.fusion not in get_args(Fusion):
             raise SettingsError(f"fusion must be one of rrf, blend, dense, bm25. Currently, it is {self.fusion!r}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise SettingsError(f"dense_weight must be between 0 and 1. Currently, it is {self.dense_weight}")
@@ -168,6 +173,10 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated like a new one)."""
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise SettingsError(f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                                f"a setting is a field of rag.Settings, such as fusion, mmr or answer_mode")
         return replace(self, **changes)
 
     def index_fields(self) -> dict[str, Any]:

@@ -21,6 +21,11 @@ other kind is answered by the one to three sentences that answer it."""
 ANSWER_KINDS: tuple[AnswerKind, ...] = ("fact", "definition", "explanation", "procedure", "yesno", "list",
                                         "comparison", "summary", "keyword", "table")
 
+NOT_FOUND = "Not found in the indexed documents."
+"""How the text of an ``Answer`` whose ``found`` is false begins (a best guess may follow it). Code that has
+the ``Answer`` reads ``found``; only a conversation's earlier replies, which clients send back as text, are
+recognised by it (``rag.search.conversation``)."""
+
 
 @dataclass(frozen=True)
 class TextBox:
@@ -313,6 +318,9 @@ class LoadFailure:
         """The file is in the index, but some of its pages are not (the reason says which)."""
         return self.reason.startswith(PARTLY_INDEXED)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "reason": self.reason}
+
 
 @dataclass(frozen=True)
 class Document:
@@ -327,6 +335,12 @@ class Document:
     @property
     def name(self) -> str:
         return Path(self.source).name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a document (``rag docs --json``, MCP's ``list_documents``); ``unit``
+        names what ``pages`` counts."""
+        return {"source": self.source, "name": self.name, "pages": self.pages, "unit": page_word(self.source),
+                "chunks": self.chunks, "size": self.size}
 
 
 @dataclass(frozen=True)
@@ -347,6 +361,14 @@ class IngestReport:
     """Timings of the stages, for benchmarks."""
     skipped: tuple[str, ...] = ()
     """Files met in the folders whose type is not read (``rag.ingest.formats``): neither indexed nor failed."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a report (``rag ingest --json``). Unchanged files are counted, not
+        listed: an incremental ingest of a large folder would otherwise print every name it kept."""
+        return {"added": list(self.added), "updated": list(self.updated), "unchanged": len(self.unchanged),
+                "removed": list(self.removed), "failed": [f.to_dict() for f in self.failed],
+                "skipped": list(self.skipped), "chunks_embedded": self.chunks_embedded,
+                "chunks_total": self.chunks_total, "seconds": round(self.seconds, 3)}
 
     def summary(self) -> str:
         skipped = skipped_summary(self.skipped)

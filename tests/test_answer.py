@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import Index
-from rag.answer.extractive import NOT_FOUND
+from rag.types import NOT_FOUND
 from rag.types import Quote
 from rag.verify import verify_quotes
 from tests.conftest import write_pdf

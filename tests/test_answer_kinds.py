@@ -9,7 +9,7 @@ import pytest
 
 from rag import Index, RagError
 from rag.answer.boilerplate import is_boilerplate, repeated_lines
-from rag.answer.extractive import NOT_FOUND
+from rag.types import NOT_FOUND
 from rag.answer.kinds import classify
 from rag.answer.sentences import units
 from tests.conftest import write_pdf

@@ -36,6 +36,9 @@ def test_ingest_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["ingest", str(tmp_path), "--index", str(tmp_path / "idx"), "--json"]) == 3
     report = json.loads(capsys.readouterr().out)
     assert report["unchanged"] == 1 and report["chunks_embedded"] == 0 and len(report["failed"]) == 1
+    assert list(report) == ["index", "added", "updated", "unchanged", "removed", "failed", "skipped",
+                            "chunks_embedded", "chunks_total", "seconds"]
+    assert report["failed"][0]["source"].endswith("bad.txt") and set(report["failed"][0]) == {"source", "reason"}
 
 
 def test_search_human_output(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,13 +63,18 @@ def test_search_json_lines(built: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_docs_lists_documents(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["docs", "--index", str(built), "--json"]) == 0
-    names = sorted(Path(d["source"]).name for d in json.loads(capsys.readouterr().out))
-    assert names == ["bees.md", "tides.txt"]
+    docs = json.loads(capsys.readouterr().out)
+    assert sorted(Path(d["source"]).name for d in docs) == sorted(d["name"] for d in docs) == ["bees.md", "tides.txt"]
+    assert set(docs[0]) == {"source", "name", "pages", "unit", "chunks", "size"} and docs[0]["unit"] == "page"
 
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "x", "--index", "{tmp}/none"], "no index in"),
     (["search", "x", "--index", "{built}", "--pages", "5-2"], "--pages"),
+    (["search", "x", "--index", "{built}", "-k", "0"], "rag search: error: k must be a whole number of at least 1, not 0"),
+    (["ask", "x", "--index", "{built}", "-k", "-2"], "rag ask: error: k must be a whole number of at least 1, not -2"),
+    (["chat", "--index", "{built}", "-k", "0"], "rag chat: error: k must be a whole number of at least 1, not 0"),
+    (["eval", "{tmp}/set.jsonl", "--index", "{built}", "-k", "0"], "rag eval: error: k must be a whole number"),
     (["ingest", "{tmp}/missing.pdf", "--index", "{tmp}/i2", "--chunk-tokens", "4"], "chunk_tokens must be"),
 ])
 def test_errors_are_one_line_and_exit_non_zero(argv: list[str], message: str, built: Path, tmp_path: Path,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rag import Index, RagError
-from rag.collections import COLLECTIONS, CollectionError, collection_folder, list_collections
+from rag.collections import COLLECTIONS, collection_folder, list_collections
+from rag.errors import CollectionError
 
 LIGHTHOUSE = "The Vigil Point lighthouse was designed by Ingrid Halvorsen in 1911 and stands 41 metres tall.\n"
 BAKERY = "The Saltmarsh bakery bakes rye bread every Tuesday; its sourdough starter is ninety years old.\n"

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, shared_path, write_pdf
 
-from rag import Index, RagError
+from rag import CorpusMissingError, Index, RagError
 from rag.eval.datasets import (
-    CorpusMissingError,
     doc_file_name,
     load_beir,
     load_financebench,

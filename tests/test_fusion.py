@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
+from rag import Settings, SettingsError
 from rag.search.fusion import DEFAULT_DENSE_WEIGHT, METHODS, fuse
 
 # One query's candidates as the retriever hands them over: (row, cosine) and (row, BM25), best first.
@@ -116,21 +117,21 @@ def test_ties_keep_dense_order_then_bm25_order() -> None:
 
 
 @pytest.mark.parametrize("method", ["hybrid", "RRF", "", "z"])
-def test_unknown_methods_raise(method: str) -> None:
-    with pytest.raises(ValueError, match="method must be one of"):
-        fuse(DENSE, SPARSE, method)
+def test_unknown_methods_are_refused_by_the_settings(method: str) -> None:
+    with pytest.raises(SettingsError, match="fusion must be one of rrf, blend, dense, bm25"):
+        Settings(fusion=method)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan")])
-def test_blend_refuses_a_weight_outside_zero_one(weight: float) -> None:
-    with pytest.raises(ValueError, match="dense_weight"):
-        fuse(DENSE, SPARSE, "blend", dense_weight=weight)
-    assert fuse(DENSE, SPARSE, "rrf", dense_weight=weight)  # rrf does not use it
+def test_the_settings_refuse_a_weight_outside_zero_one(weight: float) -> None:
+    with pytest.raises(SettingsError, match="dense_weight"):
+        Settings(dense_weight=weight)
 
 
-def test_rrf_refuses_a_negative_k() -> None:
-    with pytest.raises(ValueError, match="rrf_k"):
-        fuse(DENSE, SPARSE, "rrf", rrf_k=-1)
+def test_the_settings_refuse_a_negative_rrf_k() -> None:
+    with pytest.raises(SettingsError, match="rrf_k must be 0 or more"):
+        Settings(rrf_k=-1)
+    assert fuse(DENSE, SPARSE, "rrf", rrf_k=0)
 
 
 # A query where BM25 is decisive: one passage scores 30 while its other 29 candidates score 4.6-6.

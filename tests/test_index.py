@@ -12,7 +12,7 @@ from conftest import shared_path, write_fruit_and_notes
 
 import rag.ingest.chunk
 import rag.pipeline
-from rag import Index, IndexMismatchError, IndexNotFoundError, RagError, Settings
+from rag import Index, IndexMismatchError, IndexNotFoundError, QueryError, RagError, Settings, SettingsError
 from rag.store.snapshot import current_generation
 
 SEED_QUOTE = "She said it is essential for international delegations to visit Iran"
@@ -74,6 +74,34 @@ def test_open_reads_the_same_index(index: Index) -> None:
 def test_filters_by_source_and_pages(index: Index) -> None:
     hits = index.search("festival visitors", k=5, sources=["fruit.pdf"], pages=(1, 2))
     assert hits and all(h.name == "fruit.pdf" and h.page in (1, 2) for h in hits)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"k": 0}, "k must be a whole number of at least 1, not 0"),
+    ({"k": True}, "k must be a whole number of at least 1, not True"),
+    ({"k": 2.5}, "k must be a whole number of at least 1, not 2.5"),
+    ({"pages": (5, 2)}, r"pages must be \[first, last\], page numbers from 1, e.g. \[3, 5\], not \(5, 2\)"),
+    ({"pages": (0, 2)}, "pages must be"),
+    ({"sources": "fruit.pdf"}, "sources must be a list of file names or paths, not str"),
+    ({"sources": []}, r"sources must be a non-empty list of file names or paths, not \[\]"),
+])
+def test_a_bad_argument_is_one_query_error_before_any_search(index: Index, arguments: dict[str, object],
+                                                              message: str) -> None:
+    for call in (index.search, index.ask):
+        with pytest.raises(QueryError, match=message):
+            call("festival visitors", **arguments)  # type: ignore[arg-type]
+    if "k" in arguments:
+        with pytest.raises(QueryError, match=message):
+            index.chat(arguments["k"])  # type: ignore[arg-type]
+
+
+def test_an_unknown_or_wrong_setting_per_query_is_a_settings_error(index: Index) -> None:
+    with pytest.raises(SettingsError, match="unknown setting colour: a setting is a field of rag.Settings"):
+        index.search("festival visitors", colour="red")
+    with pytest.raises(SettingsError, match="unknown settings colour, size"):
+        index.chat(colour="red", size=3)
+    with pytest.raises(SettingsError, match="fusion must be one of"):
+        index.ask("festival visitors", fusion="hybrid")
 
 
 def test_open_missing_index_says_how_to_build(tmp_path: Path) -> None:

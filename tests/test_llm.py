@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from rag import Index
-from rag.answer.llm import NOT_FOUND, locate
+from rag.answer.llm import locate
 from rag.answer.llm_client import endpoint
 from rag.answer.llm_prompt import fit_passages
 from rag.answer.llm_reply import parse_reply
+from rag.types import NOT_FOUND
 from rag.errors import LLMError
 from rag.text import count_tokens
 

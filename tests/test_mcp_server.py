@@ -69,6 +69,8 @@ def test_mcp_client_lists_the_tools_and_asks(seed_index: Path) -> None:
     hits = search.structured_content["result"]
     assert len(hits) == 3 and DELEGATIONS in hits[0]["quote"]
     assert [d["name"] for d in docs.structured_content["result"]] == ["000_17d6ea71f6fbed30.txt"]
+    # One shape of a document, as `rag docs --json` prints it (Document.to_dict).
+    assert set(docs.structured_content["result"][0]) == {"source", "name", "pages", "unit", "chunks", "size"}
     assert collections.structured_content["result"] == ["news"]
 
     # A collection that does not exist is the tool's error, in words, not a dead server.
@@ -151,11 +153,12 @@ def test_every_tool_argument_is_described_bounded_and_read_only(seed_index: Path
             calls = [("search", {"question": "Who called for UN visits?", "k": 0}),
                      ("search", {"question": "Who called for UN visits?", "k": 51}),
                      ("search", {"question": "Who called for UN visits?", "k": 2, "collection": None}),
-                     ("ask", {"question": long_question, "k": 1})]
+                     ("ask", {"question": long_question, "k": 1}),
+                     ("ask", {"question": "Who called for UN visits?", "pages": [3, 1]})]
             results = [await client.call_tool(name, args, read_timeout_seconds=120) for name, args in calls]
         return tools, results
 
-    tools, (zero, many, null_collection, long_ask) = anyio.run(session)
+    tools, (zero, many, null_collection, long_ask, backwards) = anyio.run(session)
     for tool in tools:
         assert tool.annotations is not None and tool.annotations.read_only_hint is True, tool.name
         for name, schema in tool.input_schema.get("properties", {}).items():
@@ -164,8 +167,11 @@ def test_every_tool_argument_is_described_bounded_and_read_only(seed_index: Path
         properties = next(t for t in tools if t.name == name).input_schema["properties"]
         assert (properties["k"]["minimum"], properties["k"]["maximum"]) == (1, 50)
         assert {"type": "null"} in properties["collection"]["anyOf"]
-    assert zero.is_error and "greater than or equal to 1" in zero.content[0].text
-    assert many.is_error and "less than or equal to 50" in many.content[0].text
+    # A wrong argument is the tool's error in rag's one line, as the CLI and /v1 say it.
+    said = [result.content[0].text for result in (zero, many, backwards) if result.is_error]
+    assert said == ["Error executing tool search: k must be a whole number from 1 to 50, not 0",
+                    "Error executing tool search: k must be a whole number from 1 to 50, not 51",
+                    "Error executing tool ask: pages must be [first, last], page numbers from 1, e.g. [3, 5], not [3, 1]"]
     assert not null_collection.is_error and len(null_collection.structured_content["result"]) == 2
     assert not long_ask.is_error and long_ask.structured_content["found"]
     # The client knows its question: the reply does not carry it back (twice, and again in the text).

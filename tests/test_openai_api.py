@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import socket
@@ -114,8 +113,6 @@ def test_a_follow_up_with_the_earlier_messages_is_answered(client: openai.OpenAI
 
 
 def test_a_follow_up_that_leans_on_the_conversation(client: openai.OpenAI) -> None:
-    if "history" not in inspect.signature(Index.ask).parameters:
-        pytest.skip("Index.ask takes no history yet: each question is answered on its own")
     first = client.chat.completions.create(model="news", messages=[{"role": "user", "content": QUESTION}])
     reply = client.chat.completions.create(model="news", messages=[
         {"role": "user", "content": QUESTION}, {"role": "assistant", "content": first.choices[0].message.content},
@@ -178,6 +175,24 @@ def test_what_cannot_be_honoured_is_a_400_naming_it(client: openai.OpenAI, optio
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="news", messages=ASK, **options)
     assert info.value.param == param and info.value.body["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"k": 0}, "k must be a whole number from 1 to 50, not 0"),
+    ({"k": 51}, "k must be a whole number from 1 to 50, not 51"),
+    ({"k": "3"}, "k must be a whole number from 1 to 50, not '3'"),
+    ({"pages": [5, 2]}, "pages must be [first, last], page numbers from 1, e.g. [3, 5], not [5, 2]"),
+    ({"sources": "news.txt"}, "sources must be a list of file names or paths, not str"),
+    ({"sources": []}, "sources must be a non-empty list of file names or paths, not []"),
+])
+def test_a_bad_k_pages_or_sources_is_a_400_in_one_line(server: tuple[str, Path, int], client: openai.OpenAI,
+                                                        extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="news", messages=ASK, extra_body=extra)
+    assert info.value.body["message"] == message and info.value.body["type"] == "invalid_request_error"
+    refused = httpx.post(f"{server[0]}/chat/completions", json={"model": "news", "messages": ASK, **extra},
+                         headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    assert refused.status_code == 400 and refused.json()["error"]["message"] == message
 
 
 def test_max_tokens_and_stop_are_honoured(client: openai.OpenAI) -> None:

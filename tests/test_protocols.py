@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rag import Answer, Hit, Index, IndexMismatchError, Settings, SettingsError
-from rag.backends import DENSE, resolve
+from rag.backends import dense_backend, register_dense
 from rag.protocols import DenseIndex, Embedder, GenerationRows, LexicalIndex, QueryContext
 from rag.store.snapshot import MANIFEST, current_generation
 from rag.types import Chunk, Quote
@@ -72,14 +72,6 @@ class NumpyDenseIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.ids = np.concatenate([self.ids, ids])
-        self.vectors = np.concatenate([self.vectors, vectors])
-
-    def delete(self, ids: np.ndarray) -> None:
-        keep = ~np.isin(self.ids, ids)
-        self.ids, self.vectors = self.ids[keep], self.vectors[keep]
 
     def search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         scores = self.vectors @ vector
@@ -180,11 +172,34 @@ def test_a_manifest_naming_an_unknown_class_is_refused_unless_the_settings_name_
         Index.open(tmp_path / "idx", settings, verify=False)
 
 
+def test_a_dense_backend_registered_by_name_is_built_searched_and_reopened(
+        corpus: Path, default_index: Index, tmp_path: Path) -> None:
+    register_dense("numpy-exact", "test_protocols:NumpyDenseIndex")  # the one line another package writes
+    settings = FAST.replace(dense_backend="numpy-exact")
+    index = Index.build([corpus], tmp_path / "idx", settings=settings)
+    assert index.snapshot().manifest["dense"] == {"backend": "numpy-exact", "kind": "numpy-exact"}
+    assert isinstance(index.snapshot().dense, NumpyDenseIndex)
+    question = "Who logs passing ships?"
+    ours = [(h.chunk.id, round(h.score, 4)) for h in Index.open(tmp_path / "idx", settings).search(question, k=3)]
+    assert ours == [(h.chunk.id, round(h.score, 4)) for h in default_index.search(question, k=3)]
+    assert ours[0][0] == index.search(question, k=1)[0].chunk.id
+
+
+def test_a_registered_name_is_given_once_and_must_be_a_class_path() -> None:
+    register_dense("numpy-exact", "test_protocols:NumpyDenseIndex")  # the same again: nothing changes
+    with pytest.raises(SettingsError, match="the dense index name 'faiss' is taken"):
+        register_dense("faiss", "test_protocols:NumpyDenseIndex")
+    with pytest.raises(SettingsError, match="needs a 'package.module:Class' path"):
+        register_dense("numpy", "NumpyDenseIndex")
+    with pytest.raises(SettingsError, match="has no build, load"):
+        dense_backend("test_protocols:PreferSource")
+
+
 def test_unknown_backend_names_fail_with_the_choices() -> None:
     with pytest.raises(SettingsError, match="faiss, milvus"):
-        resolve("dense index", "annoy", DENSE)
+        dense_backend("annoy")
     with pytest.raises(SettingsError, match="cannot be imported"):
-        resolve("dense index", "no_such_module:Index", DENSE)
+        dense_backend("no_such_module:Index")
     with pytest.raises(SettingsError, match="store must be"):
         Settings(store="qdrant")
 

@@ -42,10 +42,9 @@ from rag.ingest.markdown_blocks import heading_lines
 from rag.protocols import Embedder
 from rag.settings import Settings
 from rag.text import WORD, split_sentences, terms
-from rag.types import Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
+from rag.types import NOT_FOUND, Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
 from rag.verify import PageSource, verify_quotes
 
-NOT_FOUND = "Not found in the indexed documents."
 RANK_PENALTY = 0.5
 """Margin a span gives up for each place its passage stands below the top hit, when the answer is
 chosen: retrieval's order knows things the reader does not (the whole question against the whole
@@ -323,5 +322,5 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-__all__ = ["NOT_FOUND", "Abstention", "Span", "abstention", "answer", "best_similarity", "quote_around",
+__all__ = ["Abstention", "Span", "abstention", "answer", "best_similarity", "quote_around",
            "read_answer", "read_spans"]

@@ -30,12 +30,11 @@ from rag.answer.support import cited, supported
 from rag.errors import LLMError
 from rag.settings import Settings
 from rag.text import cited_sentences
-from rag.types import Answer, Hit, Quote
+from rag.types import NOT_FOUND, Answer, Hit, Quote
 from rag.verify import PageSource, verify_quotes
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = "Not found in the indexed documents."
 
 
 def llm_answer(question: str, hits: Sequence[Hit], pages: PageSource, settings: Settings) -> Answer:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.backends import EMBEDDERS, resolve
+from rag.backends import EMBEDDERS, embedding_backend
 from rag.errors import EmbeddingModelError
 from rag.protocols import Embedder, ProgressCallback
 from rag.settings import Settings
@@ -218,7 +218,7 @@ def embedder_class(settings: Settings) -> type[Embedder]:
         raise EmbeddingModelError(
             f"unknown embedding model {settings.embed_model!r}: the {settings.embed_backend} backend computes "
             f"{MODEL_NAME!r}; another model needs its own backend (embed_backend='package.module:Class')")
-    cls = resolve("embedding backend", settings.embed_backend, EMBEDDERS)
+    cls = embedding_backend(settings.embed_backend)
     if getattr(cls, "name", settings.embed_model) != settings.embed_model:
         raise EmbeddingModelError(f"the embedding backend {settings.embed_backend!r} computes {cls.name!r}, "
                                   f"not {settings.embed_model!r}")

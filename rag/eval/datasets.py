@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
-from rag.types import ANSWER_KINDS
-
-
-class CorpusMissingError(RagError):
-    """A question set names documents that are not on this machine (e.g. ``../shared`` is absent)."""
+from rag.errors import CorpusMissingError, RagError
+from rag.types import ANSWER_KINDS, NOT_FOUND
 
 
 @dataclass(frozen=True)
@@ -516,7 +512,7 @@ def _conversation(item: dict[str, Any], where: str, default_id: str) -> list[Eva
             raise RagError(f"{where}, turn {n}: a turn needs a \"question\"")
         q = _question(turn, f"{where}, turn {n}", default_id=f"{base}-t{n}")
         out.append(dataclasses.replace(q, history=tuple(history)))
-        reply = q.answers[0] if q.answers else q.reference[0] if q.reference else "Not found in the indexed documents."
+        reply = q.answers[0] if q.answers else q.reference[0] if q.reference else NOT_FOUND
         history += [("user", q.question), ("assistant", reply)]
     return out
 

@@ -34,8 +34,10 @@ from rag.eval.metrics import (
     rouge_l,
 )
 from rag.index import Index
+from rag.limits import check_k
 from rag.text import split_sentences
 from rag.types import Answer, Hit, Quote
+from rag.verify import verify_quotes
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``, called after each question."""
@@ -271,8 +273,7 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
         >>> result = evaluate(Index.open("index/"), load_question_set("eval_questions/docs.jsonl"), k=5)
         >>> result.metrics["hit@5"], [r.question.id for r in result.failures()]
     """
-    if k < 1:
-        raise RagError(f"k must be greater than 0. Currently, it is {k}")
+    k = check_k(k)
     questions = question_set.questions[:limit] if limit is not None else question_set.questions
     notes = []
     if answers is None:
@@ -289,10 +290,9 @@ def evaluate(index: Index, question_set: QuestionSet, k: int = 10, *, fusion: st
     index.search(questions[0].question if questions else "warm up", 1, **overrides)  # load the model untimed
     if answers and questions:
         index.ask(questions[0].question, **overrides)
-    pages: dict[tuple[str, int], str | None] = {}
     results = []
     for done, q in enumerate(questions, start=1):
-        results.append(_run_question(index, q, k, depth, answers, overrides, pages))
+        results.append(_run_question(index, q, k, depth, answers, overrides))
         if progress is not None:
             progress(done, len(questions))
     metrics, counts = _aggregate(results, k, depth, answers)
@@ -331,31 +331,8 @@ def _search(index: Index, q: EvalQuestion, units: int, overrides: dict[str, Any]
         want *= 2
 
 
-def invalid_quotes(index: Index, quotes: Sequence[Quote], pages: dict[tuple[str, int], str | None] | None = None
-                   ) -> tuple[Quote, ...]:
-    """The quotes that are not verbatim in their source: ``page_text[start:end] != text``.
-
-    ``pages`` caches page texts between calls.
-
-    Example:
-        >>> hits = index.search("Who called for UN visits?")
-        >>> invalid_quotes(index, [h.quote for h in hits])
-        ()
-    """
-    pages = {} if pages is None else pages
-    invalid = []
-    for quote in quotes:
-        key = (quote.source, quote.page)
-        if key not in pages:
-            pages[key] = index.page_text(*key)
-        text = pages[key]
-        if text is None or text[quote.start:quote.end] != quote.text or not quote.text:
-            invalid.append(quote)
-    return tuple(invalid)
-
-
 def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answers: bool,
-                  overrides: dict[str, Any], pages: dict[tuple[str, int], str | None]) -> QuestionResult:
+                  overrides: dict[str, Any]) -> QuestionResult:
     units = max(k, 10)
     t0 = time.perf_counter()
     hits = _search(index, q, units, overrides)
@@ -395,7 +372,7 @@ def _run_question(index: Index, q: EvalQuestion, k: int, depth: int | None, answ
             scores.update(long_answer_scores(q, answer))
             if not answer.found and not q.answers:
                 problems.append("abstained although the documents answer it")
-    invalid = invalid_quotes(index, quotes, pages)
+    invalid = tuple(verify_quotes(quotes, index)[1])  # the check every answerer's quotes pass
     if invalid:
         problems.append(f"{len(invalid)} quote(s) not verbatim in their source")
     return QuestionResult(question=q, hits=tuple(hits), judged=judged, relevant_ranks=relevant, ranked=ranked,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rag.errors import QueryError
+from rag.limits import check_k
 from rag.file_types import page_word
 from rag.settings import Settings
 from rag.types import Hit
@@ -34,8 +35,7 @@ def search_arguments(query: object, k: object, arguments: dict[str, Any]) -> tup
         raise QueryError(f"the query must be text (str), not {type(query).__name__}")
     rest = dict(arguments)
     k = rest.pop("k", k)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
+    k = check_k(k)
     known = set(SEARCH_FILTERS) | set(Settings.__dataclass_fields__)
     unknown = sorted(set(rest) - known)
     if unknown:

@@ -32,6 +32,7 @@ from rag.answer.llm_client import chat
 from rag.errors import RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, cap_history, clean_text
 from rag.text import TOPIC_WORD, topic_stopwords
+from rag.types import NOT_FOUND
 
 if TYPE_CHECKING:
     from rag.settings import Settings
@@ -295,7 +296,9 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
         return Resolved(search=question, read=question, followup=False)
     asked = [t["content"] for t in turns if t["role"] == "user"]
     last_answer = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), "")
-    if last_answer.lower().startswith("not found"):
+    if last_answer.startswith(NOT_FOUND):
+        # A decline names no subject to follow up on. The turns are the text a client sends back
+        # (the page, /v1, Index.chat), not Answers, so rag's own decline is known by its words.
         last_answer = ""
     # The conversation so far, for a question that shares no word with it: every earlier question,
     # then this one twice (its own words lead), then the previous answer (what the person replies

@@ -46,10 +46,13 @@ dbpedia: even picking the better retriever per query with hindsight would gain o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 import numpy as np
 
-METHODS = ("rrf", "blend", "dense", "bm25")
+from rag.settings import Fusion
+
+METHODS: tuple[Fusion, ...] = get_args(Fusion)
 
 DEFAULT_DENSE_WEIGHT = 0.8
 """Dense weight of ``blend`` on ordinary queries: 0.8-0.85 is the plateau on msmarco and dbpedia
@@ -108,7 +111,7 @@ def _ordered(rows: list[int], fused: np.ndarray) -> list[tuple[int, float]]:
     return [(rows[i], float(fused[i])) for i in order]
 
 
-def fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], method: str = "blend", *,
+def fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], method: Fusion = "blend", *,
          dense_weight: float = DEFAULT_DENSE_WEIGHT, rrf_k: int = 60) -> list[tuple[int, float]]:
     """Merge the dense and BM25 candidate lists of one query into one ranking.
 
@@ -126,6 +129,8 @@ def fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], method
       equal weights (a baseline: 0.8 and 3.1 points below dense alone on msmarco and dbpedia).
     - ``"dense"`` / ``"bm25"``: that list alone, as given.
 
+    ``method``, ``dense_weight`` and ``rrf_k`` come from ``Settings``, which checks them where it is made.
+
     Args:
         dense: (row id, cosine) pairs, best first.
         sparse: (row id, BM25 score) pairs, best first.
@@ -137,10 +142,6 @@ def fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], method
         (row id, fused score) pairs, best first, every row of either list exactly once (for
         "dense"/"bm25": that list as given).  Ties keep the dense order, then the BM25 order.
 
-    Raises:
-        ValueError: an unknown ``method``; for ``blend`` a ``dense_weight`` outside [0, 1]; for
-            ``rrf`` a negative ``rrf_k``.
-
     Example:
         >>> dense = [(7, 0.82), (3, 0.80), (9, 0.41)]
         >>> sparse = [(3, 12.5), (5, 6.0), (7, 5.5)]
@@ -151,12 +152,6 @@ def fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], method
         >>> [row for row, _ in fuse(dense, sparse, "rrf")]
         [3, 7, 5, 9]
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}. Currently, it is {method!r}")
-    if method == "blend" and not 0.0 <= dense_weight <= 1.0:
-        raise ValueError(f"dense_weight must be between 0 and 1. Currently, it is {dense_weight}")
-    if method == "rrf" and rrf_k < 0:
-        raise ValueError(f"rrf_k must be 0 or more. Currently, it is {rrf_k}")
     if method == "dense":
         return [(int(r), float(s)) for r, s in dense]
     if method == "bm25":

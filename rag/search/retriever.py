@@ -82,10 +82,11 @@ class Retriever:
     def search(self, question: str, settings: Settings, k: int | None = None,
                sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None,
                context: QueryContext | None = None) -> list[Hit]:
-        """The ``k`` best passages for ``question``, each with its best sentence quoted."""
+        """The ``k`` best passages for ``question``, each with its best sentence quoted.
+
+        ``k`` is checked where the call is made (``Index.search``, ``Index.ask``), not again here.
+        """
         k = settings.k if k is None else k
-        if k < 1:
-            raise ValueError(f"k must be greater than 0. Currently, it is {k}")
         if self.snapshot.count == 0 or not question.strip():
             return []
         query = context or self.context(question, settings, sources, pages)

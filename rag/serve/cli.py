@@ -273,12 +273,7 @@ def _ingest(args: argparse.Namespace) -> int:
     report = index.last_report
     assert report is not None
     if args.json:
-        print(json.dumps({
-            "index": str(index.folder), "added": report.added, "updated": report.updated,
-            "unchanged": len(report.unchanged), "removed": report.removed,
-            "failed": [{"source": f.source, "reason": f.reason} for f in report.failed],
-            "skipped": list(report.skipped), "chunks_embedded": report.chunks_embedded, "chunks_total": report.chunks_total,
-            "seconds": round(report.seconds, 3)}))
+        print(json.dumps({"index": str(index.folder), **report.to_dict()}))
     else:
         for failure in report.failed:
             print(terminal_safe(f"failed: {failure.source}: {failure.reason}", sys.stderr), file=sys.stderr)
@@ -457,8 +452,7 @@ def _docs(args: argparse.Namespace) -> int:
     index = Index.open(args.index, _settings(args))
     docs = index.documents()
     if args.json:
-        print(json.dumps([{"source": d.source, "pages": d.pages, "unit": page_word(d.source), "chunks": d.chunks,
-                           "size": d.size} for d in docs]))
+        print(json.dumps([d.to_dict() for d in docs]))
         return 0
     for d in docs:
         print(f"{d.source}\t{d.pages} {page_word(d.source)}{'s' if d.pages != 1 else ''}\t{d.chunks} chunks")

@@ -16,6 +16,7 @@ from rag.eval.datasets import QuestionSet, load_question_set
 from rag.eval.runner import EvalResult, evaluate, failure_row, table_cell
 from rag.index import DEFAULT_FOLDER, Index
 from rag.ingest.chunk import CHUNKER_VERSION
+from rag.limits import check_k
 from rag.ingest.load import find_files
 from rag.serve.progress import StderrProgress
 from rag.settings import BACKEND_FIELDS, INDEX_FIELDS, Settings
@@ -106,6 +107,7 @@ def _explicit_index(args: argparse.Namespace) -> Path | None:
 
 def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     """``rag eval``: run a set, print the metrics (or JSON), write the report, check thresholds."""
+    k = check_k(args.k) if args.k is not None else 10  # before minutes of indexing the set's documents
     thresholds = parse_thresholds(args.fail_under or [])
     show_progress = not (args.no_progress or args.json)
     half = getattr(args, "half", "report")
@@ -119,7 +121,6 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         if progress is not None:
             progress.close()
         print(where, file=sys.stderr)
-        k = args.k if args.k is not None else 10
         stage = f"eval {question_set.name}"
         if progress is not None:
             progress.start(stage, "question")

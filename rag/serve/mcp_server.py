@@ -27,6 +27,7 @@ from pydantic import Field
 
 from rag.collections import Collections
 from rag.errors import RagError
+from rag.limits import MAX_PASSAGES, check_k, check_pages
 from rag.serve.inert import inert
 from rag.serve.logsafe import install
 from rag.serve.public import public_message, public_records
@@ -37,13 +38,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-MAX_K = 50
-"""Most passages one call may ask for; more only slows the answer."""
-
 # The tools' arguments, described in the JSON schema the client shows its model (and validated
-# by the SDK against it before a tool runs).
+# by the SDK against it before a tool runs). The bounds of ``k`` are only shown there: the tools check
+# them with ``check_k``, so a wrong ``k`` is told in rag's one line, as on every other surface.
 Question = Annotated[str, Field(min_length=1, description="The question or search words, in plain language.")]
-Passages = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages to read or return (1-{MAX_K}).")]
+Passages = Annotated[int, Field(json_schema_extra={"minimum": 1, "maximum": MAX_PASSAGES},
+                                description=f"How many passages to read or return (1-{MAX_PASSAGES}).")]
 Collection = Annotated[str | None, Field(description="Which document collection (see list_collections); "
                                                      "null or empty for the server's default one.")]
 Sources = Annotated[list[str] | None, Field(description="Only read these documents: file names or paths, see "
@@ -127,6 +127,7 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         Each passage has its file (source, name), page, character offsets, text, score and `quote`:
         its sentence that best matches the question, verbatim.
         """
+        k = check_k(k, MAX_PASSAGES)
         index = library.get(collection)
         return public_records([inert_hit(hit.to_dict()) for hit in index.search(question, k)], index)
 
@@ -141,9 +142,7 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         end}]), the passages read (`hits`) and `query` when what was searched differs from the question.
         `sources` and `pages` ask one document, or a page range, alone.
         """
-        if pages is not None and (len(pages) != 2 or not 1 <= pages[0] <= pages[1]):
-            raise RagError("pages must be [first, last], page numbers from 1, e.g. [3, 5]")
-        span = (pages[0], pages[1]) if pages is not None else None
+        k, span = check_k(k, MAX_PASSAGES), check_pages(pages)
         index = library.get(collection)
         answer = inert_answer(reply(index.ask(question, k, sources=sources or None, pages=span).to_dict()))
         return {**answer, "citations": public_records(answer["citations"], index),
@@ -152,10 +151,10 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
     @server.tool(annotations=reads)
     @_tool
     def list_documents(collection: Collection = None) -> list[dict[str, Any]]:
-        """The indexed documents of a collection: source path, name, pages, chunks and size in bytes."""
+        """The indexed documents of a collection: source path, name, pages (with `unit`: what a page is for its
+        file type, e.g. "slide"), chunks and size in bytes."""
         index = library.get(collection)
-        return public_records([{"source": d.source, "name": d.name, "pages": d.pages, "chunks": d.chunks,
-                                "size": d.size} for d in index.documents()], index)
+        return public_records([d.to_dict() for d in index.documents()], index)
 
     @server.tool(annotations=reads)
     @_tool

@@ -39,7 +39,6 @@ Example:
 from __future__ import annotations
 
 import hmac
-import inspect
 import json
 import logging
 import re
@@ -53,20 +52,17 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag.collections import Collections
-from rag.errors import IndexNotFoundError, RagError
+from rag.errors import ChatRequestError, ClientGone, IndexNotFoundError, OptionError, RagError, SlotsBusy
 from rag.index import Index
-from rag.limits import cap_history, clean_question
+from rag.limits import MAX_PASSAGES, cap_history, check_k, check_pages, check_sources, clean_question
 from rag.serve.inert import inert
-from rag.serve.openai_options import OptionError, ReplyOptions, check_model, check_options, task_reply, usage
+from rag.serve.openai_options import ReplyOptions, check_model, check_options, task_reply, usage
 from rag.serve.public import public_message, public_records
-from rag.serve.slots import READERS, ClientGone, ReaderSlots, SlotsBusy
+from rag.serve.slots import READERS, ReaderSlots
 from rag.settings import ANSWERERS
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
-
-MAX_PASSAGES = 50
-"""Most passages one request may ask for (``k`` in the request body); more only slows the answer."""
 
 MAX_BODY_BYTES = 8 * 2**20
 """The largest request body read: a long conversation with every earlier turn is well under it."""
@@ -74,15 +70,6 @@ MAX_BODY_BYTES = 8 * 2**20
 _CHUNK_WORDS = 8
 """Words per streamed chunk: the answer is whole before the first word is sent, so this only
 shapes how a client paints it."""
-
-
-class ChatRequestError(RagError):
-    """A chat request that cannot be answered as sent; its message says what to change."""
-
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def _error(message: str, status: int, code: str, param: str | None = None) -> JSONResponse:
@@ -161,29 +148,10 @@ def reply_text(answer: Answer) -> str:
     return inert("\n".join(lines))
 
 
-def _accepts_history(index: Index) -> bool:
-    # Conversation-aware asking is being added to Index.ask; until it is there, pass only the question.
-    try:
-        return "history" in inspect.signature(index.ask).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _filters(body: dict[str, Any]) -> dict[str, Any]:
     """The request's "sources" (file names or paths) and "pages" ([first, last]): ask one document."""
-    filters: dict[str, Any] = {}
-    sources = body.get("sources")
-    if sources is not None:
-        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-            raise ChatRequestError("'sources' must be a list of file names or paths")
-        filters["sources"] = sources
-    pages = body.get("pages")
-    if pages is not None:
-        if (not isinstance(pages, list) or len(pages) != 2 or not all(type(n) is int for n in pages)
-                or not 1 <= pages[0] <= pages[1]):
-            raise ChatRequestError("'pages' must be [first, last], page numbers from 1, e.g. [3, 5]")
-        filters["pages"] = (pages[0], pages[1])
-    return filters
+    filters = {"sources": check_sources(body.get("sources")), "pages": check_pages(body.get("pages"))}
+    return {name: value for name, value in filters.items() if value is not None}
 
 
 def _answerer(body: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +203,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
 
     def read(index: Index, question: str, history: list[dict[str, str]], k: int | None,
              filters: dict[str, Any]) -> Answer:
-        if history and _accepts_history(index):
-            return index.ask(question, k, history=history, **filters)
-        return index.ask(question, k, **filters)
+        return index.ask(question, k, history=history or None, **filters)
 
     def answerer(request: Request, filters: dict[str, Any]) -> Answerer:
         async def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
@@ -253,8 +219,8 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         name, index = model_index(check_model(body.get("model")))
         question, history = parse_messages(body.get("messages"))
         k = body.get("k")
-        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_PASSAGES):
-            raise ChatRequestError(f"'k' must be a whole number from 1 to {MAX_PASSAGES}")
+        if k is not None:
+            k = check_k(k, MAX_PASSAGES)
         return name, index, question, history, k, bool(body.get("stream", False))
 
     @router.get("/models")

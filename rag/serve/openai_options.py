@@ -24,20 +24,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rag.errors import RagError
+from rag.errors import OptionError
 from rag.text import count_tokens, encoding
 
 MAX_STOP = 4
 """Stop sequences one request may send, as OpenAI allows."""
-
-
-class OptionError(RagError):
-    """A request option rag cannot honour or that is malformed; ``param`` names it, as OpenAI's errors do."""
-
-    def __init__(self, message: str, param: str, code: str = "unsupported_parameter") -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -106,7 +97,7 @@ def check_options(body: dict[str, Any]) -> ReplyOptions:
     Example:
         >>> check_options({"n": 2})
         Traceback (most recent call last):
-        rag.serve.openai_options.OptionError: 'n' > 1 is not supported: rag gives one answer per question
+        rag.errors.OptionError: 'n' > 1 is not supported: rag gives one answer per question
     """
     n = _whole(body, "n", 1)
     if n is not None and n > 1:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from rag.file_types import formats, has_page_images, page_word
 from rag.serve.markdown_marks import escape, markdown_html, passage_html, plain_html, renders_markdown
 from rag.serve.table_render import working_html
-from rag.types import Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
+from rag.types import NOT_FOUND, Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
 
 CONTEXT_CHARS = 180
 """Characters of passage shown on each side of a quote before the passage is expanded."""
@@ -114,7 +114,7 @@ def render_sources(answer: Answer, pages: PageTexts) -> str:
         parts += [source_card(n, q, answer.hits, pages, "citation", n - 1)
                   for n, q in enumerate(answer.citations, 1)]
     else:
-        parts.append('<div class="rag-notfound"><strong>Not found in the indexed documents.</strong> '
+        parts.append(f'<div class="rag-notfound"><strong>{NOT_FOUND}</strong> '
                      'These passages came closest; none of them answers the question.</div>')
         if answer.hits:
             parts.append('<h3>Closest passages</h3>')
@@ -168,7 +168,7 @@ def render_reply(answer: Answer) -> str:
         guess = answer.text.partition(" Possibly: ")[2]
         # A best guess that came close is said in plain words, marked as uncertain, unquoted.
         possibly = f'<p class="rag-possibly">Possibly: {_inert_addresses(escape(guess))}</p>' if guess else ""
-        return ("<p><strong>Not found in the indexed documents.</strong></p>" + possibly +
+        return (f"<p><strong>{NOT_FOUND}</strong></p>" + possibly +
                 "<p>The closest passages are shown with the sources; try other words, or add the document "
                 "that holds the answer.</p>" + searched)
     places: dict[tuple[str, str], list[int]] = {}

@@ -17,13 +17,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from rag.collections import DEFAULT_COLLECTION, DEMO_COLLECTION, Collections, collection_folder
-from rag.errors import RagError
+from rag.errors import PortInUseError, RagError
 from rag.index import DEFAULT_FOLDER
 from rag.types import IngestReport
-
-
-class PortInUseError(RagError):
-    """The port asked for is taken; the message names the options that choose another."""
 
 
 def port_in_use_message(host: str, port: int) -> str:

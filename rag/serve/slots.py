@@ -18,21 +18,14 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from rag.errors import RagError
+from rag.errors import ClientGone, SlotsBusy
 
 READERS = 4
-"""Questions answered at the same time through the API; more would only queue on a few cores."""
+"""Questions answered at the same time, through the page and through the API; more would only queue on the
+2-4 cores this runs on."""
 
 QUEUE = 16
 """Requests that may wait for a reader slot; one more is told to retry (HTTP 503)."""
-
-
-class SlotsBusy(RagError):
-    """Every reader slot is taken and the queue is full: retry in a moment."""
-
-
-class ClientGone(RagError):
-    """The client disconnected before its question was answered."""
 
 
 class ReaderSlots:

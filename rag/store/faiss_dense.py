@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexCorruptError
 from rag.protocols import GenerationRows
 from rag.settings import Settings
 
@@ -149,20 +148,6 @@ class FaissDenseIndex:
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Append vectors; FAISS numbers them in order, so ``ids`` must continue the rows."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) and not np.array_equal(ids, np.arange(len(self), len(self) + len(ids))):
-            raise IndexCorruptError("FAISS rows are dense: new ids must continue from the last row")
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1))
-
-    def delete(self, ids: np.ndarray) -> None:
-        """Remove rows (FAISS renumbers the rest down, as a new generation's rows are)."""
-        # FAISS loads with the first dense index
-        import faiss
-
-        self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
 
     def search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         # FAISS loads with the first dense index

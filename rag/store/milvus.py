@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexCorruptError, RagError
+from rag.errors import IndexCorruptError, MilvusStoreError, RagError
 from rag.protocols import GenerationRows, QueryContext
 from rag.settings import Settings
 from rag.store.bm25 import Bm25sLexicalIndex
@@ -49,10 +49,6 @@ _SOURCE_MAX = 4_096
 _CLIENTS: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 _BUILT: dict[str, Any] = {}
-
-
-class MilvusStoreError(RagError):
-    """The Milvus server cannot be reached or refused a request; the message says which and why."""
 
 
 def _pymilvus():  # noqa: ANN202 - the pymilvus module
@@ -225,18 +221,6 @@ class MilvusDenseIndex:
 
     def __len__(self) -> int:
         return self.count
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Upsert vectors by row (a row with no chunk fields yet gets empty ones)."""
-        data = [{"row": int(r), "chunk_id": "", "source": "", "page": 0, "start": 0, "end": 0, "n_tokens": 0,
-                 "text": "", "vector": np.asarray(v, dtype=np.float32).tolist(), "bm25": {_EMPTY: 1.0}}
-                for r, v in zip(ids, vectors)]
-        _call("upsert vectors", self.settings, self.milvus.upsert, self.name, data)
-        self.count = _row_count(self.milvus, self.name, self.settings)
-
-    def delete(self, ids: np.ndarray) -> None:
-        _call("delete rows", self.settings, self.milvus.delete, self.name, filter=_ids_filter(np.asarray(ids)))
-        self.count = _row_count(self.milvus, self.name, self.settings)
 
     def search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         if n <= 0 or self.count == 0 or (allowed is not None and len(allowed) == 0):

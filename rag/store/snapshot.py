@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.backends import DENSE, LEXICAL, resolve
+from rag.backends import DENSE, LEXICAL, dense_backend, lexical_backend
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, RagError
 from rag.protocols import DenseIndex, LexicalIndex
 from rag.settings import FORMAT_VERSION, SAME_VECTORS, Settings
@@ -124,15 +124,15 @@ def backend_entries(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return dense, lexical
 
 
-def _backend(kind: str, entry: dict[str, Any], table: dict[str, str], configured: str) -> Any:  # noqa: ANN401
-    """The class a manifest names. A class path is imported only when the settings name it too:
+def _trusted(kind: str, entry: dict[str, Any], table: dict[str, str], configured: str) -> str:
+    """The backend name a manifest gives. A class path is imported only when the settings name it too:
     an index handed over by someone else must not make us import a module of its choosing."""
     name = str(entry.get("backend"))
     if name not in table and name != configured:
         setting = "dense_backend" if kind.startswith("dense") else "lexical_backend"
         raise IndexMismatchError(f"the index was built with the {kind} {name!r}, which is neither shipped nor "
                                  f"named in the settings: open it with {setting}={name!r} if you trust it")
-    return resolve(kind, name, table)
+    return name
 
 
 class Snapshot:
@@ -158,12 +158,12 @@ class Snapshot:
             if self.vectors.shape != (self.count, self.dim):
                 raise ValueError(f"shape {self.vectors.shape}, manifest says ({self.count}, {self.dim})")
             dense, lexical = backend_entries(self.manifest)
-            self.dense: DenseIndex = _backend("dense index", dense, DENSE, settings.dense_name).load(
+            self.dense: DenseIndex = dense_backend(_trusted("dense index", dense, DENSE, settings.dense_name)).load(
                 self.path, dense, self.count, self.dim, settings)
             if len(self.dense) != self.count:
                 raise ValueError(f"the dense index holds {len(self.dense)} vectors, manifest says {self.count}")
-            lexical_backend = _backend("lexical index", lexical, LEXICAL, settings.lexical_name)
-            self.lexical: LexicalIndex | None = lexical_backend.load(self.path, lexical, self.count, settings)
+            lexical_cls = lexical_backend(_trusted("lexical index", lexical, LEXICAL, settings.lexical_name))
+            self.lexical: LexicalIndex | None = lexical_cls.load(self.path, lexical, self.count, settings)
             with self._db() as db:
                 (rows,) = db.execute("SELECT COUNT(*) FROM chunks").fetchone()
             if rows != self.count:

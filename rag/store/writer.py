@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rag.backends import DENSE, LEXICAL, resolve
+from rag.backends import dense_backend, lexical_backend
 from rag.errors import IndexLockedError
 from rag.ingest.chunk import CHUNKER_VERSION
 from rag.ingest.tables import TABLES_VERSION, page_tables, tables_json
@@ -171,8 +171,8 @@ class GenerationWriter:
         del stored
         part.unlink()
         rows = _Rows(self.tmp, self.name, np.load(self.tmp / VECTORS, mmap_mode="r", allow_pickle=False), self.db)
-        dense_cls = resolve("dense index", self.settings.dense_name, DENSE)
-        lexical_cls = resolve("lexical index", self.settings.lexical_name, LEXICAL)
+        dense_cls = dense_backend(self.settings.dense_name)
+        lexical_cls = lexical_backend(self.settings.lexical_name)
         dense = dense_cls.build(rows, self.settings)
         lexical = lexical_cls.build(rows, self.settings)
         dense_entry = {"backend": self.settings.dense_name, **dense.manifest()}

@@ -14,7 +14,8 @@ import gradio as gr
 
 from rag.errors import QueryError, RagError
 from rag.serve.public import public_message
-from rag.serve.web.indexes import MAX_PASSAGES, PageIndexes
+from rag.limits import MAX_PASSAGES, check_k
+from rag.serve.web.indexes import PageIndexes
 
 
 def api_endpoints(indexes: PageIndexes) -> tuple[Callable[..., dict[str, Any]], Callable[..., list[dict[str, Any]]]]:
@@ -81,6 +82,4 @@ def api_passages(k: object) -> int:
     # gradio_client sends a float for a number typed as int in some clients: 3.0 is 3, 2.5 is not.
     if isinstance(k, float) and k.is_integer():
         k = int(k)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PASSAGES:
-        raise QueryError(f"k must be a whole number from 1 to {MAX_PASSAGES}, not {k!r}")
-    return k
+    return check_k(k, MAX_PASSAGES)

@@ -14,10 +14,8 @@ from typing import Any
 
 from rag.collections import DEFAULT_COLLECTION, DEMO_COLLECTION, UPLOADS_COLLECTION, Collections
 from rag.errors import IndexNotFoundError
+from rag.limits import MAX_PASSAGES
 from rag.index import Index
-
-MAX_PASSAGES = 50
-"""Most passages one question may read through the page or the API; more only slows the answer."""
 
 EXAMPLES = ("Does rag need an internet connection?", "How are answers checked against the documents?",
             "How can other machines on the network reach the chat?")

@@ -22,10 +22,8 @@ from rag.serve.uploads import MAX_UPLOAD_BYTES, UPLOADS, size_text
 from rag.serve.web.api import api_endpoints
 from rag.serve.web.chat import ChatHandlers, post_example, post_question, show_sources
 from rag.serve.web.indexes import PageIndexes
+from rag.serve.slots import READERS
 from rag.serve.web.library import LIBRARY_REFRESH_SECONDS, LibraryHandlers
-
-READERS = 4
-"""Questions answered at the same time; more would only queue on the 2-4 cores this runs on."""
 
 SESSIONS = 500
 """Page sessions kept at once (Gradio's default is 10,000); the oldest goes first. Each holds its
