@@ -34,6 +34,7 @@ from rag.collection_paths import (  # noqa: F401 - the names users of collection
 from rag.errors import IndexNotFoundError
 from rag.index import Index
 from rag.settings import Settings
+from rag.store.snapshot import settings_from_manifest
 
 
 class Collections:
@@ -66,7 +67,8 @@ class Collections:
             index = self._open.get(name)
             if index is None:
                 folder = collection_folder(self.folder, name)
-                index = Index.open(folder) if has_index(folder) else Index(folder, settings or Settings.from_env())
+                base = settings or Settings.from_env()
+                index = Index.open(folder, settings_from_manifest(folder, base)) if has_index(folder) else Index(folder, base)
                 self._open[name] = index
             return index
 
@@ -90,5 +92,7 @@ class Collections:
                         f"no collection {name!r} in {self.folder} (collections: {there}); build it with: "
                         f"rag ingest PATH... --index {self.folder} --collection {name}")
 
-                index = self._open[name] = Index.open(self.folder, collection=name)
+                # the server's settings (RAG_LLM_*, RAG_ANSWER_MODE) over what the index's manifest shapes
+                folder = collection_folder(self.folder, name)
+                index = self._open[name] = Index.open(folder, settings_from_manifest(folder, Settings.from_env()))
             return index

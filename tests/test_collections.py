@@ -46,3 +46,17 @@ def test_names_that_cannot_be_folders_are_refused(folder: Path, name: str) -> No
     with pytest.raises(CollectionError) as info:
         Index.open(folder, collection=name)
     assert isinstance(info.value, RagError)
+
+
+def test_a_server_opens_every_collection_with_its_settings(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # rag serve's environment (an LLM endpoint, the answerer, k) applies to every collection it
+    # serves, not only the default one; what shapes an index still comes from its manifest.
+    from rag.collections import Collections
+
+    monkeypatch.setenv("RAG_K", "3")
+    monkeypatch.setenv("RAG_LLM_MODEL", "local-model")
+    library = Collections(folder)
+    for name in (None, "food"):
+        index = library.get(name)
+        assert (index.settings.k, index.settings.llm_model) == (3, "local-model")
+    assert library.get("food").ask("When is rye bread baked?").found
