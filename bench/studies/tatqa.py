@@ -19,7 +19,7 @@ contexts. Results go to ``bench/results/tatqa[_reader].md``: EM and F1 by answer
 ``answer_from``, and the p50 / p95 latency of the questions the table answerer took.
 
 Usage:
-    .venv/bin/python bench/tatqa.py [--reader-only] [--limit N]
+    .venv/bin/python -m bench.studies.tatqa [--reader-only] [--limit N]
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, header, percentile, write  # noqa: E402
+from bench.common import SHARED, header, percentile, write
 
-from rag import Index, Settings  # noqa: E402
+from rag import Index, Settings
 
 DATA = SHARED / "tables" / "tatqa-dev.json"
 
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = "tatqa_reader" if args.reader_only else "tatqa"
     lines = header("TAT-QA dev: table questions, each context its own index",
-                   sys.argv[1:] if argv is None else argv, "tatqa.py",
+                   sys.argv[1:] if argv is None else argv, __spec__.name,
                    [f"{len(contexts)} contexts, {len(by_type['all'])} questions; answerer: "
                     f"{'the reader alone' if args.reader_only else 'rag.answer.extractive.answer (table answerer, then reader)'}",
                     f"wall time {time.perf_counter() - started:.0f} s"])

@@ -9,8 +9,8 @@ is nDCG@10 on the three ``../shared/data/beir-mini`` sets through the whole ``ra
 ``bench/.cache/embed_backends/`` (built once; a rerun only re-checks the files).
 
 Usage:
-    .venv/bin/python bench/embed_backends.py                      # everything (~20 min the first time)
-    .venv/bin/python bench/embed_backends.py --rounds 2 --texts 64 --sets msmarco   # quick check
+    .venv/bin/python -m bench.perf.embed_backends                      # everything (~20 min the first time)
+    .venv/bin/python -m bench.perf.embed_backends --rounds 2 --texts 64 --sets msmarco   # quick check
 
 Results: ``bench/results/perf_embed_backends.md``.
 """
@@ -24,7 +24,7 @@ import sys
 import time
 
 import numpy as np
-from _common import CACHE, SHARED, Timer, header, median, percentile, shared_missing, write
+from bench.common import CACHE, SHARED, Timer, header, median, percentile, shared_missing, write
 
 from rag import Index, Settings
 from rag.embed import load_embedder, model_token_counter
@@ -94,7 +94,7 @@ def quality(sets: list[str]) -> dict[str, dict[str, dict[str, float]]]:
             folder = CACHE / "embed_backends" / f"{name}-{backend}"
             shared_cache = CACHE / "index" / name / "cache" / "embeddings.sqlite"
             if backend == "torch" and not folder.exists() and shared_cache.exists():
-                # bench/retrieval.py indexes the same sets with the same default settings: its
+                # bench/studies/retrieval.py indexes the same sets with the same default settings: its
                 # embedding cache holds the very vectors torch would compute (keyed by settings
                 # fingerprint and text hash), so they are not computed twice.
                 (folder / "cache").mkdir(parents=True)
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
-    lines = header("Embedding backends: torch fp32 against onnx fp32 and onnx-int8", argv, "embed_backends.py", notes=[
+    lines = header("Embedding backends: torch fp32 against onnx fp32 and onnx-int8", argv, __spec__.name, notes=[
         f"threads: torch {torch.get_num_threads()}, onnxruntime intra-op {os.cpu_count()}; "
         f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}",
         f"texts: {len(texts)} chunks of the SQuAD 2.0 dev articles as the chunker cuts them "

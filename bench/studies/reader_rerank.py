@@ -5,35 +5,34 @@ measures, on the questions whose right passage is in the top 5, how often the fi
 a right one (a) in retrieval's order (``Index.search``), (b) ordered by the reader's margin over
 "no answer", and (c) in the order the answer weighs them (``Answer.hits``: the answer's passage
 first, then by the margin less ``rag.answer.extractive.RANK_PENALTY`` a place; ``rag.answer.extractive.reader_order``),
-on sets other than SQuAD (``bench/squad_answer.py`` reports squad2-dev the same way):
+on sets other than SQuAD (``bench/studies/squad_answer.py`` reports squad2-dev the same way):
 - rag's docs set (``eval_questions/docs.jsonl``, the user guide), passages right by page and
   answer string;
 - the seed article (``eval_questions/seed.jsonl``);
 - FinanceBench (``../shared/data/financebench``: 17 filings, PDF), right by filing and evidence
-  page; the index is the one ``rag eval`` and ``bench/financebench.py`` keep (first build: minutes).
+  page; the index is the one ``rag eval`` and ``bench/studies/financebench.py`` keep (first build: minutes).
 Nothing here was tuned on: the reader and ``RANK_PENALTY`` were fitted on SQuAD articles.
 
 Usage:
-    .venv/bin/python bench/reader_rerank.py
+    .venv/bin/python -m bench.studies.reader_rerank
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from _common import ROOT, SHARED, header, write  # noqa: E402
+import numpy as np
+from bench.common import ROOT, SHARED, header, write
 
-from rag import Settings  # noqa: E402
-from rag.answer.extractive import RANK_PENALTY, abstention, compose, read_spans  # noqa: E402
-from rag.answer.reader import load_reader  # noqa: E402
-from rag.eval.datasets import QuestionSet, load_financebench, load_question_set  # noqa: E402
-from rag.eval.metrics import passage_relevant  # noqa: E402
-from rag.serve.eval_cli import index_for_set  # noqa: E402
+from rag import Settings
+from rag.answer.extractive import RANK_PENALTY, abstention, compose, read_spans
+from rag.answer.reader import load_reader
+from rag.eval.datasets import QuestionSet, load_financebench, load_question_set
+from rag.eval.metrics import passage_relevant
+from rag.serve.eval_cli import index_for_set
 
 K = 5
 
@@ -62,14 +61,20 @@ def first_right(question_set: QuestionSet, settings: Settings) -> tuple[dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=["docs", "seed", "financebench"],
+                        default=["docs", "seed", "financebench"], help="these sets only (a quick check: seed)")
+    args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
-    sets = [("rag's docs set", lambda: load_question_set(ROOT / "eval_questions" / "docs.jsonl")),
-            ("seed article", lambda: load_question_set(ROOT / "eval_questions" / "seed.jsonl"))]
-    if (SHARED / "financebench").exists():
-        sets.append(("FinanceBench (17 filings, PDF)", lambda: load_financebench(SHARED / "financebench")))
-    else:
+    loaders = {"docs": ("rag's docs set", lambda: load_question_set(ROOT / "eval_questions" / "docs.jsonl")),
+               "seed": ("seed article", lambda: load_question_set(ROOT / "eval_questions" / "seed.jsonl")),
+               "financebench": ("FinanceBench (17 filings, PDF)",
+                                lambda: load_financebench(SHARED / "financebench"))}
+    if "financebench" in args.only and not (SHARED / "financebench").exists():
         print(f"skipping FinanceBench: {SHARED / 'financebench'} is absent", file=sys.stderr)
+        args.only.remove("financebench")
+    sets = [loaders[name] for name in args.only]
     settings = Settings.from_env()
     rows, wheres = [], []
     for name, load in sets:
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {name} | {n} of {judged} | {figures['retrieval']:.3f} | {figures['margin']:.3f} | "
                     f"{figures['answer']:.3f} |")
         print(rows[-1], file=sys.stderr)
-    lines = header("Reranking the top 5 passages by the reader's margin", argv, "reader_rerank.py", [
+    lines = header("Reranking the top 5 passages by the reader's margin", argv, __spec__.name, [
         f"reader: rag/models/reader-int8.onnx ({load_reader().info.sha256[:12]}); top {K} passages of the "
         "default search; a set's questions counted when a right passage is among them",
         f"run time: {time.perf_counter() - started:.0f} s ({'; '.join(wheres)})",

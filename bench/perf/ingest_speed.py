@@ -2,7 +2,7 @@
 
 Speed: each round ingests a corpus into a fresh index (cold embedding cache, model already
 loaded) with ``rag.Index.build``, then embeds the very chunks that ingest produced with the model
-alone (``SentenceTransformer.encode`` for torch, the onnxruntime batch loop for onnx-int8): that
+alone (``SentenceTransformer.encode`` for torch, the onnxruntime batch loop for onnx and onnx-int8): that
 is the limit for this model on this machine. Pipeline and model-alone runs alternate, the order
 flips every round, and the figures are medians, so load from other jobs hits both sides alike.
 Overhead = pipeline seconds / model-alone seconds - 1 (target: under 10%).
@@ -13,9 +13,10 @@ cache spares the model and the sizes can grow fast, while every page, chunk and 
 flows through the pipeline.
 
 Usage:
-    .venv/bin/python bench/ingest_speed.py                       # both corpora, both backends, 3 rounds
-    .venv/bin/python bench/ingest_speed.py --backends onnx-int8 --rounds 1 --corpora text   # quick check
-    .venv/bin/python bench/ingest_speed.py --memory              # peak memory, 1k to 16k files
+    .venv/bin/python -m bench.perf.ingest_speed                       # both corpora, the three backends, 3 rounds
+    .venv/bin/python -m bench.perf.ingest_speed --backends onnx --rounds 1 --corpora text   # quick check
+    .venv/bin/python -m bench.perf.ingest_speed --backends onnx-int8 --rounds 1 --limit 1   # one file a corpus
+    .venv/bin/python -m bench.perf.ingest_speed --memory              # peak memory, 1k to 16k files
 
 Results: ``bench/results/perf_ingest.md`` (speed) and ``bench/results/perf_ingest_memory.md``.
 """
@@ -27,29 +28,31 @@ import json
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import CACHE, ROOT, SHARED, Timer, header, median, peak_rss_mib, shared_missing, write
+from bench.common import CACHE, SHARED, Timer, header, median, peak_rss_mib, run_module, shared_missing, write
 
 from rag import Index, Settings
 from rag.embed import TorchEmbedder, load_embedder
 from rag.eval.datasets import load_squad
 from rag.ingest.load import find_files
+from rag.types import searchable_text
 
 PDFS = ("AMCOR_2022_8K_dated-2022-07-01.pdf", "AMCOR_2023Q4_EARNINGS.pdf", "FOOTLOCKER_2022_8K_dated-2022-05-20.pdf",
         "JOHNSON_JOHNSON_2023_8K_dated-2023-08-30.pdf", "PEPSICO_2023Q1_EARNINGS.pdf")
 """Five real filings from ../shared/data/financebench (70 pages)."""
+BACKENDS = ("torch", "onnx", "onnx-int8")
 STAGES = ("plan", "load_chunk", "wait", "cache", "embed", "write", "commit")
 
 
-def corpus(name: str) -> list[Path]:
+def corpus(name: str, limit: int | None = None) -> list[Path]:
+    """The files of a corpus (the first ``limit`` of them)."""
     if name == "pdf":
-        return [SHARED / "financebench" / "pdfs" / f for f in PDFS]
+        return [SHARED / "financebench" / "pdfs" / f for f in PDFS][:limit]
     squad = load_squad(SHARED / "squad2-dev" / "squad2-dev-half-a.json", cache_dir=CACHE / "datasets")
-    return find_files(squad.corpus)[0]
+    return find_files(squad.corpus)[0][:limit]
 
 
 def model_alone(backend: str, texts: list[str], batch_size: int) -> None:
@@ -69,9 +72,12 @@ def pipeline(backend: str, files: list[Path], scratch: Path) -> tuple[float, dic
     report = index.last_report
     generation = (folder / "CURRENT").read_text().strip()
     with sqlite3.connect(folder / generation / "meta.sqlite") as db:
-        # Repeated texts are embedded once (content hash): the model alone gets each text once too.
-        texts = list(dict.fromkeys(text for (text,) in db.execute("SELECT text FROM chunks ORDER BY row")))
-    assert report is not None and report.chunks_embedded == len(texts), "the cache must start cold"
+        # What the pipeline embeds is a chunk's context with its text (rag.types.searchable_text), once
+        # per distinct one (content hash): the model alone gets the very same texts, each once too.
+        texts = list(dict.fromkeys(searchable_text(text, context) for text, context in
+                                   db.execute("SELECT text, context FROM chunks ORDER BY row")))
+    assert report is not None and report.chunks_embedded == len(texts), (
+        f"the cache must start cold: {report and report.chunks_embedded} chunks embedded, {len(texts)} distinct")
     shutil.rmtree(folder, ignore_errors=True)
     return t.seconds, dict(report.extra), texts
 
@@ -82,7 +88,7 @@ def speed(args: argparse.Namespace, argv: list[str]) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rag-ingest-bench-") as tmp:
         for name in args.corpora:
-            files = corpus(name)
+            files = corpus(name, args.limit)
             runs: dict[str, dict[str, list]] = {b: {"pipe": [], "alone": [], "stages": [], "chunks": 0}
                                                 for b in args.backends}
             for round_ in range(args.rounds):
@@ -104,9 +110,10 @@ def speed(args: argparse.Namespace, argv: list[str]) -> None:
                 stages = {s: median([st.get(s, 0.0) for st in run["stages"]]) for s in STAGES}
                 rows.append((name, len(files), backend, run["chunks"], median(run["pipe"]), median(run["alone"]),
                              overheads, stages))
-    lines = header("Ingestion: end to end against the model alone", argv, "ingest_speed.py", notes=[
+    lines = header("Ingestion: end to end against the model alone", argv, __spec__.name, notes=[
         f"corpora: `text` = the {len(corpus('text'))} SQuAD 2.0 dev articles (plain text); `pdf` = {len(PDFS)} "
-        "financebench filings, 70 pages (" + ", ".join(PDFS) + ")",
+        "financebench filings, 70 pages (" + ", ".join(PDFS) + ")"
+        + (f"; only the first {args.limit} file(s) of each" if args.limit else ""),
         f"{args.rounds} rounds; each round ingests into a fresh index (cold embedding cache, model already "
         "loaded), then embeds the same chunks with the model alone; order flipped every round; medians",
     ])
@@ -169,13 +176,13 @@ def memory(args: argparse.Namespace, argv: list[str]) -> None:
     backend = args.backends[-1]
     results = []
     for files in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(files), "--backends", backend],
-                             capture_output=True, text=True, cwd=ROOT, check=True)
+        out = run_module(__spec__.name, "--memory-child", str(files), "--backends", backend,
+                         capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(results[-1], file=sys.stderr)
     first, last = results[0], results[-1]
     slope = (last["peak_mib"] - first["peak_mib"]) * 1024 / max(1, last["chunks"] - first["chunks"])
-    lines = header("Ingestion: peak memory as the corpus grows", argv, "ingest_speed.py", notes=[
+    lines = header("Ingestion: peak memory as the corpus grows", argv, __spec__.name, notes=[
         f"backend {backend}; one child process per size; synthetic text files of one real SQuAD paragraph each "
         "(the paragraphs repeat, so their vectors come from the embedding cache and the sizes can grow fast; "
         "every page, chunk and vector still goes through loader, chunker, cache, writer and commit)",
@@ -197,9 +204,11 @@ def memory(args: argparse.Namespace, argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx-int8"], choices=["torch", "onnx-int8"])
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
+                        help="embedding backends, side by side (default: all three; onnx is rag's default)")
     parser.add_argument("--corpora", nargs="+", default=["text", "pdf"], choices=["text", "pdf"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N files of each corpus (a quick check)")
     parser.add_argument("--memory", action="store_true", help="measure peak memory against corpus size instead")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000, 16000],
                         help="corpus sizes in files for --memory (one paragraph, 1-3 chunks, per file)")

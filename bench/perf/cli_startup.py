@@ -7,7 +7,7 @@ vectors are the same, so it is searched with ``onnx`` and no torch). The whole p
 time: interpreter start, imports, opening the index, the model, the answer. Rounds are interleaved so that the machine's load falls on all of them alike; the figure
 is the median, and the ratio is ``rag ask`` over the torch import, both measured in the same run.
 
-    .venv/bin/python bench/cli_startup.py --rounds 7
+    .venv/bin/python -m bench.perf.cli_startup --rounds 7
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from _common import CACHE, ROOT, header, median, write
+from bench.common import CACHE, SHARED, header, median, write
 
 QUESTION = "Who called for UN visits?"
-SEED = ROOT.parent / "shared" / "seeds" / "000_17d6ea71f6fbed30.txt"
+SEED = SHARED.parent / "seeds" / "000_17d6ea71f6fbed30.txt"
 FALLBACK = ("Mrs. Maryam Rajavi has called on the United Nations to act. She said it is essential for "
             "international delegations to visit Iran to meet with political prisoners.")
 
@@ -56,11 +56,14 @@ def timed(command: list[str]) -> float:
     return seconds
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    indexes = {backend: build(backend) for backend in ("onnx", "onnx-int8", "torch")}
+    parser.add_argument("--backends", nargs="+", choices=["onnx", "onnx-int8", "torch"],
+                        default=["onnx", "onnx-int8", "torch"], help="the backends of the indexes asked")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    indexes = {backend: build(backend) for backend in args.backends}
     commands = {
         "import torch, sentence_transformers": [sys.executable, "-c", "import torch, sentence_transformers"],
         **{f"rag ask (index built with {b})": [*rag_command(), "ask", QUESTION, "--index", str(folder)]
@@ -73,7 +76,7 @@ def main() -> int:
         for name, command in commands.items():
             times[name].append(timed(command))
     base = median(times["import torch, sentence_transformers"])
-    lines = header("CLI start-up: `rag ask` as a whole process", sys.argv[1:], "cli_startup.py", [
+    lines = header("CLI start-up: `rag ask` as a whole process", argv, __spec__.name, [
         f"question: {QUESTION!r}, on a one-file index (the seed article, 5 chunks); {args.rounds} interleaved "
         "rounds after one warm-up round; wall time of the whole process",
         "target: `rag ask` at most 0.35 of the time of importing torch + sentence-transformers",

@@ -18,7 +18,7 @@ Rows:
 - latency of ``Index.ask`` (k=5) on a sample.
 
 Usage:
-    .venv/bin/python bench/squad_answer.py --latency 50
+    .venv/bin/python -m bench.studies.squad_answer --latency 50
 
 Results go to ``bench/results/squad_answer.md`` with the command, date and machine.
 """
@@ -26,8 +26,8 @@ Results go to ``bench/results/squad_answer.md`` with the command, date and machi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -37,21 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench.common import CACHE, RESULTS, ROOT, SHARED, command, machine, percentile, write
+from rag import Index, Settings
+from rag.answer.extractive import RANK_PENALTY, Abstention, compose, read_spans
+from rag.answer.reader import load_reader
+from rag.eval.datasets import EvalQuestion, load_squad
+from rag.eval.metrics import contains_answer, exact_match, f1_score
+from rag.types import Answer, Hit
 
-from _common import machine, percentile  # noqa: E402
-
-from rag import Index, Settings  # noqa: E402
-from rag.answer.extractive import RANK_PENALTY, Abstention, compose, read_spans  # noqa: E402
-from rag.answer.reader import load_reader  # noqa: E402
-from rag.eval.datasets import EvalQuestion, load_squad  # noqa: E402
-from rag.eval.metrics import contains_answer, exact_match, f1_score  # noqa: E402
-from rag.types import Answer, Hit  # noqa: E402
-
-SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-half-a.json"
-CACHE = ROOT / "bench" / ".cache"
+SQUAD = SHARED / "squad2-dev" / "squad2-dev-half-a.json"
 EARLIER_CALIBRATION = ("1973_oil_crisis.txt", "Huguenot.txt", "Normans.txt", "Scottish_Parliament.txt")
 """Articles the answerer before the reader was fitted on; its figures were on the other four."""
 BEFORE = {"exact_match": 0.143, "f1": 0.315, "answer_contains": 0.483, "answer_or_first_quote_contains": 0.640,
@@ -178,18 +172,26 @@ def gold_paragraph(questions: Sequence[EvalQuestion], data: list[dict], margin: 
             "abstention_recall": sum(declined) / unanswerable if unanswerable else 0.0}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency", type=int, default=50, help="questions timed through Index.ask (0: none)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "squad_answer.md"))
-    args = parser.parse_args()
+    parser.add_argument("--limit", type=int, default=None,
+                        help="only the first N report questions, over the articles they come from (a quick check)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "squad_answer.md")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     if not SQUAD.exists():
         print(f"{SQUAD} is absent: nothing to measure", file=sys.stderr)
         return 1
     started = time.perf_counter()
     question_set = load_squad(SQUAD, cache_dir=CACHE / "datasets")
-    index = Index.build(question_set.corpus, CACHE / "squad-index", settings=Settings())
-    report = [q for q in question_set.questions if q.sources[0] not in EARLIER_CALIBRATION]
+    report = [q for q in question_set.questions if q.sources[0] not in EARLIER_CALIBRATION][:args.limit]
+    corpus = question_set.corpus
+    if args.limit:
+        corpus = tuple(p for p in corpus if p.name in {q.sources[0] for q in report})
+        question_set = dataclasses.replace(question_set, corpus=corpus)
+    index = Index.build(corpus, CACHE / ("squad-index" if not args.limit else f"squad-index-{args.limit}"),
+                        settings=Settings())
     info = load_reader().info
     shipped = info.no_answer_score
     asked = ask_all(index, report)
@@ -254,7 +256,7 @@ def main() -> int:
     lines = [
         "# The reader on SQuAD 2.0",
         "",
-        f"- command: `{' '.join(shlex.quote(a) for a in ['.venv/bin/python', 'bench/squad_answer.py', *sys.argv[1:]])}`",
+        f"- command: `{command(__spec__.name, argv).strip()}`",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
         f"- model: `{info.path.name}` (sha256 {info.sha256[:12]}…), abstention rule (similarity weight "
@@ -296,10 +298,8 @@ def main() -> int:
         f"- run time: {time.perf_counter() - started:.0f} s",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    print("\n".join(lines))
+    write("squad_answer", lines, args.out)
     return 0
 
 

@@ -1,12 +1,12 @@
 """Fault injection: kill ``rag ingest`` at random moments, damage index files, race two writers, fill the disk.
 
 After every fault the index must open with its checksums and agree with itself (vectors, FAISS,
-BM25 and metadata row for row; see ``assert_consistent`` in tests/test_crash.py), and a rerun must
+BM25 and metadata row for row; see ``bench.common.assert_consistent``), and a rerun must
 complete the interrupted work. The default test run does a few of these (tests/test_crash.py,
 tests/test_concurrency.py, tests/test_reliability.py); this script does many and writes a report.
 
-    .venv/bin/python bench/fault_injection.py                       # 30 kills, 10 damages per file
-    .venv/bin/python bench/fault_injection.py --kills 100 --damages 40 --seed 3
+    .venv/bin/python -m bench.robustness.fault_injection                       # 30 kills, 10 damages per file
+    .venv/bin/python -m bench.robustness.fault_injection --kills 100 --damages 40 --seed 3
 
 Results go to bench/results/fault_injection.md.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import platform
 import random
 import resource
 import shutil
@@ -27,13 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from test_crash import RAG, assert_consistent, kill_ingest_when, write_corpus  # noqa: E402
-
-from rag import Index, IndexCorruptError, IndexNotFoundError, RagError, Settings  # noqa: E402
-from rag.store.snapshot import current_generation  # noqa: E402
+from bench.common import (
+    RAG,
+    RESULTS,
+    assert_consistent,
+    command,
+    kill_ingest_when,
+    machine,
+    write,
+    write_corpus,
+)
+from rag import Index, IndexCorruptError, IndexNotFoundError, RagError, Settings
+from rag.store.snapshot import current_generation
 
 STAGES = ("random", "writing", "committing", "sealing", "switching")
 
@@ -217,17 +221,18 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=30, help="SIGKILL trials (default 30)")
     parser.add_argument("--files", type=int, default=6, help="new files per kill trial (default 6)")
     parser.add_argument("--damages", type=int, default=10, help="damages per index file (default 10)")
     parser.add_argument("--disk", type=int, default=5, help="full-disk trials (default 5)")
-    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx-int8"],
+    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"],
                         help="embedding backend of the index (default onnx-int8: it starts in 1 s, not 10)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fault_injection.md")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS / "fault_injection.md")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     os.environ["RAG_EMBED_BACKEND"] = args.backend
     Settings.from_env()  # fail early on a bad backend name
     rng = random.Random(args.seed)
@@ -241,16 +246,11 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     problems = kill_problems + damage_problems + writer_problems + disk_problems
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    command = " ".join([".venv/bin/python bench/fault_injection.py", *sys.argv[1:]])
     report = f"""# Fault injection
 
-- command: `{command}`
+- command: `{command(__spec__.name, argv).strip()}`
 - date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {time.time() - started:.0f} s
-- machine: {os.cpu_count()} cores ({cpu}), {memory // 1024} MiB RAM
+- machine: {machine()}
 - embedding backend of the index: {args.backend}; seed {args.seed}
 
 **Result: {"no problem found" if not problems else f"{len(problems)} problem(s)"}.**
@@ -285,8 +285,7 @@ generation behind.
 
 {_table(["limit", "exit", "index afterwards", "last line of stderr"], disk_rows)}
 """
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
+    write("fault_injection", report.splitlines(), args.out)
     print(f"\n{'no problem found' if not problems else chr(10).join(problems)}\nreport: {args.out}")
     return 1 if problems else 0
 

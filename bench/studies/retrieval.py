@@ -7,9 +7,9 @@ document level by ``rag.eval.runner.evaluate``: a document is its source file, s
 document count once, at their best rank.
 
 Usage:
-    .venv/bin/python bench/retrieval.py                  # the three beir-mini sets
-    .venv/bin/python bench/retrieval.py --scifact        # and BEIR SciFact (5,183 abstracts)
-    .venv/bin/python bench/retrieval.py --sets msmarco --out /tmp/r.md
+    .venv/bin/python -m bench.studies.retrieval                  # the three beir-mini sets
+    .venv/bin/python -m bench.studies.retrieval --scifact        # and BEIR SciFact (5,183 abstracts)
+    .venv/bin/python -m bench.studies.retrieval --sets msmarco --out /tmp/r.md
 
 Results go to ``bench/results/retrieval.md`` with the command, date and machine.
 """
@@ -17,7 +17,6 @@ Results go to ``bench/results/retrieval.md`` with the command, date and machine.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from datetime import datetime
@@ -25,18 +24,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import CACHE, RESULTS, SHARED, command, machine, write
+from rag import Index, Settings
+from rag.eval.datasets import load_beir
+from rag.eval.runner import evaluate
+from rag.search import fusion as fusion_module
 
-from _common import machine  # noqa: E402
-
-from rag import Index, Settings  # noqa: E402
-from rag.eval.datasets import load_beir  # noqa: E402
-from rag.eval.runner import evaluate  # noqa: E402
-from rag.search import fusion as fusion_module  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-CACHE = ROOT / "bench" / ".cache"
 BEIR_MINI = ("business-reports", "msmarco", "dbpedia")
 FUSIONS = ("bm25", "dense", "rrf", "blend")
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "hit@10", "search_p50_ms")
@@ -131,14 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", default=list(BEIR_MINI), choices=list(BEIR_MINI) + ["scifact"])
     parser.add_argument("--scifact", action="store_true", help="also run BEIR SciFact (embeds ~5k abstracts once)")
-    parser.add_argument("--backend", choices=["torch", "onnx-int8"], default="torch")
+    parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch")
     parser.add_argument("--dense-weight", type=float, default=None,
                         help="dense weight of the blend (default: the Settings default)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 is much faster on a busy shared machine")
     parser.add_argument("--chunk-context", choices=["none", "heading", "title"], default=Settings().chunk_context,
                         help="what each chunk carries besides its text (see Settings.chunk_context)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "retrieval.md")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -156,11 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.replace(dense_weight=args.dense_weight)
     started = time.perf_counter()
     runs = [run_set(name, folders[name], settings) for name in sets]
-    command = "python bench/retrieval.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
-                                                                               else sys.argv[1:]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(runs, settings, command.strip(), time.perf_counter() - started), encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
+    run_command = command(__spec__.name, sys.argv[1:] if argv is None else argv).strip()
+    write("retrieval", markdown(runs, settings, run_command, time.perf_counter() - started).splitlines(), args.out)
     return 0
 
 

@@ -15,8 +15,8 @@ Every run is a fresh process (its own peak memory), the model is loaded before t
 and the runs alternate (the order flips every round); medians are reported.
 
 Usage:
-    .venv/bin/python bench/compare_frameworks.py                 # 2 rounds (about 15 min on a quiet machine)
-    .venv/bin/python bench/compare_frameworks.py --rounds 1 --questions 20 --corpus text   # quick check
+    .venv/bin/python -m bench.studies.compare_frameworks                 # 2 rounds (about 15 min on a quiet machine)
+    .venv/bin/python -m bench.studies.compare_frameworks --rounds 1 --questions 20 --corpus text   # quick check
 
 Results: ``bench/results/perf_compare.md``.
 """
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CACHE, ROOT, SHARED, header, median, peak_rss_mib, percentile, shared_missing, write
+from bench.common import CACHE, ROOT, SHARED, header, median, peak_rss_mib, percentile, shared_missing, write
 
 VENV = CACHE / "venv-compare"
 PACKAGES = ["langchain-community", "langchain-huggingface", "langchain-text-splitters", "faiss-cpu",
@@ -60,7 +60,6 @@ def ensure_venv() -> Path:
 def corpus_files(kind: str) -> list[Path]:
     files: list[Path] = []
     if kind in ("text", "both"):
-        sys.path.insert(0, str(ROOT))
         from rag.eval.datasets import load_squad
         from rag.ingest.load import find_files
 
@@ -72,7 +71,6 @@ def corpus_files(kind: str) -> list[Path]:
 
 
 def questions(count: int) -> list[str]:
-    sys.path.insert(0, str(ROOT))
     from rag.eval.datasets import load_squad
 
     squad = load_squad(SHARED / "squad2-dev" / "squad2-dev-half-a.json", cache_dir=CACHE / "datasets")
@@ -117,7 +115,6 @@ def worker_langchain(files: list[Path], asked: list[str]) -> dict[str, object]:
 
 
 def worker_rag(files: list[Path], asked: list[str], backend: str) -> dict[str, object]:
-    sys.path.insert(0, str(ROOT))
     from rag import Index, Settings
     from rag.embed import load_embedder
 
@@ -137,7 +134,8 @@ def worker_rag(files: list[Path], asked: list[str], backend: str) -> dict[str, o
 
 def run(system: str, corpus: str, count: int) -> dict[str, object]:
     python = str(ensure_venv()) if system == "langchain" else sys.executable
-    command = [python, __file__, "--worker", system, "--corpus", corpus, "--questions", str(count)]
+    # Not run_module: the LangChain worker runs under the other virtualenv's interpreter.
+    command = [python, "-m", __spec__.name, "--worker", system, "--corpus", corpus, "--questions", str(count)]
     # The worker gets the file list and questions from the main environment (rag is not in the other one).
     payload = json.dumps({"files": [str(f) for f in corpus_files(corpus)], "questions": questions(count)})
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -177,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                               capture_output=True, text=True).stdout.split()
     picked = [v for v in versions if v.split("==")[0] in ("langchain-community", "langchain-core",
                                                          "langchain-huggingface", "faiss-cpu", "torch")]
-    lines = header("rag against LangChain + FAISS: same corpus, same model", argv, "compare_frameworks.py", notes=[
+    lines = header("rag against LangChain + FAISS: same corpus, same model", argv, __spec__.name, notes=[
         f"corpus: {len(files)} files ({args.corpus}: the SQuAD 2.0 dev articles as text files and/or 5 "
         "financebench PDFs, 70 pages); LangChain environment: " + ", ".join(picked),
         f"{args.rounds} rounds, each system in a fresh process, order flipped every round; medians; "

@@ -5,24 +5,26 @@ reads every page of the corpora once (the working tree's loaders), cuts each wit
 commit's ``rag.ingest.chunk`` and with the working tree's (the packaged model's token counter, as an
 ingest does), and lists the pages whose chunks (offsets and context) differ.
 
-    .venv/bin/python bench/same_chunks.py --before HEAD --corpus docs ../shared/seeds ../shared/data/financebench/pdfs
+    .venv/bin/python -m bench.robustness.same_chunks --before HEAD --corpus docs ../shared/seeds ../shared/data/financebench/pdfs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, header, write
+from bench.common import ROOT, header, run_code, write
 
 _RUN = """
 import json, sys
-from rag.ingest.chunk import Chunker
+try:
+    from rag.ingest.chunk import Chunker
+except ImportError:  # a commit before rag was split into packages (f5cabf6)
+    from rag.chunk import Chunker
 from rag.embed import model_token_counter
 from rag.settings import Settings
 from rag.types import Page
@@ -37,12 +39,12 @@ json.dump(cut, open(out, "w"))
 """
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", required=True, help="the earlier commit")
     parser.add_argument("--corpus", nargs="+", default=["docs"])
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     from rag.ingest.load import find_files, load_file
 
     files, _ = find_files(args.corpus)
@@ -56,11 +58,10 @@ def main() -> int:
         results = {}
         for name, path in (("before", old), ("now", ROOT)):
             out = Path(tmp) / f"{name}.json"
-            subprocess.run([sys.executable, "-c", _RUN, str(Path(tmp) / "pages.json"), str(out)], check=True,
-                           env={**os.environ, "PYTHONPATH": str(path)})
+            run_code(_RUN, str(Path(tmp) / "pages.json"), str(out), check=True, pythonpath=path)
             results[name] = json.loads(out.read_text())
     differ = [k for k in results["now"] if results["now"][k] != results["before"].get(k)]
-    lines = header("Same chunks before and after a chunker change", sys.argv[1:], "same_chunks.py", [
+    lines = header("Same chunks before and after a chunker change", argv, __spec__.name, [
         f"before: commit {args.before}; now: the working tree; {len(files)} files of {', '.join(args.corpus)}",
     ])
     lines += [f"- {len(pages)} pages: **{len(pages) - len(differ)} cut the same**, {len(differ)} cut differently"]

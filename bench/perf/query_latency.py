@@ -13,8 +13,8 @@ resident memory once open, p50/p95 of ``search`` and ``ask`` for both embedding 
 (interleaved question by question), and the median time of each stage of ``search``.
 
 Usage:
-    .venv/bin/python bench/query_latency.py                        # 10k, 100k, 1M
-    .venv/bin/python bench/query_latency.py --sizes 10000 --questions 30   # quick check
+    .venv/bin/python -m bench.perf.query_latency                        # 10k, 100k, 1M
+    .venv/bin/python -m bench.perf.query_latency --sizes 10000 --questions 30   # quick check
 
 Results: ``bench/results/perf_query.md``.
 """
@@ -25,15 +25,13 @@ import argparse
 import collections
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import (
+from bench.common import (
     CACHE,
-    ROOT,
     SHARED,
     Timer,
     clustered_vectors,
@@ -41,6 +39,7 @@ from _common import (
     peak_rss_mib,
     percentile,
     rss_mib,
+    run_module,
     shared_missing,
     write,
 )
@@ -153,7 +152,7 @@ def stage_times(index: Index, question: str, settings: Settings) -> dict[str, fl
     return times
 
 
-def child(n: int, questions_count: int) -> None:
+def child(n: int, questions_count: int, backends: list[str]) -> None:
     folder = CACHE / "synthetic" / f"index-{n}"
     stats = json.loads((folder / "build.json").read_text())
     _, questions = squad()
@@ -162,7 +161,7 @@ def child(n: int, questions_count: int) -> None:
     with Timer() as t:
         snapshot = open_snapshot(folder, Settings(), verify=False)
     index_mib = rss_mib() - base
-    indexes = {b: Index(folder, Settings(embed_backend=b), snapshot) for b in BACKENDS}
+    indexes = {b: Index(folder, Settings(embed_backend=b), snapshot) for b in backends}
     for index in indexes.values():  # the model loads, and a first query warms the caches
         index.search(questions[0])
         index.ask(questions[0])
@@ -172,7 +171,7 @@ def child(n: int, questions_count: int) -> None:
     for backend in indexes:
         result[f"search_{backend}"], result[f"ask_{backend}"], result[f"stages_{backend}"] = [], [], []
     for number, question in enumerate(questions):
-        for backend in (BACKENDS if number % 2 == 0 else BACKENDS[::-1]):
+        for backend in (backends if number % 2 == 0 else backends[::-1]):
             index = indexes[backend]
             start = time.perf_counter()
             index.search(question)
@@ -189,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS),
+                        help="the embedding backends, interleaved question by question")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -199,23 +200,23 @@ def main(argv: list[str] | None = None) -> int:
         build(args.build, CACHE / "synthetic" / f"index-{args.build}")
         return 0
     if args.child:
-        child(args.child, args.questions)
+        child(args.child, args.questions, args.backends)
         return 0
     results = []
     for n in args.sizes:
         # Built in a process of its own, so the measuring process starts clean.
-        subprocess.run([sys.executable, __file__, "--build", str(n)], cwd=ROOT, check=True)
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--questions", str(args.questions)],
-                             capture_output=True, text=True, cwd=ROOT)
+        run_module(__spec__.name, "--build", str(n), check=True)
+        out = run_module(__spec__.name, "--child", str(n), "--questions", str(args.questions),
+                         "--backends", *args.backends, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return out.returncode
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = results[-1]
-        print(f"{n}: search p50 torch {percentile(r['search_torch'], 50):.1f} ms, "
-              f"int8 {percentile(r['search_onnx-int8'], 50):.1f} ms", file=sys.stderr)
+        print(f"{n}: search p50 " + ", ".join(f"{b} {percentile(r[f'search_{b}'], 50):.1f} ms" for b in args.backends),
+              file=sys.stderr)
     settings = Settings()
-    lines = header("Query latency through rag.Index at 10k, 100k and 1M chunks", argv, "query_latency.py", notes=[
+    lines = header("Query latency through rag.Index at 10k, 100k and 1M chunks", argv, __spec__.name, notes=[
         f"{args.questions} SQuAD 2.0 questions per size, each asked of both backends in turn (interleaved); "
         f"k={settings.k}, {settings.candidates} candidates per retriever, fusion `{settings.fusion}`; first query "
         "excluded (model load, warm-up)",
@@ -224,17 +225,17 @@ def main(argv: list[str] | None = None) -> int:
         "`ask` is the default extractive answerer (`rag.answer.extractive`), and includes its own search",
     ])
     lines += ["## p50 / p95 in ms", "",
-              "| chunks | dense index | search torch | search onnx-int8 | ask torch | ask onnx-int8 |",
-              "| ---: | --- | ---: | ---: | ---: | ---: |"]
+              "| chunks | dense index | " + " | ".join(f"{kind} {b}" for kind in ("search", "ask") for b in args.backends)
+              + " |", "| ---: | --- |" + " ---: |" * (2 * len(args.backends))]
     for r in results:
         cells = [f"{percentile(r[f'{kind}_{b}'], 50):.1f} / {percentile(r[f'{kind}_{b}'], 95):.1f}"
-                 for kind in ("search", "ask") for b in BACKENDS]
+                 for kind in ("search", "ask") for b in args.backends]
         lines.append(f"| {r['n']:,} | {r['dense_kind']} | " + " | ".join(cells) + " |")
     lines += ["", "Target at 100k chunks: search p50 under 30 ms.", "",
               "## Median ms per stage of search", "",
               "| chunks | backend | " + " | ".join(STAGES) + " |", "| ---: | --- | " + " | ".join("---:" for _ in STAGES) + " |"]
     for r in results:
-        for b in BACKENDS:
+        for b in args.backends:
             stages = r[f"stages_{b}"]
             lines.append(f"| {r['n']:,} | {b} | " + " | ".join(
                 f"{np.median([s[name] for s in stages]):.2f}" for name in STAGES) + " |")

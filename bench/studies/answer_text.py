@@ -22,7 +22,7 @@ Nothing is tuned here. ``--save-baseline`` keeps this run's figures as the basel
 reruns some sets and keeps the figures of the others from the last run (``answer_text.json``).
 
 Usage:
-    .venv/bin/python bench/answer_text.py [--limit N] [--squad-every 5] [--only NAME...] [--save-baseline]
+    .venv/bin/python -m bench.studies.answer_text [--limit N] [--squad-every 5] [--only NAME...] [--save-baseline]
 
 Results go to ``bench/results/answer_text.md`` (and ``answer_text.json``).
 """
@@ -35,15 +35,13 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE, RESULTS, ROOT, SHARED, header, write  # noqa: E402
+from bench.common import CACHE, RESULTS, ROOT, SHARED, header, write
 
-from rag import Index, Settings  # noqa: E402
-from rag.errors import RagError  # noqa: E402
-from rag.eval.datasets import (  # noqa: E402
+from rag import Index, Settings
+from rag.errors import RagError
+from rag.eval.datasets import (
     CorpusMissingError,
     QuestionSet,
     load_doc2dial,
@@ -51,8 +49,8 @@ from rag.eval.datasets import (  # noqa: E402
     load_mtrag,
     load_squad,
 )
-from rag.eval.metrics import contains_answer  # noqa: E402
-from rag.eval.runner import EvalResult, evaluate  # noqa: E402
+from rag.eval.metrics import contains_answer
+from rag.eval.runner import EvalResult, evaluate
 
 K = 5
 BASELINE = RESULTS / "answer_text-baseline.json"
@@ -186,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.save_baseline:
         BASELINE.write_text(json.dumps(today, indent=1), encoding="utf-8")
         baseline = today
-    lines = header("Answer text against reference answers", sys.argv[1:], "answer_text.py", [
+    lines = header("Answer text against reference answers", sys.argv[1:], __spec__.name, [
         "data: MTRAG human-evaluated subset (IBM, Apache-2.0), doc2dial-a (report half: nothing was tuned on it), "
         "eval_questions/docs, docs-newcomer and seed, SQuAD 2.0 dev half a; nothing here was tuned on any of them",
         *([f"--only: the figures of {', '.join(n for n in runs if n not in ran)} are those of the run of "

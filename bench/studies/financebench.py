@@ -18,26 +18,26 @@ index. Results go to ``bench/results/financebench.md``. The index is the one
 either reuses the other's; the first build reads every page of the filings.
 
 Usage:
-    .venv/bin/python bench/financebench.py
+    .venv/bin/python -m bench.studies.financebench
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, header, write  # noqa: E402
+from bench.common import SHARED, header, write
 
-from rag import Index, Settings  # noqa: E402
-from rag.eval.datasets import load_financebench  # noqa: E402
-from rag.eval.runner import evaluate  # noqa: E402
-from rag.serve.eval_cli import index_for_set  # noqa: E402
+from rag import Index, Settings
+from rag.eval.datasets import load_financebench
+from rag.eval.runner import evaluate
+from rag.serve.eval_cli import index_for_set
 
 FOLDER = SHARED / "financebench"
 METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "citation_validity", "search_p50_ms")
@@ -102,16 +102,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="chunk_context values to compare, comma-separated (each builds its own index)")
     parser.add_argument("--numeric-only", action="store_true",
                         help="only the bare-number questions through Index.ask (bench/results/financebench_numeric.md)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="only the questions on the N smallest filings (a quick check)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     question_set = load_financebench(FOLDER)
+    if args.limit:
+        kept = sorted(question_set.corpus, key=lambda p: p.stat().st_size)[:args.limit]
+        question_set = dataclasses.replace(
+            question_set, corpus=tuple(kept),
+            questions=tuple(q for q in question_set.questions if q.sources[0] in {p.name for p in kept}))
     default = Settings.from_env()
     if args.numeric_only:
         index, where = index_for_set(question_set, default)
         print(where, file=sys.stderr)
         rows = numeric_rows(index, question_set)
         write("financebench_numeric", header("FinanceBench: bare-number questions through Index.ask", argv,
-                                             "financebench.py", [f"index: {where}",
+                                             __spec__.name, [f"index: {where}",
                                                                  f"run time: {time.perf_counter() - started:.0f} s"])
               + rows)
         print("\n".join(rows))
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     as_typed = Index.open(index.folder, index.settings.replace(focus_question=False))
     typed = evaluate(as_typed, question_set, k=10, fusion="blend", answers=False)
     pages = sum(doc.pages for doc in index.documents())
-    lines = header("FinanceBench: is the evidence page retrieved?", argv, "financebench.py", [
+    lines = header("FinanceBench: is the evidence page retrieved?", argv, __spec__.name, [
         f"data: {FOLDER.name}: {len(question_set.corpus)} filings (PDF, {pages} pages, {len(index)} chunks), "
         f"{len(question_set.questions)} questions; a hit is right when it is from the question's filing and from "
         "its evidence page (FinanceBench's `evidence_page_num`, 0-based there, 1-based here)",

@@ -16,8 +16,8 @@ Watch: an index watching a folder (``Index.watch``); a new Markdown file holding
 is saved, and the time until ``Index.search`` returns it is measured, ``--saves`` times.
 
 Usage:
-    .venv/bin/python bench/ingest_formats.py                 # all three, 3 rounds, 5 saves
-    .venv/bin/python bench/ingest_formats.py --rounds 1 --saves 2 --rows 20000   # quick check
+    .venv/bin/python -m bench.perf.ingest_formats                 # all three, 3 rounds, 5 saves
+    .venv/bin/python -m bench.perf.ingest_formats --rounds 1 --saves 2 --rows 20000   # quick check
 
 Results: ``bench/results/perf_ingest_formats.md``.
 """
@@ -31,7 +31,6 @@ import email.policy
 import io
 import json
 import mailbox
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import zipfile
 from email.message import EmailMessage
 from pathlib import Path
 
-from _common import ROOT, Timer, header, median, write
+from bench.common import Timer, header, median, run_code, write
 
 from rag import Index, Settings
 from rag.embed import load_embedder
@@ -248,7 +247,6 @@ def measure_ingest(files: dict[str, Path], settings: Settings) -> list[str]:
 _CHILD = """
 import json, sys
 from pathlib import Path
-sys.path.insert(0, {root!r})
 from rag.ingest.load import read_file
 import docx, pptx, openpyxl  # imported before the baseline: the read is measured, not the imports
 def hwm():
@@ -257,8 +255,8 @@ def hwm():
             return int(line.split()[1]) / 1024
 before = hwm()
 read = read_file(sys.argv[1])
-print(json.dumps({{"before": before, "after": hwm(), "pages": len(read.pages),
-                   "chars": sum(len(p.text) for p in read.pages)}}))
+print(json.dumps({"before": before, "after": hwm(), "pages": len(read.pages),
+                  "chars": sum(len(p.text) for p in read.pages)}))
 """
 
 
@@ -268,8 +266,7 @@ def measure_memory(folder: Path, rows: int, slides: int) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for label, path in ((f"{rows:,}-row spreadsheet (6 columns)", make_xlsx(folder / "big.xlsx", rows)),
                         (f"{slides}-slide deck with notes", make_pptx(folder / "big.pptx", slides))):
-        out = subprocess.run([sys.executable, "-c", _CHILD.format(root=str(ROOT)), str(path)], capture_output=True,
-                             text=True, check=True)
+        out = run_code(_CHILD, str(path), capture_output=True, text=True, check=True)
         data = json.loads(out.stdout.strip().splitlines()[-1])
         lines.append(f"| {label} | {path.stat().st_size / 1e6:.1f} MB | {data['before']:.0f} | {data['after']:.0f} | "
                      f"{data['after'] - data['before']:.0f} | {data['pages']} | {data['chars']:,} |")
@@ -317,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         memory = measure_memory(folder, args.rows, args.slides)
         watch = measure_watch(folder, args.saves, settings)
     lines = header("Other formats: reading, memory, watched folders", sys.argv[1:] if argv is None else argv,
-                   "ingest_formats.py", [f"embedding backend: {args.backend}; samples made by the script with each "
+                   __spec__.name, [f"embedding backend: {args.backend}; samples made by the script with each "
                                          "format's own library"])
     write("perf_ingest_formats", lines + speed + ingest + memory + watch)
     return 0

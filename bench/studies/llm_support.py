@@ -8,19 +8,18 @@ the quote does not make). They are written by hand over this repository's test d
 user guide, not sampled from a live model (none runs on this machine): they show where the
 threshold sits, not a rate on any particular model.
 
-    .venv/bin/python bench/llm_support.py            # table of coverage per case, kept/dropped per class
+    .venv/bin/python -m bench.studies.llm_support            # table of coverage per case, kept/dropped per class
 
 Figures are quoted in docs/reliability.md.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.answer.support import MIN_COVERAGE, coverage, supported  # noqa: E402
+
+from rag.answer.support import MIN_COVERAGE, coverage, supported
 
 REED = "The lighthouse on Gull Rock was designed by the engineer Thomas Reed."
 LIT = "It was lit for the first time in 1871."
@@ -80,7 +79,8 @@ INJECTED = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     print(f"MIN_COVERAGE = {MIN_COVERAGE}\n")
     print("| class | kept | coverage | sentence | what the quotes lack |")
     print("| --- | --- | --- | --- | --- |")
@@ -96,7 +96,8 @@ def main() -> None:
     print()
     for label, (kept, n) in totals.items():
         print(f"{label}: {kept} of {n} kept")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -20,7 +20,7 @@ with the text layer (CER as above, and the share of the words recovered, which d
 reading order), with seconds per page.
 
 Usage:
-    .venv/bin/python bench/pdf_extract.py [--files 17] [--ocr] [--ocr-pages 6]
+    .venv/bin/python -m bench.studies.pdf_extract [--files 17] [--ocr] [--ocr-pages 6]
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ import time
 import unicodedata
 from pathlib import Path
 
-from _common import RESULTS, SHARED, header, write
+from bench.common import CACHE, SHARED, header, write
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.ingest.pdf import OcrOptions, read_pdf  # noqa: E402
+from rag.ingest.pdf import OcrOptions, read_pdf
 
 EXPECTED = [("crazyones.pdf", "crazyones.txt"), ("toy.pdf", "toy.layout.txt"),
             ("pdflatex-forms.pdf", "010-pdflatex-forms.txt")]
@@ -193,7 +192,7 @@ def ocr_engines(args: argparse.Namespace) -> list[str]:
     from rag.ingest import ocr
 
     pages: list[tuple[Path, int, str]] = []
-    seed = seed_pdf(RESULTS.parent / ".cache" / "seed-text.pdf")
+    seed = seed_pdf(CACHE / "seed-text.pdf")
     for path, number in [(SHARED / "pdfs-pypdf" / "crazyones.pdf", 1), (seed, 1), (seed, 2)]:
         pages.append((path, number, read_pdf(path, ocr=OcrOptions(False)).pages[number - 1].text))
     for path, number in [(SHARED / "financebench" / "pdfs" / "AMCOR_2023Q4_EARNINGS.pdf", 1),
@@ -230,19 +229,20 @@ def ocr_engines(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=17, help="FinanceBench filings to read")
     parser.add_argument("--ocr", action="store_true", help="also compare the OCR engines")
     parser.add_argument("--ocr-pages", type=int, default=6)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     if not (SHARED / "pdfs-pypdf").exists():
         print(f"missing data: {SHARED}", file=sys.stderr)
         return 2
     body = extractors(args)
     if args.ocr:
         body += [""] + ocr_engines(args)
-    lines = header("PDF text extractors and OCR engines", sys.argv[1:], "pdf_extract.py",
+    lines = header("PDF text extractors and OCR engines", argv, __spec__.name,
                    ["extractors: `rag.ingest.pdf.read_pdf(extractor=...)` with OCR off; dictionary for broken words: "
                     "SQuAD 1.1 train words seen 3+ times, plus each filing's words both extractors read",
                     "what the figures decided is written in rag/ingest/pdf.py (the extractor) and rag/ingest/ocr.py (the OCR "

@@ -25,8 +25,8 @@ model and a hash of the texts; the per-query candidate lists are cached too.  Th
 later runs take a few minutes of scoring.
 
 Usage:
-    .venv/bin/python bench/fusion_study.py                 # writes bench/results/fusion_study.md
-    .venv/bin/python bench/fusion_study.py --no-held-out   # the three beir-mini sets only
+    .venv/bin/python -m bench.studies.fusion_study                 # writes bench/results/fusion_study.md
+    .venv/bin/python -m bench.studies.fusion_study --no-held-out   # the three beir-mini sets only
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -48,14 +45,13 @@ from typing import Callable
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import common
+from bench.common import RESULTS, machine, write
+from rag.search.fusion import fuse
 
-from rag.search.fusion import fuse  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data"
+DATA = common.SHARED
 SETS = {
     "business-reports": DATA / "beir-mini" / "business-reports",
     "msmarco": DATA / "beir-mini" / "msmarco",
@@ -64,7 +60,7 @@ SETS = {
 SCIFACT = DATA / "scifact"
 SQUAD = DATA / "squad2-dev" / "squad2-dev-half-a.json"
 FAQ = DATA / "faq-rag"
-CACHE = ROOT / "bench" / ".cache" / "fusion"
+CACHE = common.CACHE / "fusion"
 MODEL = "all-MiniLM-L6-v2"
 DEPTH = 100  # what each retriever returns to the study; fusions use the first `candidates`
 PUBLISHED_SCIFACT = {"bm25": 0.687, "dense": 0.645, "hybrid": 0.713}
@@ -356,20 +352,6 @@ def sweep_variants() -> dict[str, Fuser]:
 
 # -- report --------------------------------------------------------------------------------------
 
-def machine() -> str:
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        nproc = str(os.cpu_count())
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"nproc {nproc}, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-
-
 def judged_report_titles(ds: Dataset) -> list[str]:
     """business-reports: each judged query beside the report its judgments point at (the evidence
     that its qrels are misaligned)."""
@@ -394,12 +376,12 @@ def main(argv: list[str] | None = None) -> int:
                              "embedding on a 2-core machine the first time, cached after)")
     parser.add_argument("--candidates", type=int, default=50, help="candidates per retriever (rag's default 50)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads when something must be embedded")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fusion_study.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "fusion_study.md")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     cand = args.candidates
     given = sys.argv[1:] if argv is None else argv
-    command = " ".join([".venv/bin/python bench/fusion_study.py"] + ([shlex.join(given)] if given else []))
+    command = common.command(__spec__.name, given).strip()
 
     loaders: dict[str, Callable[[], Dataset]] = {n: (lambda n=n: load(n, SETS[n])) for n in SETS}
     if not args.no_held_out:
@@ -588,11 +570,8 @@ def main(argv: list[str] | None = None) -> int:
               "models; `beir-mini/published-benchmarks.json`). Its numbers decide nothing.", "",
               "| query | text | report its judged passages come from | judged |", "| --- | --- | --- | ---: |"]
     lines += judged_report_titles(data["business-reports"][0])
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
-    print(f"written to {args.out}", file=sys.stderr)
+    print("\n".join(lines))
+    write("fusion_study", lines, args.out)
     return 0
 
 

@@ -6,7 +6,7 @@ passes when every input is either read into well-formed pages and chunks or refu
 PDF inputs start from two small real PDFs so that mutations reach the parser's depths quickly.
 
     .venv/bin/pip install atheris          # not a project dependency
-    .venv/bin/python bench/fuzz_atheris.py --seconds 600 --corpus bench/.cache/fuzz
+    .venv/bin/python -m bench.robustness.fuzz_atheris --seconds 600 --corpus bench/.cache/fuzz
 
 The result line goes to bench/results/fuzz_atheris.md with ``--report``.
 """
@@ -15,23 +15,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import atheris  # noqa: E402 - after the path set-up
+import atheris
 
 with atheris.instrument_imports(include=["pypdf", "rag"]):
     import pypdf  # noqa: F401 - instrumented for coverage
 
+    from bench.common import CACHE, command, machine, run_module, text_pdf, write, write_pdf
     from rag.embed import model_token_counter
     from rag.errors import LoadError
     from rag.ingest.chunk import Chunker
@@ -66,9 +60,6 @@ def one_input(data: bytes) -> None:
 
 
 def _seed(corpus: Path) -> None:
-    from conftest import write_pdf
-    from test_load import text_pdf
-
     corpus.mkdir(parents=True, exist_ok=True)
     made = write_pdf(_WORK / "seed.pdf", ["Harbour log. The ferry left at noon.", "Second page."])
     (corpus / "seed-fpdf").write_bytes(b"\x00" + made.read_bytes())
@@ -80,7 +71,7 @@ def _seed(corpus: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=120, help="total fuzzing time (default 120)")
-    parser.add_argument("--corpus", type=Path, default=ROOT / "bench" / ".cache" / "fuzz")
+    parser.add_argument("--corpus", type=Path, default=CACHE / "fuzz")
     parser.add_argument("--report", action="store_true", help="write the result to bench/results/fuzz_atheris.md")
     args, rest = parser.parse_known_args()
     if args.report:
@@ -97,29 +88,23 @@ def main() -> int:
 def _run_and_report(args: argparse.Namespace) -> int:
     # libFuzzer ends the process it runs in, so the fuzzing runs in a child and this one reports.
     started = time.time()
-    result = subprocess.run([sys.executable, __file__, "--seconds", str(args.seconds), "--corpus", str(args.corpus)],
-                            capture_output=True, text=True)
+    result = run_module(__spec__.name, "--seconds", str(args.seconds), "--corpus", str(args.corpus),
+                        capture_output=True, text=True)
     log = result.stderr.splitlines()
     done = next((line for line in reversed(log) if line.startswith("Done")), "no summary line")
     stats = [line for line in log if line.startswith("stat::")]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
     crashes = sorted(p.name for p in args.corpus.glob("crash-*"))
     text = ("# atheris fuzzing of the loaders and the chunker\n\n"
-            f"- command: `.venv/bin/python bench/fuzz_atheris.py --seconds {args.seconds} --report`\n"
+            f"- command: `{command(__spec__.name, ['--seconds', str(args.seconds), '--report']).strip()}`\n"
             f"- date: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}\n"
-            f"- machine: {os.cpu_count()} cores ({cpu}), {memory // 1024} MiB RAM\n"
+            f"- machine: {machine()}\n"
             f"- pypdf {pypdf.__version__}\n\n"
             f"Result: exit code {result.returncode}; {done}; crash inputs kept: {', '.join(crashes) or 'none'}.\n")
     if stats:
         text += "\n```\n" + "\n".join(stats) + "\n```\n"
     if result.returncode != 0:
         text += "\nLast lines of the log:\n\n```\n" + "\n".join(log[-40:]) + "\n```\n"
-    out = ROOT / "bench" / "results" / "fuzz_atheris.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write("fuzz_atheris", text.splitlines())
     print(text)
     return result.returncode
 

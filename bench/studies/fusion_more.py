@@ -1,6 +1,6 @@
 """More attempts at the fusion target (+2 nDCG@10 over the better single retriever): what each buys.
 
-``bench/fusion_study.py`` chose the default fusion; this script measures three further ideas on
+``bench/studies/fusion_study.py`` chose the default fusion; this script measures three further ideas on
 top of it, on the same candidate lists (its cached embeddings and runs, same sets, same metric:
 nDCG@10 with linear gains, passage level, 50 candidates per retriever):
 
@@ -18,8 +18,8 @@ Each row is the default blend of ``rag.search.fusion.fuse`` with one change; "de
 default on the same set. Results go to ``bench/results/fusion_more.md``.
 
 Usage:
-    .venv/bin/python bench/fusion_more.py                 # the three beir-mini sets and the held-out sets
-    .venv/bin/python bench/fusion_more.py --no-held-out   # beir-mini only (a few minutes once cached)
+    .venv/bin/python -m bench.studies.fusion_more                 # the three beir-mini sets and the held-out sets
+    .venv/bin/python -m bench.studies.fusion_more --no-held-out   # beir-mini only (a few minutes once cached)
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import fusion_study as fs  # noqa: E402
-from _common import header  # noqa: E402
-
-from rag.search.fusion import fuse  # noqa: E402
+from bench.common import RESULTS, header, write
+from bench.studies import fusion_study as fs
+from rag.search.fusion import fuse
 
 WH_WORDS = ("what which who whom whose when where why how does do did is are was were can could would "
             "should").split()
@@ -109,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-held-out", action="store_true", help="only the three beir-mini sets")
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="torch threads when something must be embedded")
-    parser.add_argument("--out", type=Path, default=fs.ROOT / "bench" / "results" / "fusion_more.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "fusion_more.md")
     args = parser.parse_args(argv)
     if not all(folder.exists() for folder in fs.SETS.values()):
         print(f"missing data: {fs.DATA / 'beir-mini'} (../shared is beside the checkout)", file=sys.stderr)
@@ -150,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [h[0] for h in heads]
     lines = header("More fusion attempts: query words, dense PRF, neighbour smoothing", argv or sys.argv[1:],
-                   "fusion_more.py", [f"{cand} candidates per retriever; nDCG@10, passage level, as in "
-                                      "`bench/fusion_study.py` (whose cached embeddings and runs this reads)",
+                   __spec__.name, [f"{cand} candidates per retriever; nDCG@10, passage level, as in "
+                                      "`bench/studies/fusion_study.py` (whose cached embeddings and runs this reads)",
                                       f"run time: {time.perf_counter() - started:.0f} s"])
     lines += ["## The default, for reference", "",
               "| set | queries | dense | BM25 | default blend |", "|---|---:|---:|---:|---:|"]
@@ -164,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     best = max(variants.items(), key=lambda kv: float(np.mean(kv[1])))
     lines += ["", f"Best mean change: {best[0]} ({100 * float(np.mean(best[1])):+.2f} points). "
               "business-reports carries no signal (misaligned qrels, see `fusion_study.md`)."]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write("fusion_more", lines, args.out)
     print("\n".join(lines))
     return 0
 

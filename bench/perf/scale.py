@@ -9,9 +9,9 @@ case for any approximate index) is measured too. The exact-scan latency by size 
 ``Settings.exact_search_limit``.
 
 Usage:
-    .venv/bin/python bench/scale.py                       # 100k and 1M (about 15 min, 5 GiB RAM)
-    .venv/bin/python bench/scale.py --sizes 20000         # quick check
-    .venv/bin/python bench/scale.py --hnsw-max 1000000    # also HNSW-SQ8 at 1M (slow to build)
+    .venv/bin/python -m bench.perf.scale                       # 100k and 1M (about 15 min, 5 GiB RAM)
+    .venv/bin/python -m bench.perf.scale --sizes 20000         # quick check
+    .venv/bin/python -m bench.perf.scale --hnsw-max 1000000    # also HNSW-SQ8 at 1M (slow to build)
 
 Results: ``bench/results/perf_scale.md``.
 """
@@ -23,7 +23,7 @@ import sys
 import time
 
 import numpy as np
-from _common import Timer, clustered_vectors, header, percentile, write
+from bench.common import Timer, clustered_vectors, header, percentile, write
 
 from rag.settings import Settings
 from rag.store.faiss_dense import build_dense_index
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += run_size(min(args.sizes), hnsw=min(args.sizes) <= args.hnsw_max, uniform=True)
 
     limit = Settings().exact_search_limit
-    lines = header("Dense index by size: exact, IVF-SQ8 and HNSW-SQ8", argv, "scale.py", notes=[
+    lines = header("Dense index by size: exact, IVF-SQ8 and HNSW-SQ8", argv, __spec__.name, notes=[
         f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads; vectors: 384-d unit vectors, "
         "clustered (about 100 per random centre, cosine about 0.75 to it) unless marked uniform; "
         f"{QUERIES} held-out query vectors from the same distribution, searched one at a time for 50 candidates",

@@ -4,20 +4,19 @@ Exports an earlier commit's ``rag/`` package, then runs every question of ``eval
 both versions on the same index folder (one built by the current code), with each fusion (top 10,
 scores to 6 decimals, quote offsets), MMR and a page filter, and compares them one by one.
 
-    .venv/bin/python bench/same_results.py --before c152828 --corpus docs ../shared/seeds
+    .venv/bin/python -m bench.robustness.same_results --before c152828 --corpus docs ../shared/seeds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import CACHE, ROOT, header, write
+from bench.common import CACHE, ROOT, header, run_code, write
 
 _RUN = """
 import json, sys
@@ -36,14 +35,15 @@ json.dump(found, open(out, "w"))
 """
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", required=True, help="the earlier commit")
     parser.add_argument("--corpus", nargs="+", default=["docs"])
     parser.add_argument("--index", default=None, help="an index (onnx-int8) to use instead of building one")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     sets = sorted(str(p) for p in (ROOT / "eval_questions").glob("*.jsonl") if "conversation" not in p.name)
-    folder = Path(args.index) if args.index else CACHE / "same-results-index"
+    folder = Path(args.index).resolve() if args.index else CACHE / "same-results-index"
     if not args.index:
         subprocess.run([sys.executable, "-m", "rag.serve.cli", "ingest", *args.corpus, "--index", str(folder),
                         "--backend", "onnx-int8", "--no-progress"], check=True, cwd=ROOT)
@@ -55,11 +55,10 @@ def main() -> int:
         results = {}
         for name, path in (("before", old), ("now", ROOT)):
             out = Path(tmp) / f"{name}.json"
-            subprocess.run([sys.executable, "-c", _RUN, str(folder), str(out), *sets], check=True,
-                           env={**os.environ, "PYTHONPATH": str(path)})
+            run_code(_RUN, str(folder), str(out), *sets, check=True, pythonpath=path)
             results[name] = json.loads(out.read_text())
     differ = [k for k in results["now"] if results["now"][k] != results["before"].get(k)]
-    lines = header("Same results before and after a refactor", sys.argv[1:], "same_results.py", [
+    lines = header("Same results before and after a refactor", argv, __spec__.name, [
         f"before: commit {args.before}; now: the working tree; one index (onnx-int8) of "
         f"{args.index or ', '.join(args.corpus)}",
     ])

@@ -8,9 +8,9 @@ sentences costs. Then ``Index.summarize`` of a 50-page PDF (a real filing from
 ``../shared/data/financebench`` when present, else one made with fpdf2) and of the seed.
 
 Usage:
-    .venv/bin/python bench/answer_speed.py [--rounds 3]
+    .venv/bin/python -m bench.perf.answer_speed [--rounds 3]
 
-Results: ``bench/results/perf_answer_speed.md``.
+Results: ``bench/results/answer_speed.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, SHARED, header, percentile, write
+from bench.common import ROOT, SHARED, header, percentile, write, write_pdf
 
 from rag import Index
 from rag.answer.extractive import abstention, compose, read_spans
@@ -51,19 +51,24 @@ def fifty_pages(folder: Path) -> Path:
                 return pdf
         except Exception:  # noqa: BLE001 - any unreadable filing is simply not chosen
             continue
-    sys.path.insert(0, str(ROOT))
-    from tests.conftest import write_pdf  # noqa: E402 - fpdf2, test extra
+    return made_pdf(folder, 50)
 
+
+def made_pdf(folder: Path, pages: int) -> Path:
+    """A PDF of ``pages`` pages of 400 words each (fpdf2)."""
     words = "The harbour authority reported steady growth in container traffic across the year".split()
-    return write_pdf(folder / "made-50-pages.pdf",
-                     [" ".join(f"{words[(n + i) % len(words)]}" for i in range(400)) + "." for n in range(50)])
+    return write_pdf(folder / f"made-{pages}-pages.pdf",
+                     [" ".join(f"{words[(n + i) % len(words)]}" for i in range(400)) + "." for n in range(pages)])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=None, help="only the first N questions of each corpus")
+    parser.add_argument("--pages", type=int, default=None,
+                        help="summarise a made PDF of N pages (default: a real filing of 40-70 pages)")
     args = parser.parse_args(argv)
-    lines = header("Answer latency by kind, and summaries", sys.argv[1:] if argv is None else argv, "answer_speed.py",
+    lines = header("Answer latency by kind, and summaries", sys.argv[1:] if argv is None else argv, __spec__.name,
                    ["k=5; each question asked once per round after a warm-up; the span-only answerer on the same "
                     "hits, interleaved"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, paths in corpora.items():
             index = Index.build(paths, folder / name)
             snapshot, retriever = index._require()
-            questions = QUESTIONS[name]
+            questions = QUESTIONS[name][:args.questions]
             index.ask(questions[0])  # warm-up: models loaded
             for _ in range(args.rounds):
                 for q in questions:
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{1000 * percentile(everything, 95):.0f} |"]
         lines += [f"| by kind (now) | {kind} | {len(times)} | {1000 * percentile(times, 50):.0f} | "
                   f"{1000 * percentile(times, 95):.0f} |" for kind, times in sorted(by_kind.items())]
-        pdf = fifty_pages(folder)
+        pdf = fifty_pages(folder) if args.pages is None else made_pdf(folder, args.pages)
         index = Index.build([pdf], folder / "pdf")
         document = index.documents()[0]
         times = []

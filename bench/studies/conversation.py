@@ -22,7 +22,7 @@ and of the 2026-12-03 lead vector (the question's own embedding added to the sea
 *report* half (odd) apart, which nothing was chosen on.
 
 Usage:
-    .venv/bin/python bench/conversation.py [--limit N]
+    .venv/bin/python -m bench.studies.conversation [--limit N]
 
 Results go to ``bench/results/conversation.md``.
 """
@@ -34,16 +34,14 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE, SHARED, header, percentile, write  # noqa: E402
+from bench.common import CACHE, SHARED, header, percentile, write
 
-from rag import Index, Settings  # noqa: E402
-from rag.eval.datasets import EvalQuestion, doc2dial_half, load_doc2dial  # noqa: E402
-from rag.eval.metrics import passage_relevant  # noqa: E402
-from rag.search.conversation import content_words, resolve  # noqa: E402
+from rag import Index, Settings
+from rag.eval.datasets import EvalQuestion, doc2dial_half, load_doc2dial
+from rag.eval.metrics import passage_relevant
+from rag.search.conversation import content_words, resolve
 
 FOLDER = SHARED / "conversation"
 K = 5
@@ -150,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"missing data: {FOLDER}", file=sys.stderr)
         return 1
     started = time.perf_counter()
-    lines = header("Follow-up questions: the offline resolver", sys.argv[1:], "conversation.py", [
+    lines = header("Follow-up questions: the offline resolver", sys.argv[1:], __spec__.name, [
         "data: ../shared/data/conversation (doc2dial-a: half of doc2dial's validation split; CANARD dev); "
         "tuned on CANARD and on doc2dial-a's tune half (see the module docstring); the report half is held out"])
     d2d, _ = doc2dial_rows(args.limit)
