@@ -90,20 +90,20 @@ bench: install-test
 
 # Refit the shipped reader (rag/models/reader-int8.onnx): six stages of one batch stream, each
 # continuing the last (about 5 hours on 2 cores), then its abstention rule end to end on
-# the calibration articles; needs ../shared/data/train. The recipe is in train/reader.py.
+# the calibration articles; needs ../shared/data/train. The recipe is in train/reader/__init__.py.
 train-reader: install-test
-	$(BIN)/python train/reader.py --steps 1000 --out train/.work/stage1
-	$(BIN)/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
+	$(BIN)/python -m train.reader --steps 1000 --out train/.work/stage1
+	$(BIN)/python -m train.reader --steps 900 --lr 5e-5 --skip-steps 1000 \
 		--init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 1900 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 1900 \
 		--init-from train/.work/stage2/reader-int8.onnx --out train/.work/stage3
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 3400 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 3400 \
 		--init-from train/.work/stage3/reader-int8.onnx --out train/.work/stage4
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 4900 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 4900 \
 		--init-from train/.work/stage4/reader-int8.onnx --out train/.work/stage5
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 6400 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 6400 \
 		--init-from train/.work/stage5/reader-int8.onnx
-	$(BIN)/python train/reader.py --calibrate
+	$(BIN)/python -m train.reader --calibrate
 
 clean-index:
 	rm -rf index/gen-* index/CURRENT index/cache index/.lock

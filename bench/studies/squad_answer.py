@@ -5,7 +5,7 @@ The eight articles of ``../shared/data/squad2-dev`` are indexed together (once, 
 ``EARLIER_CALIBRATION``, so that figures stay comparable with the runs before the reader) is
 asked of the whole index with ``k=5``. Nothing here is fitted: the abstention rule (the reader's
 margin plus a weight times the best passage's dense similarity, against a threshold;
-``rag.answer.extractive.Abstention``) was chosen by ``train/reader.py --calibrate`` on SQuAD 2.0 articles
+``rag.answer.extractive.Abstention``) was chosen by ``python -m train.reader --calibrate`` on SQuAD 2.0 articles
 outside ``squad2-dev``, and it is the "shipped" row; the margin alone at its own calibrated
 threshold and other thresholds are shown to say what the trade-off looks like, not to pick one.
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {machine()}",
         f"- model: `{info.path.name}` (sha256 {info.sha256[:12]}…), abstention rule (similarity weight "
         f"{info.similarity_weight:g}, threshold {shipped:.2f}; margin alone {info.no_answer_margin:.2f}) chosen by "
-        "`train/reader.py --calibrate` on SQuAD 2.0 articles outside squad2-dev (nothing here was tuned on)",
+        "`python -m train.reader --calibrate` on SQuAD 2.0 articles outside squad2-dev (nothing here was tuned on)",
         f"- data: {SQUAD.name}: {len(question_set.corpus)} articles indexed together ({len(index)} chunks); "
         f"figures on the {len(report)} questions of the four articles not in {', '.join(EARLIER_CALIBRATION)} "
         f"({len(report) - n_un} answerable, {n_un} unanswerable)",
