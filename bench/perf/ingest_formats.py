@@ -197,14 +197,17 @@ def alone_mbox(path: Path) -> int:
     return n
 
 
-def measure_speed(folder: Path, rounds: int, rows: int) -> tuple[list[str], dict[str, Path]]:
+def measure_speed(folder: Path, rounds: int, rows: int, share: float = 1.0) -> tuple[list[str], dict[str, Path]]:
+    def size(n: int) -> int:
+        return max(1, round(n * share))
+
     samples = {
-        "docx": (make_docx(folder / "report.docx"), alone_docx, "python-docx"),
-        "pptx": (make_pptx(folder / "deck.pptx", 200), alone_pptx, "python-pptx"),
+        "docx": (make_docx(folder / "report.docx", size(60)), alone_docx, "python-docx"),
+        "pptx": (make_pptx(folder / "deck.pptx", size(200)), alone_pptx, "python-pptx"),
         "xlsx": (make_xlsx(folder / "ledger.xlsx", rows), alone_xlsx, "openpyxl (read-only)"),
         "csv": (make_csv(folder / "ledger.csv", rows), alone_csv, "csv"),
-        "epub": (make_epub(folder / "book.epub"), alone_epub, "zipfile + html_to_text"),
-        "mbox": (make_mbox(folder / "inbox.mbox"), alone_mbox, "mailbox + email"),
+        "epub": (make_epub(folder / "book.epub", size(80)), alone_epub, "zipfile + html_to_text"),
+        "mbox": (make_mbox(folder / "inbox.mbox", size(1000)), alone_mbox, "mailbox + email"),
     }
     lines = ["## Reading: rag.ingest.load.read_file against the library alone", "",
              "| format | sample | library | library alone (s) | read_file (s) | overhead | pages | characters |",
@@ -304,12 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slides", type=int, default=500, help="slides of the large deck (memory)")
     parser.add_argument("--speed-rows", type=int, default=5_000, help="rows of the spreadsheet and CSV timed")
     parser.add_argument("--saves", type=int, default=5)
+    parser.add_argument("--share", type=float, default=1.0,
+                        help="the timed Word, PowerPoint, EPUB and mail samples at this share of their size "
+                             "(a quick check)")
     parser.add_argument("--backend", default="onnx-int8", choices=["onnx", "onnx-int8", "torch"])
     args = parser.parse_args(argv)
     settings = Settings(embed_backend=args.backend)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        speed, files = measure_speed(folder, args.rounds, args.speed_rows)
+        speed, files = measure_speed(folder, args.rounds, args.speed_rows, args.share)
         ingest = measure_ingest(files, settings)
         memory = measure_memory(folder, args.rows, args.slides)
         watch = measure_watch(folder, args.saves, settings)

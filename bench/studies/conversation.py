@@ -30,6 +30,7 @@ Results go to ``bench/results/conversation.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -64,9 +65,15 @@ def half(q: EvalQuestion) -> str:
     return doc2dial_half(q.sources[0])
 
 
-def doc2dial_rows(limit: int | None) -> tuple[list[str], dict[str, float]]:
-    question_set = load_doc2dial(FOLDER, cache_dir=CACHE / "datasets", limit=limit)
-    index = Index.build(question_set.corpus, CACHE / "doc2dial-index", settings=Settings())
+def doc2dial_rows(limit: int | None, documents: int | None = None) -> tuple[list[str], dict[str, float]]:
+    question_set = load_doc2dial(FOLDER, cache_dir=CACHE / "datasets", limit=None if documents else limit)
+    folder = CACHE / "doc2dial-index"
+    if documents:  # a quick check: the first documents and the turns on them
+        kept = question_set.corpus[:documents]
+        turns = [q for q in question_set.questions if q.sources[0] in {p.name for p in kept}][:limit]
+        question_set = dataclasses.replace(question_set, corpus=kept, questions=tuple(turns))
+        folder = CACHE / f"doc2dial-index-{documents}"
+    index = Index.build(question_set.corpus, folder, settings=Settings())
     right: dict[tuple[str, str], list[bool]] = {}
     timings = []
     search_ms: dict[str, list[float]] = {}
@@ -143,6 +150,8 @@ def canard_rows(limit: int | None) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N turns of each set")
+    parser.add_argument("--documents", type=int, default=None,
+                        help="doc2dial: only the first N documents, and the turns on them (a quick check)")
     args = parser.parse_args(argv)
     if not FOLDER.exists():
         print(f"missing data: {FOLDER}", file=sys.stderr)
@@ -151,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = header("Follow-up questions: the offline resolver", sys.argv[1:], __spec__.name, [
         "data: ../shared/data/conversation (doc2dial-a: half of doc2dial's validation split; CANARD dev); "
         "tuned on CANARD and on doc2dial-a's tune half (see the module docstring); the report half is held out"])
-    d2d, _ = doc2dial_rows(args.limit)
+    d2d, _ = doc2dial_rows(args.limit, args.documents)
     lines += d2d + canard_rows(args.limit)
     lines.append(f"run time: {time.perf_counter() - started:.0f} s")
     print(write("conversation", lines).read_text(encoding="utf-8"))

@@ -59,7 +59,8 @@ def bm25_run(ds: fs.Dataset, extra_stopwords: list[str]) -> fs.Run:
     queries = bm25s.tokenize(ds.queries, stopwords=list(STOPWORDS_EN) + extra_stopwords, stemmer=stemmer,
                              return_ids=False, show_progress=False)
     # A query made of question words only keeps nothing: it matches nothing, as in rag.
-    rows, scores = retriever.retrieve([q or ["\x00"] for q in queries], k=fs.DEPTH, show_progress=False)
+    rows, scores = retriever.retrieve([q or ["\x00"] for q in queries], k=min(fs.DEPTH, len(ds.texts)),
+                                      show_progress=False)
     return [[(int(r), float(s)) for r, s in zip(rr, ss) if s > 0] for rr, ss in zip(rows, scores)]
 
 

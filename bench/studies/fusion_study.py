@@ -209,7 +209,8 @@ def runs(ds: Dataset, threads: int) -> tuple[Run, Run]:
                     show_progress=False)
     # Strings, not ids: tokenizing the queries with return_ids=True would build a new vocabulary.
     qtokens = bm25s.tokenize(ds.queries, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
-    rows, scores = retriever.retrieve(qtokens, k=DEPTH, show_progress=False)
+    # bm25s refuses a k above the corpus size (a tiny set in the smoke test; every real set is larger).
+    rows, scores = retriever.retrieve(qtokens, k=min(DEPTH, len(ds.texts)), show_progress=False)
     sparse = [[(int(r), float(s)) for r, s in zip(rr, ss) if s > 0] for rr, ss in zip(rows, scores)]
     path.write_text(json.dumps({"dense": dense, "bm25": sparse}))
     return dense, sparse

@@ -266,7 +266,7 @@ def reader_order(hits: Sequence[Hit], ranked_spans: Sequence[Span], first: int |
     ``ranked_spans`` are best first (margin less ``RANK_PENALTY`` a place); hits without a span
     keep retrieval's order after them, and ``rank`` is renumbered to the new places. Ordered so,
     the first passage an answer lists is right more often than in retrieval's order, on every
-    set measured (``bench/reader_rerank.py``, ``bench/squad_answer.py``; stage-6 reader, top 5):
+    set measured (``bench/studies/reader_rerank.py``, ``bench/studies/squad_answer.py``; stage-6 reader, top 5):
     SQuAD 2.0 dev half a 0.725 -> 0.793, rag's docs set 0.727 -> 0.864, the seed article 0.833 ->
     1.000, FinanceBench 0.600 -> 0.850.
     """
