@@ -43,7 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RAG_BENCH_SHARED") or ROOT.parent / "shared" / "data")
 """The evaluation data, beside the checkout (``../shared/data``)."""
 CACHE = Path(os.environ.get("RAG_BENCH_CACHE") or ROOT / "bench" / ".cache")
+"""Datasets unpacked, indexes and embeddings kept between runs (git-ignored)."""
 RESULTS = Path(os.environ.get("RAG_BENCH_RESULTS") or ROOT / "bench" / "results")
+"""The results files, which ``python -m bench.report`` assembles into docs/benchmarks.md."""
 
 
 def machine() -> str:
@@ -63,13 +65,11 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, Python {platform.python_version()}"
 
 
-def shared_missing(*parts: str) -> bool:
-    """True, after saying so on stderr, when the evaluation data in ``../shared/data/<parts>`` (by
-    default its SQuAD 2.0 dev set) is not here."""
-    path = SHARED.joinpath(*(parts or ("squad2-dev",)))
-    if path.exists():
+def shared_missing() -> bool:
+    """True, after saying so on stderr, when the evaluation data in ``../shared`` is not here."""
+    if (SHARED / "squad2-dev").exists():
         return False
-    print(f"missing data: {path} (../shared is beside the checkout)", file=sys.stderr)
+    print(f"missing data: {SHARED} (../shared is beside the checkout)", file=sys.stderr)
     return True
 
 
