@@ -68,42 +68,42 @@ test-all: install-test chromium
 # Every benchmark, one after another (about 2 hours on 2 cores), then docs/benchmarks.md.
 # Each script also runs alone: see the command at the top of its section in docs/benchmarks.md.
 bench: install-test
-	$(BIN)/python bench/retrieval.py
-	$(BIN)/python bench/fusion_study.py
-	$(BIN)/python bench/fusion_more.py
-	$(BIN)/python bench/squad_answer.py --latency 50
-	$(BIN)/python bench/reader_rerank.py
-	$(BIN)/python bench/conversation.py
-	$(BIN)/python bench/financebench.py
-	$(BIN)/python bench/answer_text.py
-	$(BIN)/python bench/answer_speed.py
-	$(BIN)/python bench/tatqa.py
-	$(BIN)/python bench/ingest_formats.py
-	$(BIN)/python bench/embed_backends.py
-	$(BIN)/python bench/ingest_speed.py --rounds 2
-	$(BIN)/python bench/ingest_speed.py --memory
-	$(BIN)/python bench/query_latency.py --questions 50
-	$(BIN)/python bench/scale.py
-	$(BIN)/python bench/compare_frameworks.py --rounds 2
-	$(BIN)/python bench/fault_injection.py
-	$(BIN)/python bench/report.py
+	$(BIN)/python -m bench.studies.retrieval
+	$(BIN)/python -m bench.studies.fusion_study
+	$(BIN)/python -m bench.studies.fusion_more
+	$(BIN)/python -m bench.studies.squad_answer --latency 50
+	$(BIN)/python -m bench.studies.reader_rerank
+	$(BIN)/python -m bench.studies.conversation
+	$(BIN)/python -m bench.studies.financebench
+	$(BIN)/python -m bench.studies.answer_text
+	$(BIN)/python -m bench.perf.answer_speed
+	$(BIN)/python -m bench.studies.tatqa
+	$(BIN)/python -m bench.perf.ingest_formats
+	$(BIN)/python -m bench.perf.embed_backends
+	$(BIN)/python -m bench.perf.ingest_speed --rounds 2
+	$(BIN)/python -m bench.perf.ingest_speed --memory
+	$(BIN)/python -m bench.perf.query_latency --questions 50
+	$(BIN)/python -m bench.perf.scale
+	$(BIN)/python -m bench.studies.compare_frameworks --rounds 2
+	$(BIN)/python -m bench.robustness.fault_injection
+	$(BIN)/python -m bench.report
 
 # Refit the shipped reader (rag/models/reader-int8.onnx): six stages of one batch stream, each
 # continuing the last (about 5 hours on 2 cores), then its abstention rule end to end on
-# the calibration articles; needs ../shared/data/train. The recipe is in train/reader.py.
+# the calibration articles; needs ../shared/data/train. The recipe is in train/reader/__init__.py.
 train-reader: install-test
-	$(BIN)/python train/reader.py --steps 1000 --out train/.work/stage1
-	$(BIN)/python train/reader.py --steps 900 --lr 5e-5 --skip-steps 1000 \
+	$(BIN)/python -m train.reader --steps 1000 --out train/.work/stage1
+	$(BIN)/python -m train.reader --steps 900 --lr 5e-5 --skip-steps 1000 \
 		--init-from train/.work/stage1/reader-int8.onnx --out train/.work/stage2
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 1900 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 1900 \
 		--init-from train/.work/stage2/reader-int8.onnx --out train/.work/stage3
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 3400 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 3400 \
 		--init-from train/.work/stage3/reader-int8.onnx --out train/.work/stage4
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 4900 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 4900 \
 		--init-from train/.work/stage4/reader-int8.onnx --out train/.work/stage5
-	$(BIN)/python train/reader.py --steps 1500 --lr 5e-5 --skip-steps 6400 \
+	$(BIN)/python -m train.reader --steps 1500 --lr 5e-5 --skip-steps 6400 \
 		--init-from train/.work/stage5/reader-int8.onnx
-	$(BIN)/python train/reader.py --calibrate
+	$(BIN)/python -m train.reader --calibrate
 
 clean-index:
 	rm -rf index/gen-* index/CURRENT index/cache index/.lock

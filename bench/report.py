@@ -5,15 +5,16 @@ written by hand and kept; everything below it is replaced by the result files, i
 ``SECTIONS``, each as its benchmark wrote it (command, date, machine, figures).
 
 Usage:
-    .venv/bin/python bench/report.py
+    .venv/bin/python -m bench.report
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from bench.common import RESULTS, ROOT
+
 TARGET = ROOT / "docs" / "benchmarks.md"
 MARKER = "<!-- GENERATED: everything below is bench/results/*.md, assembled by bench/report.py -->"
 
@@ -27,8 +28,11 @@ SECTIONS = (
 )
 
 
-def main() -> int:
-    summary = TARGET.read_text(encoding="utf-8").split(MARKER)[0].rstrip() if TARGET.exists() else "# Benchmarks"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=TARGET, help="the page to write (default docs/benchmarks.md)")
+    target = parser.parse_args(argv).out
+    summary = target.read_text(encoding="utf-8").split(MARKER)[0].rstrip() if target.exists() else "# Benchmarks"
     parts = [summary, "", MARKER, ""]
     names = [n for n in SECTIONS if (RESULTS / n).exists()]
     names += sorted(p.name for p in RESULTS.glob("*.md") if p.name not in SECTIONS)
@@ -37,8 +41,8 @@ def main() -> int:
         # Each result file starts with its own level-1 title: one level down, under this page's title.
         lines = ["#" + line if line.startswith("#") else line for line in text.splitlines()]
         parts += [f"<a id=\"{name[:-3]}\"></a>", "", *lines, ""]
-    TARGET.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)} from {len(names)} result files")
+    target.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    print(f"wrote {target} from {len(names)} result files")
     return 0
 
 

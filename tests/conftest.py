@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import write_pdf
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,20 +36,6 @@ def seed_dir() -> Path:
 @pytest.fixture(scope="session")
 def seed_file(seed_dir: Path) -> Path:
     return seed_dir / "000_17d6ea71f6fbed30.txt"
-
-
-def write_pdf(path: Path, pages: Sequence[str]) -> Path:
-    """A real PDF (fpdf2), one string per page, with text pypdf extracts back."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_auto_page_break(auto=True, margin=15)
-    for text in pages:
-        pdf.add_page()
-        pdf.set_font("Helvetica", size=11)
-        pdf.multi_cell(0, 6, text)
-    pdf.output(str(path))
-    return path
 
 
 def write_fruit_and_notes(folder: Path) -> Path:

@@ -97,7 +97,7 @@ def test_typed_questions_get_the_short_span(small_index: Index, question: str, e
 
 def test_the_answer_lists_its_own_passage_first(tmp_path: Path) -> None:
     # Answer.hits are the passages read, ordered as the answer weighed them: the answer's own
-    # first (bench/reader_rerank.py: the first passage is right more often than in search order).
+    # first (bench/studies/reader_rerank.py: the first passage is right more often than in search order).
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "visit.txt").write_text(
@@ -213,7 +213,7 @@ def test_squad_answers_contain_gold_and_quotes_are_verbatim(tmp_path_factory: py
         assert_verbatim(index, answer.citations)
         first = answer.citations[0].text if answer.citations else ""
         right += answer.found and (contains_answer(answer.text, q.answers) or contains_answer(first, q.answers))
-    # bench/squad_answer.py measures the reader end to end; this floor only catches breakage.
+    # bench/studies/squad_answer.py measures the reader end to end; this floor only catches breakage.
     assert right / len(answerable) > 0.5
 
 

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_crash import FAST, RAG, assert_consistent, write_corpus
+from test_crash import FAST
 
+from bench.common import RAG, assert_consistent, write_corpus
 from rag import Index, IndexLockedError
 from rag.store.snapshot import current_generation
 from rag.store.writer import WriteLock

@@ -14,131 +14,16 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import signal
-import sqlite3
 import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from bench.common import RAG, assert_consistent, kill_ingest_when, write_corpus
 from rag import Index, IndexCorruptError, IndexMismatchError, Settings
-from rag.ingest.chunk import content_hash
 from rag.store.snapshot import CURRENT, MANIFEST, current_generation
-from rag.types import searchable_text
 
 FAST = Settings(embed_backend="onnx-int8")
-RAG = [sys.executable, "-m", "rag.serve.cli"]
-
-_TOWNS = ["Aberdeen", "Bergen", "Cadiz", "Danzig", "Esbjerg", "Faro", "Galway", "Hull", "Izmir", "Jaffa",
-          "Kiel", "Lisbon", "Malmo", "Nantes", "Oslo", "Porto", "Quimper", "Riga", "Split", "Tallinn"]
-
-
-def write_corpus(folder: Path, tag: str, files: int, sentences: int = 40) -> list[Path]:
-    """Text files with distinct facts, so every chunk is new to the embedding cache."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(tag)
-    paths = []
-    for n in range(files):
-        town = _TOWNS[n % len(_TOWNS)]
-        lines = [f"Harbour log {tag}-{n}: the {rng.choice(['ferry', 'trawler', 'barge', 'schooner'])} "
-                 f"{rng.choice(['Aurora', 'Borealis', 'Cygnus', 'Delphine'])}{rng.randint(1, 10**6)} left {town} "
-                 f"at {rng.randint(0, 23)}:{rng.randint(10, 59)} carrying {rng.randint(2, 900)} tonnes of "
-                 f"{rng.choice(['salt', 'timber', 'coal', 'wool', 'cod', 'tin'])}." for _ in range(sentences)]
-        path = folder / f"{tag}-{n:03d}.txt"
-        path.write_text(" ".join(lines), encoding="utf-8")
-        paths.append(path)
-    return paths
-
-
-def assert_consistent(folder: Path) -> Index:
-    """The live generation opens with its checksums and every part agrees with the others."""
-    index = Index.open(folder)  # verifies every file's sha256 against the manifest
-    snap = index.snapshot()
-    assert snap is not None
-    n = len(index)
-    assert snap.vectors.shape == (n, snap.dim)
-    assert len(snap.dense) == n
-    assert (snap.lexical.count if n else 0) == n
-    db = sqlite3.connect(f"file:{snap.path / 'meta.sqlite'}?mode=ro", uri=True)
-    try:
-        rows = [r for (r,) in db.execute("SELECT row FROM chunks ORDER BY row")]
-        assert rows == list(range(n))
-        per_file = dict(db.execute("SELECT source, COUNT(*) FROM chunks GROUP BY source"))
-        for source, pages, chunks in db.execute("SELECT source, pages, chunks FROM files"):
-            assert per_file.get(source, 0) == chunks
-            assert db.execute("SELECT COUNT(*) FROM pages WHERE source = ?", (source,)).fetchone()[0] == pages
-        # Row r of the vectors is the embedding of chunk r: compare with the cache, keyed by text.
-        cache = sqlite3.connect(folder / "cache" / "embeddings.sqlite")
-        model = index.settings.fingerprint()
-        for row, text, context, digest in db.execute("SELECT row, text, context, hash FROM chunks ORDER BY row"):
-            assert digest == content_hash(searchable_text(text, context))  # what was embedded
-            (blob,) = cache.execute("SELECT vector FROM vectors WHERE model = ? AND hash = ?",
-                                    (model, digest)).fetchone()
-            assert np.array_equal(np.frombuffer(blob, dtype=np.float32), snap.vectors[row])
-        cache.close()
-    finally:
-        db.close()
-    return index
-
-
-def _tmp_generations(folder: Path) -> list[Path]:
-    return list(folder.glob("gen-*.tmp"))
-
-
-def _trigger(folder: Path, stage: str, rng: random.Random):  # noqa: ANN202 - Callable[[], bool]
-    """A condition that says "kill now" for one stage of an ingest.
-
-    Stages are told apart by what any writer must visibly do, not by how this one names things:
-    a new generation folder appears (writing), vectors land in it (committing), its manifest is
-    written (sealing: the fsyncs, the rename and the switch follow), CURRENT changes (switching:
-    the moments after the switch, while old generations are pruned).
-    """
-    started = time.monotonic()
-    delay, extra = rng.uniform(0.2, 2.0), rng.uniform(0.0, 0.3)
-    old_generations = set(folder.glob("gen-*"))
-    old_current = (folder / CURRENT).read_bytes() if (folder / CURRENT).exists() else b""
-    seen: dict[str, float] = {}
-
-    def due() -> bool:
-        now = time.monotonic()
-        if stage == "random":
-            return now - started > delay
-        if stage == "switching":
-            return (folder / CURRENT).exists() and (folder / CURRENT).read_bytes() != old_current
-        new = set(folder.glob("gen-*")) - old_generations
-        if stage == "writing" and new:
-            seen.setdefault("at", now)
-            return now - seen["at"] >= extra
-        wanted = {"committing": "vectors.npy", "sealing": MANIFEST}.get(stage)
-        return wanted is not None and any((path / wanted).exists() for path in new)
-
-    return due
-
-
-def kill_ingest_when(folder: Path, paths: list[Path], stage: str, rng: random.Random) -> str:
-    """Start ``rag ingest`` and SIGKILL it when ``stage`` is reached; say what happened."""
-    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a full pipe would stall the child
-        proc = subprocess.Popen([*RAG, "ingest", *map(str, paths), "--index", str(folder), "--no-progress"],
-                                stdout=subprocess.DEVNULL, stderr=stderr)
-        due = _trigger(folder, stage, rng)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if due():
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return "killed"
-            time.sleep(0.001)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"rag ingest did not finish within 120 s at stage {stage}")
-        stderr.seek(0)
-        assert proc.returncode == 0, stderr.read().decode(errors="replace")
-    return "finished"
 
 
 @pytest.fixture
@@ -175,7 +60,7 @@ def test_sigkill_at_any_moment_leaves_the_previous_index_whole(base_index: tuple
     index = assert_consistent(folder)
     assert len(index) >= before
     assert {d.name for d in index.documents()} >= {p.name for b in batches for p in b.iterdir()}
-    assert not _tmp_generations(folder)
+    assert not list(folder.glob("gen-*.tmp"))
     hits = index.search("Which trawler left Bergen?", k=3)
     assert hits and all(h.chunk.text in index.page_text(h.source, h.page) for h in hits)
 

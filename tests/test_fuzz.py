@@ -2,7 +2,7 @@
 
 Each property allows two outcomes only: the input is read into well-formed pages and chunks, or it
 is refused with ``LoadError`` and a reason. Any other exception is a crash and fails the test.
-A longer, coverage-guided run with atheris lives in ``bench/fuzz_atheris.py``.
+A longer, coverage-guided run with atheris lives in ``bench/robustness/fuzz_atheris.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 from conftest import write_pdf
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_load import text_pdf
+
+from bench.common import text_pdf
 
 from rag.embed import model_token_counter
 from rag.errors import LoadError
@@ -215,7 +216,7 @@ def test_stored_uploads_stay_inside_the_folder(tmp_path: Path, name: str) -> Non
 @pytest.mark.slow
 def test_atheris_finds_no_crash_in_a_short_run(tmp_path: Path) -> None:
     pytest.importorskip("atheris")
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz_atheris.py"), "--seconds", "60",
-                             "--corpus", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "bench.robustness.fuzz_atheris", "--seconds", "60",
+                             "--corpus", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Done" in result.stderr or "DONE" in result.stderr or "runs in" in result.stderr

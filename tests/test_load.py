@@ -1,7 +1,8 @@
 """The loaders against real and hostile files: every file is read with its true page count or
 refused with a reason a person understands, and nothing crashes, hangs or eats the memory.
 
-Hostile PDFs are written by hand here (``pdf_bytes``) so that each defect is exactly the one named:
+Hostile PDFs are written by hand here (with ``bench.common.pdf_bytes``, which the fuzzing shares) so
+that each defect is exactly the one named:
 a truncated file, a broken cross-reference table, a page tree that loops, a decompression bomb.
 """
 
@@ -25,6 +26,11 @@ from pathlib import Path
 import pytest
 from conftest import shared_path, write_pdf
 
+from bench.common import PDF_FONT as FONT
+from bench.common import PDF_PAGE as _PAGE
+from bench.common import pdf_bytes, text_pdf
+from bench.common import pdf_stream as stream
+
 from rag.embed import model_token_counter
 from rag.errors import LoadError
 from rag.ingest.chunk import Chunker
@@ -35,43 +41,6 @@ from rag.types import Page
 
 # --------------------------------------------------------------------------------------------
 # Hand-made PDFs
-
-
-def pdf_bytes(objects: Sequence[bytes], xref: bool = True, trailer: bytes = b"") -> bytes:
-    """A PDF whose objects 1..n are ``objects`` (object 1 is the catalog), with a correct xref."""
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    start = len(out)
-    if xref:
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-        out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, start)
-    return bytes(out)
-
-
-def stream(data: bytes, extra: bytes = b"") -> bytes:
-    return b"<< /Length %d %s>>\nstream\n" % (len(data), extra) + data + b"\nendstream"
-
-
-FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
-_PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> %s>> " \
-        b"/Contents %d 0 R >>"
-
-
-def text_pdf(pages: Sequence[str]) -> bytes:
-    """A minimal valid PDF with one line of Helvetica text per page (ASCII only)."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", FONT]
-    kids = []
-    for text in pages:
-        objects.append(stream(b"BT /F1 12 Tf 72 720 Td (" + text.encode("ascii") + b") Tj ET"))
-        objects.append(_PAGE % (b"", len(objects)))
-        kids.append(len(objects))
-    objects[1] = (b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids)
-                  + b"] /Count %d >>" % len(kids))
-    return pdf_bytes(objects)
 
 
 def one_page_pdf(content: bytes, content_extra: bytes = b"", resources: bytes = b"",

@@ -16,6 +16,8 @@ import pytest
 from rag.answer.reader import MODELS, Reader, best_pair, load_reader, reader_info
 from rag.answer.spans import whole_span
 from rag.errors import ReaderModelError
+from train.reader.calibration import separation
+from train.swapped_questions import names, swap_question
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +111,7 @@ def test_shipped_model_is_small_and_has_a_card() -> None:
     info = reader_info()
     assert info.path.stat().st_size < 25_000_000
     card = " ".join((MODELS / "reader-card.md").read_text(encoding="utf-8").split())
-    assert "CC BY-SA 4.0" in card and info.sha256 in card and "train/reader.py" in card
+    assert "CC BY-SA 4.0" in card and info.sha256 in card and "train.reader" in card
 
 
 @pytest.mark.parametrize(("text", "piece", "expected"), [
@@ -159,47 +161,31 @@ def test_training_script_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None
     if not (ROOT.parent / "shared" / "data" / "train" / "squad1.1-train.json.gz").exists():
         pytest.skip("../shared/data/train is absent")
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(ROOT / "train" / "reader.py"), "--steps", "3", "--batch", "4",
+    run = subprocess.run([sys.executable, "-m", "train.reader", "--steps", "3", "--batch", "4",
                           "--limit", "64", "--calibration-limit", "40", "--swapped-questions", "0.3",
                           "--out", str(out),
-                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1800)
+                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     meta = json.loads((out / "reader.json").read_text())
     info = reader_info(out)
     assert meta["sha256"] == info.sha256
     Reader(info)  # the checksum it wrote matches the file it wrote
     card = (out / "reader-card.md").read_text()
-    assert "train/reader.py --steps 3" in card and "swapped" in card
+    assert "train.reader --steps 3" in card and "swapped" in card
     # The abstention rule, set end to end for the model in --out (the calibration articles asked
     # through Index.ask): the weight and thresholds land in its reader.json and its card.
-    run = subprocess.run([sys.executable, str(ROOT / "train" / "reader.py"), "--calibrate", "--calibration-limit",
+    run = subprocess.run([sys.executable, "-m", "train.reader", "--calibrate", "--calibration-limit",
                           "40", "--out", str(out), "--work", str(tmp_path / "work")],
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     calibrated = reader_info(out)
     calibration = json.loads((out / "reader.json").read_text())["calibration"]
     assert calibrated.sha256 == info.sha256 and set(calibration["e2e_separation_auc"]) == {
         "margin", "similarity", "shipped"}
-    assert "train/reader.py --calibrate --calibration-limit 40" in (out / "reader-card.md").read_text()
-
-
-def _train_module(name: str):  # noqa: ANN202
-    """A script of ``train/`` imported as a module (they import each other by plain name)."""
-    import importlib
-
-    sys.path.insert(0, str(ROOT / "train"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "train"))
-
-
-def _swapped_questions():  # noqa: ANN202
-    return _train_module("swapped_questions")
+    assert "train.reader --calibrate --calibration-limit 40" in (out / "reader-card.md").read_text()
 
 
 def test_separation_is_the_chance_an_answerable_question_outscores_an_unanswerable_one() -> None:
-    separation = _train_module("reader").separation
     unanswerable = np.array([False, False, True, True])
     assert separation(np.array([3.0, 2.0, 1.0, 0.0]), unanswerable) == 1.0
     assert separation(np.array([0.0, 1.0, 2.0, 3.0]), unanswerable) == 0.0
@@ -211,7 +197,7 @@ def test_separation_is_the_chance_an_answerable_question_outscores_an_unanswerab
 def test_swapped_questions_are_unanswerable_from_their_window(seed: int) -> None:
     import random
 
-    swap = _swapped_questions().swap_question
+    swap = swap_question
     window = "The Normans conquered England in 1066, led by William. Their largest castle stood at Dover."
     made = swap("When did the Normans conquer England?", window, "1066", ["Franks", "Lisbon"], random.Random(seed))
     assert made and made != "When did the Normans conquer England?" and "1066" not in made
@@ -229,18 +215,18 @@ def test_swapped_questions_are_unanswerable_from_their_window(seed: int) -> None
 def test_a_question_with_nothing_its_window_holds_is_not_swapped() -> None:
     import random
 
-    swap = _swapped_questions().swap_question
+    swap = swap_question
     assert swap("What did the Franks build?", "The Normans built castles.", "castles", ["Lisbon"],
                 random.Random(0)) is None
     # A name at the start of the question is not taken for a name it could swap.
-    assert _swapped_questions().names("Upon what did William land at Pevensey?") == ["William", "Pevensey"]
+    assert names("Upon what did William land at Pevensey?") == ["William", "Pevensey"]
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_swaps_kept_inside_the_window_never_bring_a_name_from_elsewhere(seed: int) -> None:
     import random
 
-    swap = _swapped_questions().swap_question
+    swap = swap_question
     window = "The Normans conquered England in 1066, led by William. Their largest castle stood at Dover."
     made = swap("When did the Normans conquer England?", window, "1066", ["Franks", "Lisbon"], random.Random(seed),
                 outside_share=0)

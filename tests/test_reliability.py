@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import shared_path, write_pdf
-from test_crash import FAST, RAG, assert_consistent, write_corpus
+from test_crash import FAST
 from test_load import hostile_pdfs
 
+from bench.common import RAG, assert_consistent, write_corpus
 from rag import Index, IndexCorruptError
 from rag.store.snapshot import current_generation
 

@@ -15,7 +15,7 @@ times the best passage's dense similarity to the question (``Abstention``): the 
 margin alone misses many questions that no passage comes close to (on the calibration articles,
 each scored with the weight and threshold chosen on the other three, shipped model: overall F1
 0.444 -> 0.463, decline precision 0.710 -> 0.765, recall 0.213 -> 0.256). Below the threshold (``reader.json``,
-fitted by ``train/reader.py --calibrate`` on SQuAD 2.0 articles the benchmarks never report on)
+fitted by ``python -m train.reader --calibrate`` on SQuAD 2.0 articles the benchmarks never report on)
 the answer is "Not found in the indexed documents.", with the best guess in a note and the
 closest passages in ``hits``. ``hits`` are in the order the answer weighed them, the answer's
 passage first (``reader_order``).
@@ -48,7 +48,7 @@ from rag.verify import PageSource, verify_quotes
 RANK_PENALTY = 0.5
 """Margin a span gives up for each place its passage stands below the top hit, when the answer is
 chosen: retrieval's order knows things the reader does not (the whole question against the whole
-passage, BM25's rare words). Chosen on the calibration articles of ``train/reader.py`` (700 of
+passage, BM25's rare words). Chosen on the calibration articles of ``train/reader/`` (700 of
 their questions, top 5 hits, 355 answerable: EM 0.473 -> 0.493 and F1 0.577 -> 0.606 at 0.5, of
 0 to 3; 0.25 to 1.0 all help). Whether to answer at all rests on the widest margin, without the
 penalty, as it was calibrated (``Abstention``)."""
@@ -268,7 +268,7 @@ def reader_order(hits: Sequence[Hit], ranked_spans: Sequence[Span], first: int |
     ``ranked_spans`` are best first (margin less ``RANK_PENALTY`` a place); hits without a span
     keep retrieval's order after them, and ``rank`` is renumbered to the new places. Ordered so,
     the first passage an answer lists is right more often than in retrieval's order, on every
-    set measured (``bench/reader_rerank.py``, ``bench/squad_answer.py``; stage-6 reader, top 5):
+    set measured (``bench/studies/reader_rerank.py``, ``bench/studies/squad_answer.py``; stage-6 reader, top 5):
     SQuAD 2.0 dev half a 0.725 -> 0.793, rag's docs set 0.727 -> 0.864, the seed article 0.833 ->
     1.000, FinanceBench 0.600 -> 0.850.
     """

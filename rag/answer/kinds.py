@@ -6,7 +6,7 @@ the one to three sentences that answer it, with a list or a procedure kept whole
 (``rag.answer.sentences``). Rules over the question's opening words, no model: they are quick, they
 can be read, and the kinds they tell apart are marked by those words in English ("how do I" asks
 for steps, "why" for a reason, "what is X" for a definition). Measured on labelled questions in
-``bench/answer_text.py``.
+``bench/studies/answer_text.py``.
 """
 
 from __future__ import annotations

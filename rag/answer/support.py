@@ -13,7 +13,7 @@ cites none):
   long common prefix: "rebuilt"/"rebuild") must come from the quotes or from the question;
 - at least one of them must come from the quotes.
 
-It is a cheap check, measured in ``bench/llm_support.py`` (figures in docs/reliability.md): it
+It is a cheap check, measured in ``bench/studies/llm_support.py`` (figures in docs/reliability.md): it
 keeps faithful paraphrases and drops sentences that bring words of their own; it cannot see a
 negation ("was not designed by") or a swapped relation, which is why the page still marks the
 prose as the model's, and shows the quotes as the evidence.
@@ -34,7 +34,7 @@ from rag.text import CITATION_MARKER, CLAIM_WORD, claim_stopwords, stem
 
 MIN_COVERAGE = 0.6
 """Share of a sentence's content words that must come from its quotes or the question
-(chosen on bench/llm_support.py: see docs/reliability.md)."""
+(chosen on bench/studies/llm_support.py: see docs/reliability.md)."""
 
 _PREFIX = 5
 """Two words share a stem when one's first ``_PREFIX`` letters or more start the other and the

@@ -55,7 +55,7 @@ QUERY_THREADS = 1
 """Threads for embedding a question. A question is a handful of word pieces: splitting such tiny
 matrix products across threads costs more in synchronisation than it saves, and on a busy machine
 one descheduled thread stalls the whole call (measured under load: torch 440 ms with 2 threads,
-44 ms with 1; bench/embed_backends.py)."""
+44 ms with 1; bench/perf/embed_backends.py)."""
 
 
 def batch_threads() -> int:

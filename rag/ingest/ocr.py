@@ -1,7 +1,7 @@
 """OCR of a rendered PDF page: text in reading order, and a box for every line of it.
 
 The engine is RapidOCR (PaddleOCR's PP-OCR models in ONNX, run by onnxruntime; Apache-2.0),
-chosen on the figures in docs/benchmarks.md ("OCR engines", ``bench/pdf_extract.py --ocr``): on
+chosen on the figures in docs/benchmarks.md ("OCR engines", ``bench/studies/pdf_extract.py --ocr``): on
 six rendered pages whose text is known (prose, filings with tables) it is as accurate as
 Debian's Tesseract at the same resolution (1.08% of characters wrong against 1.05% at 144 dpi;
 Tesseract reaches 0.95% at 288 dpi in 1.7 times the time) and 20% faster, and it installs from

@@ -3,7 +3,7 @@
 Two extractors read the text layer (``Settings.pdf_extractor``):
 
 - ``"pdfium"`` (the default): PDFium through pypdfium2, the engine of Chrome's PDF viewer. On
-  the figures in docs/benchmarks.md ("PDF text extractors", ``bench/pdf_extract.py``), over the
+  the figures in docs/benchmarks.md ("PDF text extractors", ``bench/studies/pdf_extract.py``), over the
   1,377 pages of the 17 shared FinanceBench filings, it breaks 0.3 words in 1,000 (split apart,
   "me mbership", or run together, "reasonableassurance") where pypdf breaks 17.4, finds more of
   the annotators' evidence words on the evidence pages (96.8% against 95.9%), and reads 70 pages

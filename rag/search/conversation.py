@@ -81,7 +81,7 @@ the sum normalised; ``Retriever.context``). Chosen on the tune half of doc2dial-
 the grounding span in the top 5: 0.749 with the fusion this replaced (below), 0.767 with neither;
 0.792 at 0.3, 0.790 at 0.5, 0.788 at 0.7. On rag's docs conversations 0.3 answered 5 of 6
 follow-ups, 0.5 four, the fusion three; the seed conversations were the same at each.
-bench/conversation.py reports doc2dial-a's other half apart."""
+bench/studies/conversation.py reports doc2dial-a's other half apart."""
 MAX_ADDED = 12
 """Context words reported for a follow-up (``Resolved.added``) at most: what the conversation was
 about, for display and evaluation."""
@@ -302,7 +302,7 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
         last_answer = ""
     # The conversation so far, for a question that shares no word with it: every earlier question,
     # then this one twice (its own words lead), then the previous answer (what the person replies
-    # to). Chosen on the tune half of doc2dial-a's documents (bench/conversation.py reports the
+    # to). Chosen on the tune half of doc2dial-a's documents (bench/studies/conversation.py reports the
     # other half apart): such turns with the grounding span in the top 5, 0.353 searched alone ->
     # 0.765 with this, 0.725 with all user turns glued. Used for leaning questions too it won
     # there (0.719 -> 0.758) but lost answers on the seed conversations (7 -> 4 of 9), so those
@@ -363,7 +363,7 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     added = tuple(words[:MAX_ADDED])
     # The earlier questions too, whole: chosen on CANARD dev (words of the person's rewrite that the
     # search holds: 0.427 -> 0.717 with the rule above) and checked on doc2dial (grounding span in
-    # the top 5 for follow-ups: 0.643 -> 0.679; bench/conversation.py).
+    # the top 5 for follow-ups: 0.643 -> 0.679; bench/studies/conversation.py).
     search = " ".join([read, *added, *asked])
     # Without a pronoun to replace ("With what aim?"), the reader reads the search itself: the
     # bare ellipsis gives it nothing to match.

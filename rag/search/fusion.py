@@ -1,6 +1,6 @@
 """Hybrid fusion of dense and BM25 candidates: a z-score blend, 0.8 toward dense unless BM25 is decisive.
 
-Measured with ``bench/fusion_study.py`` (results and the full sweep in
+Measured with ``bench/studies/fusion_study.py`` (results and the full sweep in
 ``bench/results/fusion_study.md``): all-MiniLM-L6-v2 with exact FAISS, bm25s with English stopwords
 and the Snowball stemmer, 50 candidates from each retriever, nDCG@10 with linear graded gains
 (pytrec_eval), passage level.  The numbers quoted below are nDCG@10.

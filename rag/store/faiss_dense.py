@@ -22,7 +22,7 @@ FILE = "dense.faiss"
 
 _IVF_PROBE_FRACTION = 32
 """A query scans 1/32 of the inverted lists: recall@10 against exact search 0.98 on 100k and 1M
-clustered vectors (bench/scale.py), about 2 ms per query at 1M on 2 cores."""
+clustered vectors (bench/perf/scale.py), about 2 ms per query at 1M on 2 cores."""
 
 
 def build_dense_index(vectors: np.ndarray, settings: Settings):  # noqa: ANN201 - (faiss.Index, str)
@@ -33,7 +33,7 @@ def build_dense_index(vectors: np.ndarray, settings: Settings):  # noqa: ANN201 
     vectors go into ``4*sqrt(n)`` inverted lists, stored as 8-bit scalar codes (a quarter of
     float32), and a query scans the ``nprobe`` nearest lists. IVF rather than HNSW: measured
     on 1M vectors it builds several times faster (every commit rebuilds the index), takes less
-    memory and keeps the same recall@10 against exact search (bench/scale.py). ``nprobe`` is
+    memory and keeps the same recall@10 against exact search (bench/perf/scale.py). ``nprobe`` is
     stored in the index file.
 
     Example:

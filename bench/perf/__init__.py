@@ -1,0 +1,1 @@
+"""Speed and memory: ingest, queries, answers, scale, start-up, embedding backends, formats."""

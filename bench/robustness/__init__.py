@@ -1,0 +1,1 @@
+"""Robustness: injected faults, fuzzing, and the same-results and same-chunks checks of a refactor."""

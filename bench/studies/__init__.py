@@ -1,0 +1,1 @@
+"""Quality studies: retrieval, fusion, answers, tables, conversations, against reference data."""
