@@ -81,10 +81,10 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
     import urllib.error
     import urllib.request
 
-    from conftest import _free_port, stop
+    from conftest import free_port, stop
     from mcp.client.streamable_http import streamable_http_client
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
                                 "--index", str(seed_index), "--collection", "news"],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import free_port
 
 openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
 
@@ -26,12 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 QUESTION = "Who called for UN visits?"
 KEY = "test-key-0b7f"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_serve(folder: Path, port: int, *extra: str, log_name: str = "serve.log") -> subprocess.Popen[bytes]:
