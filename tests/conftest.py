@@ -46,7 +46,8 @@ def seed_file(seed_dir: Path) -> Path:
     return seed_dir / "000_17d6ea71f6fbed30.txt"
 
 
-def _files(folder: Path) -> list[tuple[str, int, int]]:
+def _file_stamps(folder: Path) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of every file under ``folder``: what a write changes."""
     return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                   for p in folder.rglob("*") if p.is_file())
 
@@ -61,9 +62,9 @@ def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     from rag import Index
 
     index = Index.build([seed_file], tmp_path_factory.mktemp("seed-index"))
-    built = _files(index.folder)
+    built = _file_stamps(index.folder)
     yield index
-    changed = sorted({name for name, *_ in set(_files(index.folder)) ^ set(built)})
+    changed = sorted({name for name, *_ in set(_file_stamps(index.folder)) ^ set(built)})
     if changed:
         pytest.fail(f"a test wrote to the shared seed_index ({', '.join(changed[:3])}...): give it its own "
                     "copy (copy_index) or its own build", pytrace=False)

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
+from conftest import copy_index, free_port
 
 openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
 
 from rag import Index  # noqa: E402
+from rag.collection_paths import COLLECTIONS  # noqa: E402
 from rag.ingest.chunk import count_tokens  # noqa: E402
 from rag.serve.openai_api import parse_messages  # noqa: E402
 
@@ -36,9 +37,9 @@ def start_serve(folder: Path, port: int, *extra: str, log_name: str = "serve.log
 
 
 @pytest.fixture(scope="module")
-def server(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
+def server(seed_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
     folder = tmp_path_factory.mktemp("api-index")
-    Index.build([seed_file], folder, collection="news")
+    copy_index(seed_index, folder / COLLECTIONS / "news")
     other = tmp_path_factory.mktemp("api-other")
     (other / "bakery.txt").write_text("The Saltmarsh bakery bakes rye bread every Tuesday.\n", encoding="utf-8")
     Index.build([other], folder, collection="bakery")
