@@ -80,11 +80,10 @@ def test_mcp_client_lists_the_tools_and_asks(news_folder: Path) -> None:
 
 def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(news_folder: Path) -> None:
     import subprocess
-    import time
     import urllib.error
     import urllib.request
 
-    from conftest import free_port, stop
+    from conftest import free_port, stop, wait_until
     from mcp.client.streamable_http import streamable_http_client
 
     port = free_port()
@@ -93,15 +92,19 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
                                 "--index", str(news_folder), "--collection", "news"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
+
+    def answering() -> bool:
+        assert process.poll() is None, f"rag mcp --http exited with {process.returncode}"
+        try:
+            urllib.request.urlopen(url, timeout=2)
+        except urllib.error.HTTPError:
+            return True  # it answers (a bare GET is refused by the protocol)
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-            except urllib.error.HTTPError:
-                break  # it answers (a bare GET is refused by the protocol)
-            except OSError:
-                time.sleep(0.5)
+        wait_until(answering, "rag mcp --http to answer", every=0.5)
 
         async def ask() -> Any:
             async with streamable_http_client(url) as streams, ClientSession(streams[0], streams[1]) as client:
