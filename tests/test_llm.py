@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port, wait_until
 
 from rag import Index
 from rag.answer.llm import NOT_FOUND, endpoint, fit_passages, locate, parse_reply
@@ -380,7 +381,6 @@ def test_plain_http_to_another_machine_is_warned_about() -> None:
 
 def test_searches_never_wait_behind_slow_llm_answers(index: Index, server: ChatServer) -> None:
     # Before: /search shared the four answer slots, and waited 148 s behind four slow LLM asks.
-    from conftest import free_port, wait_until
     from gradio_client import Client
 
     from rag import Settings
