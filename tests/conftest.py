@@ -1,17 +1,26 @@
-"""Shared fixtures: paths to ../shared data (tests skip cleanly without it), PDF making, the real
-``rag serve`` in a subprocess and Debian's chromium driven by Playwright for the browser tests."""
+"""Shared fixtures: paths to ../shared data (tests skip cleanly without it), the seed article's
+index built once per session, PDF making, waiting on a condition, the real ``rag serve`` in a
+subprocess and Debian's chromium driven by Playwright for the browser tests."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from bench.common import write_pdf
+if TYPE_CHECKING:
+    from rag import Index
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,6 +47,62 @@ def seed_file(seed_dir: Path) -> Path:
     return seed_dir / "000_17d6ea71f6fbed30.txt"
 
 
+def _file_stamps(folder: Path) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of every file under ``folder``: what a write changes."""
+    return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+    """The seed article indexed with the default settings, built once for the whole session.
+
+    Shared, so read-only: a test that ingests, removes or uploads works on its own copy
+    (``copy_index``). The session fails at its end if any test wrote to this one.
+    """
+    from rag import Index
+
+    index = Index.build([seed_file], tmp_path_factory.mktemp("seed-index"))
+    built = _file_stamps(index.folder)
+    yield index
+    changed = sorted({name for name, *_ in set(_file_stamps(index.folder)) ^ set(built)})
+    if changed:
+        pytest.fail(f"a test wrote to the shared seed_index ({', '.join(changed[:3])}...): give it its own "
+                    "copy (copy_index) or its own build", pytrace=False)
+
+
+def copy_index(index: Index | Path, folder: Path) -> Path:
+    """A copy of an index folder (``index`` or its folder) at ``folder``, for a test that writes to it."""
+    shutil.copytree(index if isinstance(index, Path) else index.folder, folder)
+    return folder
+
+
+Truthy = TypeVar("Truthy")
+
+
+def wait_until(condition: Callable[[], Truthy], what: str, timeout: float = 120.0, every: float = 0.05) -> Truthy:
+    """Poll ``condition`` until it returns something true, and return that; fail saying ``what`` was
+    awaited when ``timeout`` seconds pass first. For waits on state another thread or process
+    changes: a deadline bounds a hang, it never measures speed (a busy machine is only slower).
+
+    Example:
+        >>> wait_until(lambda: (folder / "CURRENT").exists(), "the first generation")
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(every)
+    return value
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def write_fruit_and_notes(folder: Path) -> Path:
     """The small mixed corpus of the index and store tests: a three-page PDF and a Markdown note."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,31 +126,17 @@ def make_pdf(tmp_path: Path) -> Callable[[str, Sequence[str]], Path]:
     return make
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Milvus server (Milvus Lite's gRPC server, the client API of a cluster) on 127.0.0.1,
     started for the session in a temporary folder and stopped at its end. Skips only when
     milvus-lite and pymilvus are not installed (``make test`` installs them)."""
-    import shutil
-    import socket
-    import subprocess
-    import sys
-    import time
-
     pytest.importorskip("pymilvus", reason='the Milvus store needs pip install -e ".[milvus]"')
     pytest.importorskip("milvus_lite", reason='the Milvus tests need pip install -e ".[milvus]"')
     command = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or shutil.which("milvus-lite")
     if command is None:
         pytest.skip("the milvus-lite command is not installed")
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("milvus")
     log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below, after the server stops
     server = subprocess.Popen([command, "server", "--host", "127.0.0.1", "--port", str(port),
@@ -135,12 +186,7 @@ def rag_serve(work: Path, *args: str, timeout: float = 240.0) -> Iterator[str]:
     Example:
         >>> # with rag_serve(tmp, "--index", str(tmp / "index"), "--corpus", str(docs)) as url: ...
     """
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    port = _free_port()
+    port = free_port()
     log_path = work / "serve.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below, after the server stops
     process = subprocess.Popen(

@@ -41,11 +41,6 @@ def small_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
     return Index.build([docs], tmp_path_factory.mktemp("answer-index"))
 
 
-@pytest.fixture(scope="module")
-def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return Index.build([seed_file], tmp_path_factory.mktemp("seed-index"))
-
-
 def assert_verbatim(index: Index, quotes: tuple[Quote, ...] | list[Quote]) -> None:
     for quote in quotes:
         page = index.page_text(quote.source, quote.page)

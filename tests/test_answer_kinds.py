@@ -73,11 +73,6 @@ def guide_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
     return Index.build([docs], tmp_path_factory.mktemp("kinds-index"))
 
 
-@pytest.fixture(scope="module")
-def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return Index.build([seed_file], tmp_path_factory.mktemp("kinds-seed-index"))
-
-
 def assert_verbatim(index: Index, quotes) -> None:  # noqa: ANN001 - a tuple of Quote
     for quote in quotes:
         page = index.page_text(quote.source, quote.page)

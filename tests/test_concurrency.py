@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from test_crash import FAST
 
 from bench.common import RAG, assert_consistent, write_corpus
@@ -160,6 +161,35 @@ def _start_writer(folder: Path, docs: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+WAITING_WRITER = """
+import sys
+from pathlib import Path
+
+import filelock
+
+from rag.serve.cli import main
+from rag.store.snapshot import LOCK
+
+# `rag ingest ARGS`, touching MARKER when it finds the index's lock taken and starts to wait for it.
+marker, args = Path(sys.argv[1]), sys.argv[2:]
+index_lock = str(Path(args[args.index("--index") + 1]) / LOCK)
+acquire = filelock.FileLock.acquire
+
+
+def acquire_noting_the_wait(self, *pargs, **kwargs):
+    if self.lock_file == index_lock:
+        try:
+            return acquire(self, timeout=0)
+        except filelock.Timeout:
+            marker.touch()
+    return acquire(self, *pargs, **kwargs)
+
+
+filelock.FileLock.acquire = acquire_noting_the_wait
+sys.exit(main(args))
+"""
+
+
 def test_second_writer_process_fails_clearly_or_waits(corpus: Path, tmp_path: Path) -> None:
     folder = tmp_path / "idx"
     Index.build([corpus], folder, settings=FAST)
@@ -172,8 +202,16 @@ def test_second_writer_process_fails_clearly_or_waits(corpus: Path, tmp_path: Pa
         assert refused.returncode == 1
         assert "another process is writing the index" in refused.stderr and "--wait" in refused.stderr
         assert "Traceback" not in refused.stderr
-        waiting = _start_writer(folder, docs, "--wait", "120")
-        time.sleep(3)
+        marker = tmp_path / "waiting"
+        waiting = subprocess.Popen([sys.executable, "-c", WAITING_WRITER, str(marker), "ingest", str(docs), "--index",
+                                    str(folder), "--no-progress", "--wait", "120"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def found_the_lock_taken() -> bool:
+            assert waiting.poll() is None, f"the waiting writer exited: {waiting.communicate()}"
+            return marker.exists()
+
+        wait_until(found_the_lock_taken, "the second writer to find the index locked")
         # Still waiting: it has not started a generation, let alone switched to one.
         assert waiting.poll() is None and not list(folder.glob("gen-*.tmp"))
         assert current_generation(folder) == generation
@@ -202,11 +240,12 @@ def test_lock_of_a_killed_writer_is_released(corpus: Path, tmp_path: Path) -> No
     docs = tmp_path / "docs"
     write_corpus(docs, "killed", files=4, sentences=20)
     writer = _start_writer(folder, docs)
-    deadline = time.monotonic() + 60
-    while not list(folder.glob("gen-*.tmp")):  # it holds the lock from before this until it commits
+
+    def writing() -> bool:  # it holds the lock from before this until it commits
         assert writer.poll() is None, writer.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
+        return bool(list(folder.glob("gen-*.tmp")))
+
+    wait_until(writing, "the writer to start a generation", timeout=60, every=0.002)
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     # The OS drops the lock with the process: no stale lock file blocks the next writer.

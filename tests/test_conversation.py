@@ -16,11 +16,6 @@ FIRST = [{"role": "user", "content": "Who called for UN visits?"},
          {"role": "assistant", "content": "Mrs. Maryam Rajavi [1]"}]
 
 
-@pytest.fixture(scope="module")
-def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return Index.build([seed_file], tmp_path_factory.mktemp("conversation-index"))
-
-
 # -- the resolver --------------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import copy_index, free_port, wait_until
 
 from rag import Index, QuestionTooLongError, RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, clean_question
@@ -24,12 +24,6 @@ from rag.search.conversation import normalise, resolve
 from rag.serve.openai_api import chat_router, parse_messages
 
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def long_conversation(turns: int, words: int = 100) -> list[dict[str, str]]:
@@ -63,22 +57,20 @@ def test_the_resolver_is_unchanged_for_ordinary_conversations() -> None:
         "What did Mrs. Maryam Rajavi say they should assess?"
 
 
-def test_a_question_over_the_limit_is_a_clear_error_everywhere(tmp_path: Path, seed_file: Path) -> None:
-    index = Index.build([seed_file], tmp_path / "idx")
+def test_a_question_over_the_limit_is_a_clear_error_everywhere(seed_index: Index) -> None:
     long = "Who called for UN visits? " * (MAX_QUESTION_CHARS // 20)
-    for call in (lambda: index.ask(long), lambda: index.search(long), lambda: clean_question(long)):
+    for call in (lambda: seed_index.ask(long), lambda: seed_index.search(long), lambda: clean_question(long)):
         with pytest.raises(QuestionTooLongError, match=f"the limit is {MAX_QUESTION_CHARS:,}"):
             call()
     with pytest.raises(QuestionTooLongError):
         parse_messages([{"role": "user", "content": long}])
     # The anchor holds with the cleaning in place.
-    answer = index.ask("Who called for UN visits?")
+    answer = seed_index.ask("Who called for UN visits?")
     assert answer.found and "Maryam Rajavi" in answer.text and DELEGATIONS in answer.citations[0].text
 
 
-def test_lone_surrogates_in_a_question_are_cleaned(tmp_path: Path, seed_file: Path) -> None:
-    index = Index.build([seed_file], tmp_path / "idx")
-    answer = index.ask("Who called for UN visits?\ud800")
+def test_lone_surrogates_in_a_question_are_cleaned(seed_index: Index) -> None:
+    answer = seed_index.ask("Who called for UN visits?\ud800")
     assert "Maryam Rajavi" in answer.text
     json.dumps(answer.to_dict(), ensure_ascii=False).encode("utf-8")  # no lone half left to fail on
     # argv bytes that were not UTF-8 arrive as surrogate escapes: decoded, the bad byte as U+FFFD
@@ -117,14 +109,13 @@ class GatedAnswerer:
 
 
 @pytest.fixture()
-def gated_api(tmp_path: Path, seed_file: Path) -> Iterator[tuple[str, GatedAnswerer]]:
+def gated_api(seed_index: Index) -> Iterator[tuple[str, GatedAnswerer]]:
     import uvicorn
     from fastapi import FastAPI
 
     from rag.collections import Collections
 
-    Index.build([seed_file], tmp_path / "idx")
-    library = Collections(tmp_path / "idx")
+    library = Collections(seed_index.folder)
     gated = GatedAnswerer()
     index = library.get("")
     index.answerer = gated
@@ -135,8 +126,7 @@ def gated_api(tmp_path: Path, seed_file: Path) -> Iterator[tuple[str, GatedAnswe
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        while not server.started:
-            thread.join(0.05)
+        wait_until(lambda: server.started, "the API server to start")
         yield f"http://127.0.0.1:{port}/v1", gated
     finally:
         gated.gate.set()
@@ -186,8 +176,7 @@ def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer]) -> 
         for t in callers:
             t.start()
         # The three over the queue are refused at once, while the others still wait at the gate.
-        while len(replies) < 3:
-            callers[-1].join(0.05)
+        wait_until(lambda: len(replies) >= 3, "the three questions over the queue to be refused", timeout=60)
         assert [r.status_code for r in replies] == [503] * 3
         assert all(r.headers["retry-after"] and "busy" in r.json()["error"]["message"] for r in replies)
         gated.gate.set()
@@ -454,15 +443,14 @@ def test_the_upload_folder_has_a_quota(tmp_path: Path) -> None:
     assert refused[0].source == "f2.txt" and "quota" in refused[0].reason
 
 
-def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed_file: Path) -> None:
+def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed_index: Index) -> None:
     import os
     import subprocess
     import sys
 
     # RLIMIT_FSIZE makes writes past the limit fail as on a full disk; the child uploads a file
     # whose ingest needs more room than that.
-    folder = tmp_path / "idx"
-    Index.build([seed_file], folder)
+    folder = copy_index(seed_index, tmp_path / "idx")
     big = tmp_path / "big.txt"
     big.write_text("Harbour records of the northern quay. " * 40_000)
     code = (
@@ -489,15 +477,14 @@ def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed
 # -- 11. LLM mode: credentials, quote lines, follow-up rewrites, abbreviations ----------------------
 
 
-def test_credentials_in_the_llm_address_never_reach_a_message(tmp_path: Path, seed_file: Path) -> None:
+def test_credentials_in_the_llm_address_never_reach_a_message(seed_index: Index) -> None:
     from tests.test_llm import ChatServer
 
-    index = Index.build([seed_file], tmp_path / "idx")
     with ChatServer() as server:
         server.status, server.raw = 500, '{"error": {"message": "boom"}}'
         secret_url = server.url.replace("http://", "http://admin:hunter2@")
         try:
-            answer = index.ask("Who called for UN visits?", answer_mode="llm", llm_base_url=secret_url,
+            answer = seed_index.ask("Who called for UN visits?", answer_mode="llm", llm_base_url=secret_url,
                                llm_model="m", llm_timeout=10.0)
             shown = json.dumps(answer.to_dict())
         except RagError as exc:
@@ -512,17 +499,16 @@ def test_twenty_thousand_quote_lines_are_read_up_to_the_cap() -> None:
     assert len(reply.quotes) == MAX_QUOTE_LINES
 
 
-def test_a_title_before_a_name_is_not_a_sentence_of_its_own(tmp_path: Path, seed_file: Path) -> None:
+def test_a_title_before_a_name_is_not_a_sentence_of_its_own(seed_index: Index) -> None:
     # Before: "Mrs." was split off as a sentence by the support check and the answer became "Mrs. [1]".
     from tests.test_llm import ChatServer
 
-    index = Index.build([seed_file], tmp_path / "idx")
     with ChatServer() as server:
         server.reply = ("ANSWER: Mrs. Maryam Rajavi has called on the United Nations [1].\n"
                         'QUOTE [1]: "Mrs. Maryam Rajavi has called on the United Nations High Commissioner '
                         'for Human Rights"')
-        answer = index.ask("Who called for UN visits?", answer_mode="llm", llm_base_url=server.url,
-                           llm_model="m", llm_timeout=10.0)
+        answer = seed_index.ask("Who called for UN visits?", answer_mode="llm", llm_base_url=server.url,
+                                llm_model="m", llm_timeout=10.0)
     assert answer.found and "Mrs. Maryam Rajavi" in answer.text, answer.text
     assert answer.text.startswith("Mrs. Maryam Rajavi has called") and not answer.unsupported
 
@@ -591,14 +577,12 @@ def test_api_replies_name_no_absolute_path(page: dict[str, Any]) -> None:
         "the index file dense.faiss is damaged"
 
 
-def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(tmp_path: Path,
-                                                                           seed_file: Path) -> None:
+def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(seed_index: Index) -> None:
     import os
     import subprocess
     import sys
 
-    folder = tmp_path / "idx"
-    Index.build([seed_file], folder)
+    folder = seed_index.folder
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     bad = subprocess.run([sys.executable.encode(), b"-m", b"rag.serve.cli", b"ask", b"Who called for UN visits?\xff\xfe",
                           b"--index", str(folder).encode()], capture_output=True, env=env, timeout=600)
@@ -609,11 +593,10 @@ def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(tm
     assert long.returncode == 1 and long.stderr.count("\n") == 1 and "the limit is 4,000" in long.stderr
 
 
-def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path: Path, seed_file: Path) -> None:
+def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(seed_index: Index, seed_file: Path) -> None:
     import os
     import subprocess
     import sys
-    import time
 
     import anyio
 
@@ -622,8 +605,7 @@ def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path:
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    folder = tmp_path / "idx"
-    Index.build([seed_file], folder)
+    folder = seed_index.folder
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
@@ -631,15 +613,16 @@ def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(tmp_path:
                                stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    def answering() -> bool:
+        assert process.poll() is None, f"rag mcp --http exited with {process.returncode}"
+        try:
+            httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 120
-        while process.poll() is None:
-            try:
-                httpx.get(url, timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "rag mcp --http did not start"
-                time.sleep(0.5)
+        wait_until(answering, "rag mcp --http to answer", every=0.5)
         for origin in ("http://localhost:9999", f"http://127.0.0.1:{port + 1}"):
             reply = httpx.post(url, content=b"{}", headers={**headers, "Origin": origin}, timeout=30)
             assert reply.status_code == 403, (origin, reply.status_code)

@@ -204,12 +204,11 @@ def test_vectors_are_normalised_and_aligned_with_chunks(index: Index) -> None:
     assert row == 0 and score == pytest.approx(1.0, abs=1e-5) and chunk.text
 
 
-def test_seed_question_quotes_the_delegations_sentence(seed_dir: Path, tmp_path: Path) -> None:
-    index = Index.build([seed_dir], tmp_path / "idx")
-    hit = index.search("Who called for UN visits?", k=3)[0]
+def test_seed_question_quotes_the_delegations_sentence(seed_index: Index) -> None:
+    hit = seed_index.search("Who called for UN visits?", k=3)[0]
     assert hit.name == "000_17d6ea71f6fbed30.txt"
     assert SEED_QUOTE in hit.quote.text
-    page = index.page_text(hit.source, hit.page) or ""
+    page = seed_index.page_text(hit.source, hit.page) or ""
     assert page[hit.quote.start:hit.quote.end] == hit.quote.text
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +13,6 @@ from rag import Index
 
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 QUESTION = "Who called for UN visits?"
-
-
-@pytest.fixture(scope="module")
-def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return Index.build([seed_file], tmp_path_factory.mktemp("integrations-index"))
 
 
 def _check_first(text: str, metadata: dict, index: Index) -> None:

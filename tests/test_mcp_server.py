@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_index
 
 pytest.importorskip("mcp", reason="the MCP extra is not installed: pip install 'rag[mcp]'")
 
@@ -17,14 +18,16 @@ from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 
 from rag import Index  # noqa: E402
+from rag.collection_paths import COLLECTIONS  # noqa: E402
 
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 
 
 @pytest.fixture(scope="module")
-def seed_index(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def news_folder(seed_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index folder whose "news" collection holds the seed article."""
     folder = tmp_path_factory.mktemp("mcp-index")
-    Index.build([seed_file], folder, collection="news")
+    copy_index(seed_index, folder / COLLECTIONS / "news")
     return folder
 
 
@@ -46,8 +49,8 @@ def _run(folder: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[st
     return anyio.run(session)
 
 
-def test_mcp_client_lists_the_tools_and_asks(seed_index: Path) -> None:
-    tools, (ask, search, docs, collections, missing) = _run(seed_index, [
+def test_mcp_client_lists_the_tools_and_asks(news_folder: Path) -> None:
+    tools, (ask, search, docs, collections, missing) = _run(news_folder, [
         ("ask", {"question": "Who called for UN visits?"}),
         ("search", {"question": "Who called for UN visits?", "k": 3}),
         ("list_documents", {}),
@@ -77,30 +80,33 @@ def test_mcp_client_lists_the_tools_and_asks(seed_index: Path) -> None:
     assert missing.is_error and "no collection 'nowhere'" in missing.content[0].text
 
 
-def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(seed_index: Path) -> None:
+def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(news_folder: Path) -> None:
     import subprocess
-    import time
     import urllib.error
     import urllib.request
 
-    from conftest import _free_port, stop
+    from conftest import free_port, stop, wait_until
     from mcp.client.streamable_http import streamable_http_client
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
-                                "--index", str(seed_index), "--collection", "news"],
+                                "--index", str(news_folder), "--collection", "news"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
+
+    def answering() -> bool:
+        assert process.poll() is None, f"rag mcp --http exited with {process.returncode}"
+        try:
+            urllib.request.urlopen(url, timeout=2)
+        except urllib.error.HTTPError:
+            return True  # it answers (a bare GET is refused by the protocol)
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-            except urllib.error.HTTPError:
-                break  # it answers (a bare GET is refused by the protocol)
-            except OSError:
-                time.sleep(0.5)
+        wait_until(answering, "rag mcp --http to answer", every=0.5)
 
         async def ask() -> Any:
             async with streamable_http_client(url) as streams, ClientSession(streams[0], streams[1]) as client:
@@ -137,13 +143,13 @@ def test_a_lan_bind_is_guarded_too_with_its_own_name_allowed() -> None:
     assert "[::1]:*" in guard.allowed_hosts and not any("attacker" in h for h in guard.allowed_hosts)
 
 
-def test_every_tool_argument_is_described_bounded_and_read_only(seed_index: Path) -> None:
+def test_every_tool_argument_is_described_bounded_and_read_only(news_folder: Path) -> None:
     # as long as a question may be (rag.limits.MAX_QUESTION_CHARS), the question at its end
     long_question = "Please answer carefully. " * 150 + "Who called for UN visits?"
 
     async def session() -> tuple[list[Any], list[Any]]:
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(seed_index), "--collection", "news"],
+            command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(news_folder), "--collection", "news"],
             env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                  "PATH": os.environ.get("PATH", "")})
         async with stdio_client(params, errlog=open(os.devnull, "w")) as (read, write), \

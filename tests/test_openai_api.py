@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,10 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import copy_index, free_port
 
 openai = pytest.importorskip("openai", reason="the openai client is not installed: pip install -e '.[test]'")
 
 from rag import Index  # noqa: E402
+from rag.collection_paths import COLLECTIONS  # noqa: E402
 from rag.text import count_tokens  # noqa: E402
 from rag.serve.openai_api import parse_messages  # noqa: E402
 
@@ -25,12 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 QUESTION = "Who called for UN visits?"
 KEY = "test-key-0b7f"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_serve(folder: Path, port: int, *extra: str, log_name: str = "serve.log") -> subprocess.Popen[bytes]:
@@ -41,9 +36,9 @@ def start_serve(folder: Path, port: int, *extra: str, log_name: str = "serve.log
 
 
 @pytest.fixture(scope="module")
-def server(seed_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
+def server(seed_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
     folder = tmp_path_factory.mktemp("api-index")
-    Index.build([seed_file], folder, collection="news")
+    copy_index(seed_index, folder / COLLECTIONS / "news")
     other = tmp_path_factory.mktemp("api-other")
     (other / "bakery.txt").write_text("The Saltmarsh bakery bakes rye bread every Tuesday.\n", encoding="utf-8")
     Index.build([other], folder, collection="bakery")

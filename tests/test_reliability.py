@@ -19,14 +19,12 @@ import pickle
 import re
 import resource
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path, write_pdf
+from conftest import free_port, shared_path, wait_until, write_pdf
 from test_crash import FAST
 from test_load import hostile_pdfs
 
@@ -304,17 +302,16 @@ def test_running_server_listens_on_loopback_only(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     write_corpus(docs, "serve", files=1, sentences=5)
     Index.build([docs], tmp_path / "idx", settings=FAST)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAG_HOST"}
     server = subprocess.Popen([*RAG, "serve", "--index", str(tmp_path / "idx"), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while not _listening(port):
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
+        def listening() -> list[str]:
+            assert server.poll() is None, f"rag serve exited with {server.returncode}"
+            return _listening(port)
+
+        wait_until(listening, f"rag serve to listen on port {port}", every=0.5)
         assert set(_listening(port)) == {"0100007F"}  # 127.0.0.1, and no IPv6 or wildcard socket
     finally:
         server.terminate()

@@ -13,11 +13,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from conftest import shared_path, write_fruit_and_notes
+from conftest import shared_path, wait_until, write_fruit_and_notes
 
 from rag import Index, IndexCorruptError, Settings
 from rag.protocols import DenseIndex, LexicalIndex
@@ -155,11 +154,12 @@ def test_a_kill_in_the_middle_of_an_ingest_leaves_the_previous_index(store: str,
                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     # Killed while the new generation is being written (its folder exists, CURRENT still names
     # the old one).
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and child.poll() is None and not any(folder.glob("gen-*.tmp/meta.sqlite")):
-        time.sleep(0.05)
-    time.sleep(0.2)
-    assert child.poll() is None, "the ingest ended before it could be killed"
+
+    def writing() -> bool:
+        assert child.poll() is None, "the ingest ended before it could be killed"
+        return any(folder.glob("gen-*.tmp/meta.sqlite"))
+
+    wait_until(writing, "the ingest to start writing a generation", timeout=600)
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert current_generation(folder) == generation

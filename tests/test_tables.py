@@ -208,9 +208,8 @@ def test_text_questions_go_to_the_reader(report: Index) -> None:
     assert answer.kind != "table" and answer.working is None
 
 
-def test_seed_anchor_not_claimed(seed_dir: Path, tmp_path: Path) -> None:
-    index = Index.build([seed_dir], tmp_path / "seed-index")
-    answer = index.ask("Who called for UN visits?")
+def test_seed_anchor_not_claimed(seed_index: Index) -> None:
+    answer = seed_index.ask("Who called for UN visits?")
     assert answer.kind != "table"
     assert answer.span in ("Mrs. Maryam Rajavi", "Maryam Rajavi")
     assert "delegations" in " ".join(q.text for q in answer.citations)

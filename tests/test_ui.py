@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_pdf
+from conftest import free_port, wait_until, write_pdf
 
 from rag import Answer, Index
 from rag.serve.markdown_marks import highlight
@@ -30,12 +29,6 @@ from rag.serve.web import build_app, launch, open_index
 
 ROOT = Path(__file__).resolve().parents[1]
 INJECTION = "<script>alert('owned')</script><img src=x onerror=alert(1)> **bold** [link](http://evil.example) $x$"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -414,9 +407,18 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
     source = (ROOT / "app.py").read_text()
     assert len([line for line in source.splitlines() if line.strip()]) <= 15
     port = free_port()
-    env = {**os.environ, "RAG_INDEX": str(tmp_path / "idx"), "RAG_PORT": str(port), "RAG_CORPUS": str(corpus)}
+    env = {**os.environ, "RAG_INDEX": str(tmp_path / "idx"), "RAG_PORT": str(port), "RAG_CORPUS": str(corpus),
+           "PYTHONUNBUFFERED": "1"}  # each line as it is printed, for the wait on the address below
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout or ():
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 180
         page = ""
@@ -438,10 +440,13 @@ def test_app_py_is_a_few_lines_and_serves_the_page(tmp_path: Path, corpus: Path)
             except OSError:
                 time.sleep(0.5)
         assert models.get("object") == "list" and models["data"], models
-        time.sleep(2)  # the page can be served a moment before serve() prints its address
+        # The page can be served a moment before serve() prints its address.
+        wait_until(lambda: any("rag web chat on http://" in line for line in lines), "app.py to print its address")
     finally:
         process.terminate()
-        output = process.communicate(timeout=30)[0]
+        process.wait(timeout=30)
+        reader.join(30)
+    output = "".join(lines)
     assert "Indexing" in output and "rag web chat on http://127.0.0.1:" in output and "/v1" in output
 
 

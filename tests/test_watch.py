@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from rag import Index, RagError, Settings
 from rag.watch import Watcher
@@ -180,10 +181,8 @@ def test_sigkill_during_a_watched_update_loses_nothing(tmp_path: Path) -> None:
         guide = (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text(encoding="utf-8")
         for n in range(12):
             (folder / f"guide{n}.md").write_text(f"# Copy {n}\n\n{guide}", encoding="utf-8")
-        deadline = 600
-        while not list(index_folder.glob("gen-*.tmp")) and process.poll() is None and deadline:
-            threading.Event().wait(0.05)  # polling the folder for the state we wait on
-            deadline -= 1
+        wait_until(lambda: list(index_folder.glob("gen-*.tmp")) or process.poll() is not None,
+                   "an update to start writing a generation")
         assert list(index_folder.glob("gen-*.tmp")), "no update was caught in progress"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=60)

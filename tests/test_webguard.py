@@ -7,21 +7,15 @@ document text, and a cross-site multipart upload was stored.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import free_port
 
 from rag import Index
 from rag.serve.web import build_app, launch
 from rag.serve.webguard import HostGuard, allowed_hosts, host_name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
