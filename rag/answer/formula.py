@@ -185,7 +185,7 @@ class _Evaluator:
             self.at += 1
             return value, _wrap(shown)
         if re.fullmatch(r"\d+(?:\.\d+)?", token):
-            return float(token), _fmt(float(token))
+            return float(token), format_figure(float(token))
         return self._line(token)
 
     def _line(self, text: str) -> tuple[float, str]:
@@ -220,7 +220,7 @@ class _Evaluator:
             raise _Unreadable
         handle, value = found
         self.operands.append(handle)
-        return value, _fmt(value)
+        return value, format_figure(value)
 
 
 class _Unreadable(Exception):
@@ -239,10 +239,16 @@ def _wrap(shown: str) -> str:
     return shown if shown.startswith("(") else f"({shown})"
 
 
-def _fmt(value: float) -> str:
+def format_figure(value: float) -> str:
+    """A figure as an answer's working writes it: thousands separated, up to two decimals, a true minus sign.
+
+    Example:
+        >>> format_figure(-1234.5), format_figure(93.8612)
+        ('−1,234.5', '93.86')
+    """
     rounded = round(value, 2)
     text = f"{abs(rounded):,.2f}".rstrip("0").rstrip(".")
     return ("−" if rounded < 0 else "") + text
 
 
-__all__ = ["KNOWN", "CellReader", "Evaluated", "definitions", "evaluate"]
+__all__ = ["KNOWN", "CellReader", "Evaluated", "definitions", "evaluate", "format_figure"]

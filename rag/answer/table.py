@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from rag.answer.formula import definitions, evaluate
+from rag.answer.formula import definitions, evaluate, format_figure
 from rag.ingest.tables import TABLES_VERSION, Cell, Table, page_tables, parse_number, tables_from_json
 from rag.settings import Settings
 from rag.types import Answer, Hit, Operand, Quote, Working
@@ -293,7 +293,7 @@ def _as_amount(question: str, working: Working, shown: str) -> tuple[Working, st
             and _AMOUNT_ASKED.search(question)):
         return working, shown
     figure, _, rest = shown.partition(" (")
-    amount = _with_scale(_fmt(-working.result), working.scale)
+    amount = _with_scale(format_figure(-working.result), working.scale)
     return (replace(working, result=-working.result),
             f"{amount} (paid out, shown as {figure}; {rest}" if rest else f"{amount} (paid out, shown as {figure})")
 
@@ -317,7 +317,7 @@ def _in_asked_scale(question: str, working: Working, shown: str) -> tuple[Workin
     figure, _, rest = shown.partition(" (")
     rounding = "rounded to 2 decimals" if abs(round(value, 2) - value) > 1e-9 else working.rounding
     return (replace(working, result=value, scale=want, rounding=rounding),
-            f"{_fmt(value)} {want} ({figure}; {rest}" if rest else f"{_fmt(value)} {want} ({figure})")
+            f"{format_figure(value)} {want} ({figure}; {rest}" if rest else f"{format_figure(value)} {want} ({figure})")
 
 
 def _solve_any(question: str, tables: Sequence[Table], defined: Mapping[str, str]) -> tuple[Working, str] | None:
@@ -461,23 +461,23 @@ def _solve(question: str, tables: Sequence[Table]) -> tuple[Working, str] | None
         if op == "change":
             result = new.value - old.value
             return _computed("change", line, [(k_new, new), (k_old, old)], result,
-                             f"{_fmt(new.value)} − {_fmt(old.value)}", percent_points=new.percent or old.percent)
+                             f"{format_figure(new.value)} − {format_figure(old.value)}", percent_points=new.percent or old.percent)
         if old.value == 0:
             return None
         # divided by the earlier figure as signed, as TAT-QA's annotators and most analysts do
         result = (new.value - old.value) / old.value * 100
         return _computed("percent_change", line, [(k_new, new), (k_old, old)], result,
-                         f"({_fmt(new.value)} − {_fmt(old.value)}) / {_fmt(old.value)} × 100", unit="%")
+                         f"({format_figure(new.value)} − {format_figure(old.value)}) / {format_figure(old.value)} × 100", unit="%")
     values = [(k, c) for k, c in keyed if c.value is not None]
     if len(values) < 2:
         return None
     if op == "average":
         amounts = [c.value or 0.0 for _, c in values]
-        expr = f"({' + '.join(_fmt(v) for v in amounts)}) / {len(values)}"
+        expr = f"({' + '.join(format_figure(v) for v in amounts)}) / {len(values)}"
         return _computed("average", line, values, sum(amounts) / len(amounts), expr)
     if op == "sum":
         result = sum(c.value or 0.0 for _, c in values)
-        return _computed("sum", line, values, result, " + ".join(_fmt(c.value or 0.0) for _, c in values))
+        return _computed("sum", line, values, result, " + ".join(format_figure(c.value or 0.0) for _, c in values))
     return None
 
 
@@ -532,7 +532,7 @@ def _which_row(question: str, tables: Sequence[Table], years: list[str],
     low = re.search(r"\b(?:lowest|smallest|least)\b", question.lower())
     line, cell = (min if low else max)(cells, key=lambda lc: lc[1].value or 0.0)
     operands = tuple(_operand(ln, column, c) for ln, c in cells)
-    order = " > ".join(_fmt(c.value or 0.0) for _, c in sorted(cells, key=lambda lc: -(lc[1].value or 0.0)))
+    order = " > ".join(format_figure(c.value or 0.0) for _, c in sorted(cells, key=lambda lc: -(lc[1].value or 0.0)))
     return (Working("compare", operands, None, expression=order),
             f"{line.name} ({_short(table, column)}: {order})")
 
@@ -602,7 +602,7 @@ def _compare(line: _Line, years: list[str], question: str) -> tuple[Working, str
     year = _years(key)
     answer = year[-1] if year else key
     operands = tuple(_operand(line, k, c) for k, c in cells)
-    order = " > ".join(f"{_fmt(c.value or 0.0)}" for _, c in sorted(cells, key=lambda kc: -(kc[1].value or 0.0)))
+    order = " > ".join(f"{format_figure(c.value or 0.0)}" for _, c in sorted(cells, key=lambda kc: -(kc[1].value or 0.0)))
     return (Working("compare", operands, None, expression=order, unit=_unit(line.table, [c for _, c in cells]),
                     scale=_scale_word(line.table, [c for _, c in cells])),
             f"{answer} ({_label(line)}: {order})")
@@ -688,20 +688,20 @@ def _binary(op: str, pair: tuple[_Match, _Match], years: list[str], words: set[s
             return None
         if "percent" not in q:  # "as a proportion of" is a fraction, "as a percentage of" a percentage
             return _computed2("proportion", [(lp, kp, part), (lw, kw, whole)], (part.value or 0.0) / whole.value,
-                              f"{_fmt(part.value or 0.0)} / {_fmt(whole.value)}", unit="ratio")
+                              f"{format_figure(part.value or 0.0)} / {format_figure(whole.value)}", unit="ratio")
         result = (part.value or 0.0) / whole.value * 100
         return _computed2("proportion", [(lp, kp, part), (lw, kw, whole)], result,
-                          f"{_fmt(part.value or 0.0)} / {_fmt(whole.value)} × 100", unit="%")
+                          f"{format_figure(part.value or 0.0)} / {format_figure(whole.value)} × 100", unit="%")
     if op == "ratio":
         if not cb.value:
             return None
         return _computed2("ratio", [(first, ka, ca), (second, kb, cb)], ca.value / cb.value,
-                          f"{_fmt(ca.value)} / {_fmt(cb.value)}", unit="ratio")
+                          f"{format_figure(ca.value)} / {format_figure(cb.value)}", unit="ratio")
     if op == "sum":
         return _computed2("sum", [(first, ka, ca), (second, kb, cb)], ca.value + cb.value,
-                          f"{_fmt(ca.value)} + {_fmt(cb.value)}")
+                          f"{format_figure(ca.value)} + {format_figure(cb.value)}")
     return _computed2("difference", [(first, ka, ca), (second, kb, cb)], ca.value - cb.value,
-                      f"{_fmt(ca.value)} − {_fmt(cb.value)}")
+                      f"{format_figure(ca.value)} − {format_figure(cb.value)}")
 
 
 def _short(table: Table, key: str) -> str:
@@ -743,13 +743,6 @@ def _with_scale(text: str, scale: str) -> str:
     return f"{text} {scale}" if scale and parse_number(text)[0] is not None else text
 
 
-def _fmt(value: float) -> str:
-    """A figure as written in the working: thousands separated, up to two decimals, minus sign."""
-    rounded = round(value, 2)
-    text = f"{abs(rounded):,.2f}".rstrip("0").rstrip(".")
-    return ("−" if rounded < 0 else "") + text
-
-
 def _computed(op: str, line: _Line, keyed: Sequence[tuple[str, Cell]], result: float, expression: str, *,
               unit: str = "", percent_points: bool = False) -> tuple[Working, str]:
     return _computed2(op, [(line, k, c) for k, c in keyed], result, expression, unit=unit,
@@ -767,7 +760,7 @@ def _computed2(op: str, operands: Sequence[tuple[_Line, str, Cell]], result: flo
     scale = "" if unit in ("%", "ratio") or percent_points else _scale_word(table, cells)
     rounded = round(result, 2)
     rounding = "rounded to 2 decimals" if abs(rounded - result) > 1e-9 else ""
-    figure = _fmt(result)
+    figure = format_figure(result)
     if percent_points:
         figure += " percentage points"
     elif unit == "%":
