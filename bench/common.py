@@ -9,7 +9,7 @@ date, the machine and what else was running (the machine is shared, so absolute 
 compare the figures measured side by side in one run, and read ratios and medians).
 
 ``RAG_BENCH_RESULTS`` and ``RAG_BENCH_CACHE`` move the results and the cache elsewhere, and
-``RAG_BENCH_SHARED`` reads the data from another folder: the smoke test (tests/test_bench_smoke.py)
+``RAG_BENCH_SHARED`` reads the data from another folder: the smoke test (tests/bench/test_bench_smoke.py)
 runs every benchmark on a tiny input into a temporary folder, leaving the real ones alone.
 """
 
@@ -212,7 +212,7 @@ def clustered_vectors(n: int, dim: int = 384, seed: int = 0, clusters: int | Non
 
 
 # ------------------------------------------------------------------------------------------
-# Made inputs and index checks, shared by the robustness runs and the tests (tests/test_crash.py,
+# Made inputs and index checks, shared by the robustness runs and the tests (tests/store/test_crash.py,
 # test_concurrency.py, test_reliability.py, test_load.py, test_fuzz.py import them from here)
 
 

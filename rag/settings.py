@@ -41,7 +41,7 @@ and keeps opening."""
 
 SAME_VECTORS = {"onnx": "torch"}
 """Embedding backends that compute another's vectors to float rounding (the fp32 weights on
-onnxruntime and through torch agree to a cosine of 1.0000, tests/test_embed.py). An index records
+onnxruntime and through torch agree to a cosine of 1.0000, tests/embed/test_embed.py). An index records
 the other's name, so an index built with either opens with either, and every index built with
 torch before ``onnx`` became the default keeps its fingerprint and is searched without torch."""
 

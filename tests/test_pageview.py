@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_pdf
-from test_protocols import HashingEmbedder
+from tests.test_protocols import HashingEmbedder
 
 from rag import Index, PageViewError
 from rag.types import Quote

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import free_port, shared_path, wait_until, write_pdf
-from test_crash import FAST
-from test_load import hostile_pdfs
+from tests.store.test_crash import FAST
+from tests.ingest.test_load import hostile_pdfs
 
 from bench.common import RAG, assert_consistent, write_corpus
 from rag import Index, IndexCorruptError

@@ -17,7 +17,7 @@ from conftest import wait_until
 
 from rag import Index, RagError, Settings
 from rag.watch import Watcher
-from tests.test_formats import make_xlsx
+from tests.ingest.test_formats import make_xlsx
 
 FAST = Settings(embed_backend="onnx-int8")
 

@@ -2,8 +2,8 @@
 
 After every fault the index must open with its checksums and agree with itself (vectors, FAISS,
 BM25 and metadata row for row; see ``bench.common.assert_consistent``), and a rerun must
-complete the interrupted work. The default test run does a few of these (tests/test_crash.py,
-tests/test_concurrency.py, tests/test_reliability.py); this script does many and writes a report.
+complete the interrupted work. The default test run does a few of these (tests/store/test_crash.py,
+tests/store/test_concurrency.py, tests/test_reliability.py); this script does many and writes a report.
 
     .venv/bin/python -m bench.robustness.fault_injection                       # 30 kills, 10 damages per file
     .venv/bin/python -m bench.robustness.fault_injection --kills 100 --damages 40 --seed 3

@@ -4,7 +4,7 @@ The ``onnx`` embedding backend runs all-MiniLM-L6-v2's own fp32 weights on onnxr
 answering a question needs neither torch nor sentence-transformers (importing them costs a CLI
 call seconds). The graph is written here with ``onnx.helper`` from the weights file itself, not
 exported through torch: building it needs no torch either, and the same weights give the same
-vectors as the torch backend (to float rounding, checked in ``tests/test_embed.py``).
+vectors as the torch backend (to float rounding, checked in ``tests/embed/test_embed.py``).
 
 The graph is the HF ``BertModel`` forward pass without the pooler (output ``last_hidden_state``):
 embeddings (word + position + token type, LayerNorm), then per layer self-attention with the

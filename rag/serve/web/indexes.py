@@ -20,7 +20,7 @@ from rag.index import Index
 EXAMPLES = ("Does rag need an internet connection?", "How are answers checked against the documents?",
             "How can other machines on the network reach the chat?")
 """The example questions of the demo's first screen: answered well by the user guide (checked in
-tests/test_browser_first_screen.py), and what a new user wants to know first."""
+tests/serve/test_browser_first_screen.py), and what a new user wants to know first."""
 
 
 class PageIndexes:

@@ -18,7 +18,7 @@ def test_a_watched_folder_updates_the_open_page(browser_path: Path, page, tmp_pa
     from playwright.sync_api import expect
 
     # The server runs in tmp_path: this checkout's rag, not another one installed in the venv.
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
     import pptx
 
     deck = tmp_path / "made.pptx"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ask, rag_serve
-from test_tables import CSV_LIKE, SALES
+from tests.ingest.test_tables import CSV_LIKE, SALES
 
 pytestmark = pytest.mark.browser
 

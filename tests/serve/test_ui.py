@@ -27,7 +27,7 @@ from rag.serve.render import render_reply, render_sources
 from rag.serve.uploads import UPLOADS, add_uploads, remove_document, safe_filename, store_uploads
 from rag.serve.web import build_app, launch, open_index
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INJECTION = "<script>alert('owned')</script><img src=x onerror=alert(1)> **bold** [link](http://evil.example) $x$"
 
 

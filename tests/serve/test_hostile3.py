@@ -362,7 +362,7 @@ def test_leftovers_of_a_killed_server_are_removed_at_the_next_start(tmp_path: Pa
             "f = use_private_folder(sys.argv[1]); (f / 'half-upload').write_bytes(b'x' * 100); "
             "print(f, flush=True); os.kill(os.getpid(), 9)")
     killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     left = Path(killed.stdout.strip())
     assert left.is_dir() and (left / "half-upload").exists()
     from rag.serve.servertemp import clean_leftovers
@@ -466,7 +466,7 @@ def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed
         "print(json.dumps({'stored': len(stored), 'failed': [f.reason for f in failed],\n"
         "                  'left': sorted(p.name for p in (Path(sys.argv[1]) / UPLOADS).iterdir())}))\n")
     done = subprocess.run([sys.executable, "-c", code, str(folder), str(big)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=900)
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["stored"] == 0 and result["left"] == [], result
@@ -478,7 +478,7 @@ def test_a_full_disk_during_an_upload_leaves_no_stored_copy(tmp_path: Path, seed
 
 
 def test_credentials_in_the_llm_address_never_reach_a_message(seed_index: Index) -> None:
-    from tests.test_llm import ChatServer
+    from tests.answer.test_llm import ChatServer
 
     with ChatServer() as server:
         server.status, server.raw = 500, '{"error": {"message": "boom"}}'
@@ -501,7 +501,7 @@ def test_twenty_thousand_quote_lines_are_read_up_to_the_cap() -> None:
 
 def test_a_title_before_a_name_is_not_a_sentence_of_its_own(seed_index: Index) -> None:
     # Before: "Mrs." was split off as a sentence by the support check and the answer became "Mrs. [1]".
-    from tests.test_llm import ChatServer
+    from tests.answer.test_llm import ChatServer
 
     with ChatServer() as server:
         server.reply = ("ANSWER: Mrs. Maryam Rajavi has called on the United Nations [1].\n"
@@ -516,7 +516,7 @@ def test_a_title_before_a_name_is_not_a_sentence_of_its_own(seed_index: Index) -
 def test_an_llm_rewrite_of_a_follow_up_that_brings_its_own_words_is_not_used() -> None:
     from rag.search.conversation import condense
     from rag.settings import Settings
-    from tests.test_llm import ChatServer
+    from tests.answer.test_llm import ChatServer
 
     history = [{"role": "user", "content": "Who called for UN visits?"},
                {"role": "assistant", "content": "Mrs. Maryam Rajavi [1]"}]
@@ -583,7 +583,7 @@ def test_the_cli_answers_invalid_utf8_and_refuses_a_long_question_in_one_line(se
     import sys
 
     folder = seed_index.folder
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     bad = subprocess.run([sys.executable.encode(), b"-m", b"rag.serve.cli", b"ask", b"Who called for UN visits?\xff\xfe",
                           b"--index", str(folder).encode()], capture_output=True, env=env, timeout=600)
     assert bad.returncode == 0 and b"Traceback" not in bad.stderr, bad.stderr[-2000:]
@@ -607,7 +607,7 @@ def test_mcp_over_http_refuses_another_port_and_names_no_absolute_path(seed_inde
 
     folder = seed_index.folder
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
                                 "--index", str(folder)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -151,7 +151,7 @@ def test_a_kill_in_the_middle_of_an_ingest_leaves_the_previous_index(store: str,
         (corpus / f"log{n}.txt").write_text(f"Harbour log {n}: the barge left at dawn with {n} tonnes of salt.",
                                             encoding="utf-8")
     child = subprocess.Popen([sys.executable, "-c", _INGEST, store, settings.milvus_uri, str(corpus), str(folder)],
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     # Killed while the new generation is being written (its folder exists, CURRENT still names
     # the old one).
 

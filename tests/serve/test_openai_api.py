@@ -22,7 +22,7 @@ from rag.collection_paths import COLLECTIONS  # noqa: E402
 from rag.text import count_tokens  # noqa: E402
 from rag.serve.openai_api import parse_messages  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 QUESTION = "Who called for UN visits?"
 KEY = "test-key-0b7f"

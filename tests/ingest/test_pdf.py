@@ -1,5 +1,5 @@
 """The two text extractors behind one loader: the setting, exact offsets either way, and which
-pages are sent to OCR. (Hostile and shared PDFs: tests/test_load.py; OCR: tests/test_ocr.py.)"""
+pages are sent to OCR. (Hostile and shared PDFs: tests/ingest/test_load.py; OCR: tests/ingest/test_ocr.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_pdf
-from test_protocols import HashingEmbedder
+from tests.test_protocols import HashingEmbedder
 
 from rag import Index, Settings, SettingsError
 from rag.ingest.load import load_file

@@ -19,7 +19,7 @@ from rag.errors import ReaderModelError
 from train.reader.calibration import separation
 from train.swapped_questions import names, swap_question
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("question", "passage", "expected"), [

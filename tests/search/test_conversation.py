@@ -165,7 +165,7 @@ def test_rag_chat_reads_stdin_and_prints_one_json_answer_per_line(seed_index: In
 
 def test_llm_condenses_the_follow_up_and_the_offline_resolver_is_the_fallback(seed_index: Index) -> None:
     from rag.search.conversation import condense
-    from tests.test_llm import ChatServer
+    from tests.answer.test_llm import ChatServer
 
     with ChatServer() as server:
         settings = seed_index.settings.replace(answer_mode="llm", llm_base_url=server.url, llm_model="m")

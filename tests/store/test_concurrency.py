@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
-from test_crash import FAST
+from tests.store.test_crash import FAST
 
 from bench.common import RAG, assert_consistent, write_corpus
 from rag import Index, IndexLockedError

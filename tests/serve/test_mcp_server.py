@@ -37,7 +37,7 @@ def _run(folder: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[st
     async def session() -> tuple[list[str], list[Any]]:
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(folder), "--collection", "news"],
-            env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
                  "PATH": os.environ.get("PATH", "")})
         with open(os.environ.get("RAG_TEST_MCP_LOG", os.devnull), "w") as errlog:
             async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
@@ -89,7 +89,7 @@ def test_mcp_over_streamable_http_answers_its_client_and_refuses_a_foreign_host(
     from mcp.client.streamable_http import streamable_http_client
 
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     process = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "mcp", "--http", "--port", str(port),
                                 "--index", str(news_folder), "--collection", "news"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -150,7 +150,7 @@ def test_every_tool_argument_is_described_bounded_and_read_only(news_folder: Pat
     async def session() -> tuple[list[Any], list[Any]]:
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(news_folder), "--collection", "news"],
-            env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
                  "PATH": os.environ.get("PATH", "")})
         async with stdio_client(params, errlog=open(os.devnull, "w")) as (read, write), \
                 ClientSession(read, write) as client:

@@ -25,7 +25,7 @@ from rag.serve.web.indexes import EXAMPLES
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PDF_NAME = "Lighthouse works 2019.pdf"
 
 STILL = "() => !document.getAnimations().some((a) => a instanceof CSSTransition && a.playState === 'running')"

@@ -29,7 +29,7 @@ from rag.settings import Settings
 from rag.text import count_tokens, split_sentences
 from rag.types import Page
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import WAIT_MS, ask, rag_serve, write_pdf
-from test_browser import SEED_NAME
+from tests.serve.test_browser import SEED_NAME
 
 from rag import Index
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_pdf
-from test_protocols import HashingEmbedder
+from tests.test_protocols import HashingEmbedder
 
 from rag import Index, LoadError, Settings
 from rag.ingest.load import load_file
