@@ -42,7 +42,6 @@ from rag.watch import Watcher
 if TYPE_CHECKING:
     from rag import pipeline  # the pipeline (loaders, chunker, pypdf) is imported by the first write
     from rag.pageview import PageImage
-    from rag.watch import Watcher
 
 DEFAULT_FOLDER = "index"
 MAX_STATEMENT_SOURCES = 3
