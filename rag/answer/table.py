@@ -67,6 +67,9 @@ def _years(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    # Row labels and questions are matched with plurals folded and nothing more: the search
+    # stemmer (rag.text) also makes "operating" and "operations" one word, joining rows a
+    # statement keeps apart ("Operating income", "Discontinued operations").
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
