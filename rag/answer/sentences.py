@@ -253,10 +253,10 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
                 rf"(?i)\W*(?:the |an? )?{re.escape(term)}\b\W*\s+(?:is|are|was|were|means|refers|stands|answers|"
                 rf"describes|lets|helps|provides|\(|,)", words))
             mine = set(terms(words))
-            # "To install it:" before its steps; the last sentence of a paragraph before a command.
+            # "To install it:" before its steps; a sentence of the paragraph before a command.
             after = us[n + 1] if n + 1 < len(us) else None
             leads = after is not None and (words.rstrip().endswith(":") and after.role in ("item", "code") or
-                                           after.role == "code" and _commands(text[after.start:after.end]))
+                                           _command_after(text, us, n) is not None)
             steps = wants_block and (unit.role in ("item", "code") or leads)
             out.append((p, unit, np.array([
                 float(np.clip(margin, -10, 10)) / 5,
@@ -331,10 +331,15 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
     chosen = [best.unit]
     after = us[at + 1] if at + 1 < len(us) else None
     # Steps or items follow the sentence ("To install it:", or a command block under it).
-    leads = kind in ("procedure", "list") and after is not None and (
-        passage[best.unit.start:best.unit.end].rstrip().endswith(":") and after.role in ("item", "code")
-        or after.role == "code" and _commands(passage[after.start:after.end]))
-    if best.unit.role in ("item", "row", "code") or leads:
+    steps = kind in ("procedure", "list")
+    command = _command_after(passage, us, at) if steps and best.unit.role == "sentence" else None
+    leads = steps and after is not None and (
+        passage[best.unit.start:best.unit.end].rstrip().endswith(":") and after.role in ("item", "code"))
+    if command is not None:
+        # "Use `rag ingest` with one or more files or folders. Folders are read recursively." and
+        # the command under them: the paragraph from the chosen sentence, then the command.
+        chosen = us[at:command + 1]
+    elif best.unit.role in ("item", "row", "code") or leads:
         chosen = _whole_block(passage, us, at)
     else:
         margin_of = {s.unit: s.score for s in scored if s.passage == best.passage}
@@ -390,6 +395,23 @@ def _whole_block(text: str, us: Sequence[Unit], at: int) -> list[Unit]:
             break
         kept.append(u)
     return ([us[lead]] if lead is not None else []) + kept
+
+
+PARAGRAPH_LEAD = 3
+"""Sentences of a paragraph, from the chosen one, that may stand before the command block they lead into."""
+
+
+def _command_after(text: str, us: Sequence[Unit], at: int) -> int | None:
+    """The index of the shell-command block that the paragraph of sentence ``at`` leads into (the
+    block right after the paragraph, at most ``PARAGRAPH_LEAD`` sentences on), or None."""
+    if us[at].role != "sentence":
+        return None
+    j = at + 1
+    while j < len(us) and j - at < PARAGRAPH_LEAD and us[j].role == "sentence" and us[j].group == us[at].group:
+        j += 1
+    if j < len(us) and us[j].role == "code" and _commands(text[us[j].start:us[j].end]):
+        return j
+    return None
 
 
 def _defined_term(question: str) -> str | None:

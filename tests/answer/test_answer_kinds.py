@@ -240,3 +240,19 @@ def test_a_close_guess_is_offered_in_words_and_a_far_one_is_not(guide_index: Ind
 def test_answer_to_dict_carries_the_kind(guide_index: Index) -> None:
     payload = guide_index.ask("How do I install Lantern?").to_dict()
     assert payload["kind"] == "procedure"
+
+
+def test_a_paragraph_leading_into_a_command_answers_with_it(tmp_path: Path) -> None:
+    from rag.answer.sentences import _command_after, units
+
+    text = ("## Adding photos\n\nUse `lantern add` with one or more folders. Folders are read recursively.\n\n"
+            "```\nlantern add ~/pictures ~/phone/camera\n```\n\nThe catalogue is saved in `catalogue/`.\n")
+    us = units(text)
+    assert [u.role for u in us] == ["sentence", "sentence", "code", "sentence"]
+    assert _command_after(text, us, 0) == 2 and _command_after(text, us, 3) is None
+    (tmp_path / "guide.md").write_text(GUIDE + "\n" + text, encoding="utf-8")
+    index = Index.build([tmp_path / "guide.md"], tmp_path / "index")
+    answer = index.ask("How do I add my photos?")
+    # the sentence, the one after it and the command, whole (a decline's best guess says the same)
+    assert "Use `lantern add` with one or more folders. Folders are read recursively." in " ".join(answer.text.split())
+    assert "lantern add ~/pictures ~/phone/camera" in answer.text
