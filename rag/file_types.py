@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,9 +106,66 @@ def stored_as_markdown(source: str | Path) -> bool:
 
 
 def has_page_images(source: str | Path) -> bool:
-    """Whether pages of ``source`` can be drawn as images (PDF); others are shown as their text."""
+    """Whether pages of ``source`` can be drawn as images (PDF); others are shown as their text. A
+    PDF attached to an e-mail is shown as its stored text: it exists only inside the message, and
+    drawing it would mean decoding it from a file that may have changed since."""
     fmt = format_for(source)
-    return fmt is not None and fmt.page_images
+    return fmt is not None and fmt.page_images and attached_to(source) is None
+
+
+_ATTACHED = re.compile(r"^(?P<parent>.+)#(?:message-(?P<message>\d+)/)?attachment-(?P<number>\d+)/(?P<name>[^/\\]+)$")
+
+
+def attachment_source(container: str | Path, number: int, name: str, message: int | None = None) -> str:
+    """The source of a document read from an e-mail attachment: the e-mail file's path, then
+    ``#attachment-N/NAME`` (``#message-M/attachment-N/NAME`` in a mailbox). It ends in the
+    attachment's own name, so its suffix picks its format and its word for a page, and a filter by
+    file name finds it; it starts with the e-mail's path, so the ingest removes or replaces it with
+    the e-mail (``attached_to``). N counts the message's attachments from 1, so two attachments of
+    one name stay two documents.
+
+    Example:
+        >>> attachment_source("/mail/invoice.eml", 1, "report.pdf")
+        '/mail/invoice.eml#attachment-1/report.pdf'
+        >>> attached_to(attachment_source("/mail/box.mbox", 2, "a/b.docx", message=14))
+        ('/mail/box.mbox', 14, 'b.docx')
+    """
+    last = re.split(r"[/\\]", str(name))[-1]  # a name that brings a folder ("../x.pdf") keeps its own part
+    clean = " ".join(re.sub(r"[\x00-\x1f]+", " ", last).split()) or "attachment"
+    where = f"message-{message}/attachment-{number}" if message is not None else f"attachment-{number}"
+    return f"{container}#{where}/{clean}"
+
+
+def attached_to(source: str | Path) -> tuple[str, int | None, str] | None:
+    """(the e-mail file, the message's number in a mailbox or None, the attachment's name) of an
+    attachment's source (``attachment_source``); None for any other source."""
+    found = _ATTACHED.match(str(source))
+    if found is None:
+        return None
+    message = found.group("message")
+    return found.group("parent"), int(message) if message else None, found.group("name")
+
+
+def container_of(source: str | Path) -> str:
+    """The file on disk a source was read from: the e-mail of an attachment, else the source itself."""
+    found = attached_to(source)
+    return found[0] if found is not None else str(source)
+
+
+def display_name(source: str | Path) -> str:
+    """A source's name as citations show it: the file's name, or for an attachment
+    "report.pdf (attached to invoice.eml)" ("... to message 14 of box.mbox" in a mailbox).
+
+    Example:
+        >>> display_name("/mail/invoice.eml#attachment-1/report.pdf")
+        'report.pdf (attached to invoice.eml)'
+    """
+    found = attached_to(source)
+    if found is None:
+        return Path(source).name
+    parent, message, name = found
+    where = f"message {message} of {Path(parent).name}" if message is not None else Path(parent).name
+    return f"{name} (attached to {where})"
 
 
 def skipped_summary(skipped: Iterable[str | Path]) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rag.errors import PageViewError
-from rag.file_types import has_page_images
+from rag.file_types import attached_to, display_name, has_page_images
 from rag.ingest.pdfium import LOCK as PDFIUM_LOCK
 from rag.ingest.pdfium import capped_scale
 from rag.ingest.pdfium import load as pdfium
@@ -359,6 +359,10 @@ def indexed_pdf(snapshot: object, source: str) -> tuple[Path, str, int]:
     if record is None:
         raise PageViewError(f"{source}: not in the index")
     path = Path(record.source)
+    if attached_to(record.source) is not None:
+        raise PageViewError(f"{display_name(record.source)}: an e-mail's attachment has no page images (the index "
+                            "keeps its text, not the file, and reading it again from the e-mail could show another "
+                            "version); its text is shown")
     if not has_page_images(path):
         raise PageViewError(f"{path.name}: not a PDF; only PDF pages have images (its text is in the index)")
     try:

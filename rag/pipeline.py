@@ -10,6 +10,7 @@ vectors and the files in flight, not the corpus. ``IngestReport.extra`` times ev
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
 import multiprocessing
@@ -28,6 +29,7 @@ import numpy as np
 from rag.backends import EMBEDDERS
 from rag.embed import EmbeddingCache, embedder_class, embedder_token_counter, load_embedder, model_token_counter
 from rag.errors import LoadError
+from rag.file_types import attached_to, container_of
 from rag.ingest.chunk import CHUNKER_VERSION, Chunker, content_hash
 from rag.ingest.load import PDF_SUFFIXES, find_files, read_file
 from rag.protocols import Embedder
@@ -56,6 +58,12 @@ class _Loaded:
     status: str  # "added" or "updated"
     notes: tuple[str, ...] = ()
     """What was left unread (pages over the OCR budget): reported as a failure of the file."""
+    attached: tuple[_Loaded, ...] = ()
+    """The documents that came inside the file (an e-mail's attachments), written with it."""
+
+    def documents(self) -> list[_Loaded]:
+        """The file and the documents that came in it, in the order they are written."""
+        return [self, *self.attached]
 
 
 def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | None
@@ -66,7 +74,8 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
     A file is unchanged when size and mtime match, or else when its content hash matches, unless
     the index was cut by an older chunker (``CHUNKER_VERSION``): then every file is read and cut
     again (text already embedded keeps its vectors). Files the index holds under the given folders
-    that no longer exist are removed; files indexed from elsewhere are left alone.
+    that no longer exist are removed; files indexed from elsewhere are left alone. A document that
+    came inside a file (an e-mail's attachment, ``rag.file_types.attached_to``) goes with its file.
     """
     paths = list(paths)
     skipped: list[Path] = []
@@ -98,9 +107,16 @@ def plan(paths: Iterable[str | Path], settings: Settings, previous: Snapshot | N
         to_load.append((path, "updated" if old is not None else "added", record))
     roots = [Path(p).expanduser().resolve() for p in paths]
     seen = {str(p) for p in files}
-    removed = [source for source in known
-               if source not in seen and not Path(source).exists() and _under_any(Path(source), roots)]
+    removed = [source for source in known if (file := container_of(source)) not in seen
+               and not Path(file).exists() and _under_any(Path(file), roots)]
     return to_load, unchanged, removed, failures, skipped
+
+
+def _with_attached(sources: Iterable[str], known: Iterable[str]) -> set[str]:
+    """``sources`` and every known document that came inside one of them (an e-mail's attachments)."""
+    sources = set(sources)
+    return sources | {source for source in known if (found := attached_to(source)) is not None
+                      and found[0] in sources}
 
 
 def _under_any(path: Path, roots: list[Path]) -> bool:
@@ -121,7 +137,10 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
     skipped = tuple(str(p) for p in skipped_paths)
     timings = {"plan": time.perf_counter() - started, "load_chunk": 0.0, "wait": 0.0, "cache": 0.0, "embed": 0.0,
                "write": 0.0, "commit": 0.0}
-    removed = sorted(set(removed) | set(remove))
+    known = previous.files() if previous is not None else {}
+    # A removed e-mail takes its attachments' documents with it (``plan`` finds those whose e-mail
+    # is gone; ``remove`` names files).
+    removed = sorted(_with_attached(set(removed) | set(remove), known))
     if not to_load and not removed:
         total = previous.count if previous is not None else 0
         return None, IngestReport(unchanged=tuple(unchanged), failed=tuple(failures), chunks_total=total,
@@ -136,7 +155,9 @@ def run(folder: Path, paths: Iterable[str | Path], settings: Settings, previous:
         # onnxruntime aborts, so the interpreter waits for it at exit.
         helpers.append(threading.Thread(target=_load_quietly, args=(settings,), name="rag-model"))
         helpers[-1].start()
-    drop = set(removed) | {str(record.source) for _, status, record in to_load if status == "updated"}
+    # A changed e-mail is read again with its attachments: their old documents go, whatever it holds now.
+    drop = set(removed) | _with_attached({str(record.source) for _, status, record in to_load
+                                          if status == "updated"}, known)
     dim = int(embedder.dim if embedder is not None else embedder_class(settings).dim)
     try:
         writer = GenerationWriter(folder, settings, dim, previous, drop)
@@ -220,7 +241,7 @@ class _Batch:
 
     @property
     def chunk_count(self) -> int:
-        return sum(len(item.chunks) for item in self.pending)
+        return sum(len(doc.chunks) for item in self.pending for doc in item.documents())
 
     def add(self, item: _Loaded) -> None:
         self.pending.append(item)
@@ -229,13 +250,14 @@ class _Batch:
         """Embed and write every pending file."""
         if not self.pending:
             return
-        vectors = self._vectors([h for item in self.pending for h in item.hashes])
+        documents = [doc for item in self.pending for doc in item.documents()]
+        vectors = self._vectors([h for doc in documents for h in doc.hashes])
         t0 = time.perf_counter()
-        for item in self.pending:
-            matrix = (np.stack([vectors[h] for h in item.hashes]) if item.hashes
+        for doc in documents:
+            matrix = (np.stack([vectors[h] for h in doc.hashes]) if doc.hashes
                       else np.zeros((0, self.dim), np.float32))
-            self.writer.add(item.record, item.pages, item.chunks, item.hashes, matrix)
-            self.done[item.status].append(item.record.source)
+            self.writer.add(doc.record, doc.pages, doc.chunks, doc.hashes, matrix)
+            self.done[doc.status].append(doc.record.source)
         self.timings["write"] += time.perf_counter() - t0
         self.pending.clear()
 
@@ -250,7 +272,8 @@ class _Batch:
         missing = list(dict.fromkeys(h for h in hashes if h not in vectors))
         if not missing:
             return vectors
-        texts = {h: c.searchable for item in self.pending for c, h in zip(item.chunks, item.hashes)}
+        texts = {h: c.searchable for item in self.pending for doc in item.documents()
+                 for c, h in zip(doc.chunks, doc.hashes)}
         t0 = time.perf_counter()
         model = self.embedder if self.embedder is not None else load_embedder(self.settings)
         new = model.encode_documents([texts[h] for h in missing], self.settings.batch_size,
@@ -438,10 +461,13 @@ def _load_one(path: Path, status: str, record: FileRecord, settings: Settings,
         chunker = Chunker(settings, counter, limit)
     try:
         read = read_file(path, settings.max_file_bytes, settings=settings, progress=ocr_progress)
-        pages = read.pages
-        chunks = [c for page in pages for c in chunker.chunk(page)]
-        return _Loaded(record=record, pages=pages, chunks=chunks,
-                       hashes=[content_hash(c.searchable) for c in chunks], status=status, notes=read.notes)
+        attached = []
+        for doc in read.attached:
+            # Its record carries its own bytes' hash and size, and the time of the file it came in.
+            inner = FileRecord(source=doc.source, sha256=doc.sha256, size=doc.size, mtime=record.mtime)
+            attached.append(_chunked(inner, doc.pages, chunker, status))
+        return dataclasses.replace(_chunked(record, read.pages, chunker, status), notes=read.notes,
+                                   attached=tuple(attached))
     except LoadError as exc:
         return LoadFailure(exc.source, exc.reason)
     except (MemoryError, RecursionError) as exc:
@@ -449,6 +475,12 @@ def _load_one(path: Path, status: str, record: FileRecord, settings: Settings,
     except Exception as exc:  # noqa: BLE001 - one unreadable file never stops the others
         log.exception("unexpected error reading %s", path)
         return LoadFailure(str(path), f"unexpected error while reading: {type(exc).__name__}: {exc}")
+
+
+def _chunked(record: FileRecord, pages: list[Page], chunker: Chunker, status: str) -> _Loaded:
+    chunks = [c for page in pages for c in chunker.chunk(page)]
+    return _Loaded(record=record, pages=pages, chunks=chunks, hashes=[content_hash(c.searchable) for c in chunks],
+                   status=status)
 
 
 def _put(out: queue.Queue, item: object, stop: threading.Event) -> None:

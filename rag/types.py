@@ -8,10 +8,9 @@ the index*, so a quote can always be checked against its source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from rag.file_types import page_label, page_word, skipped_summary
+from rag.file_types import display_name, page_label, page_word, skipped_summary
 
 AnswerKind = Literal["fact", "definition", "explanation", "procedure", "yesno", "list", "comparison", "summary",
                      "keyword", "table"]
@@ -98,8 +97,9 @@ class Chunk:
 
     @property
     def name(self) -> str:
-        """The file name without its folder, for display."""
-        return Path(self.source).name
+        """The file name without its folder, for display ("report.pdf (attached to invoice.eml)" for
+        an e-mail's attachment: ``rag.file_types.display_name``)."""
+        return display_name(self.source)
 
     @property
     def searchable(self) -> str:
@@ -132,7 +132,7 @@ class Quote:
 
     @property
     def name(self) -> str:
-        return Path(self.source).name
+        return display_name(self.source)
 
     @property
     def place(self) -> str:
@@ -334,7 +334,7 @@ class Document:
 
     @property
     def name(self) -> str:
-        return Path(self.source).name
+        return display_name(self.source)
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON shape of a document (``rag docs --json``, MCP's ``list_documents``); ``unit``

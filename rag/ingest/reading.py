@@ -22,11 +22,25 @@ from rag.types import Page
 
 
 @dataclass(frozen=True)
+class Attached:
+    """A document that came inside a file (an e-mail's attachment), indexed as a document of its
+    own: its source (``rag.file_types.attachment_source``), its pages, and the sha256 and size of
+    its bytes. It is written, replaced and removed with the file it came in."""
+
+    source: str
+    pages: list[Page]
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class FileRead:
-    """One file's pages, and notes for the user about what was left out (OCR budget, caps)."""
+    """One file's pages, notes for the user about what was left out (OCR budget, caps), and the
+    documents that came inside it (an e-mail's attachments)."""
 
     pages: list[Page]
     notes: tuple[str, ...] = ()
+    attached: tuple[Attached, ...] = ()
 
 
 @dataclass(frozen=True)

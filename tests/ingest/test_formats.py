@@ -18,12 +18,13 @@ import openpyxl
 import pytest
 
 from rag import Index, LoadError, Settings
-from rag.file_types import format_for, page_label, skipped_summary, supported_suffixes
+from rag.errors import RagError
+from rag.file_types import attached_to, format_for, has_page_images, page_label, skipped_summary, supported_suffixes
 from rag.ingest.formats.common import MAX_ATTACHMENT_BYTES, MAX_EMPTY_ROWS, MAX_SLIDES, markdown_table
 from rag.ingest.load import find_files, is_temporary, read_file
 from rag.serve.render import render_sources, render_viewer, source_card
 from rag.types import Quote
-from tests.conftest import shared_path
+from tests.conftest import shared_path, write_pdf
 
 FAST = Settings(embed_backend="onnx-int8")
 
@@ -236,9 +237,15 @@ def test_eml_headers_as_context_and_attachments_read(tmp_path: Path) -> None:
     assert text.startswith("# Travel budget (from Ann Lovelace <ann@example.com>, to Bob Hopper <bob@example.com>, "
                            "2024-03-01)\n\nFrom: Ann Lovelace")
     assert "Subject: Travel budget" in text and "is 4,200 euros." in text
-    assert "## Attachment: costs.csv" in text and "| ferry | 310 |" in text
-    assert "## Attachment: memo.docx" in text and "python-docx was here too!" in text
+    # Each attachment is a document of its own, named after the message; the page names it only.
+    assert "## Attachment: costs.csv" in text and "| ferry | 310 |" not in text
+    assert "## Attachment: memo.docx" in text and "python-docx was here too!" not in text
     assert "photo.png" not in text and read.notes == ()
+    assert [doc.source for doc in read.attached] == [f"{path}#attachment-1/costs.csv", f"{path}#attachment-2/memo.docx"]
+    costs, memo = read.attached
+    assert "| ferry | 310 |" in costs.pages[0].text and all(p.source == costs.source for p in costs.pages)
+    assert any("python-docx was here too!" in p.text for p in memo.pages)
+    assert costs.size == len(b"item,amount\nferry,310\n") and len(costs.sha256) == 64
 
 
 def test_mbox_one_page_per_message(tmp_path: Path) -> None:
@@ -257,6 +264,23 @@ def test_mbox_one_page_per_message(tmp_path: Path) -> None:
     assert [p.page for p in pages] == [1, 2, 3]
     assert pages[1].text.startswith("# Menu (") and "Soup of the day: borscht" in pages[1].text
     assert "<b>" not in pages[1].text
+
+
+def test_mbox_attachments_named_after_their_message(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.mbox"
+    box = mailbox.mbox(str(path))
+    box.add(make_message("Ferry times", "The ferry leaves at 07:40."))
+    message = make_message("Costs", "The costs are attached.")
+    message.add_attachment(b"item,amount\nferry,310\n", maintype="text", subtype="csv", filename="../costs.csv")
+    box.add(message)
+    box.flush()
+    box.close()
+    read = read_file(path)
+    (costs,) = read.attached
+    assert costs.source == f"{path.resolve()}#message-2/attachment-1/costs.csv"
+    assert Quote(text="x", source=costs.source, page=1, start=0, end=1).name == \
+        "costs.csv (attached to message 2 of inbox.mbox)"
+    assert page_label(costs.source, 1) == "sheet 1" and "## Attachment: costs.csv" in read.pages[1].text
 
 
 def test_odt_sections_lists_and_tables(tmp_path: Path) -> None:
@@ -468,3 +492,114 @@ def test_uploads_accept_the_new_types(tmp_path: Path) -> None:
     assert sorted(name for name, _ in stored) == ["q3.xlsx", "salt.epub"]
     assert [Path(f.source).name for f in failed] == ["old.doc"] and "unsupported file type" in failed[0].reason
     assert report is not None and len(report.added) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# An e-mail's attachments, each a document of its own named after the message
+
+
+def make_invoice(path: Path, folder: Path, docx: bool = True) -> Path:
+    """invoice.eml: a message with a two-page PDF, a Word file made by python-docx, and a damaged .docx."""
+    import docx as python_docx
+
+    message = make_message("Invoice 42", "Please find the invoice and the inspection report attached.")
+    pdf = write_pdf(folder / "made-report.pdf", [
+        "Inspection report for the harbour of Klaipeda. Summary of the findings follows.",
+        "The harbour crane inspection was carried out by Oskar Lindqvist on 14 November.",
+    ])
+    message.add_attachment(pdf.read_bytes(), maintype="application", subtype="pdf", filename="report.pdf")
+    if docx:
+        document = python_docx.Document()
+        document.add_heading("Catering", level=1)
+        document.add_paragraph("The dock party's catering is provided by Marguerite Fontaine of Nantes.")
+        document.save(folder / "made-menu.docx")
+        message.add_attachment((folder / "made-menu.docx").read_bytes(), maintype="application",
+                               subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+                               filename="menu.docx")
+    message.add_attachment(b"PK\x03\x04 not really a zip", maintype="application",
+                           subtype="vnd.openxmlformats-officedocument.wordprocessingml.document", filename="broken.docx")
+    path.write_bytes(bytes(message))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mailroom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Index, Path]:
+    folder = tmp_path_factory.mktemp("mail")
+    made = tmp_path_factory.mktemp("made")
+    make_invoice(folder / "invoice.eml", made)
+    (folder / "notes.md").write_text("# Notes\n\nThe ferry to Riga leaves at nine.\n", encoding="utf-8")
+    return Index.build([folder], tmp_path_factory.mktemp("idx"), settings=FAST), folder
+
+
+def test_attachments_indexed_as_their_own_documents_named_after_the_message(mailroom: tuple[Index, Path]) -> None:
+    index, folder = mailroom
+    eml = str((folder / "invoice.eml").resolve())
+    report = index.last_report
+    assert report is not None
+    assert sorted(report.added) == sorted([eml, f"{eml}#attachment-1/report.pdf", f"{eml}#attachment-2/menu.docx",
+                                           str((folder / "notes.md").resolve())])
+    # The damaged attachment is reported with its reason; the message and the others are indexed.
+    (failure,) = report.failed
+    assert failure.source == eml and "attachment 'broken.docx' of message 1 not read: damaged or not a Word " \
+        "document" in failure.reason and "\n" not in failure.reason
+    documents = {d.source: d for d in index.documents()}
+    assert documents[f"{eml}#attachment-1/report.pdf"].pages == 2
+    assert documents[f"{eml}#attachment-1/report.pdf"].name == "report.pdf (attached to invoice.eml)"
+    message = index.page_text(eml, 1)
+    assert message is not None and "## Attachment: report.pdf" in message and "Oskar" not in message
+
+
+def test_question_answered_only_by_the_attachment_cites_it_and_its_message(mailroom: tuple[Index, Path]) -> None:
+    index, folder = mailroom
+    eml = str((folder / "invoice.eml").resolve())
+    for question, source, place, words in (
+            ("Who carried out the harbour crane inspection?", f"{eml}#attachment-1/report.pdf", "page 2",
+             "Oskar Lindqvist"),
+            ("Who provides the catering of the dock party?", f"{eml}#attachment-2/menu.docx", "section 1",
+             "Marguerite Fontaine")):
+        answer = index.ask(question)
+        cited = [q for q in answer.citations if q.source == source]
+        assert answer.found and cited, (question, answer.text, [q.source for q in answer.citations])
+        quote = cited[0]
+        assert words in answer.text or words in quote.text
+        assert quote.place == place and quote.name.endswith("(attached to invoice.eml)")
+        assert index.page_text(quote.source, quote.page)[quote.start:quote.end] == quote.text
+        assert "attached to invoice.eml" in source_card(1, quote, [], index, "citation", 0)
+
+
+def test_viewer_shows_an_attached_pdf_as_its_stored_text(mailroom: tuple[Index, Path]) -> None:
+    from rag.serve.web.viewer import viewer_html
+
+    index, folder = mailroom
+    source = f"{(folder / 'invoice.eml').resolve()}#attachment-1/report.pdf"
+    assert attached_to(source) == (str((folder / "invoice.eml").resolve()), None, "report.pdf")
+    assert not has_page_images(source) and has_page_images(folder / "report.pdf")
+    hit = next(h for h in index.search("harbour crane inspection", k=8) if h.source == source)
+    html_text = viewer_html(index, hit.quote)
+    assert "<mark" in html_text and "<img" not in html_text and "Oskar Lindqvist" in html_text
+    with pytest.raises(RagError, match="an e-mail's attachment has no page images"):
+        index.page_image(source, 2)
+
+
+def test_attachments_follow_their_email_when_changed_or_removed(tmp_path: Path) -> None:
+    folder, made = tmp_path / "mail", tmp_path / "made"
+    folder.mkdir()
+    made.mkdir()
+    path = make_invoice(folder / "invoice.eml", made)
+    index = Index.build([folder], tmp_path / "idx", settings=FAST)
+    eml = str(path.resolve())
+    pdf, menu = f"{eml}#attachment-1/report.pdf", f"{eml}#attachment-2/menu.docx"
+    assert {pdf, menu} <= {d.source for d in index.documents()}
+    report = index.ingest([folder])  # unchanged: the attachments stay
+    assert report.unchanged == (eml,) and {pdf, menu} <= {d.source for d in index.documents()}
+    make_invoice(path, made, docx=False)  # the Word file is no longer attached
+    os.utime(path, (1, 1))
+    index.ingest([folder])
+    assert {d.source for d in index.documents()} == {eml, pdf}
+    report = index.remove(["invoice.eml"])  # removing the e-mail by its name takes its attachments too
+    assert sorted(report.removed) == [eml, pdf] and index.documents() == []
+    assert sorted(index.ingest([folder]).added) == [eml, pdf]
+    path.unlink()
+    report = index.ingest([folder])
+    assert sorted(report.removed) == [eml, pdf] and index.documents() == []
+    assert not any(h.source == pdf for h in index.search("harbour crane inspection", k=8))

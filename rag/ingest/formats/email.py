@@ -3,10 +3,13 @@
 
 A message's page opens with a heading made of its subject, sender, recipients and date, which
 the chunker gives every passage of it as context, then those four headers as lines, then the
-body (plain text preferred; HTML read as text). Attachments of a type the index reads (a
-.docx, a .pdf, a .csv ...) are read by their own format and their text follows the message's under
-"## Attachment: NAME", so a quote from one is cited as the message it came with. An attachment
-over ``MAX_ATTACHMENT_BYTES`` is measured from its encoded size and never decoded.
+body (plain text preferred; HTML read as text). Each attachment of a type the index reads (a
+.docx, a .pdf, a .csv ...) is read by its own format into a document of its own
+(``FileRead.attached``), named after the message (``rag.file_types.attachment_source``:
+``/mail/invoice.eml#attachment-1/report.pdf``), so a quote from it is cited as "page 2 of
+report.pdf (attached to invoice.eml)"; the message's page names it under "## Attachment: NAME".
+An attachment over ``MAX_ATTACHMENT_BYTES`` is measured from its encoded size and never decoded;
+one that cannot be read is a note with its reason, and the message is indexed all the same.
 
 Example:
     >>> # read_eml(Path("invoice.eml"), ReadContext()).pages[0].text.splitlines()[0]
@@ -15,8 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
+import hashlib
 import email.utils
 import mailbox
 import re
@@ -25,11 +30,11 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 
 from rag.errors import LoadError
-from rag.file_types import format_for
+from rag.file_types import attachment_source, format_for
 from rag.ingest.formats.common import MAX_ATTACHMENT_BYTES, MAX_MESSAGES
 from rag.ingest.load import html_to_text
 from rag.ingest.pdf import clean_text
-from rag.ingest.reading import FileRead, ReadContext, read_with
+from rag.ingest.reading import Attached, FileRead, ReadContext, read_with
 from rag.types import Page
 
 _MAILBOX_SUFFIXES = (".eml", ".mbox")
@@ -47,10 +52,11 @@ def read_eml(path: Path, context: ReadContext) -> FileRead:
     if not message.keys():
         raise LoadError(source, "not an e-mail message (no headers)")
     notes: list[str] = []
-    text = message_text(message, 1, notes, context)
+    attached: list[Attached] = []
+    text = message_text(message, 1, notes, context, _Attaching(source, None, attached))
     if not text.strip():
         raise LoadError(source, "no text in the message")
-    return FileRead(pages=[Page(source=source, page=1, text=text)], notes=tuple(notes))
+    return FileRead(pages=[Page(source=source, page=1, text=text)], notes=tuple(notes), attached=tuple(attached))
 
 
 def read_mbox(path: Path, context: ReadContext) -> FileRead:
@@ -66,20 +72,34 @@ def read_mbox(path: Path, context: ReadContext) -> FileRead:
         notes.append(f"messages {MAX_MESSAGES + 1}-{len(keys)} over the limit of {MAX_MESSAGES:,}")
         keys = keys[:MAX_MESSAGES]
     pages: list[Page] = []
+    attached: list[Attached] = []
     try:
         for number, key in enumerate(keys, 1):
             raw = box.get_bytes(key)
             message = email.message_from_bytes(raw, policy=email.policy.default)
-            pages.append(Page(source=source, page=number, text=message_text(message, number, notes, context)))
+            text = message_text(message, number, notes, context, _Attaching(source, number, attached))
+            pages.append(Page(source=source, page=number, text=text))
     finally:
         box.close()
     if not any(page.text.strip() for page in pages):
         raise LoadError(source, "no messages in the mailbox (an mbox file starts each one with a 'From ' line)")
-    return FileRead(pages=pages, notes=tuple(notes))
+    return FileRead(pages=pages, notes=tuple(notes), attached=tuple(attached))
 
 
-def message_text(message: EmailMessage, number: int, notes: list[str], context: ReadContext) -> str:
-    """A message as its page text: heading, headers, body, readable attachments."""
+@dataclasses.dataclass(frozen=True)
+class _Attaching:
+    """Where a message's attachments go: the e-mail file, the message's number in a mailbox (None
+    in an .eml), and the list of documents read from them."""
+
+    container: str
+    message: int | None
+    out: list[Attached]
+
+
+def message_text(message: EmailMessage, number: int, notes: list[str], context: ReadContext,
+                 attaching: _Attaching | None = None) -> str:
+    """A message as its page text: heading, headers, body, and the names of its attachments, which
+    are read into ``attaching.out`` as documents of their own (without ``attaching``, not read)."""
     headers = {name: " ".join(str(message.get(name, "") or "").split()) for name in ("From", "To", "Date", "Subject")}
     when = headers["Date"]
     try:
@@ -97,8 +117,9 @@ def message_text(message: EmailMessage, number: int, notes: list[str], context: 
         if body.get_content_type() == "text/html":
             content = html_to_text(content)
         lines.append(content)
-    if message.is_multipart():  # a single-part message has no attachment, and asking costs a header parse
-        lines += _attachments(message, number, notes, context)
+    if message.is_multipart() and attaching is not None:
+        # (a single-part message has no attachment, and asking costs a header parse)
+        lines += _attachments(message, number, notes, context, attaching)
     return clean_text("\n".join(lines))
 
 
@@ -111,9 +132,20 @@ def _content(part: Message) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _attachments(message: EmailMessage, number: int, notes: list[str], context: ReadContext) -> list[str]:
+def _attachments(message: EmailMessage, number: int, notes: list[str], context: ReadContext,
+                 attaching: _Attaching) -> list[str]:
+    """Each attachment of a type the index reads, read by its format into ``attaching.out``; the
+    lines that name them in the message's page.
+
+    The attachment's text is not repeated in the message's page. Twice indexed, each passage
+    would be found twice: the two copies would take two of a search's few places, and a quote
+    could cite the message where the attachment says it ("message 1" instead of "page 2 of
+    report.pdf"). The page keeps the attachment's name under "## Attachment: NAME", so a search
+    for the message still says what came with it, and the attachment's source starts with the
+    message's, so each is found from the other.
+    """
     out: list[str] = []
-    for part in message.iter_attachments():
+    for position, part in enumerate(message.iter_attachments(), 1):
         name = part.get_filename() or ""
         fmt = format_for(name) if name else None
         if fmt is None or Path(name).suffix.lower() in _MAILBOX_SUFFIXES:
@@ -128,16 +160,24 @@ def _attachments(message: EmailMessage, number: int, notes: list[str], context: 
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes) or not data:
             continue
+        # Numbered by its place among the message's attachments, so the name stays the same when
+        # the message is read again, and two attachments of one name stay two documents.
+        source = attachment_source(attaching.container, position, name, attaching.message)
         safe = re.sub(r"[^\w.-]+", "_", Path(name).name)[-100:] or "attachment"
         with tempfile.TemporaryDirectory(prefix="rag-attachment-") as folder:
             file = Path(folder) / safe
             file.write_bytes(data)
             try:
-                pages = read_with(fmt, file, context).pages
+                read = read_with(fmt, file, context)
             except LoadError as exc:
                 notes.append(f"{where} not read: {exc.reason}")
                 continue
-        text = "\n\n".join(page.text for page in pages if page.text.strip())
-        if text:
-            out += ["", f"## Attachment: {' '.join(name.split())}", "", text]
+        pages = [dataclasses.replace(page, source=source) for page in read.pages]
+        if not any(page.text.strip() for page in pages):
+            notes.append(f"{where} not read: no text in it")
+            continue
+        notes += [f"{where}: {note}" for note in read.notes]
+        attaching.out.append(Attached(source=source, pages=pages, sha256=hashlib.sha256(data).hexdigest(),
+                                      size=len(data)))
+        out += ["", f"## Attachment: {Path(source).name}", "", "(indexed as a document of its own)"]
     return out
