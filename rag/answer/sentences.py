@@ -256,7 +256,8 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
             # "To install it:" before its steps; a sentence of the paragraph before a command.
             after = us[n + 1] if n + 1 < len(us) else None
             leads = after is not None and (words.rstrip().endswith(":") and after.role in ("item", "code") or
-                                           _command_after(text, us, n) is not None)
+                                           after.role == "code" and _commands(text[after.start:after.end]) or
+                                           kind == "procedure" and _command_after(text, us, n) is not None)
             steps = wants_block and (unit.role in ("item", "code") or leads)
             out.append((p, unit, np.array([
                 float(np.clip(margin, -10, 10)) / 5,
@@ -331,10 +332,11 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
     chosen = [best.unit]
     after = us[at + 1] if at + 1 < len(us) else None
     # Steps or items follow the sentence ("To install it:", or a command block under it).
-    steps = kind in ("procedure", "list")
-    command = _command_after(passage, us, at) if steps and best.unit.role == "sentence" else None
-    leads = steps and after is not None and (
-        passage[best.unit.start:best.unit.end].rstrip().endswith(":") and after.role in ("item", "code"))
+    # Only steps are answered with the paragraph before a command; a list with its items.
+    command = _command_after(passage, us, at) if kind == "procedure" else None
+    leads = kind in ("procedure", "list") and after is not None and (
+        passage[best.unit.start:best.unit.end].rstrip().endswith(":") and after.role in ("item", "code")
+        or after.role == "code" and _commands(passage[after.start:after.end]))
     if command is not None:
         # "Use `rag ingest` with one or more files or folders. Folders are read recursively." and
         # the command under them: the paragraph from the chosen sentence, then the command.

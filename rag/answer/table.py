@@ -364,7 +364,7 @@ def _read_cell_of(table: Table, words: str, year: str) -> tuple[tuple[_Line, str
             keyed = _keyed(match.line, [year], set(asked))
             if keyed and (value := keyed[0][1].value) is not None:
                 key, cell = keyed[0]
-                return (match.line, key, cell), value
+                return (match.line, key, cell), _as_defined(match.line, cell, value)
     # A statement's line often says more than the analyst's name for it: "net income" is "Net
     # earnings attributable to Best Buy Co., Inc. shareholders" (the owners' share, as analysts
     # take it), before "Net earnings from continuing operations".
@@ -376,8 +376,17 @@ def _read_cell_of(table: Table, words: str, year: str) -> tuple[tuple[_Line, str
         for line in starting:
             keyed = _keyed(line, [year], set(phrase))
             if keyed and (value := keyed[0][1].value) is not None:
-                return (line, keyed[0][0], keyed[0][1]), value
+                return (line, keyed[0][0], keyed[0][1]), _as_defined(line, keyed[0][1], value)
     return None
+
+
+_COST_ROW = re.compile(r"\b(?:costs?|expenses?|purchases?|payments?|expenditures?)\b", re.IGNORECASE)
+
+
+def _as_defined(line: _Line, cell: Cell, value: float) -> float:
+    """A line as an analyst's definition uses it: a cost printed in parentheses ("Cost of products
+    (53,969)", the statement's sign for what is paid) enters "revenues - cost of products" as 53,969."""
+    return -value if value < 0 and cell.text.lstrip("$ ").startswith("(") and _COST_ROW.search(line.name) else value
 
 
 _OWNERS = re.compile(r"attributable\s+to\s.*\b(?:shareholders|stockholders|owners|parent)\b", re.IGNORECASE)

@@ -478,3 +478,15 @@ def test_an_outflow_asked_as_an_amount(tmp_path: Path) -> None:
     assert "paid out, shown as (1,577) million" in answer.text and answer.citations[0].text == "(1,577)"
     # a figure that is not an outflow keeps its sign
     assert index.ask("What was the net loss in 2018?").span == "(1,403) million"
+
+
+def test_a_cost_in_parentheses_enters_a_definition_as_paid(tmp_path: Path) -> None:
+    (tmp_path / "earnings.txt").write_text(
+        "Consolidated Statements of Operations\n(Dollars in millions) 2022 2021\nTotal revenues 66,608 62,286\n"
+        "Cost of products (53,969) (51,588)\nOther income 1,058 551\n", encoding="utf-8")
+    index = Index.build([tmp_path / "earnings.txt"], tmp_path / "index")
+    answer = index.ask("What is the FY2022 gross margin? Gross margin is defined as: (total revenues - cost of "
+                       "products) / total revenues * 100.")
+    assert answer.working is not None and answer.working.operation == "formula", answer.text
+    assert answer.span == "18.98%" and "(66,608 − 53,969) / 66,608 × 100" in answer.text
+    _verbatim(index, answer)
