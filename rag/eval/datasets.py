@@ -298,6 +298,21 @@ question is answered by the passages' reasons, so an explanation; troubleshootin
 form: a task with only those has no expected kind and is left out of kind accuracy."""
 
 MTRAG_ANSWERABLE = ("ANSWERABLE", "PARTIAL")
+MTRAG_HALVES = ("tune", "report")
+
+
+def mtrag_half(task_id: str) -> str:
+    """Which half of an MTRAG file a task belongs to, by its conversation (the part of the id
+    before ``<::>``): "tune" (md5 of "5" and the conversation even), on which answer rules may be
+    chosen, or "report" (odd), kept for reporting. The salt splits the human-evaluated subset's
+    20 conversations 79 / 78 tasks with every collection on both sides.
+
+    Example:
+        >>> mtrag_half("f0d2873b877409f61da7dbdddd22d279<::>1")
+        'report'
+    """
+    conversation = task_id.split("<::>")[0]
+    return "tune" if int(hashlib.md5(("5" + conversation).encode()).hexdigest(), 16) % 2 == 0 else "report"
 
 
 def mtrag_kind(question_types: Sequence[str]) -> str:
@@ -310,7 +325,7 @@ def mtrag_kind(question_types: Sequence[str]) -> str:
     return next((kind for name, kind in MTRAG_KINDS.items() if name in question_types), "")
 
 
-def load_mtrag(folder: str | Path, cache_dir: Path | None = None) -> QuestionSet:
+def load_mtrag(folder: str | Path, cache_dir: Path | None = None, half: str | None = None) -> QuestionSet:
     """An MTRAG folder (``tasks.jsonl`` and ``documents.jsonl``, as in
     ``../shared/data/conversation/mtrag-human-eval``): one text file per passage, all indexed
     together; each task's last user turn asked with the earlier turns as history.
@@ -318,7 +333,8 @@ def load_mtrag(folder: str | Path, cache_dir: Path | None = None) -> QuestionSet
     Answerable and partly answerable tasks are scored against the human-checked ``reference`` and
     judged for retrieval by their ``context_ids``; unanswerable ones are right when declined;
     "conversational" turns ("Thank you!") ask nothing and are left out. The models' ``responses``
-    are kept to be scored beside ours.
+    are kept to be scored beside ours. ``half`` keeps one half of the conversations (``mtrag_half``);
+    every passage is indexed all the same.
 
     Example:
         >>> qs = load_mtrag("../shared/data/conversation/mtrag-human-eval")
@@ -359,6 +375,8 @@ def load_mtrag(folder: str | Path, cache_dir: Path | None = None) -> QuestionSet
             if not answerable and answerability != "UNANSWERABLE":
                 skipped += 1
                 continue
+            if half is not None and mtrag_half(str(record["task_id"])) != half:
+                continue
             questions.append(EvalQuestion(
                 id=str(record["task_id"]), question=turns[-1][1], history=tuple(turns[:-1]),
                 unanswerable=not answerable, labels=types, kind=mtrag_kind(types),
@@ -368,8 +386,9 @@ def load_mtrag(folder: str | Path, cache_dir: Path | None = None) -> QuestionSet
         except (ValueError, KeyError, TypeError) as exc:
             raise RagError(f"{tasks_path}, line {n}: not an MTRAG task ({exc})") from None
     answered = sum(1 for q in questions if not q.unanswerable)
-    return QuestionSet(name=folder.name, corpus=(out_dir,), questions=tuple(questions),
-                       description=f"MTRAG {folder.name}: {len(files)} passages, {answered} answerable tasks, "
+    return QuestionSet(name=folder.name + (f"-{half}" if half else ""), corpus=(out_dir,), questions=tuple(questions),
+                       description=f"MTRAG {folder.name}{f' ({half} half)' if half else ''}: {len(files)} passages, "
+                                   f"{answered} answerable tasks, "
                                    f"{len(questions) - answered} unanswerable ({skipped} conversational turns "
                                    "left out); each task's last turn asked with the earlier turns as history")
 
