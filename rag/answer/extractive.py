@@ -35,7 +35,7 @@ from rag.answer.kinds import classify, wants_sentences
 from rag.answer.llm import llm_answer
 from rag.answer.reader import Reader, Span, load_reader
 from rag.answer.spans import whole_span
-from rag.answer.sentences import choose, fitted, quotes_and_text, units
+from rag.answer.sentences import choose, emphasised, fitted, quotes_and_text, units
 from rag.answer.table import answer_from_tables
 from rag.ingest.chunk_context import table_header
 from rag.ingest.markdown_blocks import heading_lines
@@ -255,9 +255,12 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
         return Answer(question=question, text=_declined(text, quote, confidence >= threshold - POSSIBLY_BAND),
                       found=False, citations=(), hits=tuple(hits), mode="extractive", confidence=confidence,
                       span=text, notes=(note,))
-    # The answer reads as one line (a span broken over source lines would wrap oddly in a chat
-    # bubble); the quote keeps the page's own characters.
-    return Answer(question=question, text=f"{' '.join(text.split())} [1]", found=True, citations=tuple(kept),
+    # The span alone ("thirteenth", "FTC") is a headline (``Answer.span``); the text is its sentence
+    # with the span in bold, as a person would answer, on one line (a sentence broken over source
+    # lines would wrap oddly in a chat bubble); the quote keeps the page's own characters.
+    a = quote.start - chunk.start
+    sentence = " ".join(emphasised(chunk.text, a, a + len(quote.text), start, end).split())
+    return Answer(question=question, text=f"{sentence} [1]", found=True, citations=tuple(kept),
                   hits=tuple(hits), mode="extractive", confidence=confidence, span=text,
                   notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
 

@@ -360,6 +360,8 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
                 joins = joins or bool(_POINTS_BACK.match(passage[nearest.start:nearest.end]))
             if joins and neighbour.group == nearest.group:
                 chosen = chosen + [neighbour] if step == 1 else [neighbour] + chosen
+    if best.unit.role == "sentence" and command is None and not leads and FILL_WORDS:
+        chosen = _fill(passage, us, chosen, FILL_WORDS)
     answer = [Scored(best.passage, u, best.score) for u in chosen]
     if len(chosen) < MAX_SENTENCES and best.unit.role == "sentence" and kind != "fact":
         others = [s for s in scored if s.passage != best.passage and s.unit.role == "sentence"
@@ -369,6 +371,24 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
         if others:
             answer.append(max(others, key=lambda s: s.score))
     return answer
+
+
+FILL_WORDS = 0
+
+
+def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int) -> list[Unit]:
+    """Neighbouring sentences of the passage, after then before, until ``budget`` words."""
+    def words(run: Sequence[Unit]) -> int:
+        return sum(len(WORD.findall(text[u.start:u.end])) for u in run)
+    while words(chosen) < budget and len(chosen) < MAX_SENTENCES:
+        after, before = us.index(chosen[-1]) + 1, us.index(chosen[0]) - 1
+        if after < len(us) and us[after].role == "sentence":
+            chosen = chosen + [us[after]]
+        elif before >= 0 and us[before].role == "sentence":
+            chosen = [us[before]] + chosen
+        else:
+            break
+    return chosen
 
 
 def _whole_block(text: str, us: Sequence[Unit], at: int) -> list[Unit]:
@@ -449,12 +469,8 @@ def quotes_and_text(hits: Sequence[Hit], answer: Sequence[Scored], emphasis: tup
         quotes.append(_quote(chunk, a, b))
         prose = all(u.role == "sentence" for u in run)
         words = chunk.text[a:b]
-        if emphasis and emphasis[0] == p and a <= emphasis[1] < emphasis[2] <= b and prose:
-            e0, e1 = emphasis[1], emphasis[2]
-            if e0 > a and e1 < b and chunk.text[e0 - 1] == "`" == chunk.text[e1]:
-                e0, e1 = e0 - 1, e1 + 1  # bold around inline code, never inside it: `**x**` shows the stars
-            if e1 - e0 < 0.6 * (b - a):
-                words = f"{chunk.text[a:e0]}**{chunk.text[e0:e1]}**{chunk.text[e1:b]}"
+        if emphasis and emphasis[0] == p and prose:
+            words = emphasised(chunk.text, a, b, emphasis[1], emphasis[2])
         body = " ".join(words.split()) if prose else words.strip("\n")
         # Several files: say which one each part comes from, once per change of file.
         label = f"In {chunk.name}: " if several_files and chunk.source != previous_source else ""
@@ -467,6 +483,18 @@ def quotes_and_text(hits: Sequence[Hit], answer: Sequence[Scored], emphasis: tup
     return joined.strip(), quotes
 
 
+def emphasised(text: str, a: int, b: int, e0: int, e1: int) -> str:
+    """``text[a:b]`` with ``text[e0:e1]`` (the reader's span) in bold, when it lies inside and is
+    short enough to stand out (under 60% of the whole); Markdown."""
+    if not a <= e0 < e1 <= b:
+        return text[a:b]
+    if e0 > a and e1 < b and text[e0 - 1] == "`" == text[e1]:
+        e0, e1 = e0 - 1, e1 + 1  # bold around inline code, never inside it: `**x**` shows the stars
+    if e1 - e0 >= 0.6 * (b - a):
+        return text[a:b]
+    return f"{text[a:e0]}**{text[e0:e1]}**{text[e1:b]}"
+
+
 def _adjacent(text: str, first: Unit, second: Unit) -> bool:
     return second.start >= first.end and not text[first.end:second.start].strip()
 
@@ -476,5 +504,6 @@ def _quote(chunk: Chunk, a: int, b: int) -> Quote:
                  end=chunk.start + b, ocr=chunk.ocr)
 
 
-__all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "features", "fitted",
+__all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "emphasised", "features",
+           "fitted",
            "quotes_and_text", "score_units", "shortlist", "similarities", "units"]

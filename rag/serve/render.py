@@ -184,21 +184,15 @@ def render_reply(answer: Answer) -> str:
                    + (f"; {left_out} unsupported sentence{'s' if left_out != 1 else ''} left out (see the notes)"
                       if left_out else ""))
     searched = f" · searched: {escape(answer.query)}" if answer.query else ""
-    return (f'{message_html(answer.text)}{_fact_sentence(answer)}'
+    return (f'{_headline(answer)}{message_html(answer.text)}'
             f'<p class="rag-cited">{_inert_addresses(cited + checked + searched)}</p>')
 
 
-def _fact_sentence(answer: Answer) -> str:
-    """Under a fact's short headline, the sentence it stands in, the headline emphasised there."""
-    if answer.kind != "fact" or answer.mode != "extractive" or not answer.citations or not answer.span:
+def _headline(answer: Answer) -> str:
+    """Above a fact's sentence (the text, its span in bold), the span alone as a short headline."""
+    if answer.kind != "fact" or answer.mode != "extractive" or not answer.span:
         return ""
-    quote = " ".join(answer.citations[0].text.split())
-    span = " ".join(answer.span.split())
-    at = quote.find(span)
-    if at < 0:
-        return f'<p class="rag-sentence">{_inert_addresses(escape(quote))}</p>'
-    return (f'<p class="rag-sentence">{_inert_addresses(escape(quote[:at]))}<strong>'
-            f'{_inert_addresses(escape(span))}</strong>{_inert_addresses(escape(quote[at + len(span):]))}</p>')
+    return f'<p class="rag-headline">{_inert_addresses(escape(" ".join(answer.span.split())))}</p>'
 
 
 # --------------------------------------------------------------------------------------------

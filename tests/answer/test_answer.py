@@ -54,7 +54,8 @@ def test_seed_question_names_rajavi_and_quotes_the_delegations_sentence(seed_ind
     answer = seed_index.ask("Who called for UN visits?")
     assert answer.found and answer.mode == "extractive"
     assert answer.span in ("Mrs. Maryam Rajavi", "Maryam Rajavi")
-    assert answer.text == f"{answer.span} [1]"
+    # The span is the headline; the text is its sentence with the span in bold, cited.
+    assert answer.text == f"**{answer.span}** " + " ".join(answer.citations[0].text.split())[len(answer.span) + 1:] + " [1]"
     page = seed_file.read_text(encoding="utf-8")
     quote = answer.citations[0]
     assert quote.name == seed_file.name and quote.page == 1
@@ -86,7 +87,7 @@ def test_typed_questions_get_the_short_span(small_index: Index, question: str, e
     assert answer.found, answer.notes
     assert expected in answer.span and len(answer.span) < 40
     assert expected in answer.citations[0].text
-    assert answer.text.startswith(answer.span) and answer.text.endswith("[1]")
+    assert f"**{' '.join(answer.span.split())}**" in answer.text and answer.text.endswith("[1]")
     assert_verbatim(small_index, answer.citations)
 
 

@@ -167,12 +167,15 @@ def test_answers_never_link_and_keep_code_blocks_whole() -> None:
 
 def test_reply_lists_where_the_quotes_are() -> None:
     quote = Quote(text="Mrs. Maryam Rajavi has called", source="/d/seed.txt", page=1, start=0, end=29)
-    answer = Answer(question="q", text="**Mrs. Maryam Rajavi** [1]", found=True, citations=(quote,), hits=(),
-                    mode="extractive", query="Who called? <b>x</b>")
-    tree = Tree(render_reply(answer))
+    answer = Answer(question="q", text="**Mrs. Maryam Rajavi** has called [1]", found=True, citations=(quote,),
+                    hits=(), mode="extractive", query="Who called? <b>x</b>", span="Mrs. Maryam Rajavi", kind="fact")
+    out = render_reply(answer)
+    tree = Tree(out)
     text = "".join(tree.text)
     assert "strong" in tree.names() and "[1] seed.txt, page 1" in text and "searched: Who called? <b>x</b>" in text
     assert "b" not in tree.names()
+    # A fact: its span alone as the headline, then its sentence with the span in bold.
+    assert out.startswith('<p class="rag-headline">Mrs. Maryam Rajavi</p>') and "has called [1]" in text
 
 
 def test_the_viewer_shows_the_whole_document_with_the_quote_marked() -> None:
