@@ -184,6 +184,16 @@ def test_a_command_block_answers_a_procedure_whole(guide_index: Index) -> None:
     assert_verbatim(guide_index, answer.citations)
 
 
+def test_a_follow_up_is_answered_in_the_form_of_the_question_before_it(guide_index: Index) -> None:
+    # Read alone, "and what about sharing it on my network?" names no kind and was answered with a span.
+    first = guide_index.ask("How do I install Lantern?")
+    history = [{"role": "user", "content": "How do I install Lantern?"}, {"role": "assistant", "content": first.text}]
+    answer = guide_index.ask("and what about sharing it on my network?", history=history)
+    assert answer.found and answer.kind == "procedure"
+    assert "lantern serve --host 0.0.0.0 --port 8080" in answer.text and "```" in answer.text
+    assert_verbatim(guide_index, answer.citations)
+
+
 def test_bold_goes_around_inline_code_never_inside_it() -> None:
     from rag.answer.sentences import Scored, Unit, quotes_and_text
     from rag.types import Chunk, Hit, Quote
