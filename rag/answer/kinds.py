@@ -57,7 +57,8 @@ _PROCEDURE = re.compile(
     r"(?:is there a |what (?:is|are) the )?(?:way|procedure|process)(?:es)? (?:to|for|of)\b|instructions?\b|"
     r"(?:can|could) you (?:show|tell) (?:me|us) how\b|show me how\b|where (?:do|can|should) (?:i|we)\b|"
     r"what (?:i|we) (?:can|should|must) do\b|what (?:do|will|would|should) (?:i|we) (?:need|have) to do\b|"
-    r"i (?:want|need|would like|have) to\b(?! (?:know|learn|hear|find out|understand|look into|ask)\b)|i (?:do not|don't) know how\b|i need help (?!understanding)|"
+    r"i (?:want|need|would like|have) to\b(?! (?:know|learn|hear|find out|understand|look into|ask)\b|"
+    r" \w+ (?:some |more |any )?(?:information|info|details)\b)|i (?:do not|don't) know how\b|i need help (?!understanding)|"
     r"help me (?!understand)|why (?:can't|cannot|can not|won't|couldn't) (?:i|we)\b)")
 _TROUBLE = re.compile(
     r"\b(?:errors?|keeps? (?:showing|failing|crashing|saying|giving|asking)|(?:does ?n[o']?t|do ?n[o']?t|"
@@ -79,7 +80,7 @@ _OPINION = re.compile(
 what answers it is the passage's reasons, as for an explanation."""
 _COMPARISON = re.compile(
     r"\b(?:differences?|differ|differs|different from|compare[ds]?|comparison|versus|vs\.?|similar(?:ity|ities)? to|"
-    r"the same as|better|worse|(?:more|less) \w+ than|pros and cons|advantages? over)\b")
+    r"the same as|(?:better|worse) (?:than|or)|(?:more|less) \w+ than|pros and cons|advantages? over)\b")
 _VERSUS = re.compile(r"\b(?:vs\.?|versus|or)\b")
 _LIST = re.compile(
     r"^(?:list\b|name (?:the|all|some|a few)\b|give (?:me )?(?:some |a few )?examples\b|which (?:\w+ )?(?:are|were)\b|"
@@ -92,6 +93,8 @@ _DEFINITION = re.compile(
     r"(?:i (?:keep seeing|don't understand|do not understand)|meaning of|definition of)\b|tell me (?:more )?about\b|tell me more$|"
     r"describe\b|clarify\b|(?:give|send|show|provide) (?:me |us )?(?:some |any |more )?(?:information|info|details)\b|"
     r"tell me (?:something|anything|a bit|a little) (?:more )?about\b|"
+    r"i (?:want|need|would like|wanted)(?: to \w+)?(?: some| more| any)? (?:information|info|details)\b|"
+    r"(?:do you have|is there|are there) (?:any |some |more )?(?:information|info|details)\b|"
     r"i (?:want|need|would like|wanted) (?:to (?:know|learn|hear|find out|look into|understand) )?(?:more )?"
     r"(?:information |info |details )?(?:about|on|regarding)\b|(?:i need )?help understanding\b)")
 _NAMED_BY = re.compile(r"(?:\b(?:called|named|known as|termed|nicknamed)|\w+ing|'s \w+.*)$|"
@@ -110,7 +113,7 @@ _FACT_TERMS = re.compile(
 _DESCRIBED_AS = re.compile(r"^how (?:would|do|could|might|can) (?:you|one|we) (?:describe|characteri[sz]e|call|"
                            r"classify|label|term|say|spell|write|pronounce)\b")
 """"How would you describe a predator that eats plants?" asks for a word (herbivore), not steps."""
-_REQUEST = re.compile(r"^(?:(?:can|could|would|will) you (?:please )?|please )(?=(?:tell|show|explain|describe|give|"
+_REQUEST = re.compile(r"^(?:(?:can|could|would|will) you (?:please |just |also )?|please )(?=(?:tell|show|explain|describe|give|"
                       r"list|name|define|summari[sz]e|compare|help|provide|send|advise|clarify)\b)")
 """"Can you tell me ..." is the imperative "tell me ...", not a yes/no question."""
 _EMBEDDED = re.compile(r"^(?:(?:tell|show) (?:me|us)|i (?:want|need|would like|wanted) to know) (?=(?:what|which|who|whom|whose|when|where|why|how)\b)|"
@@ -125,7 +128,8 @@ _CONTINUATION = re.compile(
 question before it wanted."""
 _ASKS_DIFFERENCE = re.compile(
     r"^(?:what|which)(?: (?:is|are|was|were|'s|one is))? (?:the |a |an |some |any )?(?:main |key |major |basic |big |"
-    r"biggest |real |essential )?(?:differences?|similarit|distinction|better|best|worse|pros)|^(?:what|which)\b.* or |"
+    r"biggest |real |essential )?(?:differences?|similarit(?:y|ies)|distinctions?|better|worse|pros)\b|"
+    r"^(?:what|which)\b(?=.*\b(?:better|worse|best|preferable|cheaper|faster|safer)\b).* or |"
     r"\bdifferences? (?:between|among)\b")
 """"What is the difference ...", "Which is better, X or Y?"; not "What compound is better absorbed than zinc?",
 which asks for a thing."""
@@ -216,8 +220,8 @@ def _kind(question: str) -> AnswerKind:
     if first in _AUX and " or " in lowered and words[1] != "there":
         # a choice between alternatives ("Is it X or Y?") is answered by the one chosen
         return "comparison" if _COMPARISON.search(lowered) or re.search(r"\w+er or \w+er\b", lowered) else "fact"
-    if _COMPARISON.search(lowered) and (first in _AUX or first in _ASKING_COMPARISON or " vs" in lowered) and (
-            first not in ("what", "which") or _ASKS_DIFFERENCE.search(lowered)):
+    if _ASKS_DIFFERENCE.search(lowered) if first in ("what", "which") else (
+            _COMPARISON.search(lowered) and (first in _AUX or first in _ASKING_COMPARISON or " vs" in lowered)):
         return "comparison"
     if first not in _QUESTION_WORDS and " or " in lowered and len(words) <= 5:
         return "comparison"   # "FIFO or LIFO?"

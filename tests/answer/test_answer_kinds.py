@@ -113,6 +113,8 @@ def test_the_kind_of_answer_a_question_wants(question: str, kind: str) -> None:
     ("I need to know if I can apply online.", "yesno"),
     ("I need help using the loan simulator.", "procedure"),
     ("Describe the chunking.", "definition"),
+    ("Hello, I would like to obtain information about benefits for a child", "definition"),
+    ("Do you have more info on ID cards?", "definition"),
     # a judgement is answered by reasons; a problem stated by the steps that fix it
     ("Is it safe?", "explanation"),
     ("Should I put my savings in an index fund?", "explanation"),
@@ -128,6 +130,8 @@ def test_the_kind_of_answer_a_question_wants(question: str, kind: str) -> None:
     ("Is it a PDF or a Word file?", "fact"),
     ("Renting vs buying a home", "comparison"),
     ("What compound is absorbed better than zinc gluconate?", "fact"),
+    ("Which is better, renting or buying?", "comparison"),
+    ("What are the similarities between a lease and a loan?", "comparison"),
     # names and values, not descriptions; a summary is asked for, not mentioned
     ("What is the capital's airport called?", "fact"),
     ("What is Tucson's CBS station?", "fact"),
