@@ -75,9 +75,11 @@ _OPINION = re.compile(
     r"^(?:should (?:i|we|you|one|people)\b|(?:do|would) (?:i|we|you) (?:really )?(?:need|recommend|suggest|advise)\b|"
     r"(?:is|are|was|were|would|will|does|do)\b(?! there\b).*\b(?:good|bad|safe|important|worth|worthwhile|wise|advisable|"
     r"recommended|necessary|real|true|risky|dangerous|a good idea|useful|helpful|effective|legit|legitimate|"
-    r"reliable|healthy|harmful|better off)\b)")
-"""A yes/no question that asks for a judgement ("Should I only invest in mutual funds?", "Is it safe?"):
-what answers it is the passage's reasons, as for an explanation."""
+    r"reliable|healthy|harmful|better off|helps?(?! me\b))\b|"
+    r"(?:any|some) (?:good |other |more )?(?:ideas?|advice|tips?|suggestions?|recommendations?)\b|"
+    r"what (?:do|would) you (?:think|recommend|suggest|advise)\b|what (?:is|'s) your (?:opinion|advice|view)\b)")
+"""A question that asks for a judgement or advice ("Should I only invest in mutual funds?", "Is it safe?",
+"Does being a veteran help?", "Any tips?"): what answers it is the passage's reasons, as for an explanation."""
 _COMPARISON = re.compile(
     r"\b(?:differences?|differ|differs|different from|compare[ds]?|comparison|versus|vs\.?|similar(?:ity|ities)? to|"
     r"the same as|(?:better|worse) (?:than|or)|(?:more|less) \w+ than|pros and cons|advantages? over)\b")
