@@ -157,7 +157,7 @@ def classify(question: str, history: Sequence[Mapping[str, Any]] | None = None) 
     text = " ".join(question.replace("’", "'").split()).strip()
     lowered = _ACKNOWLEDGED.sub("", text.lower()).rstrip(" ?.!")
     if _CONTINUATION.match(lowered):
-        previous = next((str(t.get("content", "")) for t in reversed(history or ()) if t.get("role") == "user"), "")
+        previous = _previous_question(history)
         kind = _kind(previous) if previous.strip() else None
         if kind in ("summary", "keyword") or (kind == "fact" and not _asks(previous)):
             kind = None   # a summary is of a whole document, and a bare statement or keyword says no kind
@@ -166,6 +166,18 @@ def classify(question: str, history: Sequence[Mapping[str, Any]] | None = None) 
             return _kind(rest)   # "what about why I can't apply a code?" asks a question of its own
         return kind or _kind(text)
     return _kind(text)
+
+
+def _previous_question(history: Sequence[Mapping[str, Any]] | None) -> str:
+    """The last user turn's text; entries that are not messages are passed over (``Index.ask`` refuses
+    them with a clear error when it reads the conversation, ``rag.search.conversation.normalise``)."""
+    for message in reversed(history or ()):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            content = message.get("content", message.get("text"))
+            if isinstance(content, list):  # OpenAI's list-of-parts form
+                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+            return content if isinstance(content, str) else ""
+    return ""
 
 
 def _asks(text: str) -> bool:

@@ -167,6 +167,10 @@ def test_a_follow_up_that_names_no_kind_wants_what_the_question_before_it_wanted
     # alone, or with nothing before it, the same words read as themselves
     assert classify("tell me more") == "definition"
     assert classify("and what about the fees?", []) == "fact"
+    # OpenAI's list-of-parts content is read; entries that are not messages are passed over (ask refuses them)
+    parts = [{"role": "user", "content": [{"type": "text", "text": "How do I renew my licence?"}]}]
+    assert classify("and the fees?", parts) == "procedure"
+    assert classify("and the fees?", [7, {"role": "user", "content": None}]) == "fact"  # type: ignore[list-item]
 
 
 def test_units_keep_list_items_and_code_blocks_whole() -> None:
