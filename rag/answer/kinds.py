@@ -128,6 +128,9 @@ _CONTINUATION = re.compile(
     r"details)$|go on$|(?:what about )?the same for\b)")
 """A follow-up that names no kind of its own ("and what about the fees?", "tell me more") wants what the
 question before it wanted."""
+_REPLY = re.compile(r"^(?:yes|yeah|yep|yup|no|nope|not yet|correct|exactly)\b")
+"""A reply to the assistant's own question ("How do I get new plates?" - "Were they stolen?" - "Yes, last
+week."): the person still wants what they asked for."""
 _ASKS_DIFFERENCE = re.compile(
     r"^(?:what|which)(?: (?:is|are|was|were|'s|one is))? (?:the |a |an |some |any )?(?:main |key |major |basic |big |"
     r"biggest |real |essential )?(?:differences?|similarit(?:y|ies)|distinctions?|better|worse|pros)\b|"
@@ -145,7 +148,7 @@ _WORD = re.compile(r"[A-Za-z0-9'’]+")
 def classify(question: str, history: Sequence[Mapping[str, Any]] | None = None) -> AnswerKind:
     """The kind of answer ``question`` wants; ``history`` (the earlier turns, oldest first, as
     OpenAI-style messages) gives a follow-up that names no kind of its own ("and what about the
-    fees?", "tell me more") the kind of the question before it.
+    fees?", "tell me more", a "yes" to the assistant's question) the kind of the question before it.
 
     Example:
         >>> [classify(q) for q in ("Who called for UN visits?", "What is rag?", "How do I run the tests?",
@@ -156,7 +159,7 @@ def classify(question: str, history: Sequence[Mapping[str, Any]] | None = None) 
     """
     text = " ".join(question.replace("’", "'").split()).strip()
     lowered = _ACKNOWLEDGED.sub("", text.lower()).rstrip(" ?.!")
-    if _CONTINUATION.match(lowered):
+    if _CONTINUATION.match(lowered) or (_REPLY.match(text.lower()) and not text.endswith("?")):
         previous = _previous_question(history)
         kind = _kind(previous) if previous.strip() else None
         if kind in ("summary", "keyword") or (kind == "fact" and not _asks(previous)):

@@ -160,12 +160,14 @@ def test_a_follow_up_that_names_no_kind_wants_what_the_question_before_it_wanted
     assert classify("Ok, and the host?", after("How do I change the port?")) == "procedure"
     assert classify("And the host?", after("Which port does the server use?")) == "fact"
     assert classify("tell me more", after("Why is the index rebuilt?")) == "explanation"
+    assert classify("Yes, last week.", after("How do I get new plates?")) == "procedure"  # a reply to "Were they stolen?"
     # a question of its own after "what about" keeps its kind; a summary or a bare reply lends none
     assert classify("what about why I can't apply a feature code?", after("What is a feature code?")) == "explanation"
     assert classify("and what about the fees?", after("Summarize the document.")) == "fact"
     assert classify("what about the fees?", after("Yes, I have")) == "fact"
     # alone, or with nothing before it, the same words read as themselves
     assert classify("tell me more") == "definition"
+    assert classify("Yes, last week.") == "keyword"
     assert classify("and what about the fees?", []) == "fact"
     # OpenAI's list-of-parts content is read; entries that are not messages are passed over (ask refuses them)
     parts = [{"role": "user", "content": [{"type": "text", "text": "How do I renew my licence?"}]}]
