@@ -60,11 +60,15 @@ _PROCEDURE = re.compile(
     r"i (?:want|need|would like|have) to\b(?! (?:know|learn|hear|find out|understand|look into|ask)\b|"
     r" \w+ (?:some |more |any )?(?:information|info|details)\b)|i (?:do not|don't) know how\b|i need help (?!understanding)|"
     r"help me (?!understand)|why (?:can't|cannot|can not|won't|couldn't) (?:i|we)\b)")
-_TROUBLE = re.compile(
-    r"\b(?:errors?|keeps? (?:showing|failing|crashing|saying|giving|asking)|(?:does ?n[o']?t|do ?n[o']?t|"
-    r"wo ?n[o']?t|is ?n[o']?t|ca ?n[o']?t|cannot|can not) (?:work|load|open|start|connect|log ?in|sign ?in)|"
-    r"not working|unable to|fails?|failed|failing|rejected|declined|denied)\b")
-"""A problem stated rather than asked ("it keeps showing errors"): what it wants is the steps that fix it."""
+_FAILING = re.compile(
+    r"\b(?:keeps? (?:showing|failing|crashing|saying|giving|asking)|(?:does ?n[o']?t|do ?n[o']?t|wo ?n[o']?t|"
+    r"is ?n[o']?t|ca ?n[o']?t|cannot|can not) (?:work|load|open|start|connect|log ?in|sign ?in)|not working|"
+    r"stopped working|unable to|fails|failed|failing|crashe[sd]|crashing)\b")
+"""A problem stated rather than asked ("the page does not load", "it keeps showing errors"): what it
+wants is the steps that fix it."""
+_TROUBLE = re.compile(r"\b(?:errors?|rejected|declined|denied|problem|issue)\b")
+"""The same in a noun, in a statement of the person's own ("I get an error when ..."): alone ("Error
+codes") it is a keyword."""
 _EXPLANATION = re.compile(
     r"^(?:why\b|how (?:does|do|did|is|are|was|were|come|has|have)\b|explain\b|what (?:causes|caused|happens|"
     r"happened|makes|made|leads|led)\b|what (?:is|was|are) the (?:reason|cause|purpose|point|effect|impact|role|"
@@ -88,7 +92,7 @@ _LIST = re.compile(
     r"^(?:list\b|name (?:the|all|some|a few)\b|give (?:me )?(?:some |a few )?examples\b|which (?:\w+ )?(?:are|were)\b|"
     r"what (?:are|were) (?:the|some|all|a few)\b|what (?:\w+ )?(?:kinds|types|sorts|forms|ways|options|formats|"
     r"features|steps|methods|examples|categories|parts|components|requirements|benefits|reasons|factors|"
-    r"services|documents|files)\b|what (?:other|else)\b|are there (?:any )?(?:other )?\w+s\b)")
+    r"services|documents|files)\b|what (?:other|else)\b|what \w+s are (?:there|available)\b|are there (?:any )?(?:other )?\w+s\b)")
 _DEFINITION = re.compile(
     r"^(?:what (?:is|are|was|were|'s) (?:an? |the )?(?P<term>[^?]{1,60}?)\??$|who (?:is|was|are|were) "
     r"(?P<who>[^?]{1,60}?)\??$|define\b|what does (?P<means>[^?]+) (?:mean|stand for|do)\b|what is meant by\b|"
@@ -219,7 +223,7 @@ def _kind(question: str) -> AnswerKind:
         return "summary"
     first = words[0]
     if first not in _QUESTION_WORDS and not marked:
-        if _TROUBLE.search(lowered) and first in _STATEMENT_OPENERS:
+        if _FAILING.search(lowered) or (_TROUBLE.search(lowered) and first in _STATEMENT_OPENERS):
             return "procedure"
         if (len(words) <= 4 or (len(words) <= 6 and first not in _STATEMENT_OPENERS)) and not _VERSUS.search(lowered):
             return "keyword"

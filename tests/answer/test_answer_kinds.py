@@ -126,6 +126,8 @@ def test_the_kind_of_answer_a_question_wants(question: str, kind: str) -> None:
     ("My payment keeps failing with an error", "procedure"),
     ("Why can't I log in?", "procedure"),
     ("I do not know how to set up namespaces", "procedure"),
+    ("the web page does not load", "procedure"),
+    ("I get an error when I run make run", "procedure"),
     ("What would happen if I paid late?", "explanation"),
     # a choice, a comparison, and things that only look like them
     ("FIFO or LIFO?", "comparison"),
@@ -147,6 +149,8 @@ def test_the_kind_of_answer_a_question_wants(question: str, kind: str) -> None:
     # bare keywords, and a statement that is not one
     ("view my invoices and status", "keyword"),
     ("Container Registry Grant Access", "keyword"),
+    ("Error codes", "keyword"),
+    ("What commands are there?", "list"),
 ])
 def test_the_kind_of_a_question_as_people_type_it(question: str, kind: str) -> None:
     assert classify(question) == kind
