@@ -310,7 +310,8 @@ class Index:
         snapshot, retriever = self._require()
         settings = self.settings.replace(**overrides) if overrides else self.settings
         asked = focus(question) if settings.focus_question else question
-        if classify(asked) == "summary":
+        kind = classify(asked, history)   # a follow-up ("and the fees?") wants what the question before it did
+        if kind == "summary":
             document = self._document_meant(asked, retriever, settings, history, sources)
             if document is not None:
                 return dataclasses.replace(summarize(snapshot, document, question), question=question)
@@ -333,7 +334,7 @@ class Index:
         read = resolved.read if resolved else asked
         if self.answerer is None:
             # The default answerer weighs sentences with the index's own embedder.
-            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder, typed=question)
+            result = answer(read, hits, settings, page_texts, embedder=retriever.embedder, typed=question, kind=kind)
         else:
             result = self.answerer(read, hits, settings, page_texts)
         shown = resolved.shown if resolved else searched

@@ -82,13 +82,14 @@ def best_similarity(hits: Sequence[Hit]) -> float | None:
 
 
 def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
-           embedder: Embedder | None = None, typed: str | None = None) -> Answer:
+           embedder: Embedder | None = None, typed: str | None = None, kind: AnswerKind | None = None) -> Answer:
     """Answer ``question`` from ``hits`` with the answerer ``settings.answer_mode`` names.
 
     ``pages`` gives the stored page texts every quote is checked against (an index snapshot);
     ``embedder`` is the index's, which weighs the sentences of an answer in sentences; ``typed``
     the question as typed, when ``question`` is its focused form (the table answerer reads the
-    figures it defines and the scale it asks for).
+    figures it defines and the scale it asks for); ``kind`` the kind of answer it wants, when the
+    caller read it with the conversation (``rag.answer.kinds.classify``).
 
     Example:
         >>> # a = answer("Who called for UN visits?", index.search("Who called for UN visits?"),
@@ -100,7 +101,7 @@ def answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSo
         return table
     if settings.answer_mode == "llm":
         return llm_answer(question, hits, pages, settings)
-    return read_answer(question, hits, settings, pages, embedder=embedder)
+    return read_answer(question, hits, settings, pages, embedder=embedder, kind=kind)
 
 
 def abstention(settings: Settings, reader: Reader) -> Abstention:
@@ -112,7 +113,7 @@ def abstention(settings: Settings, reader: Reader) -> Abstention:
 
 
 def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: PageSource,
-                reader: Reader | None = None, embedder: Embedder | None = None) -> Answer:
+                reader: Reader | None = None, embedder: Embedder | None = None, kind: AnswerKind | None = None) -> Answer:
     """The offline answerer, in the form the question's kind asks for (``rag.answer.kinds``): a
     fact is the reader's best span over the hits, quoted in its sentence; the other kinds are
     answered in whole sentences (``compose_sentences``).
@@ -125,7 +126,7 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=(),
                       mode="extractive", notes=("no passage to read: the index returned nothing",))
     reader = reader or load_reader()
-    kind = classify(question)
+    kind = kind or classify(question)
     if wants_sentences(kind):
         return compose_sentences(question, kind, hits, reader, pages, embedder)
     return compose(question, hits, read_spans(question, hits, reader), abstention(settings, reader), pages)

@@ -101,6 +101,84 @@ def test_the_kind_of_answer_a_question_wants(question: str, kind: str) -> None:
     assert classify(question) == kind
 
 
+@pytest.mark.parametrize(("question", "kind"), [
+    # the words a turn opens with, a clause before the question, a request, the sentence that asks
+    ("Ok, thanks. And how do I print the letter?", "procedure"),
+    ("If I move to another state, what happens to my benefits?", "explanation"),
+    ("My plates were stolen last night. What should I do?", "procedure"),
+    ("Can you tell me how to renew my licence?", "procedure"),
+    ("Could you explain how the reader works?", "explanation"),
+    ("Tell me whether the index is kept on disk.", "yesno"),
+    ("I want to know more about the water at Camp Lejeune", "definition"),
+    ("I need to know if I can apply online.", "yesno"),
+    ("I need help using the loan simulator.", "procedure"),
+    ("Describe the chunking.", "definition"),
+    ("Hello, I would like to obtain information about benefits for a child", "definition"),
+    ("Do you have more info on ID cards?", "definition"),
+    # a judgement is answered by reasons; a problem stated by the steps that fix it
+    ("Is it safe?", "explanation"),
+    ("Should I put my savings in an index fund?", "explanation"),
+    ("Does the reader run offline?", "yesno"),
+    ("Any tips for a first interview?", "explanation"),
+    ("Does a pension help to get a loan?", "explanation"),
+    ("What do you recommend for a beginner?", "explanation"),
+    ("What should I do if my card is stolen?", "procedure"),
+    ("My payment keeps failing with an error", "procedure"),
+    ("Why can't I log in?", "procedure"),
+    ("I do not know how to set up namespaces", "procedure"),
+    ("the web page does not load", "procedure"),
+    ("I get an error when I run make run", "procedure"),
+    ("What would happen if I paid late?", "explanation"),
+    # a choice, a comparison, and things that only look like them
+    ("FIFO or LIFO?", "comparison"),
+    ("Is the Hudson longer or shorter than the Mississippi?", "comparison"),
+    ("Is it a PDF or a Word file?", "fact"),
+    ("Renting vs buying a home", "comparison"),
+    ("What compound is absorbed better than zinc gluconate?", "fact"),
+    ("Which is better, renting or buying?", "comparison"),
+    ("What are the similarities between a lease and a loan?", "comparison"),
+    # names and values, not descriptions; a summary is asked for, not mentioned
+    ("What is the capital's airport called?", "fact"),
+    ("What is Tucson's CBS station?", "fact"),
+    ("How would you describe an animal that eats only plants?", "fact"),
+    ("Which state receives the most rain?", "fact"),
+    ("Which rivers are navigable?", "list"),
+    ("What is the best-known summary of Calvin's teachings?", "fact"),
+    ("Give me an overview of the report", "summary"),
+    ("Can you summarize this document?", "summary"),
+    # bare keywords, and a statement that is not one
+    ("view my invoices and status", "keyword"),
+    ("Container Registry Grant Access", "keyword"),
+    ("Error codes", "keyword"),
+    ("What commands are there?", "list"),
+])
+def test_the_kind_of_a_question_as_people_type_it(question: str, kind: str) -> None:
+    assert classify(question) == kind
+
+
+def test_a_follow_up_that_names_no_kind_wants_what_the_question_before_it_wanted() -> None:
+    def after(previous: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": previous}, {"role": "assistant", "content": "An answer [1]."}]
+
+    assert classify("and what about the fees?", after("How do I renew my licence?")) == "procedure"
+    assert classify("Ok, and the host?", after("How do I change the port?")) == "procedure"
+    assert classify("And the host?", after("Which port does the server use?")) == "fact"
+    assert classify("tell me more", after("Why is the index rebuilt?")) == "explanation"
+    assert classify("Yes, last week.", after("How do I get new plates?")) == "procedure"  # a reply to "Were they stolen?"
+    # a question of its own after "what about" keeps its kind; a summary or a bare reply lends none
+    assert classify("what about why I can't apply a feature code?", after("What is a feature code?")) == "explanation"
+    assert classify("and what about the fees?", after("Summarize the document.")) == "fact"
+    assert classify("what about the fees?", after("Yes, I have")) == "fact"
+    # alone, or with nothing before it, the same words read as themselves
+    assert classify("tell me more") == "definition"
+    assert classify("Yes, last week.") == "keyword"
+    assert classify("and what about the fees?", []) == "fact"
+    # OpenAI's list-of-parts content is read; entries that are not messages are passed over (ask refuses them)
+    parts = [{"role": "user", "content": [{"type": "text", "text": "How do I renew my licence?"}]}]
+    assert classify("and the fees?", parts) == "procedure"
+    assert classify("and the fees?", [7, {"role": "user", "content": None}]) == "fact"  # type: ignore[list-item]
+
+
 def test_units_keep_list_items_and_code_blocks_whole() -> None:
     text = "To install:\n\n1. Download it.\n2. Unpack it\n   anywhere.\n\n```\nlantern setup\n```\nDone now, really."
     got = [(text[u.start:u.end], u.role) for u in units(text)]
@@ -118,6 +196,16 @@ def test_a_procedure_keeps_all_its_steps(guide_index: Index) -> None:
 
 def test_a_command_block_answers_a_procedure_whole(guide_index: Index) -> None:
     answer = guide_index.ask("How do I share the catalogue on my network?")
+    assert answer.found and answer.kind == "procedure"
+    assert "lantern serve --host 0.0.0.0 --port 8080" in answer.text and "```" in answer.text
+    assert_verbatim(guide_index, answer.citations)
+
+
+def test_a_follow_up_is_answered_in_the_form_of_the_question_before_it(guide_index: Index) -> None:
+    # Read alone, "and what about sharing it on my network?" names no kind and was answered with a span.
+    first = guide_index.ask("How do I install Lantern?")
+    history = [{"role": "user", "content": "How do I install Lantern?"}, {"role": "assistant", "content": first.text}]
+    answer = guide_index.ask("and what about sharing it on my network?", history=history)
     assert answer.found and answer.kind == "procedure"
     assert "lantern serve --host 0.0.0.0 --port 8080" in answer.text and "```" in answer.text
     assert_verbatim(guide_index, answer.citations)

@@ -53,6 +53,8 @@ CASES = {
                          ("financebench",)),
     "conversation": Case("bench.studies.conversation", ("--limit", "2", "--documents", "1"), "conversation.md",
                          ("conversation",)),
+    "question_kinds": Case("bench.studies.question_kinds", (), "question_kinds.md",
+                           ("conversation", "train/squad1.1-train.json.gz")),
     "reader_rerank": Case("bench.studies.reader_rerank", ("--only", "seed"), "reader_rerank.md", ("../seeds",)),
     "pdf_extract": Case("bench.studies.pdf_extract", ("--files", "1"), "pdf_extract.md",
                         ("pdfs-pypdf", "financebench", "../seeds", "train")),
