@@ -360,7 +360,7 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
                 joins = joins or bool(_POINTS_BACK.match(passage[nearest.start:nearest.end]))
             if joins and neighbour.group == nearest.group:
                 chosen = chosen + [neighbour] if step == 1 else [neighbour] + chosen
-    if best.unit.role == "sentence" and command is None and not leads and FILL_WORDS:
+    if best.unit.role == "sentence" and command is None and not leads:
         chosen = _fill(passage, us, chosen, FILL_WORDS)
     answer = [Scored(best.passage, u, best.score) for u in chosen]
     if len(chosen) < MAX_SENTENCES and best.unit.role == "sentence" and kind != "fact":
@@ -373,11 +373,17 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
     return answer
 
 
-FILL_WORDS = 0
+FILL_WORDS = 80
+"""An answer in prose shorter than this takes the sentences around it in its passage, after it
+first, up to ``MAX_SENTENCES``: one sentence alone ("Encrypted images aren't scanned by
+Vulnerability Advisor.") leaves out the why and the what-then a person asking in a chat wants, and
+a short quote read out of its paragraph is easy to misread. Chosen on MTRAG's tune half (answer F1
+0.199 -> 0.218 at 80 words; 50 words 0.205); the answers' median grew from 28 to 44 words."""
 
 
 def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int) -> list[Unit]:
-    """Neighbouring sentences of the passage, after then before, until ``budget`` words."""
+    """Neighbouring sentences of the passage, after then before, until ``budget`` words or
+    ``MAX_SENTENCES``; a heading, list or code block stops the way in its direction."""
     def words(run: Sequence[Unit]) -> int:
         return sum(len(WORD.findall(text[u.start:u.end])) for u in run)
     while words(chosen) < budget and len(chosen) < MAX_SENTENCES:
