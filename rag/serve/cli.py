@@ -212,7 +212,30 @@ def _resolve_collection(args: argparse.Namespace) -> argparse.Namespace:
         args.index = str(collection_folder(args.index, args.collection))
     elif args.verb in _READERS:
         args.index = _only_collection(args.verb, args.index)
+    elif args.verb in _SERVERS and not getattr(args, "collection", None) and not getattr(args, "corpus", None):
+        args.collection = _served_collection(args.verb, args.index)
     return args
+
+
+def _served_collection(verb: str, folder: str) -> str | None:
+    """The collection a server shows first when the folder holds collections but no index of its own:
+    ``demo`` when there (what ``make run`` serves), else the first by name; ``None`` otherwise.
+
+    Without it, ``rag serve`` after ``make run`` would fill a third, default collection with the
+    user guide again, and ``rag mcp``'s tools would find no index unless each call named one.
+    """
+    # the CLI starts fast: the library loads only for the verb that needs it
+    from rag.collection_paths import DEMO_COLLECTION, has_index, list_collections
+
+    names = list_collections(folder)
+    if has_index(folder) or not names:
+        return None
+    chosen = DEMO_COLLECTION if DEMO_COLLECTION in names else names[0]
+    others = [name for name in names if name != chosen]
+    where = "are in the Collection menu" if verb == "serve" else "are asked by naming them in a tool's collection"
+    print(f"rag {verb}: serving the collection {chosen!r} of {folder}"
+          + (f"; the others ({', '.join(others)}) {where}" if others else ""), file=sys.stderr)
+    return chosen
 
 
 def _only_collection(verb: str, folder: str) -> str:

@@ -56,7 +56,7 @@ LAYOUT = """() => {
     toggle: box('#rag-sidebar .toggle-button'),
     toggleLabel: getComputedStyle(document.querySelector('#rag-sidebar .toggle-button'), '::after').content,
     sidebarOpen: document.querySelector('#rag-sidebar').classList.contains('open'),
-    chat: box('#rag-chat'), sources: box('#rag-sources'), welcome: box('.rag-welcome'),
+    chat: box('#rag-chat'), sources: box('#rag-sources'), welcome: box('.rag-welcome'), title: box('.rag-header h1'),
     text: document.body.innerText, splitWords,
   };
 }"""
@@ -120,6 +120,21 @@ def test_the_first_screen_is_laid_out_whole_in_light_and_dark(demo: tuple[str, P
             if not layout["sidebarOpen"]:
                 assert "Library" in layout["toggleLabel"] and toggle["w"] >= 60
             assert not layout["splitWords"]
+            # The closed library's toggle sits over the top left corner: never over the title.
+            if layout["sidebarOpen"]:
+                page.locator("#rag-sidebar .toggle-button").click()
+                expect(page.locator("#rag-sidebar")).not_to_have_class(re.compile(r"\bopen\b"))
+                page.wait_for_function(STILL)
+                layout = page.evaluate(LAYOUT)
+            toggle, title = layout["toggle"], layout["title"]
+            assert toggle["bottom"] <= title["y"] or toggle["right"] <= title["x"], (toggle, title)
+            if width < 720:   # open on a phone, the library covers the page: its toggle leads back, whole
+                page.locator("#rag-sidebar .toggle-button").click()
+                expect(page.locator("#rag-sidebar")).to_have_class(re.compile(r"\bopen\b"))
+                page.wait_for_function(STILL)
+                opened = page.evaluate(LAYOUT)
+                toggle = opened["toggle"]
+                assert "Chat" in opened["toggleLabel"] and 0 <= toggle["x"] and toggle["right"] <= width, toggle
     # The screenshots themselves: dark is dark, light is light.
     assert _mean_luminance(shots["light"]) > 180 > 60 > _mean_luminance(shots["dark"])
 

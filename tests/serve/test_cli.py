@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from conftest import copy_index, rag_serve
 
+from rag import Index
+from rag.collection_paths import COLLECTIONS, has_index
 from rag.serve.cli import build_parser, main
 
 
@@ -165,3 +169,17 @@ def test_a_folder_of_collections_alone_uses_its_one_or_names_them(tmp_path: Path
                    f"name one with --collection NAME (e.g. rag ask --collection demo ...) or set RAG_COLLECTION")
     assert main(["ask", "How high was the tide in Brest?", "--index", str(index), "--collection", "my-documents"]) == 0
     assert "7.2 metres" in capsys.readouterr().out
+
+
+def test_rag_serve_in_a_folder_of_collections_serves_the_demo_and_makes_no_other(
+        seed_index: Index, tmp_path: Path) -> None:
+    # After `make run` the project's index/ holds demo and my-documents and no index of its own: a plain
+    # `rag serve` there serves demo (as make run does) instead of filling a third collection with the guide.
+    index = tmp_path / "index"
+    for name in ("demo", "my-documents"):
+        copy_index(seed_index, index / COLLECTIONS / name)
+    with rag_serve(tmp_path, "--index", str(index)) as url:
+        models = httpx.get(f"{url}v1/models", timeout=60).json()["data"]
+    assert [m["id"] for m in models] == ["demo", "my-documents"] and not has_index(index)
+    said = (tmp_path / "serve.log").read_text()
+    assert f"rag serve: serving the collection 'demo' of {index}; the others (my-documents) are in the Collection menu" in said

@@ -18,7 +18,7 @@ from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 
 from rag import Index  # noqa: E402
-from rag.collection_paths import COLLECTIONS  # noqa: E402
+from rag.collection_paths import COLLECTIONS, has_index  # noqa: E402
 
 DELEGATIONS = "She said it is essential for international delegations to visit Iran"
 
@@ -31,12 +31,15 @@ def news_folder(seed_index: Index, tmp_path_factory: pytest.TempPathFactory) -> 
     return folder
 
 
-def _run(folder: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[Any]]:
-    """Start ``rag mcp`` as a client would, list its tools, make ``calls``; tool names and results."""
+def _run(folder: Path, calls: list[tuple[str, dict[str, Any]]],
+         collection: str | None = "news") -> tuple[list[str], list[Any]]:
+    """Start ``rag mcp`` as a client would (on ``collection``, or none named), list its tools, make
+    ``calls``; tool names and results."""
 
     async def session() -> tuple[list[str], list[Any]]:
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(folder), "--collection", "news"],
+            command=sys.executable, args=["-m", "rag.serve.cli", "mcp", "--index", str(folder),
+                                          *(("--collection", collection) if collection else ())],
             env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
                  "PATH": os.environ.get("PATH", "")})
         with open(os.environ.get("RAG_TEST_MCP_LOG", os.devnull), "w") as errlog:
@@ -184,3 +187,16 @@ def test_every_tool_argument_is_described_bounded_and_read_only(news_folder: Pat
     assert "Please answer carefully" not in long_ask.content[0].text
     assert "question" not in long_ask.structured_content
     assert long_ask.structured_content["query"] == "Who called for UN visits?", "what was searched, when it differs"
+
+
+def test_without_a_collection_the_tools_ask_the_demo_of_a_folder_of_collections(
+        seed_index: Index, tmp_path: Path) -> None:
+    # As `make run` leaves index/: demo and my-documents, no index of its own. A client configured with
+    # `rag mcp --index index/` alone gets answers from demo, not "no collection 'default'".
+    for name in ("demo", "my-documents"):
+        copy_index(seed_index, tmp_path / COLLECTIONS / name)
+    _, (collections, ask) = _run(tmp_path, [("list_collections", {}),
+                                            ("ask", {"question": "Who called for UN visits?"})], collection=None)
+    assert collections.structured_content["result"] == ["demo", "my-documents"]
+    assert not ask.is_error and "Maryam Rajavi" in ask.structured_content["answer"]
+    assert not has_index(tmp_path), "no default collection was made"

@@ -78,12 +78,13 @@ def welcome_html(demo: bool, empty: bool) -> str:
     """The first screen of the chat: what the collection holds and the two ways to start."""
     if demo:
         return ('<div class="rag-welcome"><p><b>This demo holds rag\'s own user guide.</b> Try a question below, '
-                'or type your own.</p><p><b>Your documents:</b> open <b>Library</b> and drop PDF, text, Markdown '
-                'or HTML files on <i>Add documents</i>. They go to a collection of their own, <i>my-documents</i>.'
-                '</p><p class="rag-muted">Every answer quotes its sources word for word; the quotes open in the '
-                'Sources panel.</p></div>')
+                'or type your own.</p><p><b>Your documents:</b> open <b>Library</b> and drop your files (PDF, '
+                'Word, PowerPoint, text and more) on <i>Add documents</i>. They go to a collection of their own, '
+                '<i>my-documents</i>.</p><p class="rag-muted">Every answer quotes its sources word for word; the '
+                'quotes open in the Sources panel.</p></div>')
     if empty:
         return ('<div class="rag-welcome"><p><b>Nothing is indexed here yet.</b></p><p>Open <b>Library</b> and '
-                'drop PDF, text, Markdown or HTML files on <i>Add documents</i>, then ask about them.</p></div>')
+                'drop your files (PDF, Word, PowerPoint, text and more) on <i>Add documents</i>, then ask about '
+                'them.</p></div>')
     return ('<div class="rag-welcome"><p><b>Ask anything about your documents.</b></p><p class="rag-muted">Every '
             'answer quotes its sources word for word; the quotes open in the Sources panel.</p></div>')
