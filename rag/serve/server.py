@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,7 +95,24 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
         print(f"watching {', '.join(map(str, corpus))} for saved, renamed and deleted files", flush=True)
     print(f"rag web chat on {url}/ ; OpenAI-compatible API on {url}/v1"
           f"{' (API key required)' if api_key else ''} (Ctrl+C to stop)", flush=True)
-    demo.block_thread()
+    _stop_on_terminate()
+    demo.block_thread()                          # returns on Ctrl+C or SIGTERM, the server closed
+
+
+def _stop_on_terminate() -> None:
+    """Make SIGTERM (and SIGHUP: the terminal closed) stop the server as Ctrl+C does.
+
+    Python's default for them ends the process on the spot, skipping ``atexit``: the server's private
+    upload folder (``rag.serve.servertemp``) stayed on disk until the next start. As a
+    ``KeyboardInterrupt`` in the main thread, Gradio's ``block_thread`` closes the server, ``serve``
+    returns and the process exits cleanly, removing the folder.
+    """
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for name in ("SIGTERM", "SIGHUP"):        # SIGHUP does not exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
 
 
 def _print_update(report: IngestReport) -> None:
