@@ -58,6 +58,11 @@ class ReaderSlots:
         """Abandoned answers whose worker thread still runs, their slot already given back."""
         self._free = asyncio.Semaphore(size)
 
+    @property
+    def full(self) -> bool:
+        """Whether every slot is taken: the next question waits (or is refused past ``queue``)."""
+        return self._free.locked()
+
     async def answer(self, gone: Callable[[], Awaitable[object]], work: Callable[[], Result]) -> Result:
         """``work()``'s result, computed in a worker thread while holding a slot.
 
@@ -81,7 +86,7 @@ class ReaderSlots:
             watch.cancel()
 
     async def _take(self, watch: asyncio.Future[Any]) -> None:
-        if not self._free.locked():
+        if not self.full:
             # A free slot is taken at once (the semaphore's fast path never suspends), so a
             # request that gets a slot is never counted among the waiters: counting it made a
             # burst refuse one request too many before the slot holders' waits returned.

@@ -258,6 +258,42 @@ def test_a_client_gone_before_its_slot_never_starts_work() -> None:
     assert work == [] and slots.started == 0 and slots.dropped == 1
 
 
+def test_abandoned_answers_beside_the_slots_are_bounded() -> None:
+    import asyncio
+
+    from rag.errors import ClientGone
+    from rag.serve.slots import ReaderSlots
+
+    slots = ReaderSlots(1, queue=4)
+    began, finish = threading.Semaphore(0), threading.Event()
+
+    def work() -> str:   # an answer that takes until ``finish`` (an LLM at its timeout)
+        began.release()
+        finish.wait(60)
+        return "answered"
+
+    async def leaves_once_answering() -> None:
+        left = asyncio.Event()
+        asking = asyncio.ensure_future(slots.answer(left.wait, work))
+        assert await asyncio.to_thread(began.acquire, timeout=60), "the answer to begin"
+        left.set()
+        with pytest.raises(ClientGone):
+            await asking
+
+    async def scenario() -> None:
+        await leaves_once_answering()
+        assert slots.orphans == 1 and not slots.full      # its slot given back at once
+        await leaves_once_answering()
+        assert slots.orphans == 1 and slots.full          # one orphan per slot: this slot waits for its thread
+        finish.set()
+        while slots.full or slots.orphans:
+            await asyncio.sleep(0.01)
+        assert await slots.answer(asyncio.Event().wait, lambda: "fresh") == "fresh"
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert slots.abandoned == 2 and slots.started == 3 and slots.dropped == 0
+
+
 def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer, Any]) -> None:
     from rag.serve.slots import QUEUE, READERS
 
