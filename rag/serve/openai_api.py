@@ -49,6 +49,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from rag.collections import Collections
 from rag.errors import ChatRequestError, ClientGone, IndexNotFoundError, OptionError, RagError, SlotsBusy
@@ -248,6 +249,8 @@ def chat_router(library: Collections, api_key: str | None = None, slots: ReaderS
             return no
         try:
             body = await _json_body(request)
+        except ClientDisconnect:  # gone while sending: nobody reads the reply, and it is no server error
+            return _error("the client disconnected", 499, "client_closed_request")
         except _TooLarge:
             return _error(f"the request body is over {MAX_BODY_BYTES // 2**20} MB", 413, "request_too_large")
         except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -121,10 +121,18 @@ class GatedAnswerer:
         return answer(question, hits, settings, pages)
 
 
+class GatedAPI(NamedTuple):
+    url: str
+    gated: GatedAnswerer
+    slots: Any
+    """The router's ``ReaderSlots``."""
+    server: Any
+    """The ``uvicorn.Server``."""
+
+
 @pytest.fixture()
-def gated_api(seed_index: Index) -> Iterator[tuple[str, GatedAnswerer, Any]]:
-    """The ``/v1`` API on a real uvicorn server, its answers read by a ``GatedAnswerer``; yields
-    (base URL, the answerer, the router's ``ReaderSlots``)."""
+def gated_api(seed_index: Index) -> Iterator[GatedAPI]:
+    """The ``/v1`` API on a real uvicorn server in this process, its answers read by a ``GatedAnswerer``."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -144,7 +152,7 @@ def gated_api(seed_index: Index) -> Iterator[tuple[str, GatedAnswerer, Any]]:
     thread.start()
     try:
         wait_until(lambda: server.started, "the API server to start")
-        yield f"http://127.0.0.1:{port}/v1", gated, slots
+        yield GatedAPI(f"http://127.0.0.1:{port}/v1", gated, slots, server)
     finally:
         gated.gate.set()
         server.should_exit = True
@@ -177,9 +185,9 @@ def _fresh_question_is_answered(client: httpx.Client, url: str) -> None:
     assert reply.status_code == 200 and "Maryam Rajavi" in reply.json()["choices"][0]["message"]["content"]
 
 
-def test_clients_that_leave_while_waiting_are_never_answered(gated_api: tuple[str, GatedAnswerer, Any]) -> None:
+def test_clients_that_leave_while_waiting_are_never_answered(gated_api: GatedAPI) -> None:
     # Before: 48 streams dropped after their first chunk kept /v1 answering them for about 85 s.
-    url, gated, slots = gated_api
+    url, gated, slots, _ = gated_api
     with httpx.Client(timeout=60) as client:
         # Four questions take the four reader slots and wait at the gate.
         holders = [threading.Thread(target=client.post, args=(f"{url}/chat/completions",),
@@ -217,8 +225,8 @@ def _leave_once_answering(url: str, gated: GatedAnswerer, question: str) -> None
 
 
 def test_clients_that_leave_while_answered_give_their_slot_back_at_once(
-        gated_api: tuple[str, GatedAnswerer, Any]) -> None:
-    url, gated, slots = gated_api
+        gated_api: GatedAPI) -> None:
+    url, gated, slots, _ = gated_api
     with httpx.Client(timeout=60) as client:
         # Two streams and two plain requests leave while their answers are being read: every slot was theirs.
         for n in range(2):
@@ -236,6 +244,20 @@ def test_clients_that_leave_while_answered_give_their_slot_back_at_once(
         wait_until(lambda: slots.orphans == 0, "the abandoned answers to end")
     assert sorted(gated.passed) == [f"left {n} who called for visits?" for n in range(4)]
     assert slots.started == 5 and slots.dropped == 0
+
+
+def test_a_client_gone_while_sending_its_request_is_no_server_error(gated_api: GatedAPI,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # Before: each such client put an "Exception in ASGI application" traceback in the log.
+    address = httpx.URL(gated_api.url)
+    for _ in range(3):
+        with socket.create_connection((address.host, address.port or 80)) as raw:
+            raw.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.host}:{address.port}\r\n"
+                        f"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"model"')
+            wait_until(lambda: gated_api.server.server_state.tasks, "the request to reach the app")
+    wait_until(lambda: not gated_api.server.server_state.tasks, "the three requests to end")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    assert gated_api.slots.started == 0 and not gated_api.gated.read
 
 
 def test_a_client_gone_before_its_slot_never_starts_work() -> None:
@@ -294,10 +316,10 @@ def test_abandoned_answers_beside_the_slots_are_bounded() -> None:
     assert slots.abandoned == 2 and slots.started == 3 and slots.dropped == 0
 
 
-def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer, Any]) -> None:
+def test_a_full_queue_is_told_to_retry(gated_api: GatedAPI) -> None:
     from rag.serve.slots import QUEUE, READERS
 
-    url, gated, _ = gated_api
+    url, gated, _, _ = gated_api
     replies: list[httpx.Response] = []
     with httpx.Client(timeout=60) as client:
         def post(n: int) -> None:
@@ -316,8 +338,8 @@ def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer, Any]
     assert sorted(r.status_code for r in replies) == [200] * (READERS + QUEUE) + [503] * 3
 
 
-def test_nested_and_oversized_json_are_400_and_413(gated_api: tuple[str, GatedAnswerer, Any]) -> None:
-    url, gated, _ = gated_api
+def test_nested_and_oversized_json_are_400_and_413(gated_api: GatedAPI) -> None:
+    url, gated, _, _ = gated_api
     gated.gate.set()
     nested = httpx.post(f"{url}/chat/completions", content=b"[" * 100_000 + b"]" * 100_000,
                         headers={"content-type": "application/json"}, timeout=60)
@@ -332,9 +354,9 @@ def test_nested_and_oversized_json_are_400_and_413(gated_api: tuple[str, GatedAn
     assert too_long.status_code == 400 and "the limit is" in too_long.json()["error"]["message"]
 
 
-def test_an_unexpected_error_reaches_a_client_without_its_text(gated_api: tuple[str, GatedAnswerer, Any]) -> None:
+def test_an_unexpected_error_reaches_a_client_without_its_text(gated_api: GatedAPI) -> None:
     # Before: raw exception text (paths, internals) reached /v1 clients.
-    url, gated, _ = gated_api
+    url, gated, _, _ = gated_api
     gated.gate.set()
 
     gated.error = ValueError("secret detail /home/alice/private/notes.txt")
