@@ -572,8 +572,10 @@ def test_the_private_folder_goes_on_a_clean_exit_and_on_sigterm(tmp_path: Path, 
             stored = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload", timeout=30,
                                 files={"files": ("note.txt", b"mine", "text/plain")}).json()
             assert Path(stored[0]).resolve().is_relative_to(private.resolve())
+            wait_until(lambda: "rag web chat on" in (tmp_path / "serve.log").read_text(), "the server's first line")
             server.send_signal(signal.SIGTERM)
-            assert server.wait(60) == 0, (tmp_path / "serve.log").read_text()
+            # 0 once serving; 130 ("interrupted", as Ctrl+C) in the instant before: both stop cleanly.
+            assert server.wait(60) in (0, 130), (tmp_path / "serve.log").read_text()
         finally:
             if server.poll() is None:
                 server.kill()
