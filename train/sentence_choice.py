@@ -50,9 +50,9 @@ from rag.answer.sentences import (
     weights_digest,
     FEATURES,
     SHORTLIST,
-    STEPS_BONUS,
     WEIGHTS,
     features,
+    rule_bonus,
     shortlist,
     similarities,
     units,
@@ -119,7 +119,7 @@ def examples(index: Index, keep: Sequence[EvalQuestion], label: str, answerable:
 
 
 def first_scores(ex: Example, w: np.ndarray) -> np.ndarray:
-    return ex.x @ w + STEPS_BONUS * ex.x[:, FEATURES.index("steps")]
+    return ex.x @ w + rule_bonus(ex.x)
 
 
 def fit_listwise(rows: Sequence[tuple[np.ndarray, np.ndarray]], start: np.ndarray, l2: float = 0.01,
@@ -155,8 +155,7 @@ def fit(data: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
 def final_scores(ex: Example, w: np.ndarray, rerank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The shortlist's indices and final scores, as ``rag.answer.sentences.score_units`` computes them."""
     top = shortlist(first_scores(ex, w))
-    bonus = STEPS_BONUS * ex.x[top, FEATURES.index("steps")]
-    return top, np.hstack([ex.x[top], ex.similarity[top, None]]) @ rerank + bonus
+    return top, np.hstack([ex.x[top], ex.similarity[top, None]]) @ rerank + rule_bonus(ex.x[top])
 
 
 def top1(data: Sequence[Example], w: np.ndarray, rerank: np.ndarray | None) -> float:

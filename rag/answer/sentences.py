@@ -80,7 +80,18 @@ STEPS_BONUS = 1.0
 asks for steps or a list. The fitting data (doc2dial's web pages, SQuAD's Wikipedia paragraphs)
 holds few Markdown lists, so the fitted ``steps`` weight stays small; without this, "How do I
 install Lantern?" was answered with the sentence that says what Lantern is, beside its three steps."""
+DEFINES_BONUS = 2.0
+"""Added, by rule, to a unit that defines the term a definition asks about ("rag answers questions
+about your own documents." for "What is rag?"). Definitions are rare in the fitting data, so the
+fitted ``defines`` weight stays near zero; without this, "What is rag?" was answered with "rag runs
+entirely on your computer.", true but not what rag is."""
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "sentence-choice.json"
+
+
+def rule_bonus(x: np.ndarray) -> np.ndarray:
+    """What the rules add to the fitted scores of units with features ``x`` (rows): ``STEPS_BONUS``
+    and ``DEFINES_BONUS``; ``train/sentence_choice.py`` fits the weights with them in place."""
+    return STEPS_BONUS * x[:, FEATURES.index("steps")] + DEFINES_BONUS * x[:, FEATURES.index("defines")]
 
 
 @dataclass(frozen=True)
@@ -304,7 +315,7 @@ def score_units(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_un
     if not rows:
         return []
     x = np.stack([f for _, _, f in rows])
-    steps = STEPS_BONUS * x[:, FEATURES.index("steps")]
+    steps = rule_bonus(x)
     top = shortlist(x @ model.weights + steps)
     if embedder is None:
         final = (x @ model.weights + steps)[top]
@@ -382,15 +393,16 @@ a short quote read out of its paragraph is easy to misread. Chosen on MTRAG's tu
 
 
 def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int) -> list[Unit]:
-    """Neighbouring sentences of the passage, after then before, until ``budget`` words or
-    ``MAX_SENTENCES``; a heading, list or code block stops the way in its direction."""
+    """Neighbouring sentences of the chosen one's paragraph, after then before, until ``budget``
+    words or ``MAX_SENTENCES``: the paragraph before or after is often on another point."""
     def words(run: Sequence[Unit]) -> int:
         return sum(len(WORD.findall(text[u.start:u.end])) for u in run)
+    group = chosen[0].group
     while words(chosen) < budget and len(chosen) < MAX_SENTENCES:
         after, before = us.index(chosen[-1]) + 1, us.index(chosen[0]) - 1
-        if after < len(us) and us[after].role == "sentence":
+        if after < len(us) and us[after].role == "sentence" and us[after].group == group:
             chosen = chosen + [us[after]]
-        elif before >= 0 and us[before].role == "sentence":
+        elif before >= 0 and us[before].role == "sentence" and us[before].group == group:
             chosen = [us[before]] + chosen
         else:
             break
@@ -511,5 +523,5 @@ def _quote(chunk: Chunk, a: int, b: int) -> Quote:
 
 
 __all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "emphasised", "features",
-           "fitted",
+           "fitted", "rule_bonus",
            "quotes_and_text", "score_units", "shortlist", "similarities", "units"]
