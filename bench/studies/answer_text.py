@@ -7,7 +7,10 @@ One run of ``rag.eval.runner.evaluate`` per set, each over its own index (built 
   scored against their human-checked reference, beside the GPT-4o and Llama 3.1 405B responses
   the file holds (given the right passages) and beside two answers from our own search: the
   first sentence of the answer's top passage and that whole passage; 7 unanswerable tasks, right
-  when declined. Broken down by MTRAG's question types.
+  when declined. Broken down by MTRAG's question types. Also by half (``rag.eval.datasets.
+  mtrag_half``, by conversation): answer rules were chosen on the tune half (the prose answers'
+  ``FILL_WORDS``, a fact's fall-back to sentences, the question kinds' follow-up rules, with
+  other data for the abstention line); the report half was never read.
 - **doc2dial-a, report half, first turns** (``../shared/data/conversation``): the answer against
   the grounding span the agent answered from. The conversation rules were tuned on the other
   half (``rag.eval.datasets.doc2dial_half``); all 123 documents are indexed.
@@ -17,7 +20,8 @@ One run of ``rag.eval.runner.evaluate`` per set, each over its own index (built 
   (default every 5th, all 8 articles; the whole file takes an hour on 2 shared cores): exact
   match on the answerable ones, and the share whose gold answer is in the answer or its first quote.
 
-Nothing is tuned here. ``--save-baseline`` keeps this run's figures as the baseline column
+Nothing is tuned here, and nothing was tuned on these sets but MTRAG's tune half. ``--save-baseline``
+keeps this run's figures as the baseline column
 (``bench/results/answer_text-baseline.json``); later runs print theirs beside it. ``--only``
 reruns some sets and keeps the figures of the others from the last run (``answer_text.json``).
 
@@ -79,6 +83,10 @@ def sets(squad_every: int) -> list[tuple[str, Callable[[], QuestionSet]]]:
     conversation = SHARED / "conversation"
     return [
         ("MTRAG human subset", lambda: load_mtrag(conversation / "mtrag-human-eval", cache_dir=CACHE / "datasets")),
+        ("MTRAG human subset, tune half (tuned on)",
+         lambda: load_mtrag(conversation / "mtrag-human-eval", cache_dir=CACHE / "datasets", half="tune")),
+        ("MTRAG human subset, report half",
+         lambda: load_mtrag(conversation / "mtrag-human-eval", cache_dir=CACHE / "datasets", half="report")),
         ("doc2dial-a report half, first turns",
          lambda: first_turns(load_doc2dial(conversation, cache_dir=CACHE / "datasets", half="report"))),
         ("docs", lambda: load_jsonl(ROOT / "eval_questions" / "docs.jsonl")),
@@ -185,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline = today
     lines = header("Answer text against reference answers", sys.argv[1:], __spec__.name, [
         "data: MTRAG human-evaluated subset (IBM, Apache-2.0), doc2dial-a (report half: nothing was tuned on it), "
-        "eval_questions/docs, docs-newcomer and seed, SQuAD 2.0 dev half a; nothing here was tuned on any of them",
+        "eval_questions/docs, docs-newcomer and seed, SQuAD 2.0 dev half a; nothing here was tuned on any of them "
+        "but MTRAG's tune half (its report half and the whole subset are reported beside it)",
         *([f"--only: the figures of {', '.join(n for n in runs if n not in ran)} are those of the run of "
            f"{last.get('date')} (bench/results/answer_text.json)"] if args.only else []),
         f"each set over its own index, k={K}, default settings; an abstention scores 0; "
