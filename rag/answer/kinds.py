@@ -248,8 +248,10 @@ def _kind(question: str) -> AnswerKind:
         return "comparison"   # "FIFO or LIFO?"
     if _EXPLANATION.match(lowered) or _OPINION.match(lowered):
         return "explanation"
-    if _LIST.match(lowered) or _plural_which(words):
+    if _LIST.match(lowered) or _plural_which(words) or _ENUMERATED.match(lowered):
         return "list"
+    if _DESCRIBED.match(lowered):
+        return "definition"
     definition = _DEFINITION.match(lowered)
     if definition:
         term = definition.group("term") or definition.group("who") or ""
@@ -260,6 +262,18 @@ def _kind(question: str) -> AnswerKind:
     if first in _AUX:
         return "yesno"
     return "fact"
+
+
+_DESCRIBED = re.compile(
+    r"^what (?:is|was|are|were) (?:the |an? )?[^?]{1,60}?\b(?:business|strategy|mission|purpose|role|policy|approach|"
+    r"history|background|model|goal|vision|outlook|plan|philosophy|culture|position)$")
+""""What is Amcor's business?", "What is the company's strategy?": a description, though the possessive
+before it would read as asking for a value ("What is Tucson's CBS station?")."""
+_ENUMERATED = re.compile(
+    r"^what (?:are|were) (?:the |some )?[^?]{1,60}?\b(?:risks|products|segments|services|competitors|reasons|factors|"
+    r"benefits|challenges|strengths|weaknesses|priorities|goals|causes|effects|symptoms|features|advantages|"
+    r"disadvantages|drawbacks|options|requirements|responsibilities|duties|rights|obligations|initiatives|brands)$")
+""""What are Best Buy's main risks?": several of a kind, a list, whatever words stand before them."""
 
 
 def _plural_which(words: list[str]) -> bool:

@@ -82,6 +82,10 @@ def assert_verbatim(index: Index, quotes) -> None:  # noqa: ANN001 - a tuple of 
 @pytest.mark.parametrize(("question", "kind"), [
     ("Who called for UN visits?", "fact"),
     ("How many people died?", "fact"),
+    # a possessive before a word that asks for several things, or for a description
+    ("What are Best Buy's main risks?", "list"),
+    ("What is Amcor's business?", "definition"),
+    ("What is Tucson's CBS station?", "fact"),
     ("What is rag?", "definition"),
     ("What does RRF stand for?", "definition"),
     ("How do I run the tests?", "procedure"),
