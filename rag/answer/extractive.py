@@ -139,7 +139,8 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
     # "anything on loss?", "I'm in US, give me a rate here": no short span stands out, but the
     # sentences that speak of it may (on MTRAG's tune half, facts declined 13 of 28 -> 5).
     said = compose_sentences(question, "fact", hits, passage_units, spans, margins, pages, embedder)
-    return said if said.found else fact
+    # Declined both ways, the sentences make the better guess to offer ("Possibly: ...").
+    return said if said.found or _POSSIBLY in said.text or _POSSIBLY not in fact.text else fact
 
 
 _VALUE_QUESTION = re.compile(r"(?i)^\W*(?:who|whom|whose|when|where|how (?:many|much|long|old|far|big|tall)|"
@@ -200,11 +201,14 @@ SENTENCE_POSSIBLY_BAND = 1.0
 """The same for sentence answers, in the units of ``Fitted.confidence`` (a logit)."""
 
 
+_POSSIBLY = " Possibly: "
+
+
 def _declined(guess: str, quote: Quote, close: bool) -> str:
     """What a decline says: "Not found", and the best guess in plain words when it came close."""
     if not close:
         return NOT_FOUND
-    return f"{NOT_FOUND} Possibly: \"{_clip(guess, 240)}\", from {quote.name}, {quote.place} (not certain)."
+    return f"{NOT_FOUND}{_POSSIBLY}\"{_clip(guess, 240)}\", from {quote.name}, {quote.place} (not certain)."
 
 
 def read_passages(question: str, hits: Sequence[Hit], reader: Reader,

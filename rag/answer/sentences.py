@@ -256,6 +256,8 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
                 continue
             if unit.role in ("sentence", "row") and len(WORD.findall(words)) < 4:
                 continue  # a fragment shorter than a clause never stands alone
+            if unit.role == "sentence" and _run_on(words):
+                continue
             above = [text[h:g] for h, g in headings if g <= unit.start]
             heading = set(terms(" ".join([hit.chunk.context, *above[-1:]])))
             # The first unit of the passage, or the first under a heading.
@@ -283,6 +285,18 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
                 float(steps),
             ])))
     return out
+
+
+_ADDRESS = re.compile(r"\S+@\S+\.\w+")
+
+
+def _run_on(text: str) -> bool:
+    """A contact block or a table read as prose ("881 174 +41 78 ... jstrong@... Registered Office: 3rd
+    Floor, ..."): long, and a third of its words numbers, or several e-mail addresses. A sentence
+    dense with figures is short ("Revenue was $39,117 million in 2019, up 7%.")."""
+    words = WORD.findall(text)
+    numbers = sum(any(c.isdigit() for c in w) for w in words)
+    return len(_ADDRESS.findall(text)) >= 2 or (len(words) > 40 and numbers > 0.3 * len(words))
 
 
 SHORTLIST = 8

@@ -348,3 +348,49 @@ def test_a_paragraph_leading_into_a_command_answers_with_it(tmp_path: Path) -> N
     # the sentence, the one after it and the command, whole (a decline's best guess says the same)
     assert "Use `lantern add` with one or more folders. Folders are read recursively." in " ".join(answer.text.split())
     assert "lantern add ~/pictures ~/phone/camera" in answer.text
+
+
+COMPANY = """# Harbour Foods annual report
+
+Investor contacts: 881 174 +41 78 698 69 40 +1 847 204 2319 ir@harbourfoods.example press@harbourfoods.example
+Harbour Foods plc Registered Office: 3rd Floor, 44 Esplanade, St Helier, JE4 9WG, Jersey Company Number: 126984,
+Registered Body Number (ARBN): 630 385 278 6 and 7 and 8 and 9 and 10 and 11 and 12 and 13 and 14 and 15 16 17 18
+
+## About Harbour Foods
+
+Harbour Foods is a maker of canned fish and smoked salmon for shops along the northern coast. It buys its fish
+from forty family boats and smokes it in two plants near Brest. Its products are sold under the Gull Rock brand.
+
+## Results
+
+Revenue was $39,117 million in 2019, up 7% from $36,397 million in 2018.
+
+## Losses
+
+The company wrote off two smoking ovens after a fire in March. The insurer paid for one of them.
+"""
+
+
+def test_a_description_is_never_a_contact_block(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(COMPANY, encoding="utf-8")
+    index = Index.build([tmp_path / "report.md"], tmp_path / "index")
+    answer = index.ask("What is Harbour Foods's business?")
+    assert answer.kind == "definition" and answer.found
+    text = " ".join(answer.text.split())
+    assert "canned fish and smoked salmon" in text and "@" not in text and "Registered Office" not in text
+    # A short sentence takes its paragraph's neighbours, never the paragraph before or after it.
+    assert "forty family boats" in text and "Revenue" not in text
+    assert_verbatim(index, answer.citations)
+
+
+def test_a_fact_no_span_answers_is_answered_in_sentences(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(COMPANY, encoding="utf-8")
+    index = Index.build([tmp_path / "report.md"], tmp_path / "index")
+    answer = index.ask("anything on losses?")
+    # Its sentences, not a bare span ("smoking ovens"), answered or offered as "Possibly: ..." on a
+    # document this small (its passages come no closer to the question).
+    assert "The company wrote off two smoking ovens after a fire in March." in answer.text
+    # A fact keeps its span as the headline and its sentence, span in bold, as the text.
+    fact = index.ask("How much was revenue in 2019?")
+    assert fact.found and fact.kind == "fact" and "39,117" in fact.span
+    assert f"**{' '.join(fact.span.split())}**" in fact.text and "Revenue was" in fact.text
