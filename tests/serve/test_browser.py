@@ -38,6 +38,10 @@ def test_ask_read_sources_upload_ask_remove(server: tuple[str, Path], page, tmp_
     ask(page, "Who called for UN visits?")
     reply = page.locator("#rag-chat .message-row.bot-row").last
     expect(reply).to_contain_text("Rajavi")
+    # A fact: its span as the headline, then its sentence with the span in bold.
+    expect(reply.locator(".rag-headline")).to_have_text("Mrs. Maryam Rajavi")
+    expect(reply.locator("strong").first).to_have_text("Mrs. Maryam Rajavi")
+    expect(reply).to_contain_text("delegations to visit Iran")
     card = page.locator("#rag-sources .rag-card").filter(
         has=page.locator(".rag-snippet mark", has_text="delegations to visit Iran"))
     expect(card).to_have_count(1)
