@@ -93,7 +93,8 @@ def reader_info(models: Path = MODELS) -> ReaderInfo:
 
 
 class Reader:
-    """The reading model, loaded once; ``read`` is safe to call from several threads.
+    """The reading model, loaded once; ``read`` is safe to call from several threads. ``threads``:
+    how many windows of a question are read at once, one core each (default one per core, up to 4).
 
     Example:
         >>> reader = load_reader()
