@@ -1,14 +1,19 @@
-"""Latency of ``Index.ask`` by kind of question, beside the span-only answerer, and of summaries.
+"""Latency of ``Index.ask`` by kind of question, and of a 50-page PDF's summary, beside an earlier commit.
 
-Over the user guide (``docs/user-guide.md``, the demo corpus) and the seed article, each question
-is asked through ``Index.ask`` (k=5: search, the reader, the sentence chooser, quote checks) and,
-interleaved question by question on the same hits, through the answerer this one replaced (the
-reader's span for every question, ``rag.answer.extractive.compose``): the difference is what answering in
-sentences costs. Then ``Index.summarize`` of a 50-page PDF (a real filing from
-``../shared/data/financebench`` when present, else one made with fpdf2) and of the seed.
+Over rag's docs (``docs/``, the user guide among them) and the seed article, every question of the
+docs, docs-newcomer and seed sets of ``eval_questions/`` and a list of first questions of every kind
+is asked through ``Index.ask`` (k=5: search, tables, the reader, the sentence chooser, quote
+checks) by the working tree and, with ``--before COMMIT``, by that commit's ``rag`` too: each
+version runs in a process of its own with its models loaded, on the same indexes (built by the
+working tree), asked question by question in turn (which goes first alternates). Then
+``Index.summarize`` of a 50-page PDF (a real filing from ``../shared/data/financebench`` when
+present, else one made with fpdf2).
+
+The answers of the two versions are compared too (text, found, kind, span, citations, confidence
+to 1e-4): a change meant only to be faster must leave every one of them as it was.
 
 Usage:
-    .venv/bin/python -m bench.perf.answer_speed [--rounds 3]
+    .venv/bin/python -m bench.perf.answer_speed [--rounds 3] [--before 6451a98]
 
 Results: ``bench/results/answer_speed.md``.
 """
@@ -16,28 +21,50 @@ Results: ``bench/results/answer_speed.md``.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-from bench.common import ROOT, SHARED, header, percentile, write, write_pdf
+from bench.common import ROOT, SHARED, header, load_average, percentile, write, write_pdf
 
+FIRST_QUESTIONS = [
+    "What is rag?", "How do I change the port?", "Why does rag run offline?", "Which file types can I add?",
+    "Summarize the user guide", "How do I add my own documents?", "How do I run the tests?",
+    "Does rag send my documents anywhere?", "What is a collection?", "How does hybrid retrieval work?",
+    "Which Python version does rag need?", "Where is the index saved?", "How do I remove a document?",
+    "What are the answer modes?", "Compare the extractive and llm answer modes", "Does rag need a GPU?",
+    "How can I connect a local LLM like Ollama?", "Explain how quotes are verified",
+    "What port does the server use?", "List the commands of the CLI",
+]
+"""What a new user asks first, every kind among them (the issue's list and more like it)."""
+TOLERANCE = 1e-4
+"""How far two confidences may differ and still be the same answer's (float rounding)."""
+
+_CHILD = """
+import json, sys, time
 from rag import Index
-from rag.answer.extractive import abstention, compose, read_spans
-from rag.answer.kinds import classify
-from rag.answer.reader import load_reader
-from rag.search.retriever import CachedPages
+indexes = {}
+for line in sys.stdin:
+    job = json.loads(line)
+    index = indexes.get(job["folder"]) or indexes.setdefault(job["folder"], Index.open(job["folder"]))
+    time.sleep(0.02)  # the other version's last call has ended: its threads are idle
+    started = time.perf_counter()
+    a = index.summarize(job["document"]) if "document" in job else index.ask(job["question"])
+    took = time.perf_counter() - started
+    print(json.dumps({"seconds": took, "text": a.text, "found": a.found, "kind": a.kind, "span": a.span,
+                      "confidence": a.confidence,
+                      "citations": [[c.text, c.source, c.page, c.start, c.end] for c in a.citations]}), flush=True)
+"""
 
-QUESTIONS = {
-    "guide": ["Which Python version does rag need?", "What is rag?", "How do I add documents to the index?",
-              "Why does rag refuse to open an index?", "Which file types does rag read?",
-              "Does rag need a GPU?", "How does hybrid retrieval work?", "What is the difference between "
-              "the extractive and the llm answer modes?", "Where is the index saved?",
-              "How do I remove a document?"],
-    "seed": ["Who called for UN visits?", "Why is the regime nervous?", "What are Resistance Units?",
-             "How many people has the outbreak killed?", "Which organisations did Mrs. Rajavi call on?"],
-}
+
+def questions(name: str) -> list[str]:
+    """The questions of ``eval_questions/<name>.jsonl`` (its first line describes the set)."""
+    lines = (ROOT / "eval_questions" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [q for q in (json.loads(line).get("question") for line in lines if line.strip()) if q]
 
 
 def fifty_pages(folder: Path) -> Path:
@@ -61,62 +88,125 @@ def made_pdf(folder: Path, pages: int) -> Path:
                      [" ".join(f"{words[(n + i) % len(words)]}" for i in range(400)) + "." for n in range(pages)])
 
 
+class Version:
+    """One version of ``rag`` in a process of its own, answering one job at a time."""
+
+    def __init__(self, name: str, tree: Path) -> None:
+        self.name = name
+        self.process = subprocess.Popen([sys.executable, "-c", _CHILD], cwd=tree, text=True,
+                                        env={**os.environ, "PYTHONPATH": str(tree)},
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def run(self, job: dict[str, str]) -> dict[str, Any]:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(json.dumps(job) + "\n")
+        stdin.flush()
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} process ended (exit {self.process.wait()}) on {job}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two answers: the fields, and the confidences when further apart than 1e-4."""
+    fields = [f for f in ("text", "found", "kind", "span", "citations") if before[f] != now[f]]
+    a, b = before["confidence"], now["confidence"]
+    if (a is None) != (b is None) or a is not None and abs(a - b) > TOLERANCE:
+        fields.append(f"confidence {a} -> {b}")
+    return fields
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--questions", type=int, default=None, help="only the first N questions of each corpus")
     parser.add_argument("--pages", type=int, default=None,
                         help="summarise a made PDF of N pages (default: a real filing of 40-70 pages)")
+    parser.add_argument("--before", default=None, help="an earlier commit to measure beside the working tree")
     args = parser.parse_args(argv)
-    lines = header("Answer latency by kind, and summaries", sys.argv[1:] if argv is None else argv, __spec__.name,
-                   ["k=5; each question asked once per round after a warm-up; the span-only answerer on the same "
-                    "hits, interleaved"])
+    from rag import Index
+
+    corpora = {"docs": (ROOT / "docs", FIRST_QUESTIONS + questions("docs") + questions("docs-newcomer"))}
+    seed = SHARED.parent / "seeds"
+    if seed.exists():
+        corpora["seed"] = (seed, questions("seed"))
+    names = ["before", "now"] if args.before else ["now"]
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        corpora = {"guide": [ROOT / "docs" / "user-guide.md"]}
-        seed = SHARED.parent / "seeds"
-        if seed.exists():
-            corpora["seed"] = [seed]
-        reader = load_reader()
-        by_kind: dict[str, list[float]] = {}
-        spans_only: list[float] = []
-        for name, paths in corpora.items():
-            index = Index.build(paths, folder / name)
-            snapshot, retriever = index._require()
-            questions = QUESTIONS[name][:args.questions]
-            index.ask(questions[0])  # warm-up: models loaded
-            for _ in range(args.rounds):
-                for q in questions:
-                    started = time.perf_counter()
-                    index.ask(q)
-                    by_kind.setdefault(classify(q), []).append(time.perf_counter() - started)
-                    started = time.perf_counter()
-                    hits = retriever.search(q, index.settings)
-                    compose(q, hits, read_spans(q, hits, reader), abstention(index.settings, reader),
-                            CachedPages(snapshot, {}))
-                    spans_only.append(time.perf_counter() - started)
-        everything = [t for times in by_kind.values() for t in times]
-        lines += ["| answerer | kind | questions | p50 ms | p95 ms |", "| --- | --- | ---: | ---: | ---: |",
-                  f"| span only (before) | all | {len(spans_only)} | {1000 * percentile(spans_only, 50):.0f} | "
-                  f"{1000 * percentile(spans_only, 95):.0f} |",
-                  f"| by kind (now) | all | {len(everything)} | {1000 * percentile(everything, 50):.0f} | "
-                  f"{1000 * percentile(everything, 95):.0f} |"]
-        lines += [f"| by kind (now) | {kind} | {len(times)} | {1000 * percentile(times, 50):.0f} | "
-                  f"{1000 * percentile(times, 95):.0f} |" for kind, times in sorted(by_kind.items())]
+        jobs = []
+        for name, (path, asked) in corpora.items():
+            Index.build([path], folder / name)
+            jobs += [{"folder": str(folder / name), "question": q} for q in list(dict.fromkeys(asked))[:args.questions]]
         pdf = fifty_pages(folder) if args.pages is None else made_pdf(folder, args.pages)
-        index = Index.build([pdf], folder / "pdf")
-        document = index.documents()[0]
-        times = []
-        for _ in range(args.rounds):
-            started = time.perf_counter()
-            answer = index.summarize(document.name)
-            times.append(time.perf_counter() - started)
-        lines += ["", f"Summary of {document.name} ({document.pages} pages, {document.chunks} chunks): "
-                      f"median {1000 * percentile(times, 50):.0f} ms over {args.rounds} runs, "
-                      f"{len(answer.citations)} sentences."]
+        document = Index.build([pdf], folder / "pdf").documents()[0]
+        summary = {"folder": str(folder / "pdf"), "document": document.name}
+        trees = {"now": ROOT}
+        if args.before:
+            trees["before"] = folder / "before"
+            trees["before"].mkdir()
+            archive = subprocess.run(["git", "archive", args.before, "rag"], cwd=ROOT, check=True,
+                                     capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(trees["before"])], input=archive.stdout, check=True)
+        versions = {name: Version(name, trees[name]) for name in names}
+        try:
+            # Round 0 loads the models and gives the answers compared; the rounds after it are timed.
+            answers = {name: [versions[name].run(job) for job in jobs] for name in names}
+            times: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+            summaries: dict[str, list[float]] = {name: [] for name in names}
+            turn = 0
+            for _ in range(args.rounds):
+                for n, job in enumerate([*jobs, summary, summary, summary]):
+                    turn += 1
+                    for name in names[::-1] if turn % 2 else names:
+                        result = versions[name].run(job)
+                        if job is summary:
+                            summaries[name].append(result["seconds"])
+                        else:
+                            times[name].setdefault(answers["now"][n]["kind"] or "none", []).append(result["seconds"])
+                    loads.append(os.getloadavg()[0])
+        finally:
+            for version in versions.values():
+                version.close()
+    lines = header("Answer latency by kind, and a 50-page PDF's summary", sys.argv[1:] if argv is None else argv,
+                   __spec__.name,
+                   [f"k=5; {len(jobs)} questions ({', '.join(corpora)}), each asked once per round after a "
+                    "warm-up round, {} rounds".format(args.rounds),
+                    f"1-minute load average during the run: {min(loads):.1f} to {max(loads):.1f}, mean "
+                    f"{sum(loads) / len(loads):.1f} (2 cores: above 2, other jobs waited for a core); at the end "
+                    f"{load_average()}"]
+                   + ([f"before: commit {args.before}; now: the working tree; each in its own process, on the same "
+                       "indexes, question by question in turn"] if args.before else []))
+    differ = []
+    if args.before:
+        differ = [(job, d) for job, b, a in zip(jobs, answers["before"], answers["now"]) if (d := differences(b, a))]
+        lines += [f"Answers: **{len(jobs) - len(differ)} of {len(jobs)} identical** before and now (text, found, "
+                  f"kind, span, citations, confidence to {TOLERANCE:g})."]
+        lines += [f"- differs: `{job['question']}`: {', '.join(d)}" for job, d in differ[:20]]
+        lines.append("")
+    every = {name: [t for ts in times[name].values() for t in ts] for name in names}
+    columns = " | ".join(f"{name} p50 ms | {name} p95 ms" for name in names)
+    lines += [f"| kind | asked | {columns} |", "| --- | ---: |" + " ---: | ---: |" * len(names)]
+
+    def row(label: str, by_name: dict[str, list[float]]) -> str:
+        cells = " | ".join(f"{1000 * percentile(by_name[name], 50):.0f} | {1000 * percentile(by_name[name], 95):.0f}"
+                           for name in names)
+        return f"| {label} | {len(by_name[names[-1]])} | {cells} |"
+
+    lines.append(row("**all**", every))
+    lines += [row(kind, {name: times[name].get(kind, []) for name in names}) for kind in sorted(times["now"])]
+    lines += ["", f"Summary of {document.name} ({document.pages} pages, {document.chunks} chunks), median of "
+                  f"{3 * args.rounds} runs: " + ", ".join(f"{name} {1000 * percentile(summaries[name], 50):.0f} ms"
+                                                      for name in names) + "."]
     print("\n".join(lines))
     write("answer_speed", lines)
-    return 0
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":

@@ -81,10 +81,16 @@ _SAME = {"percentage": "percent", "%": "percent", "expenses": "expense", "revenu
 
 
 def _tokens(text: str) -> list[str]:
+    return list(_label_tokens(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _label_tokens(text: str) -> tuple[str, ...]:
+    # Every row label of the hits' tables is matched again for each question: kept, not redone.
     text = text.lower().replace("’", "'").replace("%", " percent ")
     stems = [_stem(w) for w in re.findall(r"[a-z0-9]+", text) if w not in _STOP
              and not re.fullmatch(r"(?:19|20)\d\d|f?y\d\d", w)]
-    return [_SAME.get(w, w) for w in stems]
+    return tuple(_SAME.get(w, w) for w in stems)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from rag.protocols import Embedder, ProgressCallback
 from rag.settings import Settings
 from rag.text import TokenCounter
 
-__all__ = ["Embedder", "EmbeddingCache", "ModelTokenizer", "ProgressCallback", "TorchEmbedder",
+__all__ = ["Embedder", "EmbeddingCache", "ModelTokenizer", "ProgressCallback", "QueryVectors", "TorchEmbedder",
            "embedder_class", "embedder_token_counter", "load_embedder", "model_dir", "model_token_counter"]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,33 @@ QUERY_THREADS = 1
 matrix products across threads costs more in synchronisation than it saves, and on a busy machine
 one descheduled thread stalls the whole call (measured under load: torch 440 ms with 2 threads,
 44 ms with 1; bench/perf/embed_backends.py)."""
+
+
+class QueryVectors:
+    """The vectors of the last questions embedded, by their text: a question is embedded to search
+    and again to weigh the sentences of its answer (``rag.answer.sentences.similarities``), and an
+    embedder's vector of a text is the same every time (one text per model call, no batch)."""
+
+    SIZE = 8
+    """Questions kept: enough for a few asked at once, each searched then answered."""
+
+    def __init__(self) -> None:
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+        return None if vector is None else vector.copy()
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._vectors[text] = vector.copy()
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.SIZE:
+                self._vectors.popitem(last=False)
 
 
 def batch_threads() -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import MODEL_NAME, ModelTokenizer, batch_threads, model_dir
+from rag.embed import MODEL_NAME, ModelTokenizer, QueryVectors, batch_threads, model_dir
 from rag.embed.bert_onnx import read_safetensors, write_bert_graph
 from rag.errors import EmbeddingModelError
 from rag.protocols import ProgressCallback
@@ -187,6 +187,7 @@ class OnnxEmbedder:
         self._pool: ThreadPoolExecutor | None = None
         self._lanes_lock = threading.Lock()
         self._tokenizer = ModelTokenizer(self.max_tokens)
+        self._queries = QueryVectors()
 
     @staticmethod
     def graph_path() -> Path:
@@ -246,8 +247,16 @@ class OnnxEmbedder:
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self._encode([text], self.query_session)[0] for text in texts]) if texts \
-            else np.zeros((0, self.dim), np.float32)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._query_vector(text) for text in texts])
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        vector = self._queries.get(text)
+        if vector is None:
+            vector = self._encode([text], self.query_session)[0]
+            self._queries.put(text, vector)
+        return vector
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._tokenizer.count(texts)

@@ -87,6 +87,18 @@ def test_long_passage_is_read_in_windows_with_offsets_kept() -> None:
     assert "Ada Lowe" in passage[span.start:span.end + 5]
 
 
+def test_windows_read_at_once_score_as_read_one_after_another() -> None:
+    filler = " ".join(f"Sentence number {i} says nothing about the lighthouse keeper." for i in range(60))
+    passages = [filler + " The lighthouse keeper was a woman named Ada Lowe.", "Ada Lowe kept the light.", filler]
+    sentences = [[(0, 60), (len(filler), len(passages[0]))], [(0, 24)], [(0, 60)]]
+    question = "Who was the lighthouse keeper?"
+    at_once = load_reader().read_sentences(question, passages, sentences)
+    in_turn = Reader(reader_info(), threads=1).read_sentences(question, passages, sentences)
+    assert at_once[0] == in_turn[0]
+    for a, b in zip(at_once[1], in_turn[1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_checksum_guard_refuses_a_damaged_model(tmp_path: Path) -> None:
     models = tmp_path / "models"
     shutil.copytree(MODELS, models)

@@ -114,6 +114,20 @@ def test_vectors_are_unit_float32(backend: str) -> None:
     assert embedder.encode_queries([]).shape == (0, embedder.dim)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_a_question_asked_again_gets_its_vector_kept_and_unharmed(backend: str) -> None:
+    embedder = load_embedder(Settings(embed_backend=backend))
+    question = "Which organisations did Mrs. Rajavi call on, and when?"
+    first = embedder.encode_queries([question])
+    first[0, :] = 0.0  # a caller that writes into its vector does not write into the kept one
+    again = embedder.encode_queries([question, SENTENCES[4]])
+    np.testing.assert_array_equal(again[0], embedder._encode([question])[0])
+    np.testing.assert_array_equal(again[1], embedder._encode([SENTENCES[4]])[0])
+    for n in range(rag.embed.QueryVectors.SIZE + 1):  # older questions make way for newer ones
+        embedder.encode_queries([f"question {n}"])
+    assert embedder._queries.get(question) is None
+
+
 def test_int8_vector_does_not_depend_on_the_batch() -> None:
     embedder = load_embedder(INT8)
     alone = embedder.encode_documents([SENTENCES[0]])
