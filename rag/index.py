@@ -27,8 +27,8 @@ from rag.collection_paths import collection_folder
 from rag.embed import load_embedder
 from rag.errors import IndexNotFoundError, RagError
 from rag.limits import check_k, check_pages, check_sources, clean_question
-from rag.protocols import Answerer, Embedder, QueryContext, Reranker
-from rag.search.conversation import LEAD_WEIGHT, Resolved, condense, resolve
+from rag.protocols import Answerer, Embedder, Reranker
+from rag.search.conversation import condense, resolve, search_conversation
 from rag.search.filing import named_sources
 from rag.search.focus import focus
 from rag.search.retriever import CachedPages, Retriever
@@ -276,16 +276,8 @@ class Index:
         if not history:
             return retriever.search(question, settings, k=k, sources=sources, pages=pages)
 
-        resolved = resolve(question, history)
-        query = self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages)
-        return retriever.search(resolved.search, settings, k=k, context=query)
-
-    @staticmethod
-    def _conversation_context(retriever: Retriever, resolved: Resolved, settings: Settings,
-                              **filters: Any) -> QueryContext:
-        """The query of a question asked after earlier turns: the resolved search, its own words leading."""
-
-        return retriever.context(resolved.search, settings, lead=resolved.lead, lead_weight=LEAD_WEIGHT, **filters)
+        hits, _, _ = search_conversation(retriever, resolve(question, history), settings, k, sources, pages)
+        return hits
 
     def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
             sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None, **overrides: Any) -> Answer:
@@ -319,13 +311,15 @@ class Index:
         if history:
             resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
                         else resolve(asked, history))
-        searched = resolved.search if resolved else asked
         if sources is None and pages is None:
             # among many filings, the one the question names by company and year ("3M's FY2018 ...")
             sources = named_sources(asked, [d.source for d in snapshot.documents()])
-        query = (self._conversation_context(retriever, resolved, settings, sources=sources, pages=pages) if resolved
-                 else retriever.context(searched, settings, sources, pages))
-        hits = retriever.search(searched, settings, k=k, context=query)
+        if resolved:   # a question that stands alone comes back searched alone (``resolved.search == asked``)
+            hits, query, resolved = search_conversation(retriever, resolved, settings, k, sources, pages)
+        else:
+            query = retriever.context(asked, settings, sources, pages)
+            hits = retriever.search(asked, settings, k=k, context=query)
+        searched = resolved.search if resolved else asked
         statements = named_statements(asked) if pages is None else []
         if statements:
             hits = self._statement_hits(statements, searched, hits, snapshot, retriever, settings, sources)

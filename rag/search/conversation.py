@@ -7,7 +7,10 @@ what the conversation was about: the previous answer's span, the names and conte
 earlier questions, most recent first. A question with content words of its own and nothing that
 points back is read as it is and searched with the earlier questions, its own embedding leading
 the search's (``LEAD_WEIGHT``): the conversation helps find a passage on the same topic, and a
-change of subject keeps its own passages at the top rather than being dragged back. For the
+change of subject keeps its own passages at the top rather than being dragged back. Such a
+question is also searched alone, and kept alone where that search is clear about its document
+(``search_conversation``): over one document, questions asked one after another are each searched
+as if asked first. For the
 reader, a personal pronoun is replaced by the previous answer when that answer is a name ("she"
 -> "Mrs. Maryam Rajavi"), "the first of them" by that item of the previous answer's list, and
 "what about X?" becomes the previous question asked of X.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +35,11 @@ from rag.answer.llm_client import chat
 from rag.errors import RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, cap_history, clean_text
 from rag.text import TOPIC_WORD, topic_stopwords
-from rag.types import NOT_FOUND
+from rag.types import NOT_FOUND, Hit
 
 if TYPE_CHECKING:
+    from rag.protocols import QueryContext
+    from rag.search.retriever import Retriever
     from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,10 @@ class Resolved:
     lead: str = ""
     """The question as asked, when ``search`` holds the conversation too: its embedding is added to
     the search's (``LEAD_WEIGHT``), so that its own meaning leads the long query."""
+    may_stand_alone: bool = False
+    """The question has a subject of its own, or leans on the turns only by being short ("What is
+    rag?"): ``search_conversation`` searches it alone where its own search is clear about the
+    document. False for a real follow-up (a pronoun, "and ...?", "that", "With what aim?")."""
 
     @property
     def shown(self) -> str:
@@ -82,6 +91,8 @@ the grounding span in the top 5: 0.749 with the fusion this replaced (below), 0.
 0.792 at 0.3, 0.790 at 0.5, 0.788 at 0.7. On rag's docs conversations 0.3 answered 5 of 6
 follow-ups, 0.5 four, the fusion three; the seed conversations were the same at each.
 bench/studies/conversation.py reports doc2dial-a's other half apart."""
+ALONE_DEPTH = 5
+"""How many passages of each search ``search_conversation`` compares (the k it was chosen at)."""
 MAX_ADDED = 12
 """Context words reported for a follow-up (``Resolved.added``) at most: what the conversation was
 about, for display and evaluation."""
@@ -136,6 +147,16 @@ def leans_on_history(question: str) -> bool:
     if len(own) <= 1:
         return True
     return len(own) <= 3 and any(w in _POINTERS for w in words)
+
+
+def _only_short(question: str) -> bool:
+    """Does the question lean on the conversation only by having one content word ("What is rag?",
+    "How many hours do I need?"): a whole question of three words or more that starts with a
+    question word, with no pronoun, no "and ...", no word that points back (not "With what aim?")?"""
+    lowered = question.lower().strip()
+    words = [w.lower() for w in TOPIC_WORD.findall(question)]
+    return (len(content_words(question)) == 1 and len(words) >= 3 and words[0] in _QUESTION_WORDS
+            and not lowered.startswith(_LEADS) and not any(w in _STRONG_PRONOUNS or w in _POINTERS for w in words))
 
 
 def stands_alone(question: str) -> bool:
@@ -322,13 +343,14 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
             # do I renew my driving licence?"), its words in an earlier question or answer: the
             # earlier questions say what the conversation is about. Answers count since they name
             # the topic too: CANARD dev 0.717 -> 0.735 (chosen there), doc2dial 0.679 -> 0.711.
-            return Resolved(search=" ".join([*asked, question]), read=question, followup=False, lead=question)
+            return Resolved(search=" ".join([*asked, question]), read=question, followup=False, lead=question,
+                            may_stand_alone=True)
         # No word in common with the turns: perhaps a new topic, perhaps the same one in other words
         # ("Do I need to bring anything?"). Searched with the conversation, the question's own
         # words twice and its own embedding leading (``lead``), so a change of subject keeps its
         # own passages near the top. This replaced a search of the question alone fused with this
         # one by reciprocal rank: doc2dial-a tune half, such turns 0.706 -> 0.804.
-        return Resolved(search=context, read=question, followup=False, lead=question)
+        return Resolved(search=context, read=question, followup=False, lead=question, may_stand_alone=True)
     # "the first of them", "the latter": the item of the previous answer's list it points at.
     read = _ordinal_swapped(question, last_answer)
     if read == question and asked:
@@ -368,7 +390,49 @@ def resolve(question: str, history: Sequence[Message] | None) -> Resolved:
     # Without a pronoun to replace ("With what aim?"), the reader reads the search itself: the
     # bare ellipsis gives it nothing to match.
     return Resolved(search=search, read=read if read != question else search, followup=True, added=added,
-                    lead=question)
+                    lead=question, may_stand_alone=_only_short(question))
+
+
+def search_conversation(retriever: Retriever, resolved: Resolved, settings: Settings, k: int | None = None,
+                            sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None
+                        ) -> tuple[list[Hit], QueryContext, Resolved]:
+    """The passages for a question asked after earlier turns, the query that found them, and how it was
+    searched: ``resolved``, or the question itself when it was searched alone.
+
+    A question that may stand alone (``Resolved.may_stand_alone``) is searched alone too. When every
+    passage it finds alone lies in one document, and the conversation's search finds that document
+    too (its first passage, or two of its passages), the conversation adds no document, only a pull
+    towards the earlier questions' passages: the question is searched alone, as if asked first. Over
+    one document (the demo's user guide) that is always so; "How do I change the port?" after
+    questions on an article indexed beside the guide is so too. Otherwise the conversation is what
+    finds the document (doc2dial's "What requirements do I need to meet?" among 123 pages of benefits
+    and licences), and its search is kept.
+
+    Chosen on the tune halves of doc2dial-a and MTRAG and on rag's own conversations
+    (bench/studies/conversation.py), over the follow-ups this applies to: doc2dial-a tune half, the
+    grounding passage in the top 5 / first 367 / 177 -> 365 / 187 of 443 and their answers' token F1
+    summed 145.6 -> 146.6 (report half 307 / 137 -> 306 / 151 of 389); rag's own conversations (44
+    follow-ups) first passage right 15 -> 19, searched alone 3 -> 25. Two passages of the document,
+    not one: the same on doc2dial, where one let three more tune-half questions be searched alone, two of them
+    wrongly. Kept out: putting the
+    question's own best passage among the conversation's when they disagree. MTRAG, whose later
+    questions mostly ask about something new, gains (top 5 26 -> 38 of 47, F1 summed 11.6 -> 13.3),
+    but doc2dial's answers lose (F1 summed -1.2 with it in fifth place, -4.8 in first): the passage
+    closest to the question is drawn from another agency's page.
+    """
+    query = retriever.context(resolved.search, settings, sources, pages, lead=resolved.lead, lead_weight=LEAD_WEIGHT)
+    if not resolved.may_stand_alone or not resolved.lead:
+        return retriever.search(resolved.search, settings, k=k, context=query), query, resolved
+    k = settings.k if k is None else k
+    depth = max(k, ALONE_DEPTH)  # the same judgement whatever k is asked for
+    hits = retriever.search(resolved.search, settings, k=depth, context=query)
+    question = resolved.lead
+    alone_query = retriever.context(question, settings, sources, pages)
+    alone = retriever.search(question, settings, k=depth, context=alone_query)
+    documents = {h.source for h in alone}
+    if hits and len(documents) == 1 and (hits[0].source in documents or sum(h.source in documents for h in hits) >= 2):
+        return alone[:k], alone_query, Resolved(search=question, read=question, followup=False)
+    return hits[:k], query, resolved
 
 
 def _candidates(answer_words: list[str], turns: list[dict[str, str]]) -> Iterator[list[str]]:

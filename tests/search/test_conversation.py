@@ -137,12 +137,16 @@ def test_chat_keeps_the_turns_and_resets(seed_index: Index) -> None:
     assert chat.ask("What did she say they should assess?").query == ""
 
 
-def test_a_topic_change_to_an_unanswerable_question_is_still_declined(seed_index: Index) -> None:
+@pytest.mark.parametrize("question", ["Who won the football world cup in 2018?", "Who wrote Hamlet?",
+                                      "How do I bake sourdough bread?"])
+def test_a_topic_change_to_an_unanswerable_question_is_still_declined(seed_index: Index, question: str) -> None:
     chat = seed_index.chat()
     chat.ask("Who called for UN visits?")
-    answer = chat.ask("Who won the football world cup in 2018?")
-    # It names its own subject: searched alone, as if asked first, and declined as it would be then.
+    chat.ask("What did she say they should assess?")
+    answer = chat.ask(question)
+    # It has a subject of its own: searched alone, as if asked first, and declined as it would be then.
     assert answer.query == "" and not answer.found
+    assert [h.chunk.id for h in answer.hits] == [h.chunk.id for h in seed_index.ask(question).hits]
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
@@ -235,3 +239,87 @@ def test_what_about_x_asks_the_previous_question_of_x() -> None:
         resolved = resolve(question, [{"role": "user", "content": "How do I renew my licence?"},
                                       {"role": "assistant", "content": "at the office [1]"}])
         assert resolved.followup and resolved.read == resolved.search
+
+
+# -- a question that stands alone is searched alone (issue 36) ----------------------------------------
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"
+
+
+@pytest.fixture(scope="module")
+def guide_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    return Index.build([GUIDE], tmp_path_factory.mktemp("guide-index"))
+
+
+def test_questions_asked_one_after_another_of_one_document_are_each_searched_alone(guide_index: Index) -> None:
+    # The conversation a newcomer has with the demo: each question names its own subject, so the
+    # earlier ones are not glued onto its search (they were: "searched: How are answers checked
+    # against the documents? Does rag need an internet connection? every quote").
+    chat = guide_index.chat()
+    for question in ("How are answers checked against the documents?", "Does rag need an internet connection?",
+                     "What is rag?", "How do I change the port?"):
+        answer = chat.ask(question)
+        asked_first = guide_index.ask(question)
+        assert answer.query == "", f"{question!r} searched as {answer.query!r}"
+        assert answer.text == asked_first.text and answer.found == asked_first.found
+        assert [h.chunk.id for h in guide_index.search(question, 5, history=chat.messages[:-2])] == \
+            [h.chunk.id for h in guide_index.search(question, 5)]
+    assert "--port 7861" in guide_index.search("How do I change the port?", 1, history=chat.messages)[0].chunk.text
+
+
+def test_real_follow_ups_of_one_document_keep_the_conversation(guide_index: Index) -> None:
+    chat = guide_index.chat()
+    chat.ask("How do I change the port?")
+    host = chat.ask("And the host?")
+    assert host.query == "How do I change the host?" and "--host 0.0.0.0" in host.hits[0].chunk.text
+    chat.reset()
+    chat.ask("How big are the passages?")
+    that = chat.ask("Can I change that?")
+    assert that.query.startswith("Can I change that?") and "passages" in that.query
+    chat.reset()
+    chat.ask("How do I keep the index in step with a folder?")
+    offline = chat.ask("Does it work while serving?")
+    assert offline.query.startswith("Does it work while serving?") and "folder" in offline.query
+
+
+def test_a_topic_change_between_documents_is_searched_alone(seed_file: Path, tmp_path: Path) -> None:
+    index = Index.build([seed_file, GUIDE], tmp_path / "index")
+    chat = index.chat()
+    assert "Maryam Rajavi" in chat.ask("Who called for UN visits?").span
+    chat.ask("What did she say they should assess?")
+    for question in ("How do I change the port?", "Which file types does rag index?"):
+        answer, alone = chat.ask(question), index.ask(question)
+        assert answer.query == "" and answer.hits[0].name == "user-guide.md"
+        assert (answer.found, answer.text) == (alone.found, alone.text)
+    assert "--port 7861" in index.search("How do I change the port?", 1, history=chat.messages[:4])[0].chunk.text
+    # ... and back: a follow-up that points at the previous answer still reads the conversation.
+    chat.reset()
+    chat.ask("Which organisations have been arresting supporters of the PMOI?")
+    waged = chat.ask("What campaign has the first of them been waging?")
+    assert waged.query and "misinformation campaign" in waged.hits[0].chunk.text
+
+
+def test_a_short_follow_up_over_several_documents_stays_with_the_one_the_conversation_is_about(tmp_path: Path
+                                                                                              ) -> None:
+    # doc2dial's follow-ups are mostly such questions: "What do I need to bring?" names no pronoun
+    # but means the passport the person asked about, and alone would find the licence first.
+    (tmp_path / "passport.md").write_text(
+        "# Passports\n\n## Renewing a passport\n\nYou can renew your passport by post or online if your old "
+        "passport was issued when you were 16 or over.\n\n## What to bring to a passport appointment\n\nBring "
+        "your old passport, two identical photos taken in the last month, and the signed application form.\n\n"
+        "## Passport fees\n\nAn adult passport costs 88 pounds online and 100 pounds by post.\n", encoding="utf-8")
+    (tmp_path / "licence.md").write_text(
+        "# Driving licences\n\n## Renewing a driving licence\n\nYou must renew your photocard driving licence "
+        "every ten years, online with the DVLA or at a Post Office branch.\n\n## What to bring to a licence "
+        "appointment\n\nBring your current photocard licence, a recent colour photo and proof of your address, "
+        "such as a utility bill, to the Post Office.\n\n## Driving licence fees\n\nRenewing a licence costs 14 "
+        "pounds online and 17 pounds at a Post Office.\n", encoding="utf-8")
+    index = Index.build([tmp_path / "passport.md", tmp_path / "licence.md"], tmp_path / "index")
+    assert index.search("What do I need to bring?", 1)[0].name == "licence.md"
+    chat = index.chat()
+    chat.ask("How do I renew my passport?")
+    bring = chat.ask("What do I need to bring?")
+    assert bring.query and bring.found and "old passport" in bring.text
+    fees = chat.ask("How much are the fees?")
+    assert fees.query and fees.found and "88 pounds" in fees.text
