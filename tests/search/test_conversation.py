@@ -323,3 +323,8 @@ def test_a_short_follow_up_over_several_documents_stays_with_the_one_the_convers
     assert bring.query and bring.found and "old passport" in bring.text
     fees = chat.ask("How much are the fees?")
     assert fees.query and fees.found and "88 pounds" in fees.text
+    # The passage closest to the question alone is read too, in the last place: a later question on
+    # something new still finds its passage (MTRAG's follow-ups often are).
+    alone = index.search("What do I need to bring?", 1)[0]
+    assert alone.chunk.id in {h.chunk.id for h in bring.hits}
+    assert index.search("What do I need to bring?", k=5, history=chat.messages[:2])[-1].chunk.id == alone.chunk.id
