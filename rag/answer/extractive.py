@@ -145,7 +145,11 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
 
 _VALUE_QUESTION = re.compile(r"(?i)^\W*(?:who|whom|whose|when|where|how (?:many|much|long|old|far|big|tall)|"
                              r"(?:in |at |on )?(?:what|which) (?:year|date|day|month|time|age|number|percentage|"
-                             r"amount|city|country|name)\b)")
+                             r"amount|city|country|name)\b|"
+                             r"(?:what|which) (?!(?:is|are|was|were|do|does|did|can|should|would|will|has|have)\b)"
+                             r"\w+(?<!s) (?:\w+ )?(?:did|does|do|is|was|are|were|has|have|can|will)\b)")
+"""Who, when, where, how many; "Which vaccine did Iran approve?", "What company makes it?": one value
+(a singular noun after "which" or "what" before the verb)."""
 
 
 def _asks_for_a_value(question: str) -> bool:

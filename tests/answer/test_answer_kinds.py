@@ -390,6 +390,8 @@ def test_a_fact_no_span_answers_is_answered_in_sentences(tmp_path: Path) -> None
     # Its sentences, not a bare span ("smoking ovens"), answered or offered as "Possibly: ..." on a
     # document this small (its passages come no closer to the question).
     assert "The company wrote off two smoking ovens after a fire in March." in answer.text
+    # A question after one value the documents do not hold is not answered with sentences about the topic.
+    assert not index.ask("Which bank did Harbour Foods borrow from?").found
     # A fact keeps its span as the headline and its sentence, span in bold, as the text.
     fact = index.ask("How much was revenue in 2019?")
     assert fact.found and fact.kind == "fact" and "39,117" in fact.span
