@@ -117,7 +117,8 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
                 reader: Reader | None = None, embedder: Embedder | None = None, kind: AnswerKind | None = None) -> Answer:
     """The offline answerer, in the form the question's kind asks for (``rag.answer.kinds``): a
     fact is the reader's best span over the hits, quoted in its sentence; the other kinds are
-    answered in whole sentences (``compose_sentences``).
+    answered in whole sentences (``compose_sentences``), and so is a fact whose span falls below
+    the line when the question asks for no single value (who, when, how many, which X).
 
     Example:
         >>> # read_answer("Who called for UN visits?", hits, Settings(), snapshot).span
@@ -148,8 +149,8 @@ _VALUE_QUESTION = re.compile(r"(?i)^\W*(?:who|whom|whose|when|where|how (?:many|
                              r"amount|city|country|name)\b|"
                              r"(?:what|which) (?!(?:is|are|was|were|do|does|did|can|should|would|will|has|have)\b)"
                              r"\w+(?<!s) (?:\w+ )?(?:did|does|do|is|was|are|were|has|have|can|will)\b)")
-"""Who, when, where, how many; "Which vaccine did Iran approve?", "What company makes it?": one value
-(a singular noun after "which" or "what" before the verb)."""
+"""Who, when, where, how many; "Which vaccine did Iran approve?", "Which river is longest?": one value
+(a singular noun after "which" or "what", before the verb)."""
 
 
 def _asks_for_a_value(question: str) -> bool:
