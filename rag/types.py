@@ -24,6 +24,8 @@ NOT_FOUND = "Not found in the indexed documents."
 """How the text of an ``Answer`` whose ``found`` is false begins (a best guess may follow it). Code that has
 the ``Answer`` reads ``found``; only a conversation's earlier replies, which clients send back as text, are
 recognised by it (``rag.search.conversation``)."""
+POSSIBLY = " Possibly: "
+"""What stands between ``NOT_FOUND`` and a best guess that came close to the line, in a decline's text."""
 
 
 @dataclass(frozen=True)

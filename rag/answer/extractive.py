@@ -43,7 +43,7 @@ from rag.ingest.markdown_blocks import heading_lines
 from rag.protocols import Embedder
 from rag.settings import Settings
 from rag.text import WORD, split_sentences, terms
-from rag.types import NOT_FOUND, Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
+from rag.types import NOT_FOUND, POSSIBLY, Answer, AnswerKind, Chunk, Hit, Quote, searchable_text
 from rag.verify import PageSource, verify_quotes
 
 RANK_PENALTY = 0.5
@@ -140,8 +140,13 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
     # "anything on loss?", "I'm in US, give me a rate here": no short span stands out, but the
     # sentences that speak of it may (on MTRAG's tune half, facts declined 13 of 28 -> 5).
     said = compose_sentences(question, "fact", hits, passage_units, spans, margins, pages, embedder)
+    if said.found:
+        # A fact keeps a headline: the reader's span, where it stands in the sentences quoted.
+        quoted = " ".join(" ".join(q.text for q in said.citations).split())
+        head = next((s for s in (said.span, fact.span) if s and " ".join(s.split()) in quoted), "")
+        return replace(said, span=head) if head else fact
     # Declined both ways, the sentences make the better guess to offer ("Possibly: ...").
-    return said if said.found or _POSSIBLY in said.text or _POSSIBLY not in fact.text else fact
+    return said if POSSIBLY in said.text or POSSIBLY not in fact.text else fact
 
 
 _VALUE_QUESTION = re.compile(r"(?i)^\W*(?:who|whom|whose|when|where|how (?:many|much|long|old|far|big|tall)|"
@@ -188,7 +193,7 @@ def compose_sentences(question: str, kind: AnswerKind, hits: Sequence[Hit], pass
     head = hits[first].chunk.text[emphasis[1]:emphasis[2]] if emphasis else ""
     if confidence < 0 or len(kept) != len(quotes):
         guess = " ".join(quotes[0].text.split())
-        return Answer(question=question, text=_declined(guess, quotes[0], confidence >= -SENTENCE_POSSIBLY_BAND),
+        return Answer(question=question, text=_declined(guess, quotes[0], confidence >= -SENTENCEPOSSIBLY_BAND),
                       found=False, citations=(), hits=tuple(ranked), mode="extractive", confidence=confidence,
                       span=head, kind=kind,
                       notes=(f"best guess, below the no-answer line ({confidence:.2f} < 0): \"{_clip(guess)}\" "
@@ -202,18 +207,15 @@ POSSIBLY_BAND = 3.0
 """How far below the threshold (in reader margin) a fact's best guess is still offered in words
 ("Possibly: ..."): closer than this, a person would rather see the guess, plainly marked as
 uncertain, than a bare "Not found" with the guess in a footnote."""
-SENTENCE_POSSIBLY_BAND = 1.0
+SENTENCEPOSSIBLY_BAND = 1.0
 """The same for sentence answers, in the units of ``Fitted.confidence`` (a logit)."""
-
-
-_POSSIBLY = " Possibly: "
 
 
 def _declined(guess: str, quote: Quote, close: bool) -> str:
     """What a decline says: "Not found", and the best guess in plain words when it came close."""
     if not close:
         return NOT_FOUND
-    return f"{NOT_FOUND}{_POSSIBLY}\"{_clip(guess, 240)}\", from {quote.name}, {quote.place} (not certain)."
+    return f"{NOT_FOUND}{POSSIBLY}\"{_clip(guess, 240)}\", from {quote.name}, {quote.place} (not certain)."
 
 
 def read_passages(question: str, hits: Sequence[Hit], reader: Reader,

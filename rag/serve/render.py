@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from rag.file_types import formats, has_page_images, page_word
 from rag.serve.markdown_marks import escape, markdown_html, passage_html, plain_html, renders_markdown
 from rag.serve.table_render import working_html
-from rag.types import NOT_FOUND, Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
+from rag.types import NOT_FOUND, POSSIBLY, Answer, Document, Hit, IngestReport, LoadFailure, Quote, TextBox
 
 CONTEXT_CHARS = 180
 """Characters of passage shown on each side of a quote before the passage is expanded."""
@@ -165,7 +165,7 @@ def render_reply(answer: Answer) -> str:
     if not answer.found:
         searched = (f'<p class="rag-cited">searched: {_inert_addresses(escape(answer.query))}</p>'
                     if answer.query else "")
-        guess = answer.text.partition(" Possibly: ")[2]
+        guess = answer.text.partition(POSSIBLY)[2]
         # A best guess that came close is said in plain words, marked as uncertain, unquoted.
         possibly = f'<p class="rag-possibly">Possibly: {_inert_addresses(escape(guess))}</p>' if guess else ""
         return (f"<p><strong>{NOT_FOUND}</strong></p>" + possibly +
