@@ -36,7 +36,7 @@ from rag.answer.kinds import classify, wants_sentences
 from rag.answer.llm import llm_answer
 from rag.answer.reader import Reader, Span, load_reader
 from rag.answer.spans import whole_span
-from rag.answer.sentences import Unit, choose, emphasised, fitted, quotes_and_text, units
+from rag.answer.sentences import FILL_WORDS, Unit, choose, emphasised, fill, fitted, quotes_and_text, units
 from rag.answer.table import answer_from_tables
 from rag.ingest.chunk_context import table_header
 from rag.ingest.markdown_blocks import heading_lines
@@ -278,7 +278,7 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
                       notes=("the reader found no span in the passages that is not the question's own words",))
     span, chunk, start, end = chosen
     text = chunk.text[start:end]
-    quote = quote_around(question, chunk, start, end)
+    quote = _filled(question, chunk, quote_around(question, chunk, start, end))
     kept, dropped = verify_quotes([quote], pages)
     if confidence < threshold or not kept:
         note = (f"best guess, below the reader's no-answer threshold ({confidence:.2f} < {threshold:.2f}): "
@@ -294,6 +294,20 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
     return Answer(question=question, text=f"{sentence} [1]", found=True, citations=tuple(kept),
                   hits=tuple(hits), mode="extractive", confidence=confidence, span=text,
                   notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
+
+
+def _filled(question: str, chunk: Chunk, quote: Quote) -> Quote:
+    """The fact's quote with the sentences around it in its paragraph, up to ``FILL_WORDS`` (as a
+    sentence answer takes them): a span's sentence alone is often too short to read on its own."""
+    us = units(chunk.text)
+    a, b = quote.start - chunk.start, quote.end - chunk.start
+    inside = [u for u in us if u.start < b and u.end > a]
+    if not inside or any(u.role != "sentence" or u.group != inside[0].group for u in inside):
+        return quote
+    run = fill(chunk.text, us, inside, FILL_WORDS, question)
+    a, b = min(a, run[0].start), max(b, run[-1].end)
+    return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page, start=chunk.start + a,
+                 end=chunk.start + b, ocr=chunk.ocr)
 
 
 def reader_order(hits: Sequence[Hit], ranked_spans: Sequence[Span], first: int | None) -> list[Hit]:

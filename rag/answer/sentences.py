@@ -366,8 +366,10 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
         # "Use `rag ingest` with one or more files or folders. Folders are read recursively." and
         # the command under them: the paragraph from the chosen sentence, then the command.
         chosen = us[at:command + 1]
-    elif best.unit.role in ("item", "row", "code") or leads:
+    elif best.unit.role in ("item", "row", "code") and not _item_alone(kind, passage, us, at) or leads:
         chosen = _whole_block(passage, us, at)
+    elif best.unit.role != "sentence":
+        chosen = [best.unit]
     else:
         margin_of = {s.unit: s.score for s in scored if s.passage == best.passage}
         for step in (1, -1, 1, -1):
@@ -386,7 +388,7 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
             if joins and neighbour.group == nearest.group:
                 chosen = chosen + [neighbour] if step == 1 else [neighbour] + chosen
     if best.unit.role == "sentence" and command is None and not leads:
-        chosen = _fill(passage, us, chosen, FILL_WORDS)
+        chosen = fill(passage, us, chosen, FILL_WORDS, question)
     answer = [Scored(best.passage, u, best.score) for u in chosen]
     if len(chosen) < MAX_SENTENCES and best.unit.role == "sentence" and kind != "fact":
         others = [s for s in scored if s.passage != best.passage and s.unit.role == "sentence"
@@ -406,21 +408,41 @@ a short quote read out of its paragraph is easy to misread. Chosen on MTRAG's tu
 0.199 -> 0.218 at 80 words; 50 words 0.205); the answers' median grew from 28 to 44 words."""
 
 
-def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int) -> list[Unit]:
+def fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, question: str) -> list[Unit]:
     """Neighbouring sentences of the chosen one's paragraph, after then before, until ``budget``
-    words or ``MAX_SENTENCES``: the paragraph before or after is often on another point."""
+    words or ``MAX_SENTENCES``: the paragraph before or after is often on another point. A sentence
+    before joins only when the first one chosen points back to it ("It ...") or it shares a word
+    with the question: a paragraph may change its point midway ("The index is saved in the folder
+    `index/` ... Supported file types are PDF, ..." for "What file types can I use?")."""
     def words(run: Sequence[Unit]) -> int:
         return sum(len(WORD.findall(text[u.start:u.end])) for u in run)
     group = chosen[0].group
+    asked = set(terms(question))
     while words(chosen) < budget and len(chosen) < MAX_SENTENCES:
         after, before = us.index(chosen[-1]) + 1, us.index(chosen[0]) - 1
         if after < len(us) and us[after].role == "sentence" and us[after].group == group:
             chosen = chosen + [us[after]]
-        elif before >= 0 and us[before].role == "sentence" and us[before].group == group:
+        elif before >= 0 and us[before].role == "sentence" and us[before].group == group and (
+                _POINTS_BACK.match(text[chosen[0].start:chosen[0].end])
+                or asked & set(terms(text[us[before].start:us[before].end]))):
             chosen = [us[before]] + chosen
         else:
             break
     return chosen
+
+
+def _item_alone(kind: AnswerKind, text: str, us: Sequence[Unit], at: int) -> bool:
+    """Whether list item ``at`` answers alone: an item of a bulleted list that no sentence leads
+    into ("To install it:"), for a question that asks for no list. A troubleshooting list is not a
+    procedure: "How do I change the port?" is answered by its port item, not by all its problems."""
+    unit = us[at]
+    if unit.role != "item" or kind == "list" or re.match(r"[ \t]*\d+[.)]\s", text[unit.start:unit.end]):
+        return False
+    first = at
+    while first > 0 and us[first - 1].group == unit.group:
+        first -= 1
+    return not (first > 0 and us[first - 1].role == "sentence" and text[us[first - 1].start:us[first - 1].end]
+                .rstrip().endswith(":"))
 
 
 def _whole_block(text: str, us: Sequence[Unit], at: int) -> list[Unit]:
@@ -537,5 +559,5 @@ def _quote(chunk: Chunk, a: int, b: int) -> Quote:
 
 
 __all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "emphasised", "features",
-           "fitted", "rule_bonus",
+           "fill", "fitted", "rule_bonus",
            "quotes_and_text", "score_units", "shortlist", "similarities", "units"]

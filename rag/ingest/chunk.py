@@ -286,14 +286,16 @@ class Chunker:
         """End (exclusive) of the longest run of units from ``i`` that fits in one chunk.
 
         The run ends before a heading (in ``headings``) once it holds more than headings and
-        either half the size or the previous chunk's overlap (``overlapped``: it opens
+        either half the size, or the previous chunk's overlap (``overlapped``: it opens
         with sentences of the previous chunk, so it is no scrap and must not run into the next
-        section)."""
+        section), or a quarter of the size when it goes on a section: the user guide's "`rag
+        serve` starts the web chat" stood after the last paragraph of "Follow-up questions", under
+        that heading, and "How do I start the web chat?" never found it."""
         j = i + 1
         total = units[i][2]
         while j < len(units) and total + units[j][2] <= self.size:
             if (j in headings and any(k not in headings for k in range(i, j))
-                    and (overlapped or total >= self.size // 2)):
+                    and (overlapped or total >= self.size // 2 or i not in headings and total >= self.size // 4)):
                 break
             total += units[j][2]
             j += 1

@@ -396,3 +396,58 @@ def test_a_fact_no_span_answers_is_answered_in_sentences(tmp_path: Path) -> None
     fact = index.ask("How much was revenue in 2019?")
     assert fact.found and fact.kind == "fact" and "39,117" in fact.span
     assert f"**{' '.join(fact.span.split())}**" in fact.text and "Revenue was" in fact.text
+
+
+KETTLE = """# Kettle manual
+
+## Troubleshooting
+
+- "no water": fill the tank up to the line and close the lid before you switch it on.
+- "port 8080 is already in use": another program holds the port. Choose another one with `kettle serve --port 8081`.
+- "damaged catalogue": delete the folder `data/` and build the catalogue again.
+
+## Storage
+
+The catalogue is kept in the folder `data/` unless you give another one with `--data DIR`. Supported file types
+are JPEG, PNG, TIFF and the RAW files of most cameras.
+
+## Makers
+
+Kettle was written by Ada Brandt in Rotterdam. She started it in 2019 to sort the photographs of her
+grandfather's shipyard, and it grew from there into the catalogue it is today.
+"""
+
+
+@pytest.fixture(scope="module")
+def kettle_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    docs = tmp_path_factory.mktemp("kettle-docs")
+    (docs / "kettle.md").write_text(KETTLE, encoding="utf-8")
+    return Index.build([docs], tmp_path_factory.mktemp("kettle-index"))
+
+
+def test_one_item_of_a_list_of_problems_answers_a_how_to_alone(kettle_index: Index) -> None:
+    # A troubleshooting list is no procedure: its port item answers, not every problem it lists.
+    answer = kettle_index.ask("How do I change the port?")
+    assert answer.found and "--port 8081" in answer.text
+    assert "fill the tank" not in answer.text and "damaged catalogue" not in answer.text
+    assert_verbatim(kettle_index, answer.citations)
+    # A question that asks for a list still gets the whole of it.
+    listed = kettle_index.ask("What are all the troubleshooting problems?")
+    assert listed.kind == "list" and "fill the tank" in listed.text and "damaged catalogue" in listed.text
+
+
+def test_a_sentence_before_joins_an_answer_only_when_it_is_on_the_question(kettle_index: Index) -> None:
+    answer = kettle_index.ask("What file types can I use?")
+    assert answer.found and "JPEG, PNG, TIFF" in answer.text
+    # The paragraph changes its point: where the catalogue is kept says nothing of file types.
+    assert "catalogue is kept" not in answer.text
+    assert_verbatim(kettle_index, answer.citations)
+
+
+def test_a_fact_reads_with_the_rest_of_its_paragraph(kettle_index: Index) -> None:
+    fact = kettle_index.ask("Who wrote Kettle?")
+    assert fact.found and fact.kind == "fact" and "Ada Brandt" in fact.span
+    # The span's sentence and the sentence after it, the span in bold: a short quote read alone misleads.
+    assert "**Ada Brandt" in fact.text and "grandfather's shipyard" in fact.text
+    assert "Rotterdam" in fact.citations[0].text and "grandfather's shipyard" in fact.citations[0].text
+    assert_verbatim(kettle_index, fact.citations)

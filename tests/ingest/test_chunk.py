@@ -358,3 +358,19 @@ def test_chunks_are_sized_by_the_token_counter_of_the_embedder_in_use(tmp_path: 
     chunks = snapshot.chunks(range(snapshot.count))
     assert len(chunks) >= 5
     assert all(len(c.text.split()) <= 24 and c.text.endswith("harbour.") for c in chunks)
+
+
+def test_the_end_of_a_section_never_carries_the_start_of_the_next() -> None:
+    # The last paragraph of a long section, left over after packing, is a chunk of its own when it is
+    # no scrap: joined to the next section it hid that section's opening under the wrong heading.
+    # Sentences longer than the overlap, so that no chunk opens with the end of the one before.
+    long_section = " ".join(f"Sentence {n} of the follow-up section tells, at some length and with many words, how a "
+                            "conversation is read by the search, what each earlier turn adds to the question, which "
+                            "turns are left out when the conversation grows long, and why." for n in range(3))
+    tail = ("Limits are the same everywhere, on the page, in the API, over MCP, on the command line and in the "
+            "library: a question is at most 4,000 characters, and a follow-up reads the conversation's last 40 "
+            "messages, at most 40,000 characters; older turns are left out.")
+    text = f"## Follow-up questions\n\n{long_section}\n\n{tail}\n\n## The web chat\n\n`rag serve` starts the web chat."
+    chunks = Chunker(Settings()).chunk(Page(source="/d/guide.md", page=1, text=text))
+    opening = [c for c in chunks if "starts the web chat" in c.text]
+    assert len(opening) == 1 and opening[0].text.startswith("## The web chat")
