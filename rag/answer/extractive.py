@@ -130,7 +130,7 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
     reader = reader or load_reader()
     kind = kind or classify(question)
     # One reading gives both the best span of each passage and the pooled score of each unit.
-    passage_units = [units(hit.chunk.text) for hit in hits]
+    passage_units = [units(hit.chunk.text, opens_page=hit.chunk.start == 0) for hit in hits]
     spans, margins = read_passages(question, hits, reader, [[(u.start, u.end) for u in us] for us in passage_units])
     if wants_sentences(kind):
         return compose_sentences(question, kind, hits, passage_units, spans, margins, pages, embedder)
@@ -278,7 +278,7 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
                       notes=("the reader found no span in the passages that is not the question's own words",))
     span, chunk, start, end = chosen
     text = chunk.text[start:end]
-    quote = _filled(question, chunk, quote_around(question, chunk, start, end))
+    quote = _filled(question, chunk, quote_around(question, chunk, start, end), start, end)
     kept, dropped = verify_quotes([quote], pages)
     if confidence < threshold or not kept:
         note = (f"best guess, below the reader's no-answer threshold ({confidence:.2f} < {threshold:.2f}): "
@@ -296,16 +296,18 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
                   notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
 
 
-def _filled(question: str, chunk: Chunk, quote: Quote) -> Quote:
-    """The fact's quote with the sentences around it in its paragraph, up to ``FILL_WORDS`` (as a
-    sentence answer takes them): a span's sentence alone is often too short to read on its own."""
-    us = units(chunk.text)
+def _filled(question: str, chunk: Chunk, quote: Quote, start: int, end: int) -> Quote:
+    """The quote of the span ``chunk.text[start:end]`` with the sentences around it in its paragraph,
+    up to ``FILL_WORDS`` (as a sentence answer takes them), without a page's title line
+    (``rag.answer.sentences.title_line``): a span's sentence alone is often too short to read alone."""
+    us = units(chunk.text, opens_page=chunk.start == 0)
     a, b = quote.start - chunk.start, quote.end - chunk.start
     inside = [u for u in us if u.start < b and u.end > a]
     if not inside or any(u.role != "sentence" or u.group != inside[0].group for u in inside):
         return quote
     run = fill(chunk.text, us, inside, FILL_WORDS, question)
-    a, b = min(a, run[0].start), max(b, run[-1].end)
+    a = run[0].start if run[0].start <= start else a
+    b = run[-1].end if run[-1].end >= end else b
     return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page, start=chunk.start + a,
                  end=chunk.start + b, ocr=chunk.ocr)
 

@@ -30,7 +30,7 @@ from rag.answer.boilerplate import is_boilerplate
 from rag.errors import ReaderModelError
 from rag.ingest.markdown_blocks import fenced_blocks, heading_lines
 from rag.protocols import Embedder
-from rag.text import WORD, split_sentences, terms
+from rag.text import WORD, claim_stopwords, split_sentences, terms
 from rag.types import AnswerKind, Chunk, Hit, Quote
 
 Role = Literal["sentence", "item", "code", "row"]
@@ -138,9 +138,10 @@ def fitted() -> Fitted:
                                "reinstall rag (or refit them with train/sentence_choice.py)") from None
 
 
-def units(text: str) -> list[Unit]:
+def units(text: str, opens_page: bool = False) -> list[Unit]:
     """The quotable units of a passage, in order: sentences, list items, whole code blocks, table
-    rows; headings and page furniture left out.
+    rows; headings and page furniture left out. A passage that ``opens_page`` may open with a
+    title line (``title_line``), left out too.
 
     Example:
         >>> t = "## Steps\\n\\nDo this first. Then that:\\n\\n1. Open it.\\n2. Close it."
@@ -154,7 +155,7 @@ def units(text: str) -> list[Unit]:
     previous_role: Role | None = None
     previous_end = 0
     pieces: list[tuple[int, int, Role]] = [(a, b, "code") for a, b in fences]
-    cursor = 0
+    cursor = title_line(text) if opens_page and not fences else 0
     for a, b in [*fences, (len(text), len(text))]:
         pieces += _prose_pieces(text, cursor, a, headings)
         cursor = b
@@ -169,6 +170,25 @@ def units(text: str) -> list[Unit]:
         out.append(Unit(s, e, role, group))
         previous_role, previous_end = role, e
     return out
+
+
+_END_OF_CLAUSE = re.compile(r"[.!?:;,)\]\"'”’]\s*$")
+TITLE_WORDS = 15
+
+
+def title_line(text: str) -> int:
+    """Where the text after a page's title line starts, or 0: a first line of at most ``TITLE_WORDS``
+    words without a clause's end, before a line that opens with a capital ("Infertility" over "The
+    main cause of male infertility is ...", "Common Scams and Schemes | Danville, CA" over "Scammers
+    can be ..."); read as a sentence, the title ran into the first one ("Infertility The main ...")."""
+    end = text.find("\n")
+    line = text[:end].strip() if end > 0 else ""
+    rest = text[end + 1:].lstrip() if end > 0 else ""
+    if (not line or line[0] in "#-*+|>`" or _ITEM.match(line) or _END_OF_CLAUSE.search(line)
+            or len(line.split()) > TITLE_WORDS or not rest[:1].isupper() and not rest[:1].isdigit()
+            or line.split()[-1].lower() in claim_stopwords()):
+        return 0
+    return end + 1
 
 
 def _prose_pieces(text: str, begin: int, end: int, headings: Sequence[tuple[int, int]]

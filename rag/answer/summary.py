@@ -104,7 +104,7 @@ def _candidates(source: str, texts: Sequence[str]) -> list[Candidate]:
     for page, text in enumerate(texts, start=1):
         headings = [(a, b, text[a:b].lstrip("#").strip()) for a, b in heading_lines(text)]
         previous_group = None
-        for unit in units(text):
+        for unit in units(text, opens_page=page == 1):
             start, end = _without_furniture(text, unit.start, unit.end, furniture)
             words = text[start:end]
             opens = unit.group != previous_group

@@ -190,6 +190,23 @@ def test_units_keep_list_items_and_code_blocks_whole() -> None:
                    ("```\nlantern setup\n```", "code"), ("Done now, really.", "sentence")]
 
 
+def test_a_page_s_title_line_never_runs_into_its_first_sentence(tmp_path: Path) -> None:
+    text = "Infertility\nThe main cause of male infertility is low semen quality. It can be treated."
+    assert [text[u.start:u.end] for u in units(text, opens_page=True)] == [
+        "The main cause of male infertility is low semen quality.", "It can be treated."]
+    # Only a page's own first line: a passage cut from inside a page opens wherever the cut fell,
+    # and a line wrapped mid-sentence is never a title.
+    assert text[units(text)[0].start:].startswith("Infertility")
+    wrapped = "You point it at a folder of\nPDF files. It reads them."
+    assert [wrapped[u.start:u.end] for u in units(wrapped, opens_page=True)][0] == "You point it at a folder of\nPDF files."
+    (tmp_path / "fertility.txt").write_text(
+        "Infertility\nThe main cause of male infertility is low semen quality. In women, the main cause is a "
+        "failure to ovulate.\n", encoding="utf-8")
+    index = Index.build([tmp_path / "fertility.txt"], tmp_path / "index")
+    answer = index.ask("What is the main cause of male infertility?")
+    assert answer.found and answer.text.startswith("The main cause") and "Infertility The" not in answer.text
+
+
 def test_a_procedure_keeps_all_its_steps(guide_index: Index) -> None:
     answer = guide_index.ask("How do I install Lantern?")
     assert answer.found and answer.kind == "procedure"
