@@ -127,6 +127,10 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
     if not hits:
         return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=(),
                       mode="extractive", notes=("no passage to read: the index returned nothing",))
+    if missing := years_not_read(question, hits):
+        return Answer(question=question, text=NOT_FOUND, found=False, citations=(), hits=tuple(hits),
+                      mode="extractive", kind=kind or classify(question),
+                      notes=(f"no passage read mentions {' or '.join(missing)}, the year the question asks about",))
     reader = reader or load_reader()
     kind = kind or classify(question)
     # One reading gives both the best span of each passage and the pooled score of each unit.
@@ -147,6 +151,20 @@ def read_answer(question: str, hits: Sequence[Hit], settings: Settings, pages: P
         return replace(said, span=head) if head else fact
     # Declined both ways, the sentences make the better guess to offer ("Possibly: ...").
     return said if POSSIBLY in said.text or POSSIBLY not in fact.text else fact
+
+
+_YEAR = re.compile(r"(?<![\d.,$£€])(?:FY\s?)?((?:19|20)\d{2})(?![\d%]|[.,]\d)")
+
+
+def years_not_read(question: str, hits: Sequence[Hit]) -> list[str]:
+    """The years the question asks about ("Why did 3M's sales decline in 2022?") when no passage read
+    mentions any of them, in its text, section or file name; else nothing. A report of another year
+    answers such a question with that year's figures and reasons, and reads as if it were right."""
+    asked = sorted(set(_YEAR.findall(question)))
+    if not asked:
+        return []
+    read = set(_YEAR.findall(" ".join(f"{h.chunk.name} {h.chunk.context} {h.chunk.text}" for h in hits)))
+    return [] if read.intersection(asked) else asked
 
 
 _VALUE_QUESTION = re.compile(r"(?i)^\W*(?:who|whom|whose|when|where|how (?:many|much|long|old|far|big|tall)|"
@@ -372,5 +390,5 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-__all__ = ["Abstention", "Span", "abstention", "answer", "best_similarity", "quote_around",
+__all__ = ["Abstention", "Span", "abstention", "answer", "best_similarity", "quote_around", "years_not_read",
            "read_answer", "read_spans"]

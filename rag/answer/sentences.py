@@ -288,10 +288,16 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
             mine = set(terms(words))
             # "To install it:" before its steps; a sentence of the paragraph before a command.
             after = us[n + 1] if n + 1 < len(us) else None
-            leads = after is not None and (words.rstrip().endswith(":") and after.role in ("item", "code") or
-                                           after.role == "code" and _commands(text[after.start:after.end]) or
-                                           kind == "procedure" and _command_after(text, us, n) is not None)
-            steps = wants_block and (unit.role in ("item", "code") or leads)
+            # A sentence ending in ":" leads into steps only when it is on the question: "By hand,
+            # install the CPU build of PyTorch first and then the project:" and its commands do
+            # not answer "How do I run the tests?". An item is a step only of a list of steps.
+            if words.rstrip().endswith(":"):
+                leads = after is not None and after.role in ("item", "code") and bool(asked & mine)
+            else:
+                leads = after is not None and (after.role == "code" and _commands(text[after.start:after.end]) or
+                                               kind == "procedure" and _command_after(text, us, n) is not None)
+            steps = wants_block and (unit.role == "code" or leads or unit.role == "item"
+                                     and not _item_alone(question, kind, text, us, n))
             out.append((p, unit, np.array([
                 float(np.clip(margin, -10, 10)) / 5,
                 len(asked & mine) / max(1, len(asked)),
@@ -386,7 +392,7 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
         # "Use `rag ingest` with one or more files or folders. Folders are read recursively." and
         # the command under them: the paragraph from the chosen sentence, then the command.
         chosen = us[at:command + 1]
-    elif best.unit.role in ("item", "row", "code") and not _item_alone(kind, passage, us, at) or leads:
+    elif best.unit.role in ("item", "row", "code") and not _item_alone(question, kind, passage, us, at) or leads:
         chosen = _whole_block(passage, us, at)
     elif best.unit.role != "sentence":
         chosen = [best.unit]
@@ -410,7 +416,7 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
     if best.unit.role == "sentence" and command is None and not leads:
         chosen = fill(passage, us, chosen, FILL_WORDS, question)
     answer = [Scored(best.passage, u, best.score) for u in chosen]
-    if len(chosen) < MAX_SENTENCES and best.unit.role == "sentence" and kind != "fact":
+    if len(chosen) < MAX_SENTENCES and (best.unit.role == "sentence" or chosen == [best.unit]) and kind != "fact":
         others = [s for s in scored if s.passage != best.passage and s.unit.role == "sentence"
                   and s.score >= best.score - OTHER_PASSAGE_WITHIN
                   and not _same_words(hits[s.passage].chunk.text[s.unit.start:s.unit.end],
@@ -451,18 +457,20 @@ def fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, questio
     return chosen
 
 
-def _item_alone(kind: AnswerKind, text: str, us: Sequence[Unit], at: int) -> bool:
-    """Whether list item ``at`` answers alone: an item of a bulleted list that no sentence leads
-    into ("To install it:"), for a question that asks for no list. A troubleshooting list is not a
-    procedure: "How do I change the port?" is answered by its port item, not by all its problems."""
+def _item_alone(question: str, kind: AnswerKind, text: str, us: Sequence[Unit], at: int) -> bool:
+    """Whether list item ``at`` answers alone: an item of a bulleted list, for a question that asks
+    for no list, unless a sentence on the question leads into the list ("To install it:"). A list of
+    problems or of settings is no procedure: "How do I change the port?" is answered by the
+    troubleshooting list's port item, "How do I use OCR on scanned PDFs?" by the OCR setting, not
+    by every setting under "Settings have defaults ...:"."""
     unit = us[at]
     if unit.role != "item" or kind == "list" or re.match(r"[ \t]*\d+[.)]\s", text[unit.start:unit.end]):
         return False
     first = at
     while first > 0 and us[first - 1].group == unit.group:
         first -= 1
-    return not (first > 0 and us[first - 1].role == "sentence" and text[us[first - 1].start:us[first - 1].end]
-                .rstrip().endswith(":"))
+    lead = text[us[first - 1].start:us[first - 1].end] if first > 0 and us[first - 1].role == "sentence" else ""
+    return not (lead.rstrip().endswith(":") and set(terms(question)) & set(terms(lead)))
 
 
 def _whole_block(text: str, us: Sequence[Unit], at: int) -> list[Unit]:
