@@ -244,10 +244,16 @@ class Snapshot:
         clauses: list[str] = []
         args: list[str | int] = []
         if sources is not None:
+            # A name is the whole source or its last part ("report.pdf"), and a message's name
+            # takes its attachments along ("budget.eml" -> "budget.eml#attachment-1/costs.csv").
             names = list(sources)
             marks = ",".join("?" * len(names))
-            clauses.append(f"(source IN ({marks}) OR {' OR '.join(['source LIKE ?'] * len(names))})")
-            args += names + [f"%/{name}" for name in names]
+            like = " OR ".join(["source LIKE ? ESCAPE '\\'"] * (3 * len(names)))
+            clauses.append(f"(source IN ({marks}) OR {like})" if names else "0")
+            args += names
+            for name in names:
+                plain = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                args += [f"%/{plain}", f"{plain}#attachment-%", f"%/{plain}#attachment-%"]
         if pages is not None:
             clauses.append("page BETWEEN ? AND ?")
             args += [int(pages[0]), int(pages[1])]

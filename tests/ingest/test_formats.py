@@ -567,6 +567,20 @@ def test_question_answered_only_by_the_attachment_cites_it_and_its_message(mailr
         assert "attached to invoice.eml" in source_card(1, quote, [], index, "citation", 0)
 
 
+def test_a_search_in_a_message_reads_its_attachments_too(mailroom: tuple[Index, Path]) -> None:
+    index, folder = mailroom
+    eml = str((folder / "invoice.eml").resolve())
+    hits = index.search("harbour crane inspection", k=10, sources=["invoice.eml"])
+    assert hits and {h.chunk.source for h in hits} <= {eml, f"{eml}#attachment-1/report.pdf",
+                                                        f"{eml}#attachment-2/menu.docx"}
+    assert any(h.chunk.source == f"{eml}#attachment-1/report.pdf" for h in hits)
+    # The attachment alone by its own name; a name's "_" and "%" are characters, not patterns.
+    assert {h.chunk.source for h in index.search("inspection", k=10, sources=["report.pdf"])} == {
+        f"{eml}#attachment-1/report.pdf"}
+    assert index.search("inspection", k=10, sources=["invoice_eml"]) == []
+    assert index.search("inspection", k=10, sources=["%"]) == []
+
+
 def test_viewer_shows_an_attached_pdf_as_its_stored_text(mailroom: tuple[Index, Path]) -> None:
     from rag.serve.web.viewer import viewer_html
 
