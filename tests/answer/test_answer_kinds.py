@@ -484,3 +484,35 @@ def test_a_year_no_passage_mentions_is_declined(tmp_path: Path) -> None:
     between = "How did revenue change between 2018 and 2023?"
     assert years_not_read(between, index.search(between)) == []  # 2018 is read
     assert years_not_read("Sales in 2031?", index.search("Sales in 2031?")) == ["2031"]
+
+
+PLANS = """# Cloud pricing
+
+Each service is billed under one of four plans, chosen when the service is created.
+
+## Fixed plans
+
+Fixed-rate pricing is an agreed monthly charge that does not change with use.
+
+## Metered plans
+
+Metered pricing charges for each hour of runtime and each gigabyte stored.
+
+## Tiered plans
+
+Tiered pricing is like metered pricing, but the price of each unit falls in tiers as use grows.
+
+## Reserved plans
+
+Reserved pricing commits you to a year of use in exchange for a lower monthly price.
+"""
+
+
+def test_a_comparison_speaks_of_every_side_it_names(tmp_path: Path) -> None:
+    (tmp_path / "pricing.md").write_text(PLANS, encoding="utf-8")
+    index = Index.build([tmp_path / "pricing.md"], tmp_path / "index")
+    answer = index.ask("What is the difference among fixed, metered, tiered and reserved pricing?")
+    assert answer.kind == "comparison" and answer.found
+    for side in ("agreed monthly charge", "each hour of runtime", "falls in tiers", "commits you to a year"):
+        assert side in answer.text, (side, answer.text)
+    assert_verbatim(index, answer.citations)
