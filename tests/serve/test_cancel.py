@@ -68,6 +68,8 @@ class LLM:
         self.answers: list[str] = []
         """The answer requests it got (the passages and the question)."""
         self.release = threading.Event()
+        self.hold_answers = False
+        """When set, answer requests too wait for ``release``."""
         llm = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -80,6 +82,8 @@ class LLM:
                     reply = "What did Mrs. Maryam Rajavi say they should assess?"
                 else:
                     llm.answers.append(messages[-1]["content"])
+                    if llm.hold_answers:
+                        llm.release.wait(60)
                     reply = "NOT FOUND"
                 data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
                 self.send_response(200)
@@ -220,3 +224,40 @@ def test_a_closed_tab_never_costs_the_llm_answer(seed_index: Index, llm: LLM, mo
     stopped = [r.getMessage() for r in caplog.records if r.name == "rag.serve.web.api"]
     assert stopped == ["an /ask call whose client left was stopped: the answer was no longer wanted: "
                        "stopped before the search"]
+
+
+# -- MCP ------------------------------------------------------------------------------------------
+
+
+def test_an_mcp_call_its_client_gives_up_on_is_told_to_stop(seed_index: Index, llm: LLM,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # The SDK's own client in this process: a call past its read timeout is cancelled
+    # (``notifications/cancelled``), and the tool's answer is told to stop at its next stage.
+    pytest.importorskip("mcp", reason="the MCP extra is not installed: pip install 'rag[mcp]'")
+    import anyio
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+
+    from rag.serve.mcp_server import build_server
+
+    caplog.set_level(logging.INFO, logger="rag.serve.mcp_server")
+    for name, value in {"RAG_ANSWER_MODE": "llm", "RAG_LLM_BASE_URL": llm.url, "RAG_LLM_MODEL": "local-test"}.items():
+        monkeypatch.setenv(name, value)
+    llm.hold_answers = True
+    server = build_server(seed_index.folder)
+
+    async def scenario() -> Any:
+        async with Client(server) as client:
+            with pytest.raises(MCPError, match="[Tt]imed out"):
+                await client.call_tool("ask", {"question": "Who called for UN visits?"}, read_timeout_seconds=3)
+            await anyio.to_thread.run_sync(lambda: wait_until(
+                lambda: any("cancelled by its client" in r.getMessage() for r in caplog.records),
+                "the server to see the call cancelled"))
+            llm.release.set()
+            return await client.call_tool("ask", {"question": "Who called for UN visits?"}, read_timeout_seconds=60)
+
+    again = anyio.run(scenario)
+    assert not again.is_error and len(llm.answers) == 2
+    told = [r.getMessage() for r in caplog.records if r.name == "rag.serve.mcp_server"]
+    assert told == ["an MCP tool call was cancelled by its client: its answer stops at its next stage"]
