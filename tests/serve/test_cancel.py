@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from conftest import free_port, wait_until
+from conftest import ask, browser_page, free_port, wait_until
 
 from rag import AnswerCancelled, Index
 from rag.search.conversation import CONDENSE_PROMPT
@@ -223,6 +224,42 @@ def test_a_closed_tab_never_costs_the_llm_answer(seed_index: Index, llm: LLM, mo
         demo.close()
     stopped = [r.getMessage() for r in caplog.records if r.name == "rag.serve.web.api"]
     assert stopped == ["an /ask call whose client left was stopped: the answer was no longer wanted: "
+                       "stopped before the search"]
+
+
+@pytest.mark.browser
+def test_a_chat_tab_closed_during_its_follow_up_never_costs_the_llm_answer(
+        seed_index: Index, llm: LLM, browser_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The chat as a person uses it, in headless Chromium: a question, a follow-up, and the tab closed
+    # while the LLM rewrites the follow-up.
+    from rag.serve.web import build_app, launch
+
+    caplog.set_level(logging.INFO, logger="rag.serve.web.chat")
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+    index = Index.open(seed_index.folder)
+    llm.ask_through_me(index)
+    port = free_port()
+    demo = launch(build_app(index), "127.0.0.1", port, block=False)
+    try:
+        with browser_page(browser_path, tmp_path / "chromium-profile") as page:
+            page.goto(f"http://127.0.0.1:{port}/")
+            ask(page, "Who called for UN visits?")
+            assert len(llm.answers) == 1   # the first question, answered by the LLM
+            page.fill("#rag-question textarea", FOLLOW_UP)
+            page.click("#rag-ask")
+            wait_until(lambda: len(llm.rewrites) == 1, "the LLM to be asked to rewrite the follow-up")
+            page.close()
+            wait_until(lambda: not any(e.alive for job in demo._queue.active_jobs if job for e in job),
+                       "the page's queue to notice the closed tab")
+            llm.release.set()
+            wait_until(lambda: any("was stopped" in r.getMessage() for r in caplog.records), "the answer to stop")
+            time.sleep(0.5)   # an answer request, were one sent, would have arrived by now
+            assert len(llm.answers) == 1
+    finally:
+        demo.close()
+    stopped = [r.getMessage() for r in caplog.records if r.name == "rag.serve.web.chat"]
+    assert stopped == ["a page question whose tab closed was stopped: the answer was no longer wanted: "
                        "stopped before the search"]
 
 
