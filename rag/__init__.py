@@ -8,6 +8,7 @@ Example:
 """
 
 from rag.errors import (
+    AnswerCancelled,
     ChatRequestError,
     ClientGone,
     CollectionError,
@@ -51,6 +52,7 @@ from rag.types import (
 __all__ = [
     "ANSWER_KINDS",
     "Answer",
+    "AnswerCancelled",
     "AnswerKind",
     "ChatRequestError",
     "Chunk",

@@ -110,3 +110,7 @@ class ChatRequestError(RagError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class AnswerCancelled(RagError):
+    """The caller no longer wanted the answer (``Index.ask``'s ``stop`` said so): it stopped between two stages."""

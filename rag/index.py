@@ -23,6 +23,7 @@ from rag.answer.extractive import answer
 from rag.answer.kinds import classify
 from rag.answer.summary import summarize
 from rag.backends import EMBEDDERS
+from rag.cancel import stop_point, stopping
 from rag.collection_paths import collection_folder
 from rag.embed import load_embedder
 from rag.errors import IndexNotFoundError, RagError
@@ -280,7 +281,8 @@ class Index:
         return hits
 
     def ask(self, question: str, k: int | None = None, *, history: Sequence[Mapping[str, Any]] | None = None,
-            sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None, **overrides: Any) -> Answer:
+            sources: Iterable[str] | None = None, pages: tuple[int, int] | None = None,
+            stop: Callable[[], bool] | None = None, **overrides: Any) -> Answer:
         """Answer ``question`` from the documents, with verified verbatim quotes.
 
         The default answerer is extractive (no LLM, no network). When the documents do not hold
@@ -296,7 +298,16 @@ class Index:
             sources: only read these files (paths or file names), as ``search`` takes them:
                 "this document".
             pages: only read this page range, inclusive, e.g. ``(3, 5)``.
+            stop: asked between the stages (before the search, before the reading, before each
+                request to an LLM, before a summary); once it returns true the question ends
+                with ``AnswerCancelled`` and no further work is done for it (``rag.cancel``): a
+                client that left. Without it, answers are as before.
         """
+        with stopping(stop):
+            return self._ask(question, k, history=history, sources=sources, pages=pages, **overrides)
+
+    def _ask(self, question: str, k: int | None, *, history: Sequence[Mapping[str, Any]] | None,
+             sources: Iterable[str] | None, pages: tuple[int, int] | None, **overrides: Any) -> Answer:
         question = clean_question(question)   # text within MAX_QUESTION_CHARS, every way in
         k, sources, pages = _checked(k, sources, pages)
         snapshot, retriever = self._require()
@@ -306,11 +317,13 @@ class Index:
         if kind == "summary":
             document = self._document_meant(asked, retriever, settings, history, sources)
             if document is not None:
+                stop_point("the summary")
                 return dataclasses.replace(summarize(snapshot, document, question), question=question)
         resolved = None
         if history:
             resolved = (condense(asked, history, settings) if settings.answer_mode == "llm"
                         else resolve(asked, history))
+        stop_point("the search")   # after an LLM's rewrite of a follow-up, which may take seconds
         if sources is None and pages is None:
             # among many filings, the one the question names by company and year ("3M's FY2018 ...")
             sources = named_sources(asked, [d.source for d in snapshot.documents()])
@@ -323,6 +336,7 @@ class Index:
         statements = named_statements(asked) if pages is None else []
         if statements:
             hits = self._statement_hits(statements, searched, hits, snapshot, retriever, settings, sources)
+        stop_point("reading")
         # Pages read once per question, whichever steps ask for them (quotes, the answerer, checks).
         page_texts = CachedPages(snapshot, query.pages)
         read = resolved.read if resolved else asked

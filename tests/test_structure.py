@@ -86,8 +86,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("rag.store",),  # a generation on disk, its writer, FAISS, BM25, Milvus
     ("rag.embed",),
     ("rag.ingest",),  # files -> pages -> chunks: readers by file type, PDF, OCR, chunking, tables
-    ("rag.types", "rag.errors", "rag.settings", "rag.text", "rag.limits", "rag.protocols", "rag.backends",
-     "rag.file_types", "rag.verify"),  # the ground floor
+    ("rag.types", "rag.errors", "rag.cancel", "rag.settings", "rag.text", "rag.limits", "rag.protocols",
+     "rag.backends", "rag.file_types", "rag.verify"),  # the ground floor
 )
 """The layers, top first: a module imports only from its own layer and those below it."""
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from rag.cancel import stop_point
 from rag.errors import LLMError
 from rag.settings import Settings
 
@@ -29,6 +30,7 @@ def chat(messages: list[dict[str, str]], settings: Settings) -> str:
     one that never answers. The reply is read up to ``MAX_REPLY_BYTES``; redirects are not
     followed (the key and the passages would go to wherever they point).
     """
+    stop_point("the LLM request")   # a caller that has gone (rag.cancel) costs no LLM call
     url = endpoint(settings.llm_base_url)
     headers = {"Content-Type": "application/json"}
     if settings.llm_api_key:

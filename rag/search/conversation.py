@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.answer.llm_client import chat
-from rag.errors import RagError
+from rag.errors import AnswerCancelled, RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, cap_history, clean_text
 from rag.text import TOPIC_WORD, topic_stopwords
 from rag.types import NOT_FOUND, Hit
@@ -463,6 +463,8 @@ def condense(question: str, history: Sequence[Message], settings: Settings) -> R
                 {"role": "user", "content": f"{transcript}\nuser (last question): {question}"}]
     try:
         text = chat(messages, settings.replace(llm_timeout=min(settings.llm_timeout, 15.0))).strip()
+    except AnswerCancelled:   # the caller has gone: no rewrite wanted, nor a warning about it
+        raise
     except RagError as exc:
         log.warning("the LLM could not condense the follow-up (%s): using the offline resolver", exc)
         return offline

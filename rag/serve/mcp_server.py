@@ -19,10 +19,13 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import anyio
 from pydantic import Field
 
 from rag.collections import Collections
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # The tools' arguments, described in the JSON schema the client shows its model (and validated
 # by the SDK against it before a tool runs). The bounds of ``k`` are only shown there: the tools check
@@ -83,6 +87,38 @@ def _tool(fn: Callable[..., T]) -> Callable[..., T]:
             raise ToolError(public_message(str(exc))) from exc
 
     return call
+
+
+def _async_tool(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """``_tool`` for a coroutine function."""
+    # the MCP SDK loads only for `rag mcp`
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except RagError as exc:
+            raise ToolError(public_message(str(exc))) from exc
+
+    return call
+
+
+async def until_cancelled(work: Callable[[Callable[[], bool]], T]) -> T:
+    """``work(stop)`` in a worker thread; ``stop()`` turns true when the client cancels the call.
+
+    A client that gives up on a tool call (its timeout, its user's Stop) sends
+    ``notifications/cancelled``; the SDK then cancels the tool's await. The thread cannot be
+    cancelled, so it is left to end by itself and told to stop: ``Index.ask`` ends at its next
+    stage (``rag.cancel``), before any LLM request not yet sent.
+    """
+    left = threading.Event()
+    try:
+        return await anyio.to_thread.run_sync(lambda: work(left.is_set), abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        left.set()
+        log.info("an MCP tool call was cancelled by its client: its answer stops at its next stage")
+        raise
 
 
 def reply(answer: dict[str, Any]) -> dict[str, Any]:
@@ -132,9 +168,9 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         return public_records([inert_hit(hit.to_dict()) for hit in index.search(question, k)], index)
 
     @server.tool(annotations=reads)
-    @_tool
-    def ask(question: Question, k: Passages = 5, collection: Collection = None, sources: Sources = None,
-            pages: PageRange = None) -> dict[str, Any]:
+    @_async_tool
+    async def ask(question: Question, k: Passages = 5, collection: Collection = None, sources: Sources = None,
+                  pages: PageRange = None) -> dict[str, Any]:
         """Answer a question from the documents, with verbatim quotes checked against their pages.
 
         Returns `answer` (text citing its quotes as [1], [2]...), `found` (false when the
@@ -143,10 +179,15 @@ def build_server(folder: str | Path, collection: str | None = None) -> MCPServer
         `sources` and `pages` ask one document, or a page range, alone.
         """
         k, span = check_k(k, MAX_PASSAGES), check_pages(pages)
-        index = library.get(collection)
-        answer = inert_answer(reply(index.ask(question, k, sources=sources or None, pages=span).to_dict()))
-        return {**answer, "citations": public_records(answer["citations"], index),
-                "hits": public_records(answer["hits"], index)}
+
+        def answer(stop: Callable[[], bool]) -> dict[str, Any]:
+            index = library.get(collection)
+            answer = inert_answer(reply(index.ask(question, k, sources=sources or None, pages=span,
+                                                  stop=stop).to_dict()))
+            return {**answer, "citations": public_records(answer["citations"], index),
+                    "hits": public_records(answer["hits"], index)}
+
+        return await until_cancelled(answer)
 
     @server.tool(annotations=reads)
     @_tool

@@ -205,15 +205,13 @@ def chat_router(library: Collections, api_key: str | None = None, slots: ReaderS
                                    404, "model_not_found")
         return name, library.get(name)
 
-    def read(index: Index, question: str, history: list[dict[str, str]], k: int | None,
-             filters: dict[str, Any]) -> Answer:
-        return index.ask(question, k, history=history or None, **filters)
-
     def answerer(request: Request, filters: dict[str, Any]) -> Answerer:
         async def answer(index: Index, question: str, history: list[dict[str, str]], k: int | None) -> Answer:
-            # A slot only for a client still there; one that leaves gives it back at once (rag.serve.slots).
+            # A slot only for a client still there; one that leaves gives it back at once, and its
+            # answer stops at its next stage, before any LLM request (rag.serve.slots, rag.cancel).
             return await readers.answer(lambda: _disconnected(request),
-                                        lambda: read(index, question, history, k, filters))
+                                        lambda stop: index.ask(question, k, history=history or None, stop=stop,
+                                                               **filters))
 
         return answer
 

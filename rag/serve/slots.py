@@ -10,26 +10,31 @@ of ``size`` slots while watching the connection:
 - when ``queue`` requests already wait, a new one is refused (``SlotsBusy``, HTTP 503 with
   ``Retry-After``) instead of joining them;
 - a client that disconnects while its question is being answered gets its slot given back at
-  once. A worker thread cannot be stopped from outside: one that has not begun skips the work, and
-  one that has finishes the step it is in with its result dropped. Up to ``size`` such abandoned
-  answers run beside the slots; past that, a leaving client's slot waits for its thread, so at most
-  twice ``size`` answers ever take the cores.
+  once, and its answer is told to stop: the work is handed a ``stop`` function that turns true
+  when the client leaves, which ``Index.ask`` checks between its stages (``rag.cancel``): the
+  thread ends at the next stage with ``AnswerCancelled`` (one log line), and an LLM request not
+  yet sent is never sent. Up to ``size`` such abandoned answers finish their stage beside the
+  slots; past that, a leaving client's slot waits for its thread, so at most twice ``size``
+  answers ever take the cores.
 
 Example:
     >>> slots = ReaderSlots(4, queue=16)
-    >>> # answer = await slots.answer(lambda: disconnected(request), lambda: index.ask(question))
+    >>> # answer = await slots.answer(lambda: disconnected(request), lambda stop: index.ask(question, stop=stop))
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from rag.errors import ClientGone, SlotsBusy
+from rag.errors import AnswerCancelled, ClientGone, SlotsBusy
+
+log = logging.getLogger(__name__)
 
 READERS = 4
 """Questions answered at the same time, through the page and through the API; more would only queue on the
@@ -39,6 +44,8 @@ QUEUE = 16
 """Requests that may wait for a reader slot; one more is told to retry (HTTP 503)."""
 
 Result = TypeVar("Result")
+Stop = Callable[[], bool]
+"""True once the client has gone: ``Index.ask``'s ``stop``."""
 
 
 class ReaderSlots:
@@ -56,6 +63,8 @@ class ReaderSlots:
         """Questions whose client left while they were being answered."""
         self.orphans = 0
         """Abandoned answers whose worker thread still runs, their slot already given back."""
+        self.stopped = 0
+        """Abandoned answers whose work stopped early (``AnswerCancelled``) instead of running to its end."""
         self._free = asyncio.Semaphore(size)
 
     @property
@@ -63,12 +72,13 @@ class ReaderSlots:
         """Whether every slot is taken: the next question waits (or is refused past ``queue``)."""
         return self._free.locked()
 
-    async def answer(self, gone: Callable[[], Awaitable[object]], work: Callable[[], Result]) -> Result:
-        """``work()``'s result, computed in a worker thread while holding a slot.
+    async def answer(self, gone: Callable[[], Awaitable[object]], work: Callable[[Stop], Result]) -> Result:
+        """``work(stop)``'s result, computed in a worker thread while holding a slot.
 
         ``gone`` is awaited beside the wait and the work and returns when the client disconnects
-        (for a Starlette request: a ``receive()`` that gets ``http.disconnect``). Raises
-        ``SlotsBusy`` when the queue is full and ``ClientGone`` when the client left first.
+        (for a Starlette request: a ``receive()`` that gets ``http.disconnect``); from then on
+        ``stop()`` is true, for ``Index.ask(..., stop=stop)``. Raises ``SlotsBusy`` when the queue
+        is full and ``ClientGone`` when the client left first.
         """
         watch = asyncio.ensure_future(gone())
         try:
@@ -110,15 +120,15 @@ class ReaderSlots:
                 self._free.release()
             raise ClientGone("the client disconnected before its question was answered")
 
-    async def _run(self, watch: asyncio.Future[Any], work: Callable[[], Result]) -> Result:
-        """``work()`` in a worker thread, in the slot just taken; the slot is given back on every outcome."""
+    async def _run(self, watch: asyncio.Future[Any], work: Callable[[Stop], Result]) -> Result:
+        """``work(stop)`` in a worker thread, in the slot just taken; the slot is given back on every outcome."""
         self.started += 1
         left = threading.Event()
 
         def unless_left() -> Result:
             if left.is_set():   # the client left before the thread began: no work for nobody
                 raise ClientGone("the client disconnected before its question was answered")
-            return work()
+            return work(left.is_set)
 
         # A task of its own, never cancelled: cancelling a worker thread's await would wait for it.
         job = asyncio.ensure_future(run_in_threadpool(unless_left))
@@ -147,10 +157,16 @@ class ReaderSlots:
 
     def _orphan_ended(self, job: asyncio.Future[Any]) -> None:
         self.orphans -= 1
-        if not job.cancelled():
-            job.exception()
+        self._ended(job)
 
     def _held_over_ended(self, job: asyncio.Future[Any]) -> None:
         self._free.release()
-        if not job.cancelled():
-            job.exception()   # retrieved, so asyncio logs no "exception was never retrieved"
+        self._ended(job)
+
+    def _ended(self, job: asyncio.Future[Any]) -> None:
+        """An abandoned answer's end: one line when it stopped early; its error retrieved either way,
+        so asyncio logs no "exception was never retrieved" (nobody is there to be told of it)."""
+        error = None if job.cancelled() else job.exception()
+        if isinstance(error, AnswerCancelled):
+            self.stopped += 1
+            log.info("an answer whose client left was stopped: %s", error)

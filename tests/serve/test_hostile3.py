@@ -274,7 +274,7 @@ def test_a_client_gone_before_its_slot_never_starts_work() -> None:
 
     async def ask() -> None:
         with pytest.raises(ClientGone):
-            await slots.answer(already_gone, lambda: work.append("answered"))
+            await slots.answer(already_gone, lambda stop: work.append("answered"))
 
     asyncio.run(ask())
     assert work == [] and slots.started == 0 and slots.dropped == 1
@@ -288,10 +288,12 @@ def test_abandoned_answers_beside_the_slots_are_bounded() -> None:
 
     slots = ReaderSlots(1, queue=4)
     began, finish = threading.Semaphore(0), threading.Event()
+    told: list[bool] = []
 
-    def work() -> str:   # an answer that takes until ``finish`` (an LLM at its timeout)
+    def work(stop: Any) -> str:   # an answer that takes until ``finish`` (an LLM at its timeout)
         began.release()
         finish.wait(60)
+        told.append(stop())   # by then its client has left: the answer is told to stop
         return "answered"
 
     async def leaves_once_answering() -> None:
@@ -310,10 +312,10 @@ def test_abandoned_answers_beside_the_slots_are_bounded() -> None:
         finish.set()
         while slots.full or slots.orphans:
             await asyncio.sleep(0.01)
-        assert await slots.answer(asyncio.Event().wait, lambda: "fresh") == "fresh"
+        assert await slots.answer(asyncio.Event().wait, lambda stop: "fresh" if not stop() else "stopped") == "fresh"
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
-    assert slots.abandoned == 2 and slots.started == 3 and slots.dropped == 0
+    assert slots.abandoned == 2 and slots.started == 3 and slots.dropped == 0 and told == [True, True]
 
 
 def test_a_full_queue_is_told_to_retry(gated_api: GatedAPI) -> None:

@@ -7,15 +7,19 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from rag.errors import QueryError, RagError
+from rag.errors import AnswerCancelled, QueryError, RagError
 from rag.serve.public import public_message
 from rag.limits import MAX_PASSAGES, check_k
+from rag.serve.web.chat import tab_gone
 from rag.serve.web.indexes import PageIndexes
+
+log = logging.getLogger(__name__)
 
 
 def api_endpoints(indexes: PageIndexes) -> tuple[Callable[..., dict[str, Any]], Callable[..., list[dict[str, Any]]]]:
@@ -41,7 +45,10 @@ def api_endpoints(indexes: PageIndexes) -> tuple[Callable[..., dict[str, Any]], 
         """
         try:
             return indexes.existing(collection).ask(api_question(question), api_passages(k), history=history or None,
-                                                    sources=sources or None).to_dict()
+                                                    sources=sources or None, stop=tab_gone()).to_dict()
+        except AnswerCancelled as exc:   # the client left: one line in the log, no traceback
+            log.info("an /ask call whose client left was stopped: %s", exc)
+            raise gr.Error(public_message(str(exc)), print_exception=False) from None
         except RagError as exc:
             raise gr.Error(public_message(str(exc))) from None
 

@@ -7,12 +7,14 @@ the tab's state (the latest ``KEPT_PANELS``), so a click on an earlier question 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
+from gradio.context import LocalContext
 
-from rag.errors import IndexNotFoundError, RagError
+from rag.errors import AnswerCancelled, IndexNotFoundError, RagError
 from rag.limits import cap_history, clean_question
 from rag.serve.public import public_message
 from rag.serve.render import SOURCES_EMPTY, question_html, render_failure, render_reply, render_sources, shown_quotes
@@ -22,6 +24,26 @@ from rag.types import Quote
 
 KEPT_PANELS = 20
 """Source panels kept per session (the latest answers'); a click on an older question shows none."""
+
+log = logging.getLogger(__name__)
+
+
+def tab_gone() -> Callable[[], bool] | None:
+    """For a page handler: a ``stop`` for ``Index.ask`` that turns true once the tab that asked is gone.
+
+    Gradio drops the questions a closed tab left waiting in its queue by itself, but one being
+    answered runs on: when the tab's event stream disconnects (noticed within about 10 s) the queue
+    marks the running event not ``alive``, and a Stop (``/cancel``) takes it out of the queue's
+    events; the handler is told of neither. So this reads the event the handler runs for
+    (``LocalContext.event_id``, set by Gradio in the handler's thread) from the queue. ``None``
+    outside a queued event (a direct call): nothing to watch.
+    """
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    events = getattr(getattr(blocks, "_queue", None), "event_ids_to_events", None)
+    if not isinstance(events, dict) or event_id is None or (event := events.get(event_id)) is None:
+        return None
+    queued: dict[str, Any] = events
+    return lambda: not event.alive or queued.get(event_id) is not event
 
 
 def post_question(question: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
@@ -63,7 +85,10 @@ class ChatHandlers:
         quotes: tuple[Quote, ...] = ()
         try:
             answer = index.ask(question, self.indexes.passages(k), history=conversation or None, answer_mode=mode,
-                               sources=[scope] if scope else None)
+                               sources=[scope] if scope else None, stop=tab_gone())
+        except AnswerCancelled as exc:   # the tab closed: nobody to show anything to
+            log.info("a page question whose tab closed was stopped: %s", exc)
+            return (gr.skip(),) * 6
         except IndexNotFoundError:
             text, panel = ("<p>No documents are indexed yet. Add files under <b>Library</b> on the left, "
                            "then ask again.</p>"), SOURCES_EMPTY
