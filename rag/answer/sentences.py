@@ -283,7 +283,7 @@ def features(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units
             # The first unit of the passage, or the first under a heading.
             opens = n == 0 or any(us[n - 1].end <= h < unit.start for h, _ in headings)
             defines = bool(term and re.match(
-                rf"(?i)\W*(?:the |an? )?{re.escape(term)}\b\W*\s+(?:is|are|was|were|means|refers|stands|answers|"
+                rf"(?i)\W*(?:the |an? )?{_one_or_many(term)}\b\W*\s+(?:is|are|was|were|means|refers|stands|answers|"
                 rf"describes|lets|helps|provides|\(|,)", words))
             mine = set(terms(words))
             # "To install it:" before its steps; a sentence of the paragraph before a command.
@@ -570,6 +570,12 @@ def _command_after(text: str, us: Sequence[Unit], at: int) -> int | None:
     if j < len(us) and us[j].role == "code" and _commands(text[us[j].start:us[j].end]):
         return j
     return None
+
+
+def _one_or_many(term: str) -> str:
+    """A pattern for ``term`` in the singular or the plural: "What are ETFs?" is defined by "An ETF is ..."."""
+    stem = term[:-1] if len(term) > 3 and term.endswith("s") and not term.endswith("ss") else term
+    return f"{re.escape(stem)}(?:e?s)?"
 
 
 def _defined_term(question: str) -> str | None:

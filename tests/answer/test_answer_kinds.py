@@ -516,3 +516,31 @@ def test_a_comparison_speaks_of_every_side_it_names(tmp_path: Path) -> None:
     for side in ("agreed monthly charge", "each hour of runtime", "falls in tiers", "commits you to a year"):
         assert side in answer.text, (side, answer.text)
     assert_verbatim(index, answer.citations)
+
+
+FUNDS = """# Investing basics
+
+## Mutual funds
+
+A mutual fund pools the money of many investors and is priced once a day, after the market closes.
+Its managers buy and sell the holdings for the investors.
+
+## Exchange-traded funds
+
+An ETF is an exchange-traded fund: a basket of stocks or bonds that trades like a single stock on an
+exchange. Buying one ETF gives you a share of every company it holds. Its price moves during the day.
+"""
+
+
+def test_a_follow_up_with_its_own_words_is_read_as_asked(tmp_path: Path) -> None:
+    mutual, etf = FUNDS.split("## Exchange-traded funds")
+    (tmp_path / "mutual.md").write_text(mutual, encoding="utf-8")
+    (tmp_path / "etf.md").write_text("# Exchange-traded funds" + etf, encoding="utf-8")
+    index = Index.build([tmp_path / "mutual.md", tmp_path / "etf.md"], tmp_path / "index")
+    history = [{"role": "user", "content": "Should I only invest in mutual funds?"},
+               {"role": "assistant", "content": "A mutual fund pools the money of many investors. [1]"}]
+    answer = index.ask("What are ETFs?", history=history)
+    # Searched with the conversation, but read as asked: the sentence that defines the term leads.
+    assert answer.kind == "definition" and answer.found and answer.query
+    assert answer.text.startswith("An ETF is an exchange-traded fund"), answer.text
+    assert_verbatim(index, answer.citations)
