@@ -159,13 +159,14 @@ def int8_model_path() -> Path:
     return target
 
 
-def length_runs(lengths: Sequence[int], run_cost: float) -> list[list[int]]:
+def length_runs(lengths: Sequence[int], run_cost: float, most: int) -> list[list[int]]:
     """The texts of ``lengths`` (in word pieces) grouped into model runs, each padded to its
-    longest text: sorted longest first and cut where ``run_cost`` per run plus the padded word
-    pieces add up least. The longest texts' run first.
+    longest text and at most ``most`` word pieces in all (a text longer than that runs alone):
+    sorted longest first and cut where ``run_cost`` per run plus the padded word pieces add up
+    least. The longest texts' run first.
 
     Example:
-        >>> length_runs([40, 9, 38, 200, 10], run_cost=12)
+        >>> length_runs([40, 9, 38, 200, 10], run_cost=12, most=256)
         [[3], [0, 2], [4, 1]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -173,7 +174,10 @@ def length_runs(lengths: Sequence[int], run_cost: float) -> list[list[int]]:
     cut = [0] * (len(order) + 1)
     for j in range(1, len(order) + 1):
         for i in range(j):
-            cost = least[i] + run_cost + (j - i) * lengths[order[i]]
+            padded = (j - i) * lengths[order[i]]
+            if padded > most and j - i > 1:
+                continue
+            cost = least[i] + run_cost + padded
             if cost < least[j]:
                 least[j], cut[j] = cost, i
     runs: list[list[int]] = []
@@ -202,6 +206,10 @@ class OnnxEmbedder:
     """What a model run costs beyond its word pieces, in word pieces: every run reads all the
     weights (fp32, one thread, load 3.4: 3.0 ms a run and 0.24 ms a word piece), so short texts
     of like length share one (a sentence answer's eight shortlisted sentences: 188 -> 141 ms)."""
+    RUN_PIECES = 256
+    """Word pieces a shared run is padded to at most: past that a piece costs more (the run's
+    activations outgrow the cache: 16 texts of 64 pieces 387 us a piece, 4 of them 245), so a
+    document's chunks (most near 256) still run one by one."""
     QUESTIONS_KEPT = 8
     """Questions whose vectors are kept: enough for a few asked at once, each searched then answered."""
     TEXTS_KEPT = 128
@@ -287,7 +295,8 @@ class OnnxEmbedder:
         if not rows:
             return
         lengths = [min(n, self.max_tokens) for n in self._tokenizer.count([texts[i] for i in rows])]
-        runs = length_runs(lengths, self.RUN_COST) if self.batches_exactly else [[p] for p in range(len(rows))]
+        runs = (length_runs(lengths, self.RUN_COST, self.RUN_PIECES) if self.batches_exactly
+                else [[p] for p in range(len(rows))])
 
         def cost(run: list[int]) -> int:
             return self.RUN_COST + len(run) * max(lengths[p] for p in run)

@@ -142,10 +142,11 @@ def test_fp32_vector_is_the_same_alone_and_padded_beside_others() -> None:
     ([40, 9, 38, 200, 10], [[3], [0, 2], [4, 1]]),   # like lengths share a run, a long text runs alone
     ([30] * 5, [[0, 1, 2, 3, 4]]),
     ([256, 12], [[0], [1]]),
+    ([100, 100, 100], [[0], [1, 2]]),   # a run is padded to 256 word pieces at most
     ([], []),
 ])
 def test_texts_share_a_run_where_padding_costs_less_than_a_run(lengths: list[int], runs: list[list[int]]) -> None:
-    assert length_runs(lengths, run_cost=12) == runs
+    assert length_runs(lengths, run_cost=12, most=256) == runs
 
 
 class CountingOnnx(OnnxEmbedder):
