@@ -205,7 +205,7 @@ class OnnxEmbedder:
     RUN_COST = 12
     """What a model run costs beyond its word pieces, in word pieces: every run reads all the
     weights (fp32, one thread, load 3.4: 3.0 ms a run and 0.24 ms a word piece), so short texts
-    of like length share one (a sentence answer's eight shortlisted sentences: 188 -> 141 ms)."""
+    of like length share one (a sentence answer's eight shortlisted sentences, load 4.7: 188 -> 141 ms)."""
     RUN_PIECES = 256
     """Word pieces a shared run is padded to at most: past that a piece costs more (the run's
     activations outgrow the cache: 16 texts of 64 pieces 387 us a piece, 4 of them 245), so a
