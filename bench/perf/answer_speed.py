@@ -9,6 +9,11 @@ working tree), asked question by question in turn (which goes first alternates).
 ``Index.summarize`` of a 50-page PDF (a real filing from ``../shared/data/financebench`` when
 present, else one made with fpdf2).
 
+Each answer's time is split by stage (``STAGES``: the search, the reader's pass, the shortlisted
+sentences embedded, the rest). The timed rounds ask every question again, so an embedder that keeps
+recent vectors finds more of them kept than on a question's first asking: the warm-up round's
+times are shown too.
+
 The answers of the two versions are compared too (text, found, kind, span, citations, confidence
 to 1e-4): a change meant only to be faster must leave every one of them as it was.
 
@@ -44,19 +49,45 @@ FIRST_QUESTIONS = [
 TOLERANCE = 1e-4
 """How far two confidences may differ and still be the same answer's (float rounding)."""
 
+STAGES = {"search": (("rag.search.retriever", "Retriever", "context"), ("rag.search.retriever", "Retriever", "search")),
+          "reading": (("rag.answer.reader", "Reader", "read_sentences"),),
+          "shortlist": (("rag.answer.sentences", None, "similarities"),)}
+"""Where an answer's time goes: the search (the question embedded, the passages found), the
+reader's pass over the hits, the shortlisted sentences embedded; the rest is everything else."""
+
 _CHILD = """
-import json, sys, time
+import collections, importlib, json, sys, time
 from rag import Index
+spent = collections.defaultdict(float)
+inside = collections.Counter()
+def timed(stage, function):
+    def timing(*args, **kwargs):
+        if inside[stage]:  # a search that makes its own context: counted once
+            return function(*args, **kwargs)
+        inside[stage] += 1
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[stage] += time.perf_counter() - started
+            inside[stage] -= 1
+    return timing
+for stage, places in json.loads(sys.argv[1]).items():
+    for module, owner, name in places:
+        where = importlib.import_module(module)
+        where = getattr(where, owner) if owner else where
+        setattr(where, name, timed(stage, getattr(where, name)))
 indexes = {}
 for line in sys.stdin:
     job = json.loads(line)
     index = indexes.get(job["folder"]) or indexes.setdefault(job["folder"], Index.open(job["folder"]))
     time.sleep(0.02)  # the other version's last call has ended: its threads are idle
+    spent.clear()
     started = time.perf_counter()
     a = index.summarize(job["document"]) if "document" in job else index.ask(job["question"])
     took = time.perf_counter() - started
-    print(json.dumps({"seconds": took, "text": a.text, "found": a.found, "kind": a.kind, "span": a.span,
-                      "confidence": a.confidence,
+    print(json.dumps({"seconds": took, "stages": spent, "text": a.text, "found": a.found, "kind": a.kind,
+                      "span": a.span, "confidence": a.confidence,
                       "citations": [[c.text, c.source, c.page, c.start, c.end] for c in a.citations]}), flush=True)
 """
 
@@ -93,7 +124,7 @@ class Version:
 
     def __init__(self, name: str, tree: Path) -> None:
         self.name = name
-        self.process = subprocess.Popen([sys.executable, "-c", _CHILD], cwd=tree, text=True,
+        self.process = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(STAGES)], cwd=tree, text=True,
                                         env={**os.environ, "PYTHONPATH": str(tree)},
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
@@ -157,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         versions = {name: Version(name, trees[name]) for name in names}
         try:
             # Round 0 loads the models and gives the answers compared; the rounds after it are timed.
-            answers = {name: [versions[name].run(job) for job in jobs] for name in names}
+            answers: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+            for n, job in enumerate(jobs):
+                for name in names[::-1] if n % 2 else names:
+                    answers[name].append(versions[name].run(job))
             times: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+            stages: dict[str, dict[str, dict[str, list[float]]]] = {name: {} for name in names}
             summaries: dict[str, list[float]] = {name: [] for name in names}
             turn = 0
             for _ in range(args.rounds):
@@ -169,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
                         if job is summary:
                             summaries[name].append(result["seconds"])
                         else:
-                            times[name].setdefault(answers["now"][n]["kind"] or "none", []).append(result["seconds"])
+                            kind = answers["now"][n]["kind"] or "none"
+                            times[name].setdefault(kind, []).append(result["seconds"])
+                            spent = stages[name].setdefault("facts" if kind == "fact" else "sentences", {})
+                            for stage in [*STAGES, "rest"]:
+                                spent.setdefault(stage, []).append(
+                                    result["stages"].get(stage, 0.0) if stage != "rest"
+                                    else result["seconds"] - sum(result["stages"].values()))
                     loads.append(os.getloadavg()[0])
         finally:
             for version in versions.values():
@@ -201,6 +242,19 @@ def main(argv: list[str] | None = None) -> int:
 
     lines.append(row("**all**", every))
     lines += [row(kind, {name: times[name].get(kind, []) for name in names}) for kind in sorted(times["now"])]
+    # Asked the first time: the vectors an embedder keeps come only from the questions before it.
+    # The first question of each index loads the models, and is left out.
+    firsts = {job["folder"]: n for n, job in reversed(list(enumerate(jobs)))}
+    first_time = {name: [a["seconds"] for n, a in enumerate(answers[name]) if n not in firsts.values()]
+                  for name in names}
+    lines.append(row("all, asked the first time (warm-up round)", first_time))
+    lines += ["", "Where the time goes, p50 ms of each stage: the search (the question embedded, the passages "
+              "found), the reader's pass over the hits, the shortlisted sentences embedded (the sentence kinds, "
+              "and a fact that falls back to sentences), the rest.", "",
+              "| answered as | version | " + " | ".join([*STAGES, "rest"]) + " |", "| --- | --- |" + " ---: |" * (len(STAGES) + 1)]
+    lines += [f"| {group} | {name} | " + " | ".join(f"{1000 * percentile(stages[name][group][stage], 50):.0f}"
+                                                    for stage in [*STAGES, "rest"]) + " |"
+              for group in ("facts", "sentences") for name in names if group in stages[name]]
     lines += ["", f"Summary of {document.name} ({document.pages} pages, {document.chunks} chunks), median of "
                   f"{3 * args.rounds} runs: " + ", ".join(f"{name} {1000 * percentile(summaries[name], 50):.0f} ms"
                                                       for name in names) + "."]

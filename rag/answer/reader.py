@@ -211,10 +211,13 @@ class Reader:
         return spans, pooled
 
     def _all_scores(self, q_ids: list[int], windows: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``_scores`` of every window, in order, several windows at once when there are threads for it."""
+        """``_scores`` of every window, in order, several windows at once when there are threads for it
+        (the longest first, so that no lane is left with a long one while the others wait)."""
         if self._pool is None or len(windows) < 2:
             return [self._scores(q_ids, ids) for ids in windows]
-        return list(self._pool.map(lambda ids: self._scores(q_ids, ids), windows))
+        longest_first = sorted(range(len(windows)), key=lambda i: -len(windows[i]))
+        scored = dict(zip(longest_first, self._pool.map(lambda i: self._scores(q_ids, windows[i]), longest_first)))
+        return [scored[i] for i in range(len(windows))]
 
     def _scores(self, q_ids: list[int], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Start and end scores of every position of ``[CLS] question [SEP] window [SEP]``.

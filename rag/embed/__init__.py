@@ -26,7 +26,7 @@ from rag.protocols import Embedder, ProgressCallback
 from rag.settings import Settings
 from rag.text import TokenCounter
 
-__all__ = ["Embedder", "EmbeddingCache", "ModelTokenizer", "ProgressCallback", "QueryVectors", "TorchEmbedder",
+__all__ = ["Embedder", "EmbeddingCache", "ModelTokenizer", "ProgressCallback", "RecentVectors", "TorchEmbedder",
            "embedder_class", "embedder_token_counter", "load_embedder", "model_dir", "model_token_counter"]
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,16 @@ one descheduled thread stalls the whole call (measured under load: torch 440 ms 
 44 ms with 1; bench/perf/embed_backends.py)."""
 
 
-class QueryVectors:
-    """The vectors of the last questions embedded, by their text: a question is embedded to search
-    and again to weigh the sentences of its answer (``rag.answer.sentences.similarities``), and an
-    embedder's vector of a text is the same every time (one text per model call, no batch)."""
+class RecentVectors:
+    """The vectors of the last ``size`` texts embedded, by their text. A question is embedded to
+    search and again to weigh the sentences of its answer (``rag.answer.sentences.similarities``),
+    and those sentences are weighed again for the next question that reads the same passage (a
+    follow-up, a question near the last one). An embedder's vector of a text is the same every
+    time: one text per model call, or padded beside others of its length where the mask keeps
+    them apart to the bit (``rag.embed.onnx.OnnxEmbedder.batches_exactly``)."""
 
-    SIZE = 8
-    """Questions kept: enough for a few asked at once, each searched then answered."""
-
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -82,7 +83,7 @@ class QueryVectors:
         with self._lock:
             self._vectors[text] = vector.copy()
             self._vectors.move_to_end(text)
-            while len(self._vectors) > self.SIZE:
+            while len(self._vectors) > self.size:
                 self._vectors.popitem(last=False)
 
 

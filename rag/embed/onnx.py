@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import MODEL_NAME, ModelTokenizer, QueryVectors, batch_threads, model_dir
+from rag.embed import MODEL_NAME, ModelTokenizer, RecentVectors, batch_threads, model_dir
 from rag.embed.bert_onnx import read_safetensors, write_bert_graph
 from rag.errors import EmbeddingModelError
 from rag.protocols import ProgressCallback
 
-__all__ = ["OnnxEmbedder", "OnnxInt8Embedder", "fp32_model_path", "int8_model_path"]
+__all__ = ["OnnxEmbedder", "OnnxInt8Embedder", "fp32_model_path", "int8_model_path", "length_runs"]
 
 _INT8_RECIPE = "dynamic-int8-per-channel-matmul-v1"
 """Names how the int8 graph is derived; part of the cached file's name, so a new recipe rebuilds it."""
@@ -159,6 +159,35 @@ def int8_model_path() -> Path:
     return target
 
 
+def length_runs(lengths: Sequence[int], run_cost: float, most: int) -> list[list[int]]:
+    """The texts of ``lengths`` (in word pieces) grouped into model runs, each padded to its
+    longest text and at most ``most`` word pieces in all (a text longer than that runs alone):
+    sorted longest first and cut where ``run_cost`` per run plus the padded word pieces add up
+    least. The longest texts' run first.
+
+    Example:
+        >>> length_runs([40, 9, 38, 200, 10], run_cost=12, most=256)
+        [[3], [0, 2], [4, 1]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    least = [0.0] + [float("inf")] * len(order)   # least[j]: the cheapest runs of the j longest
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):
+            padded = (j - i) * lengths[order[i]]
+            if padded > most and j - i > 1:
+                continue
+            cost = least[i] + run_cost + padded
+            if cost < least[j]:
+                least[j], cut[j] = cost, i
+    runs: list[list[int]] = []
+    j = len(order)
+    while j:
+        runs.append(order[cut[j]:j])
+        j = cut[j]
+    return runs[::-1]
+
+
 class OnnxEmbedder:
     """all-MiniLM-L6-v2's fp32 weights on onnxruntime (the default backend; no torch).
 
@@ -170,6 +199,23 @@ class OnnxEmbedder:
     dim = 384
     max_tokens = 256
     kind = "ONNX"
+    batches_exactly = True
+    """Whether texts may share a model run: in fp32 a text's vector padded beside others is its
+    vector alone, to the bit (the attention mask keeps them apart; tests/embed/test_embed.py)."""
+    RUN_COST = 12
+    """What a model run costs beyond its word pieces, in word pieces: every run reads all the
+    weights (fp32, one thread, load 3.4: 3.0 ms a run and 0.24 ms a word piece), so short texts
+    of like length share one (a sentence answer's eight shortlisted sentences, load 4.7: 188 -> 141 ms)."""
+    RUN_PIECES = 256
+    """Word pieces a shared run is padded to at most: past that a piece costs more (the run's
+    activations outgrow the cache: 16 texts of 64 pieces 387 us a piece, 4 of them 245), so a
+    document's chunks (most near 256) still run one by one."""
+    QUESTIONS_KEPT = 8
+    """Questions whose vectors are kept: enough for a few asked at once, each searched then answered."""
+    TEXTS_KEPT = 128
+    """Other texts whose vectors are kept (half a megabyte): the sentences an answer weighs come
+    back with the next question that reads the same passage (the docs questions asked in turn:
+    42% of them)."""
 
     def __init__(self) -> None:
         try:
@@ -187,7 +233,8 @@ class OnnxEmbedder:
         self._pool: ThreadPoolExecutor | None = None
         self._lanes_lock = threading.Lock()
         self._tokenizer = ModelTokenizer(self.max_tokens)
-        self._queries = QueryVectors()
+        self._queries = RecentVectors(self.QUESTIONS_KEPT)
+        self._texts = RecentVectors(self.TEXTS_KEPT)
 
     @staticmethod
     def graph_path() -> Path:
@@ -224,27 +271,55 @@ class OnnxEmbedder:
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32,
                          progress: ProgressCallback | None = None) -> np.ndarray:
-        # One text per run: no padding, and a text's vector never depends on its neighbours
-        # (with int8, dynamic quantisation scales activations per run: batched, a text's vector
-        # moved to a cosine of 0.98 to itself alone), which the cache by content hash relies on.
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        sessions = self.sessions
-        lanes = len(sessions)
-
-        def embed_lane(lane: int, rows: range) -> None:
-            for i in rows[lane::lanes]:
-                out[i] = self._encode([texts[i]], sessions[lane])[0]
-
         for begin in range(0, len(texts), batch_size):
             rows = range(begin, min(begin + batch_size, len(texts)))
-            if self._pool is None:
-                embed_lane(0, rows)
-            else:
-                for done in [self._pool.submit(embed_lane, lane, rows) for lane in range(lanes)]:
-                    done.result()
+            missing = []
+            for i in rows:
+                kept = self._texts.get(texts[i])
+                if kept is None:
+                    missing.append(i)
+                else:
+                    out[i] = kept
+            self._embed(texts, missing, out)
+            for i in missing:
+                self._texts.put(texts[i], out[i])
             if progress is not None:
                 progress(rows.stop, len(texts))
         return out
+
+    def _embed(self, texts: Sequence[str], rows: Sequence[int], out: np.ndarray) -> None:
+        """Embed ``texts[i]`` for every ``i`` of ``rows`` into ``out[i]``: in runs of like length
+        (``length_runs``; one text per run where ``batches_exactly`` is false), spread over the
+        lanes longest first, each run to the lane with the least work so far."""
+        if not rows:
+            return
+        lengths = [min(n, self.max_tokens) for n in self._tokenizer.count([texts[i] for i in rows])]
+        runs = (length_runs(lengths, self.RUN_COST, self.RUN_PIECES) if self.batches_exactly
+                else [[p] for p in range(len(rows))])
+
+        def cost(run: list[int]) -> int:
+            return self.RUN_COST + len(run) * max(lengths[p] for p in run)
+
+        sessions = self.sessions
+        lanes: list[list[list[int]]] = [[] for _ in sessions]
+        work = [0] * len(sessions)
+        for run in sorted(runs, key=cost, reverse=True):
+            lane = work.index(min(work))
+            lanes[lane].append([rows[p] for p in run])
+            work[lane] += cost(run)
+
+        def embed_lane(lane: int) -> None:
+            for run in lanes[lane]:
+                out[run] = self._encode([texts[i] for i in run], sessions[lane])
+
+        busy = [lane for lane in range(len(lanes)) if lanes[lane]]
+        if self._pool is None or len(busy) < 2:
+            for lane in busy:
+                embed_lane(lane)
+        else:
+            for done in [self._pool.submit(embed_lane, lane) for lane in busy]:
+                done.result()
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -270,6 +345,10 @@ class OnnxInt8Embedder(OnnxEmbedder):
     """
 
     kind = "int8 ONNX"
+    batches_exactly = False
+    """One text per run: dynamic quantisation scales a run's activations together, so batched, a
+    text's vector moved to a cosine of 0.98 to itself alone (and the cache by content hash relies
+    on a text's vector being its own)."""
 
     @staticmethod
     def graph_path() -> Path:

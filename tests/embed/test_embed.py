@@ -16,7 +16,7 @@ from conftest import SHARED
 import rag.embed
 from rag import Index, Settings
 from rag.embed import ProgressCallback, load_embedder, model_token_counter
-from rag.embed.onnx import OnnxInt8Embedder
+from rag.embed.onnx import OnnxEmbedder, OnnxInt8Embedder, length_runs
 from rag.ingest.chunk import Chunker
 from rag.text import split_sentences
 from rag.types import Page
@@ -123,9 +123,57 @@ def test_a_question_asked_again_gets_its_vector_kept_and_unharmed(backend: str) 
     again = embedder.encode_queries([question, SENTENCES[4]])
     np.testing.assert_array_equal(again[0], embedder._encode([question])[0])
     np.testing.assert_array_equal(again[1], embedder._encode([SENTENCES[4]])[0])
-    for n in range(rag.embed.QueryVectors.SIZE + 1):  # older questions make way for newer ones
+    for n in range(embedder.QUESTIONS_KEPT + 1):  # older questions make way for newer ones
         embedder.encode_queries([f"question {n}"])
     assert embedder._queries.get(question) is None
+
+
+def test_fp32_vector_is_the_same_alone_and_padded_beside_others() -> None:
+    # What lets the fp32 backend embed texts of like length in one run, and keep their vectors.
+    embedder = load_embedder(Settings(embed_backend="onnx"))
+    texts = real_sentences() + ["Rice.", " ".join(SENTENCES * 3)]
+    alone = np.stack([embedder._encode([text])[0] for text in texts])
+    np.testing.assert_array_equal(embedder._encode(texts), alone)
+    np.testing.assert_array_equal(embedder._encode(texts[::-1]), alone[::-1])
+    np.testing.assert_array_equal(OnnxEmbedder().encode_documents(texts, batch_size=7), alone)
+
+
+@pytest.mark.parametrize(("lengths", "runs"), [
+    ([40, 9, 38, 200, 10], [[3], [0, 2], [4, 1]]),   # like lengths share a run, a long text runs alone
+    ([30] * 5, [[0, 1, 2, 3, 4]]),
+    ([256, 12], [[0], [1]]),
+    ([100, 100, 100], [[0], [1, 2]]),   # a run is padded to 256 word pieces at most
+    ([], []),
+])
+def test_texts_share_a_run_where_padding_costs_less_than_a_run(lengths: list[int], runs: list[list[int]]) -> None:
+    assert length_runs(lengths, run_cost=12, most=256) == runs
+
+
+class CountingOnnx(OnnxEmbedder):
+    """The real fp32 embedder, keeping the texts each model run embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[list[str]] = []
+
+    def _encode(self, texts: list[str], session=None) -> np.ndarray:  # noqa: ANN001 - InferenceSession
+        self.runs.append(list(texts))
+        return super()._encode(texts, session)
+
+
+def test_a_text_embedded_again_is_taken_from_the_recent_ones() -> None:
+    embedder = CountingOnnx()
+    first = embedder.encode_documents(SENTENCES)
+    assert sorted(t for run in embedder.runs for t in run) == sorted(SENTENCES) and len(embedder.runs) < len(SENTENCES)
+    first[0, :] = 0.0  # a caller that writes into its vectors does not write into the kept ones
+    embedder.runs.clear()
+    again = embedder.encode_documents([SENTENCES[3], "A sentence not embedded before.", SENTENCES[0]])
+    assert embedder.runs == [["A sentence not embedded before."]]
+    np.testing.assert_array_equal(again[[0, 2]], np.stack([embedder._encode([SENTENCES[i]])[0] for i in (3, 0)]))
+    embedder.encode_documents([f"text {n}" for n in range(embedder.TEXTS_KEPT)])  # older texts make way
+    embedder.runs.clear()
+    embedder.encode_documents(SENTENCES[:1])
+    assert embedder.runs == [SENTENCES[:1]]
 
 
 def test_int8_vector_does_not_depend_on_the_batch() -> None:
