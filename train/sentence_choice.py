@@ -39,7 +39,10 @@ words left out) in none of the top 5 passages, and not in the chosen unit's pass
 tune half it parts the answered (0.28 in no passage) from the made negatives (0.63), but the
 training questions do not bear it out (answerable 0.32: paraphrase; SQuAD's unanswerable 0.43,
 doc2dial without its page 0.51): the logistic fit gives it no weight worth keeping (+0.65, the
-wrong sign) and held out, unanswerable declined 0.563 -> 0.564. Left out.
+wrong sign) and held out, unanswerable declined 0.563 -> 0.564. Left out, as were the gap between
+the chosen unit's score and the runner-up's (0.568 -> 0.567) and the reader's best pooled margin
+(0.568 -> 0.558, answerable declined 0.079 -> 0.084); doc2dial's turns without their page stay
+declined 0.14 to 0.20 whichever: these features tell the topic, not whether a passage answers.
 Figures are held out by document: every fifth document (crc32) is scored with weights fitted on
 the others, then the shipped weights are fitted on all.
 
