@@ -137,7 +137,7 @@ def examples(index: Index, keep: Sequence[EvalQuestion], label: str, answerable:
         others = [name for name in names if name not in q.sources] if without_own else None
         hits = index.search(q.question, history=q.messages() or None, sources=others)
         kind = classify(q.question)
-        passage_units = [units(h.chunk.text) for h in hits]
+        passage_units = [units(h.chunk.text, opens_page=h.chunk.start == 0) for h in hits]
         _, margins = read_passages(q.question, hits, reader,
                                    [[(u.start, u.end) for u in us] for us in passage_units])
         rows = features(q.question, kind, hits, passage_units, margins)
@@ -182,7 +182,7 @@ def asked_examples(index: Index, keep: Sequence[EvalQuestion], label: str
         kind = classify(q.question, q.messages() or None)
         if not wants_sentences(kind):
             continue
-        passage_units = [units(h.chunk.text) for h in hits]
+        passage_units = [units(h.chunk.text, opens_page=h.chunk.start == 0) for h in hits]
         _, margins = read_passages(question, hits, reader, [[(u.start, u.end) for u in us] for us in passage_units])
         rows = features(question, kind, hits, passage_units, margins)
         if not rows:

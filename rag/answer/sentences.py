@@ -490,7 +490,7 @@ F1 0.277 -> 0.301 at 5 / 120; 6 / 150 and 8 / 200 0.299)."""
 def fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, question: str,
          limit: int = MAX_SENTENCES) -> list[Unit]:
     """Neighbouring sentences of the chosen one's paragraph, after then before, until ``budget``
-    words or ``MAX_SENTENCES``: the paragraph before or after is often on another point. A sentence
+    words or ``limit`` sentences: the paragraph before or after is often on another point. A sentence
     before joins only when the first one chosen points back to it ("It ...") or it shares a word
     with the question: a paragraph may change its point midway ("The index is saved in the folder
     `index/` ... Supported file types are PDF, ..." for "What file types can I use?")."""

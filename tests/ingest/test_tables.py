@@ -3,6 +3,7 @@ every operand cited verbatim, scale and sign, bad tables, one-document questions
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -274,7 +275,7 @@ def test_openai_api_and_mcp_ask_one_document(report: Index) -> None:
     server = build_server(report.folder)
     tool = server._tool_manager.get_tool("ask")
     assert tool is not None
-    data = tool.fn(question="What is the change in East from 2022 to 2023?", sources=["sales.md"])
+    data = asyncio.run(tool.fn(question="What is the change in East from 2022 to 2023?", sources=["sales.md"]))
     assert data["working"] is None and all(h["name"] == "sales.md" for h in data["hits"])
 
 
