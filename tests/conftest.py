@@ -103,6 +103,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def v1_server(library: object, slots: object) -> Iterator[tuple[str, object]]:
+    """The ``/v1`` API of a ``Collections`` on a real uvicorn server in this process, its answers
+    queued on ``slots`` (a ``ReaderSlots``): yields the base URL and the ``uvicorn.Server``."""
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from rag.serve.openai_api import chat_router
+
+    app = FastAPI()
+    app.include_router(chat_router(library, slots=slots))  # type: ignore[arg-type]
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, "the API server to start")
+        yield f"http://127.0.0.1:{port}/v1", server
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
 def write_fruit_and_notes(folder: Path) -> Path:
     """The small mixed corpus of the index and store tests: a three-page PDF and a Markdown note."""
     folder.mkdir(parents=True, exist_ok=True)

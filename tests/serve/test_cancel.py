@@ -20,11 +20,10 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from conftest import ask, browser_page, free_port, wait_until
+from conftest import ask, browser_page, free_port, v1_server, wait_until
 
 from rag import AnswerCancelled, Index
 from rag.search.conversation import CONDENSE_PROMPT
-from rag.serve.openai_api import chat_router
 
 HISTORY = [{"role": "user", "content": "Who called for UN visits?"},
            {"role": "assistant", "content": "Mrs. Maryam Rajavi"}]
@@ -126,28 +125,17 @@ class API(NamedTuple):
 @pytest.fixture()
 def api(seed_index: Index, llm: LLM) -> Iterator[API]:
     """The ``/v1`` API on a real uvicorn server in this process, answering through ``llm``."""
-    import uvicorn
-    from fastapi import FastAPI
-
     from rag.collections import Collections
     from rag.serve.slots import ReaderSlots
 
     library = Collections(seed_index.folder)
     llm.ask_through_me(library.get(""))   # an Index of its own: the shared seed_index keeps its settings
     slots = ReaderSlots()
-    app = FastAPI()
-    app.include_router(chat_router(library, slots=slots))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, "the API server to start")
-        yield API(f"http://127.0.0.1:{port}/v1", slots)
-    finally:
-        llm.release.set()
-        server.should_exit = True
-        thread.join(30)
+    with v1_server(library, slots) as (url, _):
+        try:
+            yield API(url, slots)
+        finally:
+            llm.release.set()
 
 
 def _follow_up(stream: bool) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from conftest import copy_index, free_port, wait_until
+from conftest import copy_index, free_port, v1_server, wait_until
 
 from rag import Index, QuestionTooLongError, RagError
 from rag.limits import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, clean_question
@@ -133,9 +133,6 @@ class GatedAPI(NamedTuple):
 @pytest.fixture()
 def gated_api(seed_index: Index) -> Iterator[GatedAPI]:
     """The ``/v1`` API on a real uvicorn server in this process, its answers read by a ``GatedAnswerer``."""
-    import uvicorn
-    from fastapi import FastAPI
-
     from rag.collections import Collections
     from rag.serve.slots import ReaderSlots
 
@@ -144,19 +141,11 @@ def gated_api(seed_index: Index) -> Iterator[GatedAPI]:
     index = library.get("")
     index.answerer = gated
     slots = ReaderSlots()
-    app = FastAPI()
-    app.include_router(chat_router(library, slots=slots))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, "the API server to start")
-        yield GatedAPI(f"http://127.0.0.1:{port}/v1", gated, slots, server)
-    finally:
-        gated.gate.set()
-        server.should_exit = True
-        thread.join(30)
+    with v1_server(library, slots) as (url, server):
+        try:
+            yield GatedAPI(url, gated, slots, server)
+        finally:
+            gated.gate.set()
 
 
 def _chat_body(question: str, stream: bool) -> dict[str, Any]:
