@@ -167,10 +167,11 @@ _ABBREVIATIONS = frozenset(
 )
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and a plausible
 # sentence start; or at a blank line; or before a Markdown block line (heading, list item, quote).
-_END = re.compile(r"""[.!?…]+["'”’)\]*_]*(?=\s+(?:[*_]{0,2}`|[*_]{0,2}["'“‘(\[]?[A-Z0-9À-ÖØ-Þ]))""")
-"""A sentence's end: its stop, closing quotes or brackets (or Markdown emphasis), before a capital or
-a digit, or before inline code or emphasis ("... at http://127.0.0.1:7860. `make test` installs
-...", "... has no login. **What `--api-key` guards.**")."""
+_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+(?:[*_]{0,2}`|[*_]{0,2}["'“‘(\[]?[A-Z0-9À-ÖØ-Þ]))""")
+"""A sentence's end: its stop and closing quotes or brackets, before a capital or a digit, or before
+inline code or emphasis ("... at http://127.0.0.1:7860. `make test` installs ...", "... has no login.
+**What `--api-key` guards.** With ..."). A run-in heading in bold stays with the sentence after it:
+its words say what that sentence is about."""
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n|\n(?=[ \t]*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|))")
 
 

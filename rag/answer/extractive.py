@@ -36,7 +36,7 @@ from rag.answer.kinds import classify, wants_sentences
 from rag.answer.llm import llm_answer
 from rag.answer.reader import Reader, Span, load_reader
 from rag.answer.spans import whole_span
-from rag.answer.sentences import FILL_WORDS, Unit, choose, emphasised, fill, fitted, quotes_and_text, units
+from rag.answer.sentences import Unit, choose, emphasised, fitted, quotes_and_text, title_line, units
 from rag.answer.table import answer_from_tables
 from rag.ingest.chunk_context import table_header
 from rag.ingest.markdown_blocks import heading_lines
@@ -296,7 +296,7 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
                       notes=("the reader found no span in the passages that is not the question's own words",))
     span, chunk, start, end = chosen
     text = chunk.text[start:end]
-    quote = _filled(question, chunk, quote_around(question, chunk, start, end), start, end)
+    quote = _without_title(chunk, quote_around(question, chunk, start, end), start)
     kept, dropped = verify_quotes([quote], pages)
     if confidence < threshold or not kept:
         note = (f"best guess, below the reader's no-answer threshold ({confidence:.2f} < {threshold:.2f}): "
@@ -314,20 +314,16 @@ def compose(question: str, hits: Sequence[Hit], spans: Sequence[Span], rule: Abs
                   notes=tuple(f"dropped a quote not found verbatim in {q.name}, {q.place}" for q in dropped))
 
 
-def _filled(question: str, chunk: Chunk, quote: Quote, start: int, end: int) -> Quote:
-    """The quote of the span ``chunk.text[start:end]`` with the sentences around it in its paragraph,
-    up to ``FILL_WORDS`` (as a sentence answer takes them), without a page's title line
-    (``rag.answer.sentences.title_line``): a span's sentence alone is often too short to read alone."""
-    us = units(chunk.text, opens_page=chunk.start == 0)
-    a, b = quote.start - chunk.start, quote.end - chunk.start
-    inside = [u for u in us if u.start < b and u.end > a]
-    if not inside or any(u.role != "sentence" or u.group != inside[0].group for u in inside):
+def _without_title(chunk: Chunk, quote: Quote, start: int) -> Quote:
+    """The quote of a span starting at ``chunk.text[start]`` without the page's title line before
+    its sentence (``rag.answer.sentences.title_line``): "Infertility The main cause of ..."."""
+    a = quote.start - chunk.start
+    skip = title_line(chunk.text) if chunk.start == 0 else 0
+    if not a < skip <= start:
         return quote
-    run = fill(chunk.text, us, inside, FILL_WORDS, question)
-    a = run[0].start if run[0].start <= start else a
-    b = run[-1].end if run[-1].end >= end else b
-    return Quote(text=chunk.text[a:b], source=chunk.source, page=chunk.page, start=chunk.start + a,
-                 end=chunk.start + b, ocr=chunk.ocr)
+    skip += len(chunk.text[skip:]) - len(chunk.text[skip:].lstrip())
+    return Quote(text=chunk.text[skip:quote.end - chunk.start], source=chunk.source, page=chunk.page,
+                 start=chunk.start + skip, end=quote.end, ocr=chunk.ocr)
 
 
 def reader_order(hits: Sequence[Hit], ranked_spans: Sequence[Span], first: int | None) -> list[Hit]:

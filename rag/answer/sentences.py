@@ -415,9 +415,9 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
                 chosen = chosen + [neighbour] if step == 1 else [neighbour] + chosen
     if best.unit.role == "sentence" and command is None and not leads:
         if kind == "procedure":
-            chosen = fill(passage, us, chosen, PROSE_STEPS_WORDS, question, PROSE_STEPS)
+            chosen = _fill(passage, us, chosen, PROSE_STEPS_WORDS, question, PROSE_STEPS)
         else:
-            chosen = fill(passage, us, chosen, FILL_WORDS, question)
+            chosen = _fill(passage, us, chosen, FILL_WORDS, question)
     answer = [Scored(best.passage, u, best.score) for u in chosen]
     if kind == "comparison":
         answer += _other_sides(question, hits, passage_units, answer)
@@ -487,7 +487,7 @@ more of its steps: up to this many sentences and words. Chosen on MTRAG's tune h
 F1 0.277 -> 0.301 at 5 / 120; 6 / 150 and 8 / 200 0.299)."""
 
 
-def fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, question: str,
+def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, question: str,
          limit: int = MAX_SENTENCES) -> list[Unit]:
     """Neighbouring sentences of the chosen one's paragraph, after then before, until ``budget``
     words or ``limit`` sentences: the paragraph before or after is often on another point. A sentence
@@ -647,5 +647,5 @@ def _quote(chunk: Chunk, a: int, b: int) -> Quote:
 
 
 __all__ = ["FEATURES", "MAX_SENTENCES", "Fitted", "Scored", "Unit", "about_code", "choose", "emphasised", "features",
-           "fill", "fitted", "rule_bonus",
+           "fitted", "rule_bonus", "title_line",
            "quotes_and_text", "score_units", "shortlist", "similarities", "units"]

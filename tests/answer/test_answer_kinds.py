@@ -463,12 +463,12 @@ def test_a_sentence_before_joins_an_answer_only_when_it_is_on_the_question(kettl
     assert_verbatim(kettle_index, answer.citations)
 
 
-def test_a_fact_reads_with_the_rest_of_its_paragraph(kettle_index: Index) -> None:
+def test_a_fact_is_its_sentence_not_its_paragraph(kettle_index: Index) -> None:
     fact = kettle_index.ask("Who wrote Kettle?")
     assert fact.found and fact.kind == "fact" and "Ada Brandt" in fact.span
-    # The span's sentence and the sentence after it, the span in bold: a short quote read alone misleads.
-    assert "**Ada Brandt" in fact.text and "grandfather's shipyard" in fact.text
-    assert "Rotterdam" in fact.citations[0].text and "grandfather's shipyard" in fact.citations[0].text
+    # The span's sentence, the span in bold; the rest of the paragraph answers another question
+    # ("Which Python version does rag need?" padded with how `make run` installs was worse).
+    assert fact.text == "Kettle was written by **Ada Brandt** in Rotterdam. [1]"
     assert_verbatim(kettle_index, fact.citations)
 
 

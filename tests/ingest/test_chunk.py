@@ -38,8 +38,8 @@ def test_a_sentence_may_open_with_inline_code_or_emphasis() -> None:
     text = ("It opens the chat at http://127.0.0.1:7860. `make test` installs the same way. Without a key the chat "
             "has no login. **What `--api-key` guards.** It guards the page. See e.g. `rag ingest` for more.")
     assert sentences(text) == ["It opens the chat at http://127.0.0.1:7860.", "`make test` installs the same way.",
-                               "Without a key the chat has no login.", "**What `--api-key` guards.**",
-                               "It guards the page.", "See e.g. `rag ingest` for more."]
+                               "Without a key the chat has no login.", "**What `--api-key` guards.** It guards the page.",
+                               "See e.g. `rag ingest` for more."]
 
 
 def test_sentences_break_at_blank_lines_and_markdown_blocks() -> None:
