@@ -439,9 +439,11 @@ a short quote read out of its paragraph is easy to misread. Chosen on MTRAG's tu
 0.199 -> 0.218 at 80 words; 50 words 0.205); the answers' median grew from 28 to 44 words."""
 
 
-_SIDES = re.compile(r"(?i)([\w-]+)\s*(?:,\s*(?:and|or)?|\band\b|\bor\b|\bvs\.?|\bversus\b|\bto\b)\s*([\w-]+)")
-"""The words on either side of "and", "or", "vs", a comma: what a comparison compares ("Fixed, Metered,
-Tiered, and Reserved", "FIFO or LIFO", "buying vs renting")."""
+_SIDES = re.compile(r"(?i)([\w-]+)\s*(?:,\s*(?:and|or)?|\band\b|\bor\b|\bvs\.?|\bversus\b|\bto\b)\s*"
+                    r"(?:(?:the|an?|my|our|your)\s+)?([\w-]+)")
+"""The words on either side of "and", "or", "vs", a comma (an article after it skipped): what a
+comparison compares ("Fixed, Metered, Tiered, and Reserved", "FIFO or LIFO", "the extractive answerer
+and the LLM mode")."""
 _NOT_A_SIDE = frozenset(("difference", "differ", "different", "compar", "similar", "between", "among", "better",
                          "wors", "versus", "vs", "tell", "explain", "prefer", "choos"))
 MAX_SIDES = 4
