@@ -414,10 +414,11 @@ def choose(question: str, kind: AnswerKind, hits: Sequence[Hit], passage_units: 
             if joins and neighbour.group == nearest.group:
                 chosen = chosen + [neighbour] if step == 1 else [neighbour] + chosen
     if best.unit.role == "sentence" and command is None and not leads:
+        topic = hits[best.passage].chunk.context
         if kind == "procedure":
-            chosen = _fill(passage, us, chosen, PROSE_STEPS_WORDS, question, PROSE_STEPS)
+            chosen = _fill(passage, us, chosen, PROSE_STEPS_WORDS, question, topic, PROSE_STEPS)
         else:
-            chosen = _fill(passage, us, chosen, FILL_WORDS, question)
+            chosen = _fill(passage, us, chosen, FILL_WORDS, question, topic)
     answer = [Scored(best.passage, u, best.score) for u in chosen]
     if kind == "comparison":
         answer += _other_sides(question, hits, passage_units, answer)
@@ -489,17 +490,19 @@ more of its steps: up to this many sentences and words. Chosen on MTRAG's tune h
 F1 0.277 -> 0.301 at 5 / 120; 6 / 150 and 8 / 200 0.299)."""
 
 
-def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, question: str,
-         limit: int = MAX_SENTENCES) -> list[Unit]:
+def _fill(text: str, us: Sequence[Unit], chosen: list[Unit], budget: int, question: str, topic: str = "",
+          limit: int = MAX_SENTENCES) -> list[Unit]:
     """Neighbouring sentences of the chosen one's paragraph, after then before, until ``budget``
     words or ``limit`` sentences: the paragraph before or after is often on another point. A sentence
     before joins only when the first one chosen points back to it ("It ...") or it shares a word
-    with the question: a paragraph may change its point midway ("The index is saved in the folder
-    `index/` ... Supported file types are PDF, ..." for "What file types can I use?")."""
+    with the question, other than the words of the passage's ``topic`` (its title and section, which
+    every sentence there is about): a paragraph may change its point midway ("The index is saved in
+    the folder `index/` ... Supported file types are PDF, ..." for "What file types can I use?"; "rag
+    needs Python 3.10 or newer." before `make test` for "Which command runs rag's test suite?")."""
     def words(run: Sequence[Unit]) -> int:
         return sum(len(WORD.findall(text[u.start:u.end])) for u in run)
     group = chosen[0].group
-    asked = set(terms(question))
+    asked = set(terms(question)) - set(terms(topic))
     while words(chosen) < budget and len(chosen) < limit:
         after, before = us.index(chosen[-1]) + 1, us.index(chosen[0]) - 1
         if after < len(us) and us[after].role == "sentence" and us[after].group == group:

@@ -426,8 +426,8 @@ KETTLE = """# Kettle manual
 
 ## Storage
 
-The catalogue is kept in the folder `data/` unless you give another one with `--data DIR`. Supported file types
-are JPEG, PNG, TIFF and the RAW files of most cameras.
+Kettle keeps the catalogue in the folder `data/` unless you give another one with `--data DIR`. Supported file
+types are JPEG, PNG, TIFF and the RAW files of most cameras.
 
 ## Makers
 
@@ -456,10 +456,11 @@ def test_one_item_of_a_list_of_problems_answers_a_how_to_alone(kettle_index: Ind
 
 
 def test_a_sentence_before_joins_an_answer_only_when_it_is_on_the_question(kettle_index: Index) -> None:
-    answer = kettle_index.ask("What file types can I use?")
+    answer = kettle_index.ask("What file types can Kettle use?")
     assert answer.found and "JPEG, PNG, TIFF" in answer.text
-    # The paragraph changes its point: where the catalogue is kept says nothing of file types.
-    assert "catalogue is kept" not in answer.text
+    # The paragraph changes its point: where the catalogue is kept says nothing of file types, and
+    # "Kettle", the manual's own subject, is no sign that it does.
+    assert "keeps the catalogue" not in answer.text
     assert_verbatim(kettle_index, answer.citations)
 
 
